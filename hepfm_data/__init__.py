@@ -1,0 +1,48 @@
+"""hepfm_data: the dataset layer of hepfm.
+
+Layers, one way: sources -> readers -> kernels -> store -> dataset/loader.
+Heavy parts are imported lazily; the names below are the public API.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._version import __version__
+from .catalog import Catalog, Process, Task, load_catalog
+from .errors import (
+    CatalogError,
+    ChecksumError,
+    GenerationError,
+    HepfmError,
+    InputFileError,
+    MissingDependencyError,
+    RemoteError,
+    StoreError,
+    UnknownNameError,
+)
+from .events import SampleInfo, validate_events
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .graph import GraphBatch
+
+__all__ = [
+    "__version__", "Catalog", "Process", "Task", "load_catalog", "SampleInfo", "validate_events",
+    "GraphBatch", "load_dataset",
+    "HepfmError", "CatalogError", "UnknownNameError", "InputFileError", "GenerationError",
+    "StoreError", "ChecksumError", "RemoteError", "MissingDependencyError",
+]
+
+# name -> module providing it, imported on first access (keeps `import hepfm_data` light)
+_LAZY = {
+    "GraphBatch": "hepfm_data.graph",
+    "load_dataset": "hepfm_data.hub",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'hepfm_data' has no attribute {name!r}")

@@ -1,0 +1,57 @@
+"""Test helpers shipped with the package (lhotse-style): small deterministic
+inputs for tests and benchmarks of hepfm and of code built on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: the real Delphes 3.4.2 file (10 ttH events) beside the repository, if present
+SHARED_DELPHES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "delphes-3.4.2-ttH-10events.root"
+
+
+def synthetic_events(n_events: int, seed: int = 0, first_event_id: int = 0):
+    """A valid, deterministic event record of ``n_events`` random events.
+
+    Not physics: object multiplicities and kinematics are drawn from simple
+    distributions (pT exponential above ~5 GeV, |eta| < 3, uniform phi) so that
+    some objects fail the selection. Truth holds 0-2 tops, 0-1 Higgs and b quarks.
+    Same ``seed`` -> same bytes.
+    """
+    import awkward as ak
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+
+    def objects(mean: float, extra: dict | None = None):
+        counts = rng.poisson(mean, n_events)
+        n = int(counts.sum())
+        cols = {
+            "pt": (5.0 + rng.exponential(40.0, n)).astype(np.float32),
+            "eta": rng.uniform(-3.0, 3.0, n).astype(np.float32),
+            "phi": rng.uniform(-np.pi, np.pi, n).astype(np.float32),
+        }
+        for k, fn in (extra or {}).items():
+            cols[k] = fn(n)
+        return ak.unflatten(ak.zip(cols), counts)
+
+    charge = lambda n: rng.choice(np.array([-1, 1], np.int8), n)  # noqa: E731
+    truth_counts = rng.integers(1, 5, n_events)
+    nt = int(truth_counts.sum())
+    truth = ak.unflatten(ak.zip({
+        "pid": rng.choice(np.array([25, 6, -6, 24, -24, 23, 5, -5, 4], np.int32), nt),
+        "pt": rng.exponential(100.0, nt).astype(np.float32),
+        "eta": rng.normal(0.0, 1.5, nt).astype(np.float32),
+        "phi": rng.uniform(-np.pi, np.pi, nt).astype(np.float32),
+        "mass": np.full(nt, 100.0, np.float32),
+    }), truth_counts)
+    return ak.zip({
+        "event_id": np.arange(first_event_id, first_event_id + n_events, dtype=np.uint64),
+        "weight": np.ones(n_events, np.float32),
+        "jets": objects(6.0, {"mass": lambda n: rng.uniform(0, 20, n).astype(np.float32)}),
+        "electrons": objects(0.6, {"charge": charge}),
+        "muons": objects(0.6, {"charge": charge}),
+        "photons": objects(0.5),
+        "met": ak.zip({"pt": rng.exponential(50.0, n_events).astype(np.float32),
+                       "phi": rng.uniform(-np.pi, np.pi, n_events).astype(np.float32)}),
+        "truth": truth,
+    }, depth_limit=1)
