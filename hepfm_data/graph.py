@@ -78,14 +78,14 @@ class GraphBatch:
     def device(self) -> torch.device:
         return self.nodes.device
 
-    def to(self, device, non_blocking: bool = False) -> "GraphBatch":
+    def to(self, device, non_blocking: bool = False) -> GraphBatch:
         return dataclasses.replace(self, **{
             f.name: (getattr(self, f.name).to(device, non_blocking=non_blocking)
                      if isinstance(getattr(self, f.name), torch.Tensor) else getattr(self, f.name))
             for f in dataclasses.fields(self)
         })
 
-    def pin_memory(self) -> "GraphBatch":
+    def pin_memory(self) -> GraphBatch:
         return dataclasses.replace(self, **{
             f.name: getattr(self, f.name).pin_memory()
             for f in dataclasses.fields(self) if isinstance(getattr(self, f.name), torch.Tensor)
@@ -101,7 +101,7 @@ class GraphBatch:
         weights: torch.Tensor | None = None,
         multilabels: torch.Tensor | None = None,
         device: torch.device | str | None = None,
-    ) -> "GraphBatch":
+    ) -> GraphBatch:
         """Build a batch on ``device``: nodes are copied once, edges are computed there.
 
         ``nodes`` [N, 7] float32, ``n_node`` [B] int, ``labels`` [B].
@@ -126,7 +126,7 @@ class GraphBatch:
             multilabels=None if multilabels is None else multilabels.to(device, dtype=torch.float32, non_blocking=True),
         )
 
-    def pad_to(self, n_graph: int, n_nodes: int, n_edges: int) -> "GraphBatch":
+    def pad_to(self, n_graph: int, n_nodes: int, n_edges: int) -> GraphBatch:
         """Fixed-shape copy: ``n_graph`` events (last one a dummy), ``n_nodes``, ``n_edges``.
 
         For torch.compile / CUDA graphs. Needs n_graph > B, n_nodes >= N, n_edges >= E.

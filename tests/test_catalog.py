@@ -1,0 +1,174 @@
+"""The shipped catalog is complete and every kind of broken catalog is reported precisely."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hepfm_data import CatalogError, UnknownNameError, load_catalog
+from hepfm_data.catalog import parse_catalog
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "hepfm_data" / "catalog.yaml"
+
+
+@pytest.fixture()
+def raw() -> dict:
+    return yaml.safe_load(SHIPPED.read_text())
+
+
+def test_shipped_catalog_has_all_processes_and_tasks():
+    """SPEC §1: 12 pretraining (indices 0..11), 4 evaluation processes, 5 binary tasks."""
+    cat = load_catalog()
+    assert [p.index for p in cat.pretraining] == list(range(12))
+    assert [p.name for p in cat.pretraining] == [
+        "ggF_H", "VBF_H", "WH", "ZH", "ttH", "tHq", "single_top", "ttbar", "ttyy", "ttW", "ttt", "tttt"]
+    assert {p.name for p in cat.evaluation} == {"ttH_cp_even", "ttH_cp_odd", "stop", "fcnc"}
+    assert len(cat.tasks) == 5
+    assert cat.task("ttH_cp_even_vs_odd").classes == ("ttH_cp_even", "ttH_cp_odd")
+
+
+def test_fidelity_and_provenance():
+    """Proxies and external-only processes are labelled; every entry has upstream and citation."""
+    cat = load_catalog()
+    assert {p.name for p in cat.processes if p.fidelity == "proxy"} == {"ttyy", "ttW", "ttt", "tttt"}
+    thq = cat.process("tHq")
+    assert thq.fidelity == "external-only" and thq.pythia is None and not thq.generatable
+    assert thq.upstream_name == "tHjb"
+    assert cat.upstream.repository == "HWresearch/Delphes"
+    for p in cat.processes:
+        assert p.citation in cat.citations
+        assert "PROXY" in p.description or p.fidelity != "proxy"
+    assert cat.process("stop").slha == "builtin:stop_582_400"
+
+
+def test_root_catalog_is_the_shipped_one():
+    """catalog.yaml at the repository root is the file the installed package ships."""
+    assert (ROOT / "catalog.yaml").read_bytes() == SHIPPED.read_bytes()
+
+
+def test_selection_features_labels_declared():
+    """SPEC §2-4 live in the catalog: cuts, b-tag efficiencies, 7 node features, 38 labels."""
+    cat = load_catalog()
+    sel = cat.selection
+    assert sel.photon.pt_min == 20.0 and not sel.photon.pt_inclusive and sel.photon.eta_crack == (1.37, 1.52)
+    assert sel.muon.abs_eta_max == 2.7 and sel.jet.pt_min == 25.0 and sel.overlap_dr == 0.4
+    pt = 100.0
+    assert sel.btag.b(pt) == pytest.approx(0.80 * __import__("math").tanh(0.3) * 30 / (1 + 8.6))
+    assert sel.btag.light(pt) == pytest.approx(0.002 + 7.3e-4)
+    assert cat.graph.node_feature_names == ("pt", "eta", "phi", "energy", "btag", "charge", "type")
+    assert [f.name for f in cat.graph.edge_features] == ["deta", "dphi", "dr"]
+    assert cat.labels.n_labels == 38 and cat.labels.n_counts == 5
+    assert cat.labels.names[:5] == ("n_higgs", "n_top", "n_vector", "n_w", "n_z")
+    assert cat.labels.names[5:8] == ("higgs_pt0", "higgs_pt1", "higgs_pt2")
+
+
+def test_unknown_names():
+    """Asking for a process or task that does not exist lists the valid names."""
+    cat = load_catalog()
+    with pytest.raises(UnknownNameError, match="unknown process 'ttZ'.*ggF_H"):
+        cat.process("ttZ")
+    with pytest.raises(UnknownNameError, match="unknown task"):
+        cat.task("nope")
+
+
+def _broken(raw: dict, mutate) -> dict:
+    data = copy.deepcopy(raw)
+    mutate(data)
+    return data
+
+
+def _set(path, value):
+    def f(d):
+        *head, last = path
+        for k in head:
+            d = d[k]
+        d[last] = value
+    return f
+
+
+def _del(path):
+    def f(d):
+        *head, last = path
+        for k in head:
+            d = d[k]
+        del d[last]
+    return f
+
+
+@pytest.mark.parametrize(
+    ("mutate", "entry", "field", "problem"),
+    [
+        # unknown key
+        (_set(["processes", 4, "colour"], "red"), "processes[4] ttH", "colour", "unknown key"),
+        (_set(["selection", "jet", "pt_max"], 1.0), "selection.jet", "pt_max", "unknown key"),
+        (_set(["extra_section"], {}), "<top level>", "extra_section", "unknown key"),
+        # missing field
+        (_del(["processes", 0, "fidelity"]), "processes[0] ggF_H", "fidelity", "missing required field"),
+        (_del(["selection", "muon", "abs_eta_max"]), "selection.muon", "abs_eta_max", "missing required field"),
+        (_del(["labels", "multilabel", "eta_edges"]), "labels.multilabel", "eta_edges", "missing required field"),
+        # duplicate index / name
+        (_set(["processes", 3, "index"], 2), "processes[3] ZH", "index", "duplicate index 2"),
+        (_set(["processes", 3, "name"], "WH"), "processes[3] WH", "name", "duplicate process name"),
+        # bad type
+        (_set(["processes", 1, "index"], "one"), "processes[1] VBF_H", "index", "expected int, got str"),
+        (_set(["processes", 1, "paper_events"], True), "processes[1] VBF_H", "paper_events", "got bool"),
+        (_set(["selection", "photon", "pt_min"], "20 GeV"), "selection.photon", "pt_min", "expected float"),
+        (_set(["processes", 0, "pythia"], ["HiggsSM:gg2H on"]), "processes[0] ggF_H", "pythia", "Key = value"),
+        # bad values
+        (_set(["processes", 0, "role"], "train"), "processes[0] ggF_H", "role", "'pretrain' or 'eval'"),
+        (_set(["processes", 0, "fidelity"], "approximate"), "processes[0] ggF_H", "fidelity", "native, proxy"),
+        (_set(["processes", 5, "pythia"], ["HiggsSM:all = on"]), "processes[5] tHq", "pythia", "external-only"),
+        (_set(["processes", 0, "citation"], "nobody"), "processes[0] ggF_H", "citation", "unknown citation"),
+        (_set(["tasks", 0, "classes"], ["ttH_cp_even", "ttX"]), "tasks[0] ttH_cp_even_vs_odd", "classes",
+         "unknown process 'ttX'"),
+        (_set(["tasks", 1, "classes"], ["tHq"]), "tasks[1] fcnc_vs_tHq", "classes", "exactly 2"),
+        (_set(["labels", "multilabel", "eta_edges"], [1.5, 0.0]), "labels.multilabel", "eta_edges", "increasing"),
+        (_set(["schema_version"], 99), "<top level>", "schema_version", "schema_version 1"),
+        (_set(["graph", "object_types", "tau"], 5), "graph", "object_types", "exactly"),
+    ],
+)
+def test_broken_catalog_errors_name_file_entry_field(raw, tmp_path, mutate, entry, field, problem):
+    """Each kind of defect raises CatalogError naming the file, the entry and the field."""
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(_broken(raw, mutate), sort_keys=False))
+    with pytest.raises(CatalogError) as info:
+        load_catalog(path)
+    err = info.value
+    assert err.source == str(path)
+    assert (err.entry, err.field) == (entry, field)
+    assert problem in err.problem
+    assert str(path) in str(err) and field in str(err)
+
+
+def test_invalid_yaml_and_unreadable_file(tmp_path):
+    """YAML syntax errors and missing files name the file (and the line)."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("processes: [\n  {name: x\n")
+    with pytest.raises(CatalogError, match=r"bad\.yaml.*line \d+.*invalid YAML"):
+        load_catalog(bad)
+    with pytest.raises(CatalogError, match="missing.yaml.*cannot read"):
+        load_catalog(tmp_path / "missing.yaml")
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    """A python-object tag is refused (safe_load), never executed."""
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("schema_version: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(CatalogError, match="invalid YAML"):
+        load_catalog(evil)
+
+
+def test_catalog_dataclasses_are_frozen():
+    """Catalog entries cannot be mutated by a user by accident."""
+    p = load_catalog().process("ttH")
+    with pytest.raises(AttributeError):
+        p.index = 3  # type: ignore[misc]
+
+
+def test_parse_catalog_rejects_non_mapping():
+    with pytest.raises(CatalogError, match="expected a mapping"):
+        parse_catalog(["not", "a", "mapping"], "list.yaml")
