@@ -1,0 +1,107 @@
+"""Pythia 8 generation: event record, provenance, determinism, and input errors before generation."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import awkward as ak
+import numpy as np
+import pytest
+
+pytest.importorskip("pythia8mc")
+pytest.importorskip("fastjet")
+
+from hepfm_data import load_catalog  # noqa: E402
+from hepfm_data.errors import GenerationError, InputFileError, UnknownNameError  # noqa: E402
+from hepfm_data.events import validate_events  # noqa: E402
+from hepfm_data.readers.pythia import generate  # noqa: E402
+
+
+def _bytes(events: ak.Array) -> bytes:
+    form, length, buffers = ak.to_buffers(ak.to_packed(events))
+    return form.to_json().encode() + str(length).encode() + b"".join(
+        np.asarray(buffers[k]).tobytes() for k in sorted(buffers))
+
+
+@pytest.fixture(scope="module")
+def ttbar():
+    return generate("ttbar", 60, 11)
+
+
+def test_ttbar_event_record_and_provenance(ttbar):
+    """Generated tt̄ events form a valid event record with Pythia provenance and a truth record of tops and Ws."""
+    events, info = ttbar
+    validate_events(events)
+    assert len(events) == 60
+    assert events.event_id.tolist() == list(range(60))
+    assert info.process == "ttbar" and info.source == "pythia8" and info.fidelity == "native"
+    assert info.seed == 11
+    gen = info.generator
+    assert gen["pythia_version"].startswith("8.317")
+    assert "Top:gg2ttbar = on" in gen["settings"] and "Random:seed = 11" in gen["settings"]
+    assert 200 < gen["sigma_pb"] < 1500 and 0 < gen["sigma_err_pb"] < gen["sigma_pb"]
+    assert gen["n_accepted"] == 60
+    pid = events.truth.pid
+    # exactly one last-copy t and t̄ and one W+ and W- per event (top -> W b)
+    assert ak.all(ak.sum(pid == 6, axis=1) == 1) and ak.all(ak.sum(pid == -6, axis=1) == 1)
+    assert ak.all(ak.sum(pid == 24, axis=1) == 1) and ak.all(ak.sum(pid == -24, axis=1) == 1)
+    top_mass = ak.flatten(events.truth.mass[abs(pid) == 6])
+    assert abs(float(np.median(top_mass)) - 172.5) < 3.0
+    w_mass = ak.flatten(events.truth.mass[abs(pid) == 24])
+    assert abs(float(np.median(w_mass)) - 80.4) < 2.0
+    # at least one b quark per event passes pT > 5 GeV, |eta| < 2.5 in most events
+    assert ak.mean(ak.sum(abs(pid) == 5, axis=1) >= 1) > 0.8
+    # detector objects exist with sane ranges: jets above 20 GeV, phi wrapped
+    assert ak.all(ak.flatten(events.jets.pt) > 20.0)
+    assert ak.mean(ak.num(events.jets)) > 3.0
+    phi = ak.flatten(events.jets.phi)
+    assert ak.all((phi >= -np.pi) & (phi < np.pi))
+    assert ak.all(ak.flatten(abs(events.electrons.charge)) == 1)
+
+
+def test_same_seed_same_bytes_different_seed_differs(ttbar):
+    """Same seed gives byte-identical arrays; another seed gives different events."""
+    again, _ = generate("ttbar", 60, 11)
+    assert _bytes(again) == _bytes(ttbar[0])
+    other, _ = generate("ttbar", 20, 12)
+    assert _bytes(other) != _bytes(ttbar[0][:20])
+
+
+def test_proxy_is_labelled():
+    """A SecondHard proxy process carries fidelity 'proxy' and the catalog's proxy note in its metadata."""
+    events, info = generate("ttW", 5, 3)
+    assert info.fidelity == "proxy"
+    assert "PROXY" in info.generator["proxy_note"]
+    assert len(events) == 5
+
+
+def test_unknown_process_is_rejected():
+    """An unknown process name raises UnknownNameError listing the known names."""
+    with pytest.raises(UnknownNameError, match="ttbar"):
+        generate("not_a_process", 10, 1)
+
+
+def test_invalid_setting_names_the_setting():
+    """A setting Pythia 8 does not know raises GenerationError naming the setting, before generating."""
+    bad = dataclasses.replace(load_catalog().process("ggF_H"), pythia=("HiggsSM:gg2H = on", "Foo:bar = on"))
+    with pytest.raises(GenerationError, match="Foo:bar = on"):
+        generate(bad, 10, 1)
+
+
+def test_external_only_process_explains_inputs():
+    """tHq (external-only) raises GenerationError saying how to supply LHE or Delphes input."""
+    with pytest.raises(GenerationError) as err:
+        generate("tHq", 10, 1)
+    msg = str(err.value)
+    assert "Beams:frameType = 4" in msg and "--lhe" in msg and "hepfm-data build tHq --input" in msg
+
+
+def test_missing_lhe_and_slha_files(tmp_path):
+    """A missing LHE file or a missing user SLHA file raises InputFileError naming the file."""
+    with pytest.raises(InputFileError, match="nope.lhe"):
+        generate("tHq", 10, 1, lhe=tmp_path / "nope.lhe")
+    stop = dataclasses.replace(load_catalog().process("stop"), slha=str(tmp_path / "missing.slha"))
+    with pytest.raises(InputFileError, match="missing.slha"):
+        generate(stop, 10, 1)
+    with pytest.raises(GenerationError, match="seed"):
+        generate("ttbar", 10, 0)
