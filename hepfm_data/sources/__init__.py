@@ -1,10 +1,20 @@
 """Sources: byte access to local, HTTP(S), S3 and hf:// storage through fsspec.
 
-The lowest layer: knows nothing about events. ``resolve`` maps a URL (or local
-path) to an fsspec filesystem and a path on it."""
+The lowest layer: knows nothing about events.
+
+* ``resolve(url, storage_options)`` maps a URL (or local path) to an fsspec
+  filesystem and a path on it; remote filesystems retry transient errors with
+  exponential backoff and raise :class:`~hepfm_data.errors.RemoteError` naming the
+  URL after the last attempt (:mod:`.retry`, :mod:`.fs`).
+* ``fetch(url, dest, sha256=...)``: a local copy verified by checksum (:mod:`.cache`).
+* :mod:`.testing`: a moto S3 server and a fault-injecting HTTP server on loopback.
+"""
 
 from __future__ import annotations
 
-from .fs import resolve
+from .cache import default_cache_dir, fetch, sha256_file
+from .fs import resolve, with_retries
+from .retry import RetryPolicy, call_with_retries, is_transient
 
-__all__ = ["resolve"]
+__all__ = ["resolve", "with_retries", "fetch", "default_cache_dir", "sha256_file", "RetryPolicy",
+           "call_with_retries", "is_transient"]
