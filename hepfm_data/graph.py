@@ -19,6 +19,7 @@ labels            [B] int64       multiclass label (process index or task label)
 multilabels       [B, L] float32  SPEC §4 label vector (L = 38) or None
 weights           [B] float32     per-event training weight
 graph_mask        [B] bool        False for padding events (fixed-shape mode)
+event_id          [B] int64       store event id (-1 for padding) or None
 ================  ==============  =================================================
 
 Graphs are fully connected **without self-edges**. Padding (see
@@ -59,6 +60,7 @@ class GraphBatch:
     weights: torch.Tensor
     graph_mask: torch.Tensor
     multilabels: torch.Tensor | None = None
+    event_id: torch.Tensor | None = None
 
     @property
     def n_graph(self) -> int:
@@ -101,20 +103,35 @@ class GraphBatch:
         weights: torch.Tensor | None = None,
         multilabels: torch.Tensor | None = None,
         device: torch.device | str | None = None,
+        event_id: torch.Tensor | None = None,
+        edge_backend: str = "auto",
     ) -> GraphBatch:
         """Build a batch on ``device``: nodes are copied once, edges are computed there.
 
-        ``nodes`` [N, 7] float32, ``n_node`` [B] int, ``labels`` [B].
+        ``nodes`` [N, 7] float32, ``n_node`` [B] int, ``labels`` [B], ``event_id`` [B] int64.
+        ``edge_backend``: ``"torch"`` (on ``device``), ``"numba"`` (the CPU kernel
+        :func:`hepfm_data.kernels.edges.fully_connected_edges`; CPU only) or ``"auto"``
+        (Numba on CPU, torch elsewhere). Both give the same edges.
         """
         device = torch.device(device) if device is not None else nodes.device
+        if edge_backend not in ("auto", "torch", "numba"):
+            raise HepfmError(f"edge_backend must be 'auto', 'torch' or 'numba', got {edge_backend!r}")
+        use_numba = edge_backend == "numba" or (edge_backend == "auto" and device.type == "cpu")
+        if use_numba and device.type != "cpu":
+            raise HepfmError(f"edge_backend='numba' computes on the CPU, but the batch goes to {device}")
         nodes = nodes.to(device, dtype=torch.float32, non_blocking=True)
         n_node = n_node.to(device, dtype=torch.int64, non_blocking=True)
         if nodes.ndim != 2 or nodes.shape[1] != N_NODE_FEATURES:
             raise HepfmError(f"nodes must have shape [N, {N_NODE_FEATURES}], got {tuple(nodes.shape)}")
         b = n_node.shape[0]
+        if int(n_node.sum()) != nodes.shape[0]:
+            raise HepfmError(f"n_node sums to {int(n_node.sum())} but nodes has {nodes.shape[0]} rows")
         node_graph = torch.repeat_interleave(torch.arange(b, device=device), n_node, output_size=nodes.shape[0])
-        senders, receivers, n_edge = fully_connected(n_node)
-        edges = edge_features(nodes[:, ETA], nodes[:, PHI], senders, receivers)
+        if use_numba:
+            senders, receivers, edges, n_edge = _numba_edges(nodes, n_node)
+        else:
+            senders, receivers, n_edge = fully_connected(n_node)
+            edges = edge_features(nodes[:, ETA], nodes[:, PHI], senders, receivers)
         if weights is None:
             weights = torch.ones(b, dtype=torch.float32)
         return cls(
@@ -124,6 +141,7 @@ class GraphBatch:
             weights=weights.to(device, dtype=torch.float32, non_blocking=True),
             graph_mask=torch.ones(b, dtype=torch.bool, device=device),
             multilabels=None if multilabels is None else multilabels.to(device, dtype=torch.float32, non_blocking=True),
+            event_id=None if event_id is None else event_id.to(device, dtype=torch.int64, non_blocking=True),
         )
 
     def pad_to(self, n_graph: int, n_nodes: int, n_edges: int) -> GraphBatch:
@@ -159,6 +177,7 @@ class GraphBatch:
             graph_mask=cat(self.graph_mask, torch.zeros(pg, dtype=torch.bool, device=dev)),
             multilabels=None if self.multilabels is None else cat(
                 self.multilabels, self.multilabels.new_zeros(pg, self.multilabels.shape[1])),
+            event_id=None if self.event_id is None else cat(self.event_id, self.event_id.new_full((pg,), -1)),
         )
 
     # ------------------------------------------------------------------ converters
@@ -179,6 +198,20 @@ class GraphBatch:
         g.set_batch_num_nodes(self.n_node)
         g.set_batch_num_edges(self.n_edge)
         return g
+
+
+def _numba_edges(nodes: torch.Tensor, n_node: torch.Tensor):
+    """(senders, receivers, edges [E, 3], n_edge) of CPU tensors by the Numba kernel."""
+    import numpy as np
+
+    from .kernels.edges import fully_connected_edges
+
+    nodes_np = nodes.numpy()
+    offsets = np.zeros(n_node.shape[0] + 1, np.int64)
+    np.cumsum(n_node.numpy(), out=offsets[1:])
+    s, r, deta, dphi, dr, n_edge = fully_connected_edges(nodes_np[:, ETA], nodes_np[:, PHI], offsets)
+    edges = torch.from_numpy(np.stack([deta, dphi, dr], axis=1))
+    return torch.from_numpy(s), torch.from_numpy(r), edges, torch.from_numpy(n_edge)
 
 
 def fully_connected(n_node: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

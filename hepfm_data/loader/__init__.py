@@ -1,0 +1,23 @@
+"""Streaming loader: exact, resumable, multi-GPU graph batches from stores.
+
+>>> loader = make_loader(["stores/ttH", "stores/ttbar"], batch_size=512)   # doctest: +SKIP
+>>> for epoch in range(10):                                                # doctest: +SKIP
+...     loader.set_epoch(epoch)
+...     for batch in loader:   # a GraphBatch on the device
+...         ...
+
+Layers: :mod:`.sampler` (who reads what: pure index arithmetic), :mod:`.dataset`
+(``StreamingDataset``, reads + packs), :mod:`.loader` (``make_loader``: DataLoader +
+device), :mod:`.augment` (SPEC §7 augmentations), :mod:`.cache` (remote shard cache).
+"""
+
+from __future__ import annotations
+
+from .augment import BoostZ, Compose, FlipEta, RotatePhi
+from .batch import HostBatch
+from .dataset import StreamingDataset
+from .loader import StreamingLoader, make_loader
+from .sampler import BatchSpec, EpochPlan, StreamSampler
+
+__all__ = ["make_loader", "StreamingLoader", "StreamingDataset", "StreamSampler", "BatchSpec", "EpochPlan",
+           "HostBatch", "RotatePhi", "FlipEta", "BoostZ", "Compose"]

@@ -1,0 +1,84 @@
+"""``make_loader``: a DataLoader of :class:`~hepfm_data.graph.GraphBatch` on the target device."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from ..graph import GraphBatch
+from .batch import HostBatch
+from .dataset import StreamingDataset
+
+__all__ = ["StreamingLoader", "make_loader"]
+
+
+class StreamingLoader:
+    """Iterates a :class:`StreamingDataset` through a ``DataLoader`` and yields
+    :class:`GraphBatch` on ``device``; tracks the resumable position in the main process.
+
+    Workers read and pack nodes; with a CPU device they also compute the edges (Numba),
+    otherwise the main process copies the (pinned) nodes once to the device and computes
+    the edges there with torch.
+    """
+
+    def __init__(self, dataset: StreamingDataset, loader: DataLoader, device: torch.device):
+        self.dataset, self.loader, self.device = dataset, loader, device
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __iter__(self) -> Iterator[GraphBatch]:
+        ds = self.dataset
+        epoch, start = ds.epoch, ds.consumed
+        total = ds.n_batches(epoch)
+        i = 0
+        for item in self.loader:
+            if isinstance(item, HostBatch):
+                batch = item.to_graph(self.device, ds.pad_shape)
+            else:
+                batch = item.to(self.device, non_blocking=True) if item.device != self.device else item
+            i += 1
+            ds._set_state(epoch, start + i)
+            yield batch
+        if start + i == total:
+            ds._set_state(epoch + 1, 0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.dataset.set_epoch(epoch)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.dataset.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.dataset.load_state_dict(state)
+
+
+def make_loader(stores: Any, *, device: torch.device | str | None = None, num_workers: int = 2,
+                pin_memory: bool | None = None, persistent_workers: bool | None = None, prefetch_factor: int = 4,
+                multiprocessing_context: str | None = None, **dataset_kwargs) -> StreamingLoader:
+    """A resumable loader of :class:`GraphBatch` from ``stores`` on ``device``.
+
+    ``dataset_kwargs`` go to :class:`StreamingDataset` (split, labels, weights, mixing,
+    batch_size, max_nodes, max_edges, pad, seed, augment, rank, world_size, ...).
+    ``device`` defaults to CUDA (this rank's ``torch.cuda.current_device()``) when available.
+    Use it as ``for epoch ...: loader.set_epoch(epoch); for batch in loader: ...``;
+    ``loader.state_dict()`` / ``load_state_dict()`` resume mid-epoch exactly.
+    """
+    if device is None:
+        device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    on_cpu = device.type == "cpu"
+    ds = StreamingDataset(stores, build_edges=on_cpu, **dataset_kwargs)
+    if pin_memory is None:
+        pin_memory = device.type == "cuda"
+    if persistent_workers is None:
+        persistent_workers = num_workers > 0
+    kwargs: dict[str, Any] = {}
+    if num_workers > 0:
+        kwargs.update(prefetch_factor=prefetch_factor, persistent_workers=persistent_workers,
+                      multiprocessing_context=multiprocessing_context)
+    loader = DataLoader(ds, batch_size=None, num_workers=num_workers, pin_memory=pin_memory, **kwargs)
+    return StreamingLoader(ds, loader, device)
