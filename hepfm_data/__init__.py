@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "__version__", "Catalog", "Process", "Task", "load_catalog", "SampleInfo", "validate_events",
-    "GraphBatch", "load_dataset",
+    "GraphBatch", "load_dataset", "make_loader", "StreamingDataset",
     "HepfmError", "CatalogError", "UnknownNameError", "InputFileError", "GenerationError",
     "StoreError", "ChecksumError", "RemoteError", "MissingDependencyError",
 ]
@@ -36,6 +36,8 @@ __all__ = [
 # name -> module providing it, imported on first access (keeps `import hepfm_data` light)
 _LAZY = {
     "GraphBatch": "hepfm_data.graph",
+    "make_loader": "hepfm_data.loader",
+    "StreamingDataset": "hepfm_data.loader",
     "load_dataset": "hepfm_data.hub",
 }
 
