@@ -1,0 +1,189 @@
+"""SPEC §3 node assembly on flat arrays + offsets (Numba, pure functions).
+
+Node order inside an event: selected jets, electrons, muons, photons (each in
+input order, i.e. Delphes' descending pT), then the MET node **last**. Stored
+node columns: pt, eta, phi float32; btag, charge, type int8 (energy is
+recomputed on read as pt·cosh(eta); for MET eta = 0 so energy = pt).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numba as nb
+import numpy as np
+
+
+@nb.njit(cache=True, inline="always")
+def _count(keep, offsets, i):
+    c = 0
+    for k in range(offsets[i], offsets[i + 1]):
+        if keep[k]:
+            c += 1
+    return c
+
+
+@nb.njit(cache=True, inline="always")
+def _copy(pos, i, pt, eta, phi, keep, offsets, extra, is_btag, type_id,
+          o_pt, o_eta, o_phi, o_btag, o_charge, o_type):
+    for k in range(offsets[i], offsets[i + 1]):
+        if not keep[k]:
+            continue
+        o_pt[pos] = pt[k]
+        o_eta[pos] = eta[k]
+        o_phi[pos] = phi[k]
+        if is_btag:
+            o_btag[pos] = extra[k]
+        else:
+            o_charge[pos] = extra[k]
+        o_type[pos] = type_id
+        pos += 1
+    return pos
+
+
+@nb.njit(cache=True)
+def assemble_nodes(jet_pt, jet_eta, jet_phi, jet_keep, jet_btag, jet_off,
+                   el_pt, el_eta, el_phi, el_keep, el_charge, el_off,
+                   mu_pt, mu_eta, mu_phi, mu_keep, mu_charge, mu_off,
+                   ph_pt, ph_eta, ph_phi, ph_keep, ph_off,
+                   met_pt, met_phi, types):
+    """Build the node table of B events.
+
+    ``types`` int8 [5] = object-type integers of (jet, electron, muon, photon, met).
+    Returns (offsets int64 [B+1], pt, eta, phi float32 [N], btag, charge, type int8 [N]).
+    """
+    n_ev = met_pt.shape[0]
+    offsets = np.zeros(n_ev + 1, dtype=np.int64)
+    for i in range(n_ev):
+        n = (_count(jet_keep, jet_off, i) + _count(el_keep, el_off, i)
+             + _count(mu_keep, mu_off, i) + _count(ph_keep, ph_off, i) + 1)
+        offsets[i + 1] = offsets[i] + n
+    total = offsets[n_ev]
+    o_pt = np.zeros(total, np.float32)
+    o_eta = np.zeros(total, np.float32)
+    o_phi = np.zeros(total, np.float32)
+    o_btag = np.zeros(total, np.int8)
+    o_charge = np.zeros(total, np.int8)
+    o_type = np.zeros(total, np.int8)
+    no_extra = np.zeros(ph_pt.shape[0], np.int8)
+    for i in range(n_ev):
+        pos = offsets[i]
+        pos = _copy(pos, i, jet_pt, jet_eta, jet_phi, jet_keep, jet_off, jet_btag, True, types[0],
+                    o_pt, o_eta, o_phi, o_btag, o_charge, o_type)
+        pos = _copy(pos, i, el_pt, el_eta, el_phi, el_keep, el_off, el_charge, False, types[1],
+                    o_pt, o_eta, o_phi, o_btag, o_charge, o_type)
+        pos = _copy(pos, i, mu_pt, mu_eta, mu_phi, mu_keep, mu_off, mu_charge, False, types[2],
+                    o_pt, o_eta, o_phi, o_btag, o_charge, o_type)
+        pos = _copy(pos, i, ph_pt, ph_eta, ph_phi, ph_keep, ph_off, no_extra, False, types[3],
+                    o_pt, o_eta, o_phi, o_btag, o_charge, o_type)
+        o_pt[pos] = met_pt[i]
+        o_eta[pos] = 0.0
+        o_phi[pos] = met_phi[i]
+        o_type[pos] = types[4]
+    return offsets, o_pt, o_eta, o_phi, o_btag, o_charge, o_type
+
+
+@nb.njit(cache=True)
+def node_matrix(pt, eta, phi, btag, charge, typ):
+    """float32 [N, 7] (pt, eta, phi, energy = pt·cosh(eta), btag, charge, type) from stored columns."""
+    n = pt.shape[0]
+    out = np.empty((n, 7), dtype=np.float32)
+    for k in range(n):
+        p = np.float32(pt[k])
+        out[k, 0] = p
+        out[k, 1] = eta[k]
+        out[k, 2] = phi[k]
+        out[k, 3] = np.float32(p * np.cosh(np.float32(eta[k])))
+        out[k, 4] = btag[k]
+        out[k, 5] = charge[k]
+        out[k, 6] = typ[k]
+    return out
+
+
+class NodeBlock(NamedTuple):
+    """Per-event tables of a block of B events, ready for a store shard."""
+
+    event_id: np.ndarray  # uint64 [B]
+    weight: np.ndarray  # float32 [B]
+    multilabel: np.ndarray  # uint8 [B, 38]
+    offsets: np.ndarray  # int64 [B+1]
+    pt: np.ndarray  # float32 [N] GeV
+    eta: np.ndarray  # float32 [N]
+    phi: np.ndarray  # float32 [N] rad
+    btag: np.ndarray  # int8 [N]
+    charge: np.ndarray  # int8 [N]
+    type: np.ndarray  # int8 [N]
+
+    @property
+    def n_node(self) -> np.ndarray:
+        return np.diff(self.offsets).astype(np.int32)
+
+
+def _flat(events, name: str, field: str, dtype) -> np.ndarray:
+    import awkward as ak
+
+    return np.ascontiguousarray(ak.to_numpy(ak.flatten(events[name][field], axis=1)), dtype=dtype)
+
+
+def _offsets(events, name: str) -> np.ndarray:
+    import awkward as ak
+
+    counts = ak.to_numpy(ak.num(events[name], axis=1)).astype(np.int64)
+    return np.concatenate([np.zeros(1, np.int64), np.cumsum(counts)])
+
+
+def _cuts(c) -> tuple:
+    lo, hi = c.eta_crack if c.eta_crack is not None else (1.0, 0.0)
+    return (float(c.pt_min), bool(c.pt_inclusive), float(c.abs_eta_max), float(lo), float(hi))
+
+
+def process_block(events, catalog=None, seed: int = 0) -> NodeBlock:
+    """Selection, overlap removal, flavour, b-tag, nodes and labels of an event record.
+
+    ``events``: an event record (``hepfm_data.events``); ``seed`` keys the b-tag
+    random numbers (per event and jet, independent of chunking).
+    """
+    from ..catalog import load_catalog
+    from .btag import btag_decisions, efficiency_table, seed_key
+    from .labels import label_tables, multilabels
+    from .selection import jet_flavour, object_mask, overlap_mask
+
+    cat = catalog or load_catalog()
+    sel = cat.selection
+    f32 = np.float32
+    cols = {}
+    for name in ("jets", "electrons", "muons", "photons", "truth"):
+        off = _offsets(events, name)
+        d = {k: _flat(events, name, k, f32) for k in ("pt", "eta", "phi")}
+        d["off"] = off
+        cols[name] = d
+    cuts = {"jets": sel.jet, "electrons": sel.electron, "muons": sel.muon, "photons": sel.photon}
+    for name, c in cuts.items():
+        d = cols[name]
+        d["keep"] = object_mask(d["pt"], d["eta"], *_cuts(c))
+    jets = cols["jets"]
+    against = {"photon": "photons", "electron": "electrons", "muon": "muons"}
+    for obj in sel.overlap_against:
+        o = cols[against[obj]]
+        jets["keep"] &= overlap_mask(jets["eta"], jets["phi"], jets["off"], o["eta"], o["phi"], o["keep"],
+                                     o["off"], float(sel.overlap_dr))
+    truth = cols["truth"]
+    truth_pid = _flat(events, "truth", "pid", np.int32)
+    flav = jet_flavour(jets["eta"], jets["phi"], jets["off"], truth_pid, truth["eta"], truth["phi"], truth["off"],
+                       float(sel.btag.match_dr))
+    event_id = np.ascontiguousarray(events["event_id"].to_numpy(), dtype=np.uint64)
+    btag = btag_decisions(flav, jets["pt"], jets["off"], event_id, efficiency_table(sel.btag), seed_key(seed))
+    el, mu, ph = cols["electrons"], cols["muons"], cols["photons"]
+    t = cat.graph.object_types
+    types = np.array([t["jet"], t["electron"], t["muon"], t["photon"], t["met"]], dtype=np.int8)
+    met_pt = np.ascontiguousarray(events["met"]["pt"].to_numpy(), dtype=f32)
+    met_phi = np.ascontiguousarray(events["met"]["phi"].to_numpy(), dtype=f32)
+    out = assemble_nodes(
+        jets["pt"], jets["eta"], jets["phi"], jets["keep"], btag, jets["off"],
+        el["pt"], el["eta"], el["phi"], el["keep"], _flat(events, "electrons", "charge", np.int8), el["off"],
+        mu["pt"], mu["eta"], mu["phi"], mu["keep"], _flat(events, "muons", "charge", np.int8), mu["off"],
+        ph["pt"], ph["eta"], ph["phi"], ph["keep"], ph["off"], met_pt, met_phi, types)
+    lt = label_tables(cat.labels)
+    ml = multilabels(truth_pid, truth["pt"], truth["eta"], truth["phi"], truth["off"], *lt)
+    weight = np.ascontiguousarray(events["weight"].to_numpy(), dtype=f32)
+    return NodeBlock(event_id, weight, ml, *out)

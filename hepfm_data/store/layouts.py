@@ -1,0 +1,311 @@
+"""Physical layouts of one shard behind one interface: Zarr v3 (sharding codec) and Parquet.
+
+Logical schema per shard (B events, N nodes):
+events: event_id u64, weight f32, label i16, multilabel u8 [B, L], n_node i32;
+nodes: pt, eta, phi f32, btag, charge, type i8. ``LAYOUTS[name]`` gives the
+writer/reader pair; writers produce a local file or directory, readers read
+through an fsspec filesystem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import StoreError
+
+EVENT_COLUMNS = {"event_id": np.uint64, "weight": np.float32, "label": np.int16, "multilabel": np.uint8,
+                 "n_node": np.int32}
+NODE_COLUMNS = {"pt": np.float32, "eta": np.float32, "phi": np.float32, "btag": np.int8, "charge": np.int8,
+                "type": np.int8}
+NODE_FEATURES = ("pt", "eta", "phi", "energy", "btag", "charge", "type")
+
+
+@dataclass
+class ShardData:
+    """Events ``[start, stop)`` of one shard as numpy arrays.
+
+    event_id u64 [B], weight f32 [B], label i16 [B], multilabel u8 [B, L],
+    n_node i32 [B], offsets i64 [B+1] (into ``nodes``, starting at 0), nodes
+    f32 [N, 7] = (pt GeV, eta, phi rad, energy GeV, btag, charge, type).
+    """
+
+    event_id: np.ndarray
+    weight: np.ndarray
+    label: np.ndarray
+    multilabel: np.ndarray
+    n_node: np.ndarray
+    offsets: np.ndarray
+    nodes: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.event_id.shape[0])
+
+
+@dataclass
+class Columns:
+    """Stored columns of a shard (writer input / raw reader output)."""
+
+    events: dict[str, np.ndarray]
+    nodes: dict[str, np.ndarray]
+
+    @property
+    def n_events(self) -> int:
+        return int(self.events["event_id"].shape[0])
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self.nodes["pt"].shape[0])
+
+    def offsets(self) -> np.ndarray:
+        return np.concatenate([np.zeros(1, np.int64), np.cumsum(self.events["n_node"], dtype=np.int64)])
+
+    def take(self, idx: np.ndarray) -> Columns:
+        """Events ``idx`` (sorted int indices) with their nodes."""
+        off = self.offsets()
+        counts = self.events["n_node"][idx].astype(np.int64)
+        starts = off[idx]
+        total = int(counts.sum())
+        first = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+        node_idx = first + np.arange(total, dtype=np.int64)
+        return Columns({k: v[idx] for k, v in self.events.items()}, {k: v[node_idx] for k, v in self.nodes.items()})
+
+    def slice(self, start: int, stop: int) -> Columns:
+        off = self.offsets()
+        return Columns({k: v[start:stop] for k, v in self.events.items()},
+                       {k: v[off[start]:off[stop]] for k, v in self.nodes.items()})
+
+    @staticmethod
+    def concat(parts: list[Columns]) -> Columns:
+        return Columns({k: np.concatenate([p.events[k] for p in parts]) for k in parts[0].events},
+                       {k: np.concatenate([p.nodes[k] for p in parts]) for k in parts[0].nodes})
+
+    def to_shard_data(self) -> ShardData:
+        from ..kernels.features import node_matrix
+
+        n = self.nodes
+        nodes = node_matrix(n["pt"], n["eta"], n["phi"], n["btag"], n["charge"], n["type"])
+        e = self.events
+        return ShardData(e["event_id"], e["weight"], e["label"], e["multilabel"], e["n_node"], self.offsets(), nodes)
+
+
+# ----------------------------------------------------------------------------- checksums
+
+
+def local_sha256(path: str) -> tuple[str, int]:
+    """(sha256 hex, bytes) of a local file or directory (see ``tree_sha256``)."""
+    if os.path.isfile(path):
+        return _file_digest(open(path, "rb")), os.path.getsize(path)
+    files = sorted(os.path.relpath(os.path.join(d, f), path).replace(os.sep, "/")
+                   for d, _, fs in os.walk(path) for f in fs)
+    return tree_sha256([(r, open(os.path.join(path, r), "rb")) for r in files]), \
+        sum(os.path.getsize(os.path.join(path, r)) for r in files)
+
+
+def _file_digest(fh) -> str:
+    h = hashlib.sha256()
+    with fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def tree_sha256(files: list[tuple[str, Any]]) -> str:
+    """sha256 of a directory: over sorted ``relpath + NUL + sha256(file) + NUL`` lines."""
+    h = hashlib.sha256()
+    for rel, fh in files:
+        h.update(rel.encode() + b"\0" + _file_digest(fh).encode() + b"\0")
+    return h.hexdigest()
+
+
+def remote_sha256(fs, path: str) -> tuple[str, int]:
+    """(sha256, bytes) of a shard through fsspec (file or directory, as ``local_sha256``)."""
+    if not fs.exists(path):
+        raise FileNotFoundError(path)
+    if fs.isfile(path):
+        return _file_digest(fs.open(path, "rb")), int(fs.size(path))
+    found = fs.find(path, detail=True)
+    base = path.rstrip("/") + "/"
+    rels = sorted((p[len(base):] if p.startswith(base) else p.split(base.lstrip("/"), 1)[-1], p) for p in found)
+    return tree_sha256([(r, fs.open(p, "rb")) for r, p in rels]), sum(int(found[p]["size"]) for _, p in rels)
+
+
+# ----------------------------------------------------------------------------- Zarr v3
+
+
+ZARR_EVENT_CHUNK = 4096
+ZARR_NODE_CHUNK = 32768
+
+
+def _zarr_compressors(compression: dict[str, Any]):
+    from zarr.codecs import BloscCodec, BloscShuffle, ZstdCodec
+
+    codec, level = compression.get("codec", "zstd"), int(compression.get("level", 5))
+    if codec == "zstd":
+        return lambda dtype: [ZstdCodec(level=level)]
+    if codec.startswith("blosc-"):
+        cname = codec.split("-", 1)[1]
+        return lambda dtype: [BloscCodec(cname=cname, clevel=level, typesize=np.dtype(dtype).itemsize,
+                                         shuffle=BloscShuffle.shuffle if np.dtype(dtype).itemsize > 1
+                                         else BloscShuffle.bitshuffle)]
+    if codec == "none":
+        return lambda dtype: None
+    raise StoreError(f"unknown zarr codec {codec!r}; use zstd, blosc-zstd, blosc-lz4 or none")
+
+
+def _zarr_local_store(path: str, read_only: bool):
+    from zarr.storage import LocalStore
+
+    return LocalStore(path, read_only=read_only)
+
+
+def write_zarr(cols: Columns, path: str, compression: dict[str, Any]) -> None:
+    """Write a shard as a Zarr v3 group at local ``path``: one sharded array per column."""
+    import zarr
+
+    comp = _zarr_compressors(compression)
+    group = zarr.open_group(_zarr_local_store(path, False), mode="w", zarr_format=3)
+    for part, chunk in ((cols.events, ZARR_EVENT_CHUNK), (cols.nodes, ZARR_NODE_CHUNK)):
+        for name, arr in part.items():
+            n = arr.shape[0]
+            c = min(chunk, max(n, 1))
+            shard0 = -(-max(n, 1) // c) * c
+            a = group.create_array(name, shape=arr.shape, dtype=arr.dtype, chunks=(c, *arr.shape[1:]),
+                                   shards=(shard0, *arr.shape[1:]), compressors=comp(arr.dtype),
+                                   fill_value=0)
+            a[...] = arr
+
+
+def _zarr_group(fs, path: str):
+    import zarr
+    from fsspec.implementations.local import LocalFileSystem
+
+    if isinstance(fs, LocalFileSystem):
+        store = _zarr_local_store(path, True)
+    else:
+        from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
+        from zarr.storage import FsspecStore
+
+        # the sync API of any fsspec filesystem (async ones run on fsspec's own loop, which
+        # differs from zarr's): wrapped so zarr's event loop calls it in worker threads
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*asynchronous=True.*")
+            store = FsspecStore(AsyncFileSystemWrapper(fs), read_only=True, path=path)
+    return zarr.open_group(store, mode="r", zarr_format=3)
+
+
+def read_zarr(fs, path: str, start: int, stop: int | None, n_node_all: np.ndarray | None) -> Columns:
+    g = _zarr_group(fs, path)
+    n_node = n_node_all if n_node_all is not None else g["n_node"][...]
+    stop = n_node.shape[0] if stop is None else stop
+    off = np.concatenate([np.zeros(1, np.int64), np.cumsum(n_node, dtype=np.int64)])
+    events = {k: g[k][start:stop] for k in EVENT_COLUMNS if k != "n_node"}
+    events["n_node"] = np.asarray(n_node[start:stop])
+    nodes = {k: g[k][off[start]:off[stop]] for k in NODE_COLUMNS}
+    return Columns({k: events[k] for k in EVENT_COLUMNS}, nodes)
+
+
+def zarr_n_node(fs, path: str) -> np.ndarray:
+    return _zarr_group(fs, path)["n_node"][...]
+
+
+# ----------------------------------------------------------------------------- Parquet
+
+PARQUET_ROW_GROUP = 16384
+
+
+def _arrow_table(cols: Columns):
+    import pyarrow as pa
+
+    off = cols.offsets().astype(np.int32) if cols.n_nodes < 2**31 else cols.offsets()
+    list_type = pa.LargeListArray if off.dtype == np.int64 else pa.ListArray
+    arrays, names = [], []
+    for k, v in cols.events.items():
+        if v.ndim == 2:
+            arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1)), v.shape[1]))
+        else:
+            arrays.append(pa.array(v))
+        names.append(k)
+    for k, v in cols.nodes.items():
+        arrays.append(list_type.from_arrays(pa.array(off), pa.array(v)))
+        names.append(k)
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def write_parquet(cols: Columns, path: str, compression: dict[str, Any]) -> None:
+    """Write a shard as one Parquet file at local ``path``: row per event, list columns for nodes."""
+    import pyarrow.parquet as pq
+
+    codec, level = compression.get("codec", "zstd"), compression.get("level", 5)
+    bss = bool(compression.get("byte_stream_split", False))
+    pq.write_table(_arrow_table(cols), path, row_group_size=PARQUET_ROW_GROUP,
+                   compression=codec, compression_level=level if codec in ("zstd", "gzip", "brotli") else None,
+                   use_byte_stream_split=["pt", "eta", "phi", "weight"] if bss else False,
+                   use_dictionary=["label", "type", "btag", "charge"], write_statistics=["event_id"])
+
+
+def read_parquet(fs, path: str, start: int, stop: int | None, n_node_all: np.ndarray | None) -> Columns:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with fs.open(path, "rb") as fh:
+        pf = pq.ParquetFile(fh)
+        md = pf.metadata
+        total = md.num_rows
+        stop = total if stop is None else stop
+        groups, first, row = [], None, 0
+        for i in range(md.num_row_groups):
+            n = md.row_group(i).num_rows
+            if row + n > start and row < stop:
+                groups.append(i)
+                first = row if first is None else first
+            row += n
+        if not groups:
+            table = pf.schema_arrow.empty_table()
+            first = start
+        else:
+            table = pf.read_row_groups(groups)
+    table = table.slice(start - first, stop - start)
+    events = {}
+    for k, dt in EVENT_COLUMNS.items():
+        col = table.column(k).combine_chunks()
+        if k == "multilabel":
+            flat = np.asarray(col.flatten().to_numpy(zero_copy_only=False), dtype=dt)
+            events[k] = flat.reshape(len(col), -1) if len(col) else flat.reshape(0, 0)
+        else:
+            events[k] = col.to_numpy(zero_copy_only=False).astype(dt, copy=False)
+    nodes = {}
+    for k, dt in NODE_COLUMNS.items():
+        col = table.column(k).combine_chunks()
+        if isinstance(col, (pa.ListArray, pa.LargeListArray)):
+            col = col.flatten()
+        nodes[k] = col.to_numpy(zero_copy_only=False).astype(dt, copy=False)
+    return Columns(events, nodes)
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    suffix: str
+    write: Callable[[Columns, str, dict[str, Any]], None]
+    read: Callable[..., Columns]
+    default_compression: dict[str, Any]
+
+
+LAYOUTS: dict[str, Layout] = {
+    "zarr": Layout("zarr", ".zarr", write_zarr, read_zarr, {"codec": "zstd", "level": 5}),
+    "parquet": Layout("parquet", ".parquet", write_parquet, read_parquet, {"codec": "zstd", "level": 5}),
+}
+
+
+def get_layout(name: str) -> Layout:
+    try:
+        return LAYOUTS[name]
+    except KeyError:
+        raise StoreError(f"unknown store layout {name!r}; known: {', '.join(LAYOUTS)}") from None

@@ -1,0 +1,112 @@
+"""``open_store`` / :class:`Store`: read a store on any fsspec URL (no torch needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import ChecksumError, StoreError
+from .layouts import ShardData, get_layout, remote_sha256, zarr_n_node
+from .manifest import MANIFEST, SPLITS, Manifest, ShardInfo
+
+
+class Store:
+    """A store directory: its :class:`Manifest` and shard access."""
+
+    def __init__(self, fs, path: str, manifest: Manifest, url: str):
+        self.fs, self.path, self.manifest, self.url = fs, path.rstrip("/"), manifest, url
+        self._layout = get_layout(manifest.layout)
+        self._n_node: dict[str, np.ndarray] = {}
+
+    def __repr__(self) -> str:
+        m = self.manifest
+        return f"Store({self.url!r}, process={m.process!r}, layout={m.layout!r}, events={m.n_events}, shards={len(m.shards)})"
+
+    def __len__(self) -> int:
+        return self.manifest.n_events
+
+    def shards(self, split: str | None = None) -> list[ShardInfo]:
+        """Shards, all or of one split ("train", "validation", "test")."""
+        if split is not None and split not in SPLITS:
+            raise StoreError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
+        return [s for s in self.manifest.shards if split is None or s.split == split]
+
+    def _info(self, shard: int | ShardInfo) -> ShardInfo:
+        if isinstance(shard, ShardInfo):
+            return shard
+        try:
+            return self.manifest.shards[shard]
+        except (IndexError, TypeError):
+            raise StoreError(f"{self.url}: no shard {shard!r} (store has {len(self.manifest.shards)})") from None
+
+    def read_shard(self, shard: int | ShardInfo, start: int = 0, stop: int | None = None) -> ShardData:
+        """Events ``[start, stop)`` of a shard (index into ``manifest.shards`` or a ShardInfo)."""
+        cols = self.read_columns(shard, start, stop)
+        return cols.to_shard_data()
+
+    def read_columns(self, shard: int | ShardInfo, start: int = 0, stop: int | None = None):
+        """Stored columns (no energy) of events ``[start, stop)``: a ``layouts.Columns``."""
+        info = self._info(shard)
+        stop = info.n_events if stop is None else stop
+        if not 0 <= start <= stop <= info.n_events:
+            raise StoreError(f"{self.url}: shard {info.name}: range [{start}, {stop}) outside [0, {info.n_events})")
+        path = f"{self.path}/{info.path}"
+        n_node = None
+        if self.manifest.layout == "zarr":
+            if info.path not in self._n_node:
+                self._n_node[info.path] = self._guard(info, lambda: zarr_n_node(self.fs, path))
+            n_node = self._n_node[info.path]
+        cols = self._guard(info, lambda: self._layout.read(self.fs, path, start, stop, n_node))
+        if cols.n_events != stop - start:
+            raise StoreError(f"{self.url}: shard {info.name} returned {cols.n_events} events, expected {stop - start}")
+        return cols
+
+    def _guard(self, info: ShardInfo, fn):
+        try:
+            return fn()
+        except (StoreError, MemoryError):
+            raise
+        except FileNotFoundError as exc:
+            raise StoreError(f"{self.url}: shard {info.name} is missing ({exc})") from None
+        except Exception as exc:  # corrupt bytes surface as many library errors
+            raise StoreError(f"{self.url}: shard {info.name} cannot be read: {type(exc).__name__}: {exc}") from None
+
+    def verify(self, progress: bool = False) -> list[str]:
+        """Re-hash every shard; returns one problem line per bad shard (empty when all are intact)."""
+        from tqdm.auto import tqdm
+
+        problems = []
+        for info in tqdm(self.manifest.shards, desc="verify", unit=" shard", disable=not progress):
+            try:
+                sha, size = remote_sha256(self.fs, f"{self.path}/{info.path}")
+            except FileNotFoundError:
+                problems.append(f"{info.path}: missing")
+                continue
+            if sha != info.sha256:
+                problems.append(f"{info.path}: sha256 {sha} != manifest {info.sha256} ({size} bytes)")
+        return problems
+
+    def check(self) -> None:
+        """Raise :class:`ChecksumError` naming the bad shards, if any."""
+        problems = self.verify()
+        if problems:
+            raise ChecksumError(f"{self.url}: {len(problems)} bad shard(s): " + "; ".join(problems))
+
+
+def open_store(url: str, storage_options: dict[str, Any] | None = None) -> Store:
+    """Open the store at ``url`` (``<root>/<process>``; local path or fsspec URL)."""
+    from ..sources import resolve
+
+    fs, path = resolve(str(url), storage_options)
+    path = path.rstrip("/")
+    mpath = f"{path}/{MANIFEST}"
+    try:
+        with fs.open(mpath, "rb") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        if fs.exists(f"{path}/_build"):
+            raise StoreError(f"{url}: incomplete store (build interrupted, no {MANIFEST}); "
+                             f"re-run the same build command to resume") from None
+        raise StoreError(f"{url}: not a store ({MANIFEST} not found)") from None
+    return Store(fs, path, Manifest.from_json(text, f"{url}/{MANIFEST}"), str(url))

@@ -1,0 +1,51 @@
+"""Shared test fixtures (session-scoped where setup is expensive). Other test
+modules may append fixtures here."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from hepfm_data.testing import SHARED_DELPHES
+
+
+@pytest.fixture(scope="session")
+def delphes_file():
+    """The real Delphes 3.4.2 file (10 ttH events); skipped when the shared data is absent."""
+    if not SHARED_DELPHES.exists():
+        pytest.skip(f"shared Delphes file not found at {SHARED_DELPHES}")
+    return SHARED_DELPHES
+
+
+@pytest.fixture
+def delphes_copy(delphes_file, tmp_path):
+    """A writable copy of the real Delphes file (to truncate or corrupt)."""
+    dst = tmp_path / "copy.root"
+    shutil.copyfile(delphes_file, dst)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real moto S3 server on 127.0.0.1 for the session (``hepfm_data.sources.testing.s3_server``);
+    yields its endpoint URL with AWS_ENDPOINT_URL, dummy keys and us-east-1 set."""
+    from hepfm_data.sources.testing import s3_server as serve
+
+    with serve() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3_bucket(s3_server, request):
+    """A fresh bucket on the moto server; yields (bucket name, storage_options)."""
+    import re
+
+    import s3fs
+
+    name = "hepfm-" + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:50].strip("-")
+    opts = {"client_kwargs": {"endpoint_url": s3_server}}
+    fs = s3fs.S3FileSystem(**opts)
+    if not fs.exists(name):
+        fs.mkdir(name)
+    yield name, opts
