@@ -84,7 +84,7 @@ def fetch(url: str, dest: str | os.PathLike, *, sha256: str, storage_options: di
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}.part")
         try:
             if fs.isdir(path):
-                fs.get(path.rstrip("/") + "/", str(tmp), recursive=True)
+                _get_tree(fs, path, tmp)
             else:
                 fs.get_file(path, str(tmp))
             got = digest(tmp)
@@ -95,6 +95,23 @@ def fetch(url: str, dest: str | os.PathLike, *, sha256: str, storage_options: di
         finally:
             _remove(tmp)
     raise ChecksumError(f"{url}: sha256 {got} does not match the expected {sha256} (downloaded twice)")
+
+
+def _get_tree(fs, path: str, tmp: Path) -> None:
+    """Download every file under remote directory ``path`` into ``tmp`` (each file retried).
+
+    Listing entries ending in "/" are directories (HTTP index pages list them as links).
+    """
+    base = path.rstrip("/") + "/"
+    found = fs.find(base, detail=True)
+    files = [p for p, d in found.items() if d.get("type") != "directory" and not p.endswith("/")]
+    if not files:
+        raise FileNotFoundError(f"{fs.unstrip_protocol(path)}: empty or unlistable directory")
+    for p in files:
+        rel = p[len(base):] if p.startswith(base) else p.split(base.lstrip("/"), 1)[-1]
+        target = tmp / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fs.get_file(p, str(target))
 
 
 def _install(tmp: Path, dest: Path, sha256: str, digest: Digest) -> None:
