@@ -28,15 +28,20 @@ def object_mask(pt, eta, pt_min, pt_inclusive, abs_eta_max, crack_lo, crack_hi):
     """Kinematic selection of one object type: bool [n].
 
     Keeps pT > pt_min (>= when ``pt_inclusive``), |eta| <= abs_eta_max and not
-    crack_lo < |eta| < crack_hi (pass crack_lo >= crack_hi for no crack).
+    crack_lo < |eta| < crack_hi (pass crack_lo >= crack_hi for no crack). Compared in float32.
     """
     n = pt.shape[0]
     out = np.zeros(n, dtype=np.bool_)
+    # thresholds rounded to float32, the precision of the event record: |eta| stored as
+    # float32(2.47) counts as exactly 2.47 (on the boundary, kept)
+    p_min, e_max = np.float32(pt_min), np.float32(abs_eta_max)
+    c_lo, c_hi = np.float32(crack_lo), np.float32(crack_hi)
     for k in range(n):
-        a = abs(eta[k])
-        ok_pt = pt[k] >= pt_min if pt_inclusive else pt[k] > pt_min
-        in_crack = crack_lo < a < crack_hi
-        out[k] = ok_pt and a <= abs_eta_max and not in_crack
+        a = np.float32(abs(eta[k]))
+        p = np.float32(pt[k])
+        ok_pt = p >= p_min if pt_inclusive else p > p_min
+        in_crack = c_lo < a < c_hi
+        out[k] = ok_pt and a <= e_max and not in_crack
     return out
 
 
