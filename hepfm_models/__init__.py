@@ -1,0 +1,26 @@
+"""hepfm_models: the graph network of arXiv:2412.10665 (SPEC §5) and its training tools.
+
+Imports only :mod:`hepfm_data.graph` from the data layer (never storage).
+"""
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .cka import ensemble_cka, linear_cka
+from .losses import loss_fn, multiclass_loss, multilabel_loss
+from .metrics import accuracy, background_rejection, binary_scores, roc_auc, roc_curve
+from .model import (
+    GraphNet,
+    ModelConfig,
+    count_parameters,
+    freeze,
+    parameter_groups,
+    reference_forward,
+    replace_head,
+)
+from .training import DistInfo, FitResult, TrainConfig, collect, evaluate, fit, setup_distributed, time_to_accuracy
+
+__all__ = [
+    "GraphNet", "ModelConfig", "count_parameters", "freeze", "parameter_groups", "reference_forward",
+    "replace_head", "loss_fn", "multiclass_loss", "multilabel_loss", "accuracy", "roc_auc", "roc_curve",
+    "background_rejection", "binary_scores", "linear_cka", "ensemble_cka", "save_checkpoint", "load_checkpoint",
+    "TrainConfig", "DistInfo", "FitResult", "fit", "evaluate", "collect", "setup_distributed", "time_to_accuracy",
+]

@@ -1,0 +1,86 @@
+"""Classification metrics (SPEC §6): accuracy at threshold 0.5 and ROC AUC.
+
+Own implementations (no scikit-learn). All take torch tensors on any device and
+return Python floats; optional per-event ``weights`` [B].
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def binary_scores(logits: torch.Tensor) -> torch.Tensor:
+    """[B] signal probability from binary-classifier logits: [B, 2] (softmax) or [B] / [B, 1] (sigmoid)."""
+    logits = logits.float()
+    if logits.ndim == 2 and logits.shape[1] == 2:
+        return torch.softmax(logits, dim=1)[:, 1]
+    if logits.ndim == 2 and logits.shape[1] == 1:
+        logits = logits[:, 0]
+    if logits.ndim != 1:
+        raise ValueError(f"binary_scores: expected [B], [B, 1] or [B, 2] logits, got {tuple(logits.shape)}")
+    return torch.sigmoid(logits)
+
+
+def _w(weights: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    return torch.ones_like(like, dtype=torch.float64) if weights is None else weights.to(like.device, torch.float64)
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None) -> float:
+    """Weighted accuracy. Binary ([B, 2] or [B] logits): predict 1 where p(signal) >= 0.5.
+    Multiclass ([B, C], C > 2): argmax."""
+    labels = labels.long()
+    if logits.ndim == 2 and logits.shape[1] > 2:
+        pred = logits.argmax(1)
+    else:
+        pred = (binary_scores(logits) >= 0.5).long()
+    w = _w(weights, labels)
+    total = w.sum()
+    if total <= 0:
+        raise ValueError("accuracy: no events with positive weight")
+    return float((w * (pred == labels)).sum() / total)
+
+
+def roc_auc(scores: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None) -> float:
+    """Area under the ROC curve = P(score_signal > score_background) + 0.5 P(tie), weighted.
+
+    ``scores`` [B] (higher = more signal-like), ``labels`` [B] in {0, 1}. O(B log B):
+    sort, group ties, and count for each group the background weight below it.
+    """
+    scores, labels = scores.detach().double().flatten(), labels.detach().flatten().long()
+    w = _w(weights, scores).flatten()
+    if scores.shape != labels.shape or scores.shape != w.shape:
+        raise ValueError(f"roc_auc: shapes differ: scores {tuple(scores.shape)}, labels {tuple(labels.shape)}")
+    pos_w, neg_w = w * (labels == 1), w * (labels == 0)
+    w_pos, w_neg = pos_w.sum(), neg_w.sum()
+    if w_pos <= 0 or w_neg <= 0:
+        raise ValueError("roc_auc: needs events of both classes with positive weight")
+    order = torch.argsort(scores)
+    s, pw, nw = scores[order], pos_w[order], neg_w[order]
+    _, group = torch.unique_consecutive(s, return_inverse=True)
+    n_groups = int(group.max()) + 1
+    pos_g = torch.zeros(n_groups, dtype=torch.float64, device=s.device).index_add_(0, group, pw)
+    neg_g = torch.zeros(n_groups, dtype=torch.float64, device=s.device).index_add_(0, group, nw)
+    neg_below = torch.cumsum(neg_g, 0) - neg_g
+    return float((pos_g * (neg_below + 0.5 * neg_g)).sum() / (w_pos * w_neg))
+
+
+def roc_curve(scores: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None):
+    """(signal efficiency [K], background efficiency [K]) for thresholds at each distinct score, descending."""
+    scores, labels = scores.detach().double().flatten(), labels.detach().flatten().long()
+    w = _w(weights, scores).flatten()
+    order = torch.argsort(scores, descending=True)
+    s, lab, w = scores[order], labels[order], w[order]
+    _, group = torch.unique_consecutive(s, return_inverse=True)
+    n_groups = int(group.max()) + 1
+    tp = torch.zeros(n_groups, dtype=torch.float64).index_add_(0, group.cpu(), (w * (lab == 1)).cpu()).cumsum(0)
+    fp = torch.zeros(n_groups, dtype=torch.float64).index_add_(0, group.cpu(), (w * (lab == 0)).cpu()).cumsum(0)
+    return tp / tp[-1], fp / fp[-1]
+
+
+def background_rejection(scores: torch.Tensor, labels: torch.Tensor, signal_efficiency: float = 0.5,
+                         weights: torch.Tensor | None = None) -> float:
+    """1 / background efficiency at the first threshold reaching ``signal_efficiency`` (inf if 0)."""
+    eff_s, eff_b = roc_curve(scores, labels, weights)
+    k = int(torch.searchsorted(eff_s, torch.tensor([signal_efficiency], dtype=torch.float64)))
+    eb = float(eff_b[min(k, len(eff_b) - 1)])
+    return float("inf") if eb == 0 else 1.0 / eb
