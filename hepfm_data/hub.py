@@ -144,7 +144,9 @@ def _open_or_explain(process: str, root: str, storage_options: dict[str, Any] | 
         rc = main(cmd[1:])
         if rc != 0:
             raise StoreError(f"{where}; `{' '.join(cmd)}` failed with exit status {rc}")
-    return open_store(url, storage_options)
+    store = open_store(url, storage_options)
+    store.fs = fs  # the filesystem with this call's retry policy
+    return store
 
 
 # ----------------------------------------------------------------------------- features and Arrow
@@ -301,21 +303,14 @@ class _Materializer:
 
 # ----------------------------------------------------------------------------- streaming
 
-_STREAM_STORES: dict[str, Store] = {}
-
-
 def _stream_tables(parts: list[dict[str, Any]]) -> Iterator[tuple[str, Any]]:
     """ArrowExamplesIterable generator: Arrow tables of ``CHUNK_EVENTS`` events, part after part.
 
-    Module-level and fed plain dicts so DataLoader workers can pickle it.
+    Module-level and fed picklable dicts (the Store, its manifest and fs travel along) so that
+    DataLoader workers can run it; each worker reads only its share of the parts.
     """
-    from .store import open_store
-
     for p in parts:
-        key = _key(p["url"], p["storage_options"])
-        store = _STREAM_STORES.get(key)
-        if store is None:
-            store = _STREAM_STORES[key] = open_store(p["url"], p["storage_options"])
+        store: Store = p["store"]
         part: Part = p["part"]
         for lo in range(part.start, part.stop, CHUNK_EVENTS):
             hi = min(lo + CHUNK_EVENTS, part.stop)
@@ -323,13 +318,11 @@ def _stream_tables(parts: list[dict[str, Any]]) -> Iterator[tuple[str, Any]]:
             yield f"{part.shard.path}:{lo}", shard_table(data, part.label, p["features"])
 
 
-def _streaming(parts: list[Part], features: Features, info, split: str,
-               storage_options: dict[str, Any] | None) -> IterableDataset:
+def _streaming(stores: dict[str, Store], parts: list[Part], features: Features, info, split: str) -> IterableDataset:
     ds = require("datasets", "hf", "load_dataset")
     from datasets.iterable_dataset import ArrowExamplesIterable
 
-    kwargs = {"parts": [{"url": p.url, "part": p, "features": features, "storage_options": storage_options}
-                        for p in parts]}
+    kwargs = {"parts": [{"store": stores[p.url], "part": p, "features": features} for p in parts]}
     return ds.IterableDataset(ArrowExamplesIterable(_stream_tables, kwargs), info=info.copy(),
                               split=ds.NamedSplit(split))
 
@@ -391,7 +384,7 @@ def load_dataset(name: str, split: str | None = "train", *, streaming: bool = Fa
     def one(spec: str):
         parts = [p for s, label in zip(stores, target.labels) for p in plan(s, spec, label)]
         if streaming:
-            return _streaming(parts, features, info, spec, options)
+            return _streaming(by_url, parts, features, info, spec)
         mat = _Materializer(Path(cache_dir or default_cache_dir()).expanduser(), features, options, retry)
         return mat.dataset(by_url, parts, info, spec)
 

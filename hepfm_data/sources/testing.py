@@ -85,13 +85,16 @@ def s3_server() -> Iterator[str]:
 
 @dataclass
 class Fault:
-    """Break the next ``times`` GET answers (``None``: all): send only ``drop_after`` bytes
-    of the body then close the connection, or answer ``status`` (e.g. 503) instead."""
+    """Break the next ``times`` GET answers (``None``: all) whose path contains ``path_contains``:
+    send only ``drop_after`` bytes of the body then close the connection, or answer ``status``
+    (e.g. 503) instead. ``per_path``: ``times`` counts separately for each path."""
 
     drop_after: int | None = None
     status: int | None = None
     times: int | None = None
     path_contains: str = ""
+    per_path: bool = False
+    hits: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -110,10 +113,13 @@ class HTTPTestServer:
         with self.lock:
             self.gets += 1
             f = self.fault
-            if f is None or f.path_contains not in path or f.times == 0:
+            if f is None or f.path_contains not in path:
                 return None
-            if f.times is not None:
-                f.times -= 1
+            key = path if f.per_path else ""
+            n = f.hits.get(key, 0)
+            if f.times is not None and n >= f.times:
+                return None
+            f.hits[key] = n + 1
             self.faults_injected += 1
             return f
 
@@ -127,13 +133,13 @@ class _Handler(SimpleHTTPRequestHandler):
         pass
 
     def do_GET(self):  # noqa: N802
+        path = Path(self.translate_path(self.path))
+        if path.is_dir():
+            return super().do_GET()  # directory listing (fsspec parses its links); never faulted
         fault = self.state.take_fault(self.path)
         if fault is not None and fault.status is not None:
             self.send_error(fault.status, "injected fault")
             return
-        path = Path(self.translate_path(self.path))
-        if path.is_dir():
-            return super().do_GET()  # directory listing (fsspec parses its links)
         if not path.is_file():
             self.send_error(HTTPStatus.NOT_FOUND, "File not found")
             return
