@@ -1,0 +1,20 @@
+"""Readers: input files -> event records (``hepfm_data.events``). Imported lazily."""
+
+from __future__ import annotations
+
+import importlib
+
+#: public name -> module providing it
+_LAZY = {
+    "read_delphes": "hepfm_data.readers.delphes",
+    "iterate_delphes": "hepfm_data.readers.delphes",
+    "expand_inputs": "hepfm_data.readers.delphes",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'hepfm_data.readers' has no attribute {name!r}")
