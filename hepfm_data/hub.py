@@ -116,7 +116,7 @@ def _is_remote(fs) -> bool:
     return not isinstance(fs, LocalFileSystem)
 
 
-def _open_or_explain(process: str, root: str, storage_options: dict[str, Any] | None, build: bool | int,
+def open_process_store(process: str, root: str, storage_options: dict[str, Any] | None, build: bool | int,
                      cat: Catalog, retry: RetryPolicy | None) -> Store:
     """Open ``<root>/<process>``; when missing, build it (``build``) or raise with the command to run."""
     from .store import open_store
@@ -370,7 +370,7 @@ def load_dataset(name: str, split: str | None = "train", *, streaming: bool = Fa
     target = resolve_name(name, cat)
     root = storage_root(storage)
     options = json.loads(json.dumps(storage_options)) if storage_options else None  # a private copy
-    stores = [_open_or_explain(p, root, options, build, cat, retry) for p in target.processes]
+    stores = [open_process_store(p, root, options, build, cat, retry) for p in target.processes]
     features = features_for(target, cat.labels.n_labels)
     for s in stores:
         if len(s.manifest.label_names) != cat.labels.n_labels:
