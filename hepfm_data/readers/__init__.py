@@ -9,6 +9,7 @@ _LAZY = {
     "read_delphes": "hepfm_data.readers.delphes",
     "iterate_delphes": "hepfm_data.readers.delphes",
     "expand_inputs": "hepfm_data.readers.delphes",
+    "generate": "hepfm_data.readers.pythia",
 }
 
 __all__ = sorted(_LAZY)

@@ -1,0 +1,37 @@
+"""``hepfm-data plot PROCESS... --input DIR --out plot.png``: distributions of generated blocks."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "plot kinematic distributions per process (PNG)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("processes", nargs="+", metavar="PROCESS", help="process names (blocks under DIR/PROCESS/)")
+    p.add_argument("--input", required=True, help="directory written by hepfm-data generate --out")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--catalog", help="catalog YAML (default: the shipped catalog)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..catalog import load_catalog
+    from ..errors import InputFileError
+    from ..events import concatenate
+    from ..plotting import plot_processes
+    from ..production import load_block
+
+    cat = load_catalog(args.catalog)
+    samples, labels = {}, {}
+    for name in args.processes:
+        proc = cat.process(name)
+        blocks = sorted((Path(args.input) / name).glob("block-*.parquet"))
+        if not blocks:
+            raise InputFileError(f"no generated blocks for {name!r} under {str(Path(args.input) / name)!r} "
+                                 f"(run: hepfm-data generate {name} --events N --seed S --out {args.input})")
+        samples[name] = concatenate([load_block(b)[0] for b in blocks])
+        labels[name] = f"{name} (PROXY)" if proc.fidelity == "proxy" else name
+    out = plot_processes(samples, args.out, cat, labels)
+    print(f"wrote {out}")
+    return 0
