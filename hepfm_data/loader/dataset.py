@@ -140,6 +140,8 @@ class StreamingDataset(IterableDataset):
         self._state = torch.zeros(2, dtype=torch.int64).share_memory_()
         self._n_node: dict[tuple[int, int], np.ndarray] = {}
         self._plan: EpochPlan | None = None
+        #: DataLoader workers the rank order is laid out for (set by make_loader)
+        self.num_workers = 0
 
     # ------------------------------------------------------------------ configuration helpers
     def _labels(self, labels) -> np.ndarray:
@@ -197,7 +199,8 @@ class StreamingDataset(IterableDataset):
     def state_dict(self) -> dict[str, Any]:
         """JSON-able position: the next batch is batch ``consumed`` of ``epoch`` on this rank."""
         return {"format": STATE_FORMAT, "epoch": self.epoch, "consumed": self.consumed, "rank": self.rank,
-                "world_size": self.world_size, "fingerprint": self.sampler.fingerprint()}
+                "world_size": self.world_size, "num_workers": self.num_workers,
+                "fingerprint": self.sampler.fingerprint()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Resume exactly where ``state`` stopped (same stores, config and world size)."""
@@ -206,8 +209,10 @@ class StreamingDataset(IterableDataset):
         if state["fingerprint"] != self.sampler.fingerprint():
             raise HepfmError("loader state was saved with other stores, split, batching, seed or block "
                              f"settings (fingerprint {state['fingerprint']} != {self.sampler.fingerprint()})")
-        if state["world_size"] != self.world_size:
-            raise HepfmError(f"loader state was saved with world_size {state['world_size']}, now {self.world_size}")
+        for key in ("world_size", "num_workers"):  # both shape the order of batches on a rank
+            if state[key] != getattr(self, key):
+                raise HepfmError(f"loader state was saved with {key}={state[key]}, now {getattr(self, key)}; "
+                                 f"resume with the same {key}")
         n = self.n_batches(int(state["epoch"]))
         if not 0 <= int(state["consumed"]) <= n:
             raise HepfmError(f"loader state consumed={state['consumed']} outside the epoch's {n} batches")

@@ -80,5 +80,6 @@ def make_loader(stores: Any, *, device: torch.device | str | None = None, num_wo
     if num_workers > 0:
         kwargs.update(prefetch_factor=prefetch_factor, persistent_workers=persistent_workers,
                       multiprocessing_context=multiprocessing_context)
+    ds.num_workers = num_workers
     loader = DataLoader(ds, batch_size=None, num_workers=num_workers, pin_memory=pin_memory, **kwargs)
     return StreamingLoader(ds, loader, device)

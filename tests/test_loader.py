@@ -1,0 +1,269 @@
+"""The streaming loader on real stores (Zarr and Parquet written by hepfm_data.store), real
+DataLoader worker processes, a real moto S3 server and a real torchrun (gloo) job."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hepfm_data.errors import HepfmError
+from hepfm_data.events import SampleInfo
+from hepfm_data.graph import ETA, PHI
+from hepfm_data.loader import BoostZ, Compose, FlipEta, RotatePhi, StreamingDataset, make_loader
+from hepfm_data.store import open_store, write_store
+from hepfm_data.testing import synthetic_events
+
+PROCESSES = {"ttW": 260, "ttt": 180, "tttt": 120}  # events before the split (~80% train)
+FAST = {"block_size": 32, "window_blocks": 3}
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory) -> dict[str, str]:
+    """Three small Zarr stores (several shards each) and one Parquet copy of ttW."""
+    root = tmp_path_factory.mktemp("loader_stores")
+    out = {}
+    for i, (proc, n) in enumerate(PROCESSES.items()):
+        ev = synthetic_events(n, seed=10 + i, first_event_id=100_000 * (i + 1))
+        write_store(str(root / "zarr"), proc, [(ev, SampleInfo(process=proc, source="synthetic"))],
+                    layout="zarr", events_per_shard=70, progress=False)
+        out[proc] = str(root / "zarr" / proc)
+    ev = synthetic_events(PROCESSES["ttW"], seed=10, first_event_id=100_000)
+    write_store(str(root / "parquet"), "ttW", [(ev, SampleInfo(process="ttW", source="synthetic"))],
+                layout="parquet", events_per_shard=70, progress=False)
+    out["ttW_parquet"] = str(root / "parquet" / "ttW")
+    return out
+
+
+def store_events(url: str, split: str = "train") -> dict[int, tuple]:
+    """event_id -> (nodes [n, 7], multilabel, weight, label) read directly from a store."""
+    st = open_store(url)
+    out = {}
+    for info in st.shards(split):
+        d = st.read_shard(info)
+        for i, eid in enumerate(d.event_id.tolist()):
+            out[eid] = (d.nodes[d.offsets[i]:d.offsets[i + 1]], d.multilabel[i], d.weight[i], int(d.label[i]))
+    return out
+
+
+def urls(stores, names=("ttW", "ttt", "tttt")) -> list[str]:
+    return [stores[n] for n in names]
+
+
+def epoch_ids(loader) -> list[list[int]]:
+    return [b.event_id.tolist() for b in loader]
+
+
+@pytest.mark.parametrize("world,workers", [(1, 0), (3, 2)])
+def test_every_event_exactly_once_equal_batches(stores, world, workers):
+    """Across ranks x real DataLoader worker processes, one epoch delivers every train event of
+    every store exactly once, and every rank the same number of batches (== len(loader))."""
+    expected = set()
+    for u in urls(stores):
+        expected |= set(store_events(u))
+    seen, counts = [], set()
+    for rank in range(world):
+        loader = make_loader(urls(stores), device="cpu", batch_size=20, num_workers=workers, rank=rank,
+                             world_size=world, seed=7, **FAST)
+        batches = epoch_ids(loader)
+        counts.add(len(batches))
+        assert len(batches) == loader.dataset.n_batches(0)
+        assert all(0 < len(b) <= 20 for b in batches)
+        seen += [e for b in batches for e in b]
+    assert len(counts) == 1
+    assert len(seen) == len(expected) and set(seen) == expected
+
+
+def test_batches_hold_the_stored_rows_labels_and_edges(stores):
+    """Each batch event carries exactly its stored nodes, multilabel and label; weights are the
+    class-balancing scale; edges equal the Numba kernel and a numpy reference."""
+    from test_graph import numpy_reference
+
+    ref = {}
+    for u in urls(stores):
+        ref.update(store_events(u))
+    ds = StreamingDataset(urls(stores), batch_size=32, seed=1, **FAST)
+    n_per = {p: sum(1 for e in ref if e // 100_000 == i + 1) for i, p in enumerate(PROCESSES)}
+    total = sum(n_per.values())
+    wsum = dict.fromkeys(PROCESSES, 0.0)
+    for batch in ds:
+        off = np.concatenate([[0], batch.n_node.cumsum(0).numpy()])
+        for i, eid in enumerate(batch.event_id.tolist()):
+            nodes, ml, w, label = ref[eid]
+            np.testing.assert_array_equal(batch.nodes[off[i]:off[i + 1]].numpy(), nodes)
+            np.testing.assert_array_equal(batch.multilabels[i].numpy(), ml.astype(np.float32))
+            assert int(batch.labels[i]) == label
+            proc = list(PROCESSES)[eid // 100_000 - 1]
+            assert batch.weights[i].item() == pytest.approx(w * total / (3 * n_per[proc]), rel=1e-6)
+            wsum[proc] += batch.weights[i].item()
+        s, r, f = numpy_reference(batch.nodes[:, ETA].numpy(), batch.nodes[:, PHI].numpy(), batch.n_node.numpy())
+        np.testing.assert_array_equal(batch.senders.numpy(), s)
+        np.testing.assert_array_equal(batch.receivers.numpy(), r)
+        np.testing.assert_allclose(batch.edges[:, [0, 2]].numpy(), f[:, [0, 2]], atol=2e-6)
+        assert np.abs((batch.edges[:, 1].numpy() - f[:, 1] + np.pi) % (2 * np.pi) - np.pi).max() < 2e-6
+    # class balanced: every process carries the same total weight
+    assert np.allclose(list(wsum.values()), total / 3, rtol=1e-4)
+
+
+def test_parquet_and_zarr_stores_give_the_same_batches(stores):
+    """Layout is invisible to the loader: the same events in the same order with the same nodes."""
+    kw = dict(batch_size=16, seed=3, block_size=32, window_blocks=2)
+    a = list(StreamingDataset(stores["ttW"], **kw))
+    b = list(StreamingDataset(stores["ttW_parquet"], **kw))
+    assert [x.event_id.tolist() for x in a] == [y.event_id.tolist() for y in b]
+    assert all(torch.equal(x.nodes, y.nodes) and torch.equal(x.edges, y.edges) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_mid_epoch_is_exact(stores, workers):
+    """A checkpoint (JSON) after k batches, loaded into a fresh loader (fresh workers), yields
+    exactly the remaining batches of the uninterrupted run, then the next epoch identically."""
+    kw = dict(device="cpu", batch_size=16, num_workers=workers, seed=11, augment=RotatePhi(), **FAST)
+    full = make_loader(urls(stores), **kw)
+    full.set_epoch(2)
+    epoch2 = [(b.event_id.tolist(), b.nodes.clone()) for b in full]
+    epoch3 = epoch_ids(full)  # auto-advanced to epoch 3
+    first = make_loader(urls(stores), **kw)
+    first.set_epoch(2)
+    it = iter(first)
+    head = [next(it) for _ in range(5)]
+    state = json.loads(json.dumps(first.state_dict()))
+    del it
+    assert state["epoch"] == 2 and state["consumed"] == 5
+    again = make_loader(urls(stores), **kw)
+    again.load_state_dict(state)
+    again.set_epoch(2)  # the usual training loop call is a no-op for the resumed epoch
+    rest = [(b.event_id.tolist(), b.nodes) for b in again]
+    got = [(b.event_id.tolist(), b.nodes) for b in head] + rest
+    assert [g[0] for g in got] == [e[0] for e in epoch2]
+    assert all(torch.equal(g[1], e[1]) for g, e in zip(got, epoch2))  # augmentation replays too
+    assert epoch_ids(again) == epoch3
+
+
+def test_resume_refuses_another_configuration(stores):
+    """A state from other settings or another worker count is refused with the reason."""
+    state = make_loader(urls(stores), device="cpu", num_workers=0, batch_size=16, seed=1).state_dict()
+    with pytest.raises(HepfmError, match="fingerprint"):
+        make_loader(urls(stores), device="cpu", num_workers=0, batch_size=16, seed=2).load_state_dict(state)
+    with pytest.raises(HepfmError, match="num_workers"):
+        make_loader(urls(stores), device="cpu", num_workers=1, batch_size=16, seed=1).load_state_dict(state)
+    with pytest.raises(HepfmError, match="not a loader state"):
+        make_loader(urls(stores), device="cpu", num_workers=0, batch_size=16).load_state_dict({"epoch": 1})
+
+
+def test_budget_batching_and_fixed_shape_padding(stores):
+    """Node/edge budgets hold in every batch; pad=True gives one fixed shape for every batch with
+    padding masked; every event still comes exactly once."""
+    kw = dict(device="cpu", num_workers=2, batch_size=40, max_nodes=150, max_edges=900, seed=2, **FAST)
+    shapes, ids = set(), []
+    for b in make_loader(urls(stores), pad=True, **kw):
+        shapes.add((b.n_graph, b.nodes.shape[0], b.senders.shape[0]))
+        real = b.graph_mask
+        assert b.n_node[real].sum() <= 150 and b.n_edge[real].sum() <= 900 and real.sum() <= 40
+        assert (b.weights[~real] == 0).all() and (b.event_id[~real] == -1).all()
+        ids += b.event_id[real].tolist()
+    assert shapes == {(41, 151, 901)}
+    expected = set().union(*(store_events(u) for u in urls(stores)))
+    assert len(ids) == len(expected) and set(ids) == expected
+    with pytest.raises(HepfmError, match="pad=True needs"):
+        StreamingDataset(urls(stores), batch_size=8, pad=True)
+
+
+def test_task_labels_and_sampling_mix(stores):
+    """Task labels come from the catalog task; mixing='sample' draws per-epoch quotas per weight."""
+    ds = StreamingDataset(urls(stores, ("ttW", "ttt")), labels="ttW_vs_ttt", batch_size=64, **FAST)
+    lab = {int(e) // 100_000: int(x) for b in ds for e, x in zip(b.event_id, b.labels)}
+    assert lab == {1: 0, 2: 1}
+    with pytest.raises(HepfmError, match="no class for store"):
+        StreamingDataset(urls(stores), labels="ttW_vs_ttt")
+    ds = StreamingDataset(urls(stores), mixing="sample", weights={"ttW": 1, "ttt": 1, "tttt": 2},
+                          batch_size=64, **FAST)
+    ids = [int(e) for b in ds for e in b.event_id]
+    per = np.bincount(np.array(ids) // 100_000, minlength=4)[1:]
+    assert per.sum() == ds.plan(0).n_events and abs(per[2] / per.sum() - 0.5) < 0.01
+    assert all(b.weights.eq(1).all() for b in ds)
+
+
+def test_augmentations_are_seeded_and_physical(stores):
+    """Augmented batches are identical with 0 or 2 workers (seeded per batch, not per worker);
+    rotation, eta flip and boost keep pt and the dr between non-MET nodes; MET eta stays 0."""
+    aug = Compose(RotatePhi(), FlipEta(), BoostZ())
+    kw = dict(device="cpu", batch_size=32, seed=4, **FAST)
+    a = list(make_loader(urls(stores), num_workers=0, augment=aug, **kw))
+    b = list(make_loader(urls(stores), num_workers=2, augment=aug, **kw))
+    plain = list(make_loader(urls(stores), num_workers=0, **kw))
+    # 2 workers yield the same batches in another order: match them by their events
+    by_events = {tuple(y.event_id.tolist()): y for y in b}
+    assert len(by_events) == len(a)
+    assert all(torch.equal(x.nodes, by_events[tuple(x.event_id.tolist())].nodes) for x in a)
+    for x, p in zip(a, plain):
+        assert torch.equal(x.event_id, p.event_id)
+        torch.testing.assert_close(x.nodes[:, 0], p.nodes[:, 0])  # pt unchanged
+        met = p.nodes[:, 6] == 4
+        torch.testing.assert_close(x.nodes[met, ETA], p.nodes[met, ETA])
+        assert not torch.equal(x.nodes[:, PHI], p.nodes[:, PHI])
+        # rotation + flip + boost keep |deta| and dphi-magnitude among non-MET nodes -> dr between them
+        keep = ~met[x.senders] & ~met[x.receivers]
+        torch.testing.assert_close(x.edges[keep, 2], p.edges[keep, 2], atol=2e-4, rtol=0)
+
+
+def test_remote_s3_store_through_bounded_cache(stores, tmp_path):
+    """A store on a real (moto) S3 server streams the same batches as the local copy, shards
+    fetched into a checksum-verified local cache that stays within its byte bound."""
+    s3fs = pytest.importorskip("s3fs")
+    from hepfm_data.sources.testing import s3_server
+
+    local = urls(stores, ("ttW",))
+    with s3_server():
+        fs = s3fs.S3FileSystem()
+        fs.mkdir("hepfm-loader")
+        fs.put(local[0], "hepfm-loader/stores/ttW", recursive=True)
+        one_shard = max(i.bytes for i in open_store(local[0]).shards("train"))
+        cache = tmp_path / "cache"
+        kw = dict(batch_size=16, seed=9, block_size=32, window_blocks=2)
+        remote = list(StreamingDataset("s3://hepfm-loader/stores/ttW", cache_dir=cache,
+                                       cache_bytes=2 * one_shard, **kw))
+        here = list(StreamingDataset(local, **kw))
+        assert [x.event_id.tolist() for x in remote] == [y.event_id.tolist() for y in here]
+        assert all(torch.equal(x.nodes, y.nodes) for x, y in zip(remote, here))
+        on_disk = [p for p in cache.iterdir() if p.is_dir()]
+        assert 0 < len(on_disk) <= 3
+        assert sum(f.stat().st_size for p in on_disk for f in p.rglob("*") if f.is_file()) <= 3 * one_shard
+
+
+def test_clear_errors_for_bad_configuration(stores):
+    """Unknown mixing, missing label/weight entries and a bad rank raise HepfmError naming the problem."""
+    with pytest.raises(HepfmError, match="mixing must be"):
+        StreamingDataset(urls(stores), mixing="balanced")
+    with pytest.raises(HepfmError, match=r"labels has no entry for process\(es\) \['tttt'\]"):
+        StreamingDataset(urls(stores), labels={"ttW": 0, "ttt": 1})
+    with pytest.raises(HepfmError, match="weights has no entry"):
+        StreamingDataset(urls(stores), weights={"ttW": 1.0})
+    with pytest.raises(HepfmError, match="rank 2 is outside"):
+        StreamingDataset(urls(stores), rank=2, world_size=2)
+
+
+def test_torchrun_two_ranks_disjoint_complete_equal(stores, tmp_path):
+    """A real torchrun job (2 ranks, gloo, CPU, 1 DataLoader worker each, an all_reduce per step):
+    per epoch the ranks' event ids are disjoint, their union is every train event, both ranks
+    run the same number of steps (== len(loader)), and the two epochs are shuffled differently."""
+    worker = Path(__file__).with_name("ddp_loader_worker.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
+           str(worker), str(tmp_path), *urls(stores)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    expected = set().union(*(store_events(u) for u in urls(stores)))
+    for e in range(2):
+        a, b = (r["epochs"][e] for r in ranks)
+        assert a["n_batches"] == b["n_batches"] == a["len"] == b["len"]
+        assert not set(a["event_ids"]) & set(b["event_ids"])
+        assert sorted(a["event_ids"] + b["event_ids"]) == sorted(expected)
+    assert ranks[0]["epochs"][0]["event_ids"] != ranks[0]["epochs"][1]["event_ids"]
