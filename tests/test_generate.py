@@ -113,7 +113,8 @@ def test_missing_lhe_and_slha_files(tmp_path):
 @pytest.mark.slow
 def test_produce_blocks_resume_and_determinism(tmp_path):
     """CLI production writes atomic Parquet+JSON blocks; an interrupted run resumes, regenerating only the
-    missing block with identical bytes (1 worker vs 2); the blocks load back as valid event records."""
+    missing block with identical bytes (1 worker vs 2); the blocks load back as valid event records and
+    plot to a PNG."""
     from hepfm_data.cli import main
     from hepfm_data.production import block_paths, load_block, produce
 
@@ -142,6 +143,12 @@ def test_produce_blocks_resume_and_determinism(tmp_path):
     assert blocks[1][0].read_bytes() == original  # same seed -> same bytes, whatever the worker count
     assert {i: blocks[i][0].stat().st_mtime_ns for i in (0, 2)} == kept  # finished blocks were skipped
 
+    # the plot command reads the blocks back and writes a PNG; an absent process is a clear error
+    png = tmp_path / "plot.png"
+    assert main(["plot", "ggF_H", "--input", str(out), "--out", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert main(["plot", "ttbar", "--input", str(out), "--out", str(png)]) == 1
+
     # a different production into the same directory is refused, naming the difference
     with pytest.raises(GenerationError, match="base_seed"):
         produce("ggF_H", 100, 22, out, block_size=40, n_workers=1, progress=False)
@@ -159,3 +166,45 @@ def test_produce_rejects_bad_input_before_workers(tmp_path):
     with pytest.raises(UnknownNameError):
         produce("nope", 10, 1, tmp_path / "x", progress=False)
     assert not (tmp_path / "x").exists()
+
+
+def _write_lhe(path, n_events: int, seed: int = 0) -> None:
+    """A minimal LHEF file of gg -> tt̄ at √ŝ = 800 GeV with random scattering angles (tops decayed by Pythia)."""
+    rng = np.random.default_rng(seed)
+    e, m = 400.0, 172.5
+    p = np.sqrt(e**2 - m**2)
+    lines = ['<LesHouchesEvents version="1.0">', "<init>",
+             " 2212 2212 6.500000e+03 6.500000e+03 0 0 -1 -1 3 1", " 1.0e+00 1.0e-02 1.0e+00 1", "</init>"]
+    for _ in range(n_events):
+        cos, phi = rng.uniform(-1, 1), rng.uniform(-np.pi, np.pi)
+        sin = np.sqrt(1 - cos**2)
+        px, py, pz = p * sin * np.cos(phi), p * sin * np.sin(phi), p * cos
+        lines += ["<event>", " 4 1 1.0e+00 4.0e+02 7.8e-03 1.0e-01",
+                  f" 21 -1 0 0 501 502 0 0 {e:.6e} {e:.6e} 0 0 9",
+                  f" 21 -1 0 0 503 501 0 0 {-e:.6e} {e:.6e} 0 0 9",
+                  f" 6 1 1 2 503 0 {px:.6e} {py:.6e} {pz:.6e} {e:.6e} {m:.6e} 0 9",
+                  f" -6 1 1 2 0 502 {-px:.6e} {-py:.6e} {-pz:.6e} {e:.6e} {m:.6e} 0 9", "</event>"]
+    lines.append("</LesHouchesEvents>")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_lhe_input_is_showered_and_detected(tmp_path):
+    """Pythia reads an LHE file (Beams:frameType = 4) for an external-only process: events carry the LHE
+    tops (√ŝ = 800 GeV, back-to-back), the sample is labelled lhe+pythia8; a short file ends the run early,
+    and skipped events are not regenerated."""
+    lhe = tmp_path / "tt.lhe"
+    _write_lhe(lhe, 12)
+    events, info = generate("tHq", 50, 5, lhe=lhe)
+    validate_events(events)
+    assert len(events) == 12  # the file holds 12 events
+    assert info.source == "lhe+pythia8" and info.inputs == [str(lhe)]
+    assert "Beams:frameType = 4" in info.generator["settings"]
+    tops = events.truth[abs(events.truth.pid) == 6]
+    assert ak.all(ak.num(tops) == 2)
+    assert ak.mean(ak.num(events.jets)) > 2.0
+    rest, _ = generate("tHq", 50, 5, lhe=lhe, lhe_skip=5)
+    assert len(rest) == 7
+    bad = tmp_path / "not.lhe"
+    bad.write_text("hello\n")
+    with pytest.raises(InputFileError, match="LesHouchesEvents"):
+        generate("tHq", 5, 5, lhe=bad)

@@ -102,7 +102,7 @@ def process_settings(proc: Process, seed: int, *, lhe: str | os.PathLike | None 
 
     With ``lhe`` the hard process comes from the file (``Beams:frameType = 4``):
     catalog process switches are dropped, particle-data lines (``25:onMode``...)
-    are kept. Raises before anything runs when an input is missing.
+    and the SLHA spectrum are kept. Raises before anything runs when an input is missing.
     """
     seed = check_seed(seed)
     settings = [*BASE_SETTINGS, f"Random:seed = {seed}"]
@@ -110,15 +110,15 @@ def process_settings(proc: Process, seed: int, *, lhe: str | os.PathLike | None 
         path = check_lhe(lhe)
         settings += ["Beams:frameType = 4", f"Beams:LHEF = {path}"]
         settings += [s for s in proc.pythia or () if s.split(":", 1)[0].strip().isdigit()]
-        return settings
-    if proc.pythia is None:
+    elif proc.pythia is None:
         raise GenerationError(
             f"process {proc.name!r} is {proc.fidelity}: Pythia 8 has no hard process for it. Supply "
             f"matrix-element events as LHE (hepfm-data generate {proc.name} --lhe events.lhe, i.e. "
             f"Beams:frameType = 4, Beams:LHEF = events.lhe) or Delphes ROOT files "
             f"(hepfm-data build {proc.name} --input FILES)")
-    settings += list(proc.pythia)
-    if proc.slha:
+    else:
+        settings += list(proc.pythia)
+    if proc.slha:  # sparticle masses and decays, also for LHE input
         path = resolve_slha(proc.slha, workdir)
         settings += [f"SLHA:file = {path}", "SLHA:verbose = 0"]
     return settings
@@ -254,7 +254,7 @@ def generate(process: str | Process, n_events: int, seed: int, *, lhe: str | os.
         generator={
             "name": "pythia8", "pythia_version": pythia_version(),
             "settings": [s for s in settings if not s.startswith(("SLHA:file", "Beams:LHEF"))],
-            "slha": proc.slha if lhe is None else None,
+            "slha": proc.slha,
             "sigma_pb": float(sigma_pb) if math.isfinite(sigma_pb) else None,
             "sigma_err_pb": float(sigma_err_pb) if math.isfinite(sigma_err_pb) else None,
             "n_tried": int(n_tried), "n_accepted": int(n_accepted), "n_events": len(events),
