@@ -32,7 +32,8 @@ GeV, not the candidate, not electrons/muons — the card's EFlowFilter) / pT(can
 isolated when I < 0.12 (electrons, photons) or I < 0.25 (muons).
 ΔR = sqrt(Δη² + Δφ²), Δφ wrapped.
 
-Jets: anti-kt R = 0.4 (FastJet) on visible particles, excluding all muons
+Jets: anti-kt R = 0.4 (FastJet: Cacciari, Salam, Soyez, EPJC 72 (2012) 1896,
+arXiv:1111.6097; anti-kt: JHEP 04 (2008) 063) on visible particles, excluding all muons
 (minimum-ionising in the calorimeters) and the isolated electrons/photons kept
 as objects (the card's UniqueObjectFinder gives those precedence). Jet energy
 resolution = the card's HCal resolution applied to the jet energy:
@@ -287,4 +288,17 @@ def emulate(particles: ak.Array, rng: np.random.Generator) -> DetectorObjects:
 def _fastjet():
     from ..errors import require
 
-    return require("fastjet", "gen", "jet clustering of generated events")
+    fastjet = require("fastjet", "gen", "jet clustering of generated events")
+    global _BANNER_OFF
+    if not _BANNER_OFF:  # keep progress bars readable; FastJet is cited in the module docstring and README
+        try:
+            from fastjet import _swig
+
+            _swig.ClusterSequence.set_fastjet_banner_stream(None)
+        except (ImportError, AttributeError):  # pragma: no cover - other fastjet builds
+            pass
+        _BANNER_OFF = True
+    return fastjet
+
+
+_BANNER_OFF = False
