@@ -113,8 +113,8 @@ def test_missing_lhe_and_slha_files(tmp_path):
 @pytest.mark.slow
 def test_produce_blocks_resume_and_determinism(tmp_path):
     """CLI production writes atomic Parquet+JSON blocks; an interrupted run resumes, regenerating only the
-    missing block with identical bytes (1 worker vs 2); the blocks load back as valid event records and
-    plot to a PNG."""
+    missing block with identical bytes (1 worker of a cluster given by scheduler address vs 2 LocalCluster
+    workers); the blocks load back as valid event records and plot to a PNG."""
     from hepfm_data.cli import main
     from hepfm_data.production import block_paths, load_block, produce
 
@@ -138,7 +138,10 @@ def test_produce_blocks_resume_and_determinism(tmp_path):
     kept = {i: blocks[i][0].stat().st_mtime_ns for i in (0, 2)}
     blocks[1][1].unlink()
     blocks[1][0].write_bytes(b"half-written")
-    paths = produce("ggF_H", 100, 21, out, block_size=40, n_workers=1, progress=False)
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:  # an existing cluster, by address
+        paths = produce("ggF_H", 100, 21, out, block_size=40, scheduler=cluster.scheduler_address, progress=False)
     assert paths == [p for p, _ in blocks]
     assert blocks[1][0].read_bytes() == original  # same seed -> same bytes, whatever the worker count
     assert {i: blocks[i][0].stat().st_mtime_ns for i in (0, 2)} == kept  # finished blocks were skipped
