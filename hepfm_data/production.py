@@ -15,7 +15,8 @@ seed, block_size) -> same bytes, whatever the number of workers.
 
 Workers: a ``LocalCluster`` (processes, one thread each; ``n_workers``
 defaults to the number of cores) or an existing scheduler address, e.g. a
-dask-jobqueue ``SLURMCluster(...).scheduler_address``.
+dask-jobqueue ``SLURMCluster(...).scheduler_address``. Worker processes are
+spawned: call :func:`produce` from a script under ``if __name__ == "__main__":``.
 """
 
 from __future__ import annotations
