@@ -15,7 +15,8 @@ import numpy as np
 from .catalog import Catalog, ObjectCuts, load_catalog
 
 
-def _cut(col, cuts: ObjectCuts):
+def apply_cuts(col, cuts: ObjectCuts):
+    """Objects of ``col`` (var * {pt, eta, ...}) passing pT, |η| and crack cuts (no overlap removal)."""
     aeta = abs(col.eta)
     ok = (col.pt >= cuts.pt_min) & (aeta <= cuts.abs_eta_max)
     if cuts.eta_crack is not None:
@@ -30,9 +31,9 @@ def _leading(col) -> np.ndarray:
 def distributions(events: ak.Array, catalog: Catalog | None = None) -> dict[str, np.ndarray]:
     """Per-event quantities of an event record: name -> 1-D array (GeV for momenta)."""
     sel = (catalog or load_catalog()).selection
-    jets = _cut(events.jets, sel.jet)
-    leptons = ak.num(_cut(events.electrons, sel.electron)) + ak.num(_cut(events.muons, sel.muon))
-    photons = _cut(events.photons, sel.photon)
+    jets = apply_cuts(events.jets, sel.jet)
+    leptons = ak.num(apply_cuts(events.electrons, sel.electron)) + ak.num(apply_cuts(events.muons, sel.muon))
+    photons = apply_cuts(events.photons, sel.photon)
     truth = events.truth
     higgs = truth[(abs(truth.pid) == 25) | (abs(truth.pid) == 35) | (abs(truth.pid) == 36)]
     return {

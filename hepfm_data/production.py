@@ -114,14 +114,12 @@ def produce(process: str | Process, n_events: int, seed: int, workdir: str | os.
     Input errors (unknown process, rejected setting, missing LHE/SLHA, external-only
     process) are raised here, before any worker starts.
     """
-    from .readers.pythia import check_seed, make_pythia, process_settings, resolve_process
+    from .readers.pythia import check_count, check_seed, make_pythia, process_settings, resolve_process
 
     proc = resolve_process(process, catalog)
     check_seed(seed)
-    if isinstance(n_events, bool) or not isinstance(n_events, (int, np.integer)) or n_events < 1:
-        raise GenerationError(f"n_events must be a positive integer, got {n_events!r}")
-    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
-        raise GenerationError(f"block_size must be a positive integer, got {block_size!r}")
+    check_count("n_events", n_events)
+    check_count("block_size", block_size)
     workdir = Path(workdir)
     lhe_path = str(Path(lhe).expanduser().resolve()) if lhe is not None else None
     with tempfile.TemporaryDirectory() as tmp:  # inputs and settings are checked before any worker starts

@@ -11,6 +11,7 @@ pytest.importorskip("fastjet")
 vector = pytest.importorskip("vector")
 
 from hepfm_data import load_catalog  # noqa: E402
+from hepfm_data.plotting import apply_cuts  # noqa: E402
 from hepfm_data.readers.detector import ecal_resolution  # noqa: E402
 from hepfm_data.readers.pythia import generate  # noqa: E402
 
@@ -28,15 +29,6 @@ def samples():
         return cache[name, n, seed]
 
     return get
-
-
-def _selected(col, cuts):
-    """Objects of ``col`` passing the catalog's SPEC §2 kinematic cuts (pT, |eta|, crack)."""
-    aeta = abs(col.eta)
-    ok = (col.pt >= cuts.pt_min) & (aeta <= cuts.abs_eta_max)
-    if cuts.eta_crack is not None:
-        ok = ok & ~((aeta > cuts.eta_crack[0]) & (aeta < cuts.eta_crack[1]))
-    return col[ok]
 
 
 def _diphoton(events):
@@ -98,7 +90,7 @@ def test_object_multiplicities_are_sane(samples):
     sel = CAT.selection
 
     def mean_count(events, name, cuts):
-        return float(ak.mean(ak.num(_selected(events[name], cuts))))
+        return float(ak.mean(ak.num(apply_cuts(events[name], cuts))))
 
     ggf, _ = samples("ggF_H", 200, 103)
     wh, _ = samples("WH", 200, 104)

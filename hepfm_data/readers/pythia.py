@@ -72,6 +72,13 @@ def check_seed(seed: int) -> int:
     return int(seed)
 
 
+def check_count(name: str, value: int) -> int:
+    """Return ``value`` if it is a positive integer, else raise GenerationError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise GenerationError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def check_lhe(lhe: str | os.PathLike) -> Path:
     """The LHE file as a Path; InputFileError when it is missing or not LHE."""
     path = Path(lhe).expanduser()
@@ -217,8 +224,7 @@ def generate(process: str | Process, n_events: int, seed: int, *, lhe: str | os.
     Same arguments -> same bytes.
     """
     proc = resolve_process(process, catalog)
-    if isinstance(n_events, bool) or not isinstance(n_events, (int, np.integer)) or n_events < 1:
-        raise GenerationError(f"n_events must be a positive integer, got {n_events!r}")
+    check_count("n_events", n_events)
     with tempfile.TemporaryDirectory(prefix="hepfm-gen-") as tmp:
         settings = process_settings(proc, seed, lhe=lhe, workdir=workdir or tmp)
         if lhe is not None and lhe_skip:
