@@ -11,7 +11,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("process", help="catalog process name (hepfm-data catalog lists them)")
     p.add_argument("--events", type=int, required=True, help="number of events to generate")
     p.add_argument("--seed", type=int, required=True, help="run seed (1..900000000); blocks derive their own")
-    p.add_argument("--out", required=True, help="output directory (blocks go to OUT/PROCESS/block-NNNNN.*)")
+    p.add_argument("--out", default="generated",
+                   help="output directory (blocks go to OUT/PROCESS/block-NNNNN.*; default: ./generated)")
     p.add_argument("--block-size", type=int, default=500, help="events per Dask task (default 500)")
     p.add_argument("--scheduler", help="Dask scheduler address (default: a LocalCluster on this machine)")
     p.add_argument("--workers", type=int, help="LocalCluster worker processes (default: number of cores)")

@@ -10,7 +10,8 @@ HELP = "plot kinematic distributions per process (PNG)"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("processes", nargs="+", metavar="PROCESS", help="process names (blocks under DIR/PROCESS/)")
-    p.add_argument("--input", required=True, help="directory written by hepfm-data generate --out")
+    p.add_argument("--input", default="generated",
+                   help="directory written by hepfm-data generate --out (default: ./generated)")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--catalog", help="catalog YAML (default: the shipped catalog)")
 
