@@ -21,6 +21,7 @@ spawned: call :func:`produce` from a script under ``if __name__ == "__main__":``
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import tempfile
@@ -142,15 +143,23 @@ def produce(process: str | Process, n_events: int, seed: int, workdir: str | os.
         client = distributed.Client(cluster)
     bar = None
     try:
-        futures = [client.submit(run_block, proc, seed, i, sizes[i], block_size, str(workdir), lhe_path,
-                                 key=f"hepfm-{proc.name}-{seed}-{block_size}-{i}", pure=False) for i in todo]
         if progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=sum(sizes), initial=sum(sizes) - sum(sizes[i] for i in todo),
                        desc=f"produce {proc.name}", unit="ev")
-        for fut in distributed.as_completed(futures):
+        # bounded submission: a few tasks per worker in flight, so 10^5 blocks cost no scheduler memory
+        n_running = len(client.scheduler_info().get("workers", {})) or (n_workers or os.cpu_count() or 1)
+        pending = iter(todo)
+        submit = lambda i: client.submit(  # noqa: E731
+            run_block, proc, seed, i, sizes[i], block_size, str(workdir), lhe_path,
+            key=f"hepfm-{proc.name}-{seed}-{block_size}-{i}", pure=False)
+        queue = distributed.as_completed([submit(i) for i in itertools.islice(pending, max(8, 4 * n_running))])
+        for fut in queue:
             path = fut.result()
+            nxt = next(pending, None)
+            if nxt is not None:
+                queue.add(submit(nxt))
             if bar is not None:
                 bar.update(sizes[int(Path(path).stem.split("-")[1])])
     finally:
