@@ -204,14 +204,13 @@ def _numba_edges(nodes: torch.Tensor, n_node: torch.Tensor):
     """(senders, receivers, edges [E, 3], n_edge) of CPU tensors by the Numba kernel."""
     import numpy as np
 
-    from .kernels.edges import fully_connected_edges
+    from .kernels.edges import fully_connected_edge_matrix
 
     nodes_np = nodes.numpy()
     offsets = np.zeros(n_node.shape[0] + 1, np.int64)
     np.cumsum(n_node.numpy(), out=offsets[1:])
-    s, r, deta, dphi, dr, n_edge = fully_connected_edges(nodes_np[:, ETA], nodes_np[:, PHI], offsets)
-    edges = torch.from_numpy(np.stack([deta, dphi, dr], axis=1))
-    return torch.from_numpy(s), torch.from_numpy(r), edges, torch.from_numpy(n_edge)
+    s, r, edges, n_edge = fully_connected_edge_matrix(nodes_np[:, ETA], nodes_np[:, PHI], offsets)
+    return torch.from_numpy(s), torch.from_numpy(r), torch.from_numpy(edges), torch.from_numpy(n_edge)
 
 
 def fully_connected(n_node: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hepfm_data.errors import HepfmError
-from hepfm_data.loader.sampler import BatchSpec, StreamSampler, rank_order
+from hepfm_data.loader.sampler import BatchSpec, StreamSampler, rank_order, worker_groups
 
 
 def dataloader_order(per_worker: list[np.ndarray]) -> list[int]:
@@ -60,7 +60,7 @@ def test_every_event_exactly_once_equal_batches_and_exact_resume(sizes, spec, wo
         bounds = per_worker[0].bounds
         n_batches.add(len(bounds) - 1)
         order = dataloader_order([a.batches for a in per_worker])
-        assert order == rank_order(len(bounds) - 1, workers)[0].tolist()
+        assert order == rank_order(worker_groups(len(bounds) - 1, workers))[0].tolist()
         assert sorted(order) == list(range(len(bounds) - 1))
         for b in order:
             pos = np.arange(bounds[b], bounds[b + 1])

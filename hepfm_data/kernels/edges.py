@@ -11,7 +11,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["edge_counts", "fully_connected_edges"]
+__all__ = ["edge_counts", "fully_connected_edge_matrix", "fully_connected_edges"]
 
 
 @nb.njit(cache=True)
@@ -25,7 +25,7 @@ def _edge_counts(offsets):
 
 
 @nb.njit(cache=True)
-def _fill_edges(eta, phi, offsets, senders, receivers, deta, dphi, dr):
+def _fill_edges(eta, phi, offsets, senders, receivers, feat):
     two_pi = np.float32(2.0 * np.pi)
     pi = np.float32(np.pi)
     e = 0
@@ -40,9 +40,9 @@ def _fill_edges(eta, phi, offsets, senders, receivers, deta, dphi, dr):
                 dp = np.float32(x - np.floor(x / two_pi) * two_pi) - pi
                 senders[e] = i
                 receivers[e] = j
-                deta[e] = de
-                dphi[e] = dp
-                dr[e] = np.sqrt(de * de + dp * dp)
+                feat[e, 0] = de
+                feat[e, 1] = dp
+                feat[e, 2] = np.sqrt(de * de + dp * dp)
                 e += 1
     return e
 
@@ -52,13 +52,9 @@ def edge_counts(offsets: np.ndarray) -> np.ndarray:
     return _edge_counts(np.ascontiguousarray(offsets, dtype=np.int64))
 
 
-def fully_connected_edges(eta: np.ndarray, phi: np.ndarray, offsets: np.ndarray):
-    """Edges of fully connected events without self-edges, and their features.
-
-    ``eta``, ``phi`` [N] (radians) of the packed nodes, ``offsets`` [B+1] int64 node
-    offsets of each event. Returns ``senders``, ``receivers`` [E] int64 (global node
-    indices), ``deta``, ``dphi``, ``dr`` [E] float32 and ``n_edge`` [B] int64.
-    """
+def fully_connected_edge_matrix(eta: np.ndarray, phi: np.ndarray, offsets: np.ndarray):
+    """Like :func:`fully_connected_edges`, with the features as one [E, 3] float32 array
+    (deta, dphi, dr) — the layout of ``GraphBatch.edges``."""
     offsets = np.ascontiguousarray(offsets, dtype=np.int64)
     eta = np.ascontiguousarray(eta, dtype=np.float32)
     phi = np.ascontiguousarray(phi, dtype=np.float32)
@@ -68,8 +64,17 @@ def fully_connected_edges(eta: np.ndarray, phi: np.ndarray, offsets: np.ndarray)
     total = int(n_edge.sum())
     senders = np.empty(total, np.int64)
     receivers = np.empty(total, np.int64)
-    deta = np.empty(total, np.float32)
-    dphi = np.empty(total, np.float32)
-    dr = np.empty(total, np.float32)
-    _fill_edges(eta, phi, offsets, senders, receivers, deta, dphi, dr)
-    return senders, receivers, deta, dphi, dr, n_edge
+    feat = np.empty((total, 3), np.float32)
+    _fill_edges(eta, phi, offsets, senders, receivers, feat)
+    return senders, receivers, feat, n_edge
+
+
+def fully_connected_edges(eta: np.ndarray, phi: np.ndarray, offsets: np.ndarray):
+    """Edges of fully connected events without self-edges, and their features.
+
+    ``eta``, ``phi`` [N] (radians) of the packed nodes, ``offsets`` [B+1] int64 node
+    offsets of each event. Returns ``senders``, ``receivers`` [E] int64 (global node
+    indices), ``deta``, ``dphi``, ``dr`` [E] float32 and ``n_edge`` [B] int64.
+    """
+    senders, receivers, feat, n_edge = fully_connected_edge_matrix(eta, phi, offsets)
+    return senders, receivers, feat[:, 0], feat[:, 1], feat[:, 2], n_edge

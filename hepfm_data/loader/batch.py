@@ -11,7 +11,7 @@ import torch
 
 from ..graph import GraphBatch
 
-__all__ = ["HostBatch", "gather_events"]
+__all__ = ["HostBatch", "PackedBatch", "gather_events"]
 
 
 @dataclass
@@ -55,3 +55,51 @@ def gather_events(offsets: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.
     np.cumsum(counts, out=new[1:])
     rows = np.repeat(starts - new[:-1], counts) + np.arange(new[-1], dtype=np.int64)
     return rows, new
+
+
+_ALIGN = 16
+
+
+@dataclass
+class PackedBatch:
+    """A :class:`GraphBatch` or :class:`HostBatch` packed into one numpy byte buffer.
+
+    DataLoader workers would send every tensor of a batch through its own shared-memory
+    segment (a socket handshake each); one numpy buffer per batch travels as one pickled
+    blob through the worker's pipe instead, and ``unpack()`` returns zero-copy tensor views.
+    """
+
+    buffer: np.ndarray | torch.Tensor  # uint8 [bytes] (a tensor once pinned)
+    kind: str  # "graph" | "host"
+    fields: tuple  # ((name, dtype, shape, offset) | (name, None, None, None), ...)
+
+    @classmethod
+    def pack(cls, batch: GraphBatch | HostBatch) -> PackedBatch:
+        items, size = [], 0
+        for f in dataclasses.fields(batch):
+            t = getattr(batch, f.name)
+            if not isinstance(t, torch.Tensor):
+                items.append((f.name, None, None, None))
+                continue
+            items.append((f.name, t.dtype, tuple(t.shape), size))
+            size += -(-t.numel() * t.element_size() // _ALIGN) * _ALIGN
+        buf = np.empty(size, dtype=np.uint8)
+        for name, dtype, _, off in items:
+            if dtype is not None:
+                a = getattr(batch, name).contiguous().numpy().reshape(-1).view(np.uint8)
+                buf[off:off + a.shape[0]] = a
+        return cls(buf, "graph" if isinstance(batch, GraphBatch) else "host", tuple(items))
+
+    def pin_memory(self) -> PackedBatch:
+        return PackedBatch(torch.from_numpy(self.buffer).pin_memory(), self.kind, self.fields)
+
+    def unpack(self) -> GraphBatch | HostBatch:
+        buf = self.buffer if isinstance(self.buffer, torch.Tensor) else torch.from_numpy(self.buffer)
+        out = {}
+        for name, dtype, shape, off in self.fields:
+            if dtype is None:
+                out[name] = None
+                continue
+            n = int(np.prod(shape, dtype=np.int64)) * torch.empty(0, dtype=dtype).element_size()
+            out[name] = buf[off:off + n].view(dtype).reshape(shape)
+        return (GraphBatch if self.kind == "graph" else HostBatch)(**out)

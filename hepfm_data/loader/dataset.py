@@ -19,14 +19,15 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ..errors import HepfmError, StoreError
-from .batch import HostBatch, gather_events
+from .batch import HostBatch, PackedBatch, gather_events
 from .sampler import BatchSpec, EpochPlan, StreamSampler
 
 __all__ = ["StreamingDataset", "dist_rank_world"]
 
 STATE_FORMAT = "hepfm-loader-state"
-#: block size (events) matching each layout's storage chunks
-DEFAULT_BLOCK = {"zarr": 4096, "parquet": 16384}
+#: events per block (the unit of I/O): a multiple of the Zarr event chunk (4096) and of the
+#: Parquet row group (16384); store reads have a large fixed cost per call (~50 ms, Zarr)
+DEFAULT_BLOCK = 32768
 
 
 def dist_rank_world() -> tuple[int, int]:
@@ -69,22 +70,25 @@ class StreamingDataset(IterableDataset):
     pad: fixed-shape batches (``GraphBatch.pad_to``) of ``batch_size + 1`` graphs,
         ``max_nodes + 1`` nodes, ``max_edges + 1`` edges (all three must be set).
     seed, shuffle: the block shuffle of (seed, epoch); ``block_size`` events per block
-        (default: the layout's chunk), ``window_blocks`` blocks shuffled together.
+        (default 32768), ``window_blocks`` blocks whose events are shuffled together (a worker
+        holds at most two windows plus one being prefetched).
     augment: ``aug(nodes, offsets, rng) -> nodes`` (see :mod:`hepfm_data.loader.augment`).
     build_edges: True -> items are :class:`GraphBatch` with edges by the Numba kernel (CPU);
         False -> :class:`HostBatch` (nodes only; the edges are computed where the batch goes).
     rank, world_size: default from ``torch.distributed`` (when initialised) or 0, 1.
     cache_dir, cache_bytes: local cache of remote shards (bounded; see ``ShardCache``).
+    prefetch: read the next window in a background thread (default: for remote stores only;
+        local reads gain nothing from it on few cores).
     """
 
     def __init__(self, stores: Any, *, split: str = "train", labels: Mapping[str, int] | str | None = None,
                  weights: Mapping[str, float] | str | None = None, mixing: str = "reweight",
                  batch_size: int | None = 256, max_nodes: int | None = None, max_edges: int | None = None,
                  pad: bool = False, seed: int = 0, shuffle: bool = True, block_size: int | None = None,
-                 window_blocks: int = 16, augment: Callable | None = None, build_edges: bool = True,
+                 window_blocks: int = 8, augment: Callable | None = None, build_edges: bool = True,
                  multilabels: bool = True, rank: int | None = None, world_size: int | None = None,
                  storage_options: dict[str, Any] | None = None, cache_dir: str | os.PathLike | None = None,
-                 cache_bytes: int = 8 << 30, prefetch: bool = True):
+                 cache_bytes: int = 8 << 30, prefetch: bool | None = None):
         super().__init__()
         from ..store import open_store
 
@@ -120,9 +124,8 @@ class StreamingDataset(IterableDataset):
         if pad and None in (batch_size, max_nodes, max_edges):
             raise HepfmError("pad=True needs batch_size, max_nodes and max_edges (the fixed shape)")
         self.pad_shape = (batch_size + 1, max_nodes + 1, max_edges + 1) if pad else None
-        layout = self._stores[0].manifest.layout
         self.sampler = StreamSampler(sizes, spec, seed=seed, shuffle=shuffle,
-                                     block_size=block_size or DEFAULT_BLOCK.get(layout, 4096),
+                                     block_size=block_size or DEFAULT_BLOCK,
                                      window_blocks=window_blocks, quotas=quotas)
         self.augment, self.build_edges, self.multilabels = augment, build_edges, multilabels
         self.prefetch = prefetch
@@ -325,7 +328,8 @@ class StreamingDataset(IterableDataset):
             else:
                 wins.append(range(0))
         order = list(dict.fromkeys(w for r in wins for w in r))
-        pool = ThreadPoolExecutor(1) if self.prefetch else None
+        prefetch = self.prefetch if self.prefetch is not None else not all(_is_local(s) for s in self._stores)
+        pool = ThreadPoolExecutor(1) if prefetch else None
         loaded: dict[int, _Window] = {}
         pending: dict[int, Future] = {}
 
@@ -350,7 +354,9 @@ class StreamingDataset(IterableDataset):
                 out = self._batch(plan, loaded, spans[j][0], spans[j][1], int(b))
                 if in_main:  # a DataLoader worker's copy must not move the shared state
                     self._set_state(epoch, consumed + j + 1)
-                yield out
+                    yield out
+                else:  # one shared-memory transfer per batch instead of one per tensor
+                    yield PackedBatch.pack(out)
             if in_main and consumed + len(a.batches) == k:
                 self._set_state(epoch + 1, 0)
         finally:

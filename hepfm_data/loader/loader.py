@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..graph import GraphBatch
-from .batch import HostBatch
+from .batch import HostBatch, PackedBatch
 from .dataset import StreamingDataset
 
 __all__ = ["StreamingLoader", "make_loader"]
@@ -36,6 +36,8 @@ class StreamingLoader:
         total = ds.n_batches(epoch)
         i = 0
         for item in self.loader:
+            if isinstance(item, PackedBatch):
+                item = item.unpack()
             if isinstance(item, HostBatch):
                 batch = item.to_graph(self.device, ds.pad_shape)
             else:

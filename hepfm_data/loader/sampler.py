@@ -12,10 +12,11 @@ Vocabulary (lhotse-style: the sampler knows sizes, never data):
   budget, and the batch counts of all ranks are made equal by splitting the largest
   batches (so no rank waits for another at the end of an epoch, and no event is dropped
   or repeated);
-* a rank's batches are split into ``num_workers`` contiguous **worker groups** (sizes
-  differ by at most one, larger first); ``torch.utils.data.DataLoader`` yields them
-  round robin, which is the **rank order** — ``consumed`` batches of that order are the
-  resumable state.
+* a rank's batches are split into ``num_workers`` contiguous, balanced **worker groups**
+  (a worker reads only the windows its batches touch: about one extra window read per
+  worker boundary); ``torch.utils.data.DataLoader`` reads workers round robin (skipping
+  an exhausted one), which gives the **rank order** — ``consumed`` batches of that order
+  are the resumable state; a resumed DataLoader's workers are rotated to continue it.
 
 Every number here is a function of (sizes, config, seed, epoch, rank, world_size,
 num_workers): every process computes the same plan without communicating.
@@ -290,7 +291,7 @@ class StreamSampler:
         """The batches DataLoader worker ``worker`` of ``num_workers`` (0 = main process) must
         yield so that the rank order continues after its first ``consumed`` batches."""
         bounds = self.rank_bounds(plan, rank, world_size, n_node_of)
-        order, owner = rank_order(len(bounds) - 1, num_workers)
+        order, owner = rank_order(worker_groups(len(bounds) - 1, num_workers))
         if not 0 <= consumed <= len(order):
             raise HepfmError(f"consumed={consumed} is outside this epoch's {len(order)} batches")
         rest, rest_owner = order[consumed:], owner[consumed:]
@@ -303,19 +304,25 @@ class StreamSampler:
         return WorkerAssignment(rank, worker, mine, bounds)
 
 
-def rank_order(n_batches: int, num_workers: int) -> tuple[np.ndarray, np.ndarray]:
+def worker_groups(num_batches: int, num_workers: int) -> np.ndarray:
+    """[W+1] batch indices: worker ``w`` owns the contiguous batches ``g[w]:g[w + 1]``
+    (balanced; a window cut by a group boundary is read by both workers)."""
+    w = max(num_workers, 1)
+    return np.array([i * num_batches // w for i in range(w + 1)], np.int64)
+
+
+def rank_order(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(batch ids, owning worker) [K] in the order a DataLoader yields them.
 
-    Workers own contiguous groups (sizes differ by one, larger first) and are read
-    round robin, an exhausted worker being skipped.
+    ``groups`` [W+1]: worker ``w`` owns batches ``groups[w]:groups[w + 1]`` (see
+    :func:`worker_groups`). Workers are read round robin, an exhausted worker being
+    skipped (as ``torch.utils.data.DataLoader`` does).
     """
-    w = max(num_workers, 1)
-    q, extra = divmod(n_batches, w)
-    sizes = np.array([q + (i < extra) for i in range(w)], np.int64)
-    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    rounds = np.arange(q + (extra > 0))
-    batch = (first[None, :] + rounds[:, None]).ravel()
-    owner = np.tile(np.arange(w), len(rounds))
+    groups = np.asarray(groups, dtype=np.int64)
+    sizes = np.diff(groups)
+    rounds = np.arange(int(sizes.max(initial=0)))
+    batch = (groups[None, :-1] + rounds[:, None]).ravel()
+    owner = np.tile(np.arange(len(sizes)), len(rounds))
     keep = (rounds[:, None] < sizes[None, :]).ravel()
     return batch[keep].astype(np.int64), owner[keep].astype(np.int64)
 
