@@ -1,0 +1,238 @@
+"""Shared by the recipes: config dataclasses, YAML + ``--key=value`` overrides, DDP setup, data.
+
+Every recipe is ``python recipes/<name>.py [CONFIG.yaml] [--section.key=value ...]``
+(or under ``torchrun --nproc_per_node=K``). The YAML is read with ``yaml.safe_load``
+into the recipe's dataclass; each override's value is parsed as YAML too
+(``--train.epochs=3``, ``--data.processes=[ggF_H,VBF_H]``, ``--train.betas=[0.9,0.99]``).
+Unknown keys and wrongly typed values raise :class:`ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from hepfm_data.errors import HepfmError
+from hepfm_models import ModelConfig
+from hepfm_models.protocol import EventSet
+from hepfm_models.training import DistInfo, cleanup_distributed, setup_distributed
+
+__all__ = ["ConfigError", "DataConfig", "ModelSection", "load_config", "parse_args", "to_dict", "setup",
+           "cleanup_distributed", "find_stores", "stream", "task_split", "task_sets", "write_json"]
+
+
+class ConfigError(HepfmError):
+    """A recipe config file or override is malformed: names the key."""
+
+
+# ----------------------------------------------------------------------------- sections
+@dataclass
+class DataConfig:
+    """Where the stores are and how to batch them."""
+
+    stores: str = "stores"  # root holding <process>/manifest.json (path or fsspec URL)
+    processes: list[str] = field(default_factory=list)  # pretraining: [] = every pretraining store present
+    batch_size: int = 256
+    num_workers: int = 0  # DataLoader worker processes per rank
+    val_events: int = 0  # pretraining: cap on validation events (0 = the whole split)
+    block_size: int = 256  # shuffle granularity of the loader (events)
+
+
+@dataclass
+class ModelSection:
+    """SPEC §5 architecture (the number of outputs comes from the task)."""
+
+    width: int = 64
+    depth: int = 4
+    n_steps: int = 4
+    shared_block: bool = True
+
+    def model_config(self, n_out: int = 2) -> ModelConfig:
+        return ModelConfig(n_out=n_out, width=self.width, depth=self.depth, n_steps=self.n_steps,
+                           shared_block=self.shared_block)
+
+
+# ----------------------------------------------------------------------------- parsing
+def _coerce(value: Any, typ: Any, key: str) -> Any:
+    origin = typing.get_origin(typ)
+    if dataclasses.is_dataclass(typ):
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key!r}: expected a mapping, got {value!r}")
+        return build(typ, value, key)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        args = typing.get_args(typ)
+        if value is None and type(None) in args:
+            return None
+        return _coerce(value, next(a for a in args if a is not type(None)), key)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key {key!r}: expected a list, got {value!r}")
+        args = typing.get_args(typ)
+        item = args[0] if args else Any
+        out = [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(out) if origin is tuple else out
+    if typ is Any:
+        return value
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if typ is float and isinstance(value, str):  # YAML 1.1 reads "3e-4" as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if typ in (int, float, str, bool) and not (isinstance(value, typ) and not (typ is int and isinstance(value, bool))):
+        raise ConfigError(f"config key {key!r}: expected {typ.__name__}, got {value!r}")
+    return value
+
+
+def build(cls: type, values: dict[str, Any], where: str = "") -> Any:
+    """Instantiate dataclass ``cls`` from a nested dict; unknown keys raise ConfigError."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ConfigError(f"unknown config key(s) {[prefix + u for u in unknown]}; known: {sorted(names)}")
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for p in parents:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override --{dotted}: {p!r} is not a section")
+    node[leaf] = value
+
+
+def load_config(cls: type, path: str | Path | None = None, overrides: list[str] | None = None) -> Any:
+    """``cls`` built from the YAML file ``path`` (optional) with ``--key=value`` ``overrides`` applied."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        try:
+            tree = yaml.safe_load(Path(path).read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{path}: the config must be a mapping")
+    for item in overrides or []:
+        if not item.startswith("--") or "=" not in item:
+            raise ConfigError(f"override {item!r}: expected --key=value")
+        key, raw = item[2:].split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        _set(tree, key, value)
+    try:
+        return build(cls, tree)
+    except ConfigError as exc:
+        raise ConfigError(f"{path or 'config'}: {exc}") from None
+
+
+def parse_args(cls: type, argv: list[str] | None = None) -> Any:
+    """``[CONFIG.yaml] [--key=value ...]`` from ``argv`` (default ``sys.argv[1:]``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-h", "--help"):
+        print(f"usage: [CONFIG.yaml] [--key=value ...]\ndefaults:\n{yaml.safe_dump(to_dict(cls()), sort_keys=False)}")
+        raise SystemExit(0)
+    path = argv.pop(0) if argv and not argv[0].startswith("--") else None
+    return load_config(cls, path, argv)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """JSON/YAML-able dict of a config (tuples as lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+# ----------------------------------------------------------------------------- runtime
+def setup(device: str = "auto", threads: int = 0, seed: int = 0) -> DistInfo:
+    """torchrun-aware start: process group (gloo on CPU, nccl on GPU), device, threads, seed."""
+    if threads > 0:
+        torch.set_num_threads(threads)
+    dist = setup_distributed(device)
+    torch.manual_seed(seed)
+    return dist
+
+
+def write_json(path: str | Path, doc: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=1, default=float))
+    tmp.replace(path)
+
+
+# ----------------------------------------------------------------------------- data
+def find_stores(root: str, processes: list[str] | None = None) -> list[str]:
+    """Store URLs ``<root>/<process>`` for ``processes`` (all must exist), or — when empty —
+    for every catalog pretraining process whose store exists under ``root``, in catalog order."""
+    from hepfm_data.catalog import load_catalog
+    from hepfm_data.store import open_store
+
+    cat = load_catalog()
+    wanted = processes or [p.name for p in cat.pretraining]
+    found = []
+    for name in wanted:
+        url = f"{str(root).rstrip('/')}/{name}"
+        try:
+            open_store(url)
+        except (HepfmError, FileNotFoundError) as exc:
+            if processes:
+                raise ConfigError(f"data.processes: no usable store for {name!r} at {url}: {exc}") from None
+            continue
+        found.append(url)
+    if not found:
+        raise ConfigError(f"no pretraining stores under {root!r} (build some with `hepfm-data build`)")
+    return found
+
+
+def stream(stores: list[str], split: str, data: DataConfig, dist: DistInfo, labels: Any = None,
+           seed: int = 0, shuffle: bool = True, multilabels: bool = False, **kw):
+    """A resumable streaming loader (this rank's share) of GraphBatch on ``dist.device``."""
+    from hepfm_data.loader import make_loader
+
+    return make_loader(stores, split=split, labels=labels, batch_size=data.batch_size, seed=seed, shuffle=shuffle,
+                       num_workers=data.num_workers, device=dist.device, multilabels=multilabels,
+                       block_size=data.block_size, rank=dist.rank, world_size=dist.world_size, **kw)
+
+
+def task_split(root: str, task: str, data: DataConfig, split: str, n_per_class: int, seed: int = 0,
+               shuffle: bool = True) -> EventSet:
+    """``n_per_class`` events of each class of ``task`` from ``split`` (0 = all), labelled 0/1 by the
+    task; with ``shuffle`` a random subset drawn with ``seed`` (block-shuffled stream), else the first
+    events in stored order."""
+    from hepfm_data.catalog import load_catalog
+
+    classes = load_catalog().task(task).classes
+    single = DistInfo()  # every rank holds the whole subset; EventSet.batches partitions it
+    parts = []
+    for k, name in enumerate(classes):
+        store = find_stores(root, [name])
+        loader = stream(store, split, data, single, labels={name: k}, seed=seed, shuffle=shuffle, mixing="none")
+        got = EventSet.take(loader, n_per_class or None)
+        if n_per_class and len(got) < n_per_class:
+            raise ConfigError(f"task {task}: store {store[0]} has only {len(got)} {split} events, "
+                              f"{n_per_class} per class were asked for")
+        parts.append(got)
+    return EventSet.concat(parts)
+
+
+def task_sets(root: str, task: str, data: DataConfig, n_train: int, n_val: int, n_test: int,
+              seed: int = 0) -> tuple[EventSet, EventSet, EventSet]:
+    """(train, validation, test) EventSets of a fine-tuning task: ``n_train`` random training
+    events per class drawn with ``seed``; ``n_val`` / ``n_test`` per class: the first events of the
+    validation / test splits in stored order, the same for every seed (the fixed test set)."""
+    return (task_split(root, task, data, "train", n_train, seed, True),
+            task_split(root, task, data, "validation", n_val, 0, False),
+            task_split(root, task, data, "test", n_test, 0, False))
