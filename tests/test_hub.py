@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from datasets import ClassLabel, Dataset, DatasetDict, IterableDataset, List, ReadInstruction
+from datasets import ClassLabel, Dataset, DatasetDict, IterableDataset, IterableDatasetDict, List, ReadInstruction
 
 from hepfm_data import load_catalog, load_dataset
 from hepfm_data.errors import HepfmError, StoreError, UnknownNameError
@@ -128,10 +128,13 @@ def test_task_labels_and_per_class_slicing(root, cache):
 
 
 def test_split_none_gives_all_splits(root, cache):
-    """split=None returns a DatasetDict of train/validation/test with the manifest's sizes."""
+    """split=None returns a DatasetDict of train/validation/test with the manifest's sizes (an
+    IterableDatasetDict with the same row counts when streaming)."""
     d = load_dataset("hepfm/ttH", split=None, storage=root, cache_dir=cache)
     m = open_store(f"{root}/ttH").manifest
     assert isinstance(d, DatasetDict) and {k: v.num_rows for k, v in d.items()} == m.split_sizes()
+    it = load_dataset("hepfm/ttH", split=None, storage=root, streaming=True)
+    assert isinstance(it, IterableDatasetDict) and {k: sum(1 for _ in v) for k, v in it.items()} == m.split_sizes()
 
 
 def test_streaming_matches_map_style_and_shards_over_workers(root, cache):

@@ -154,6 +154,19 @@ def test_http_always_failing_raises_remote_error_naming_url(srv):
     assert not fs.exists(f"{srv.url}/missing.bin") and fs.exists(path)
 
 
+def test_http_read_timeout_is_retried(srv):
+    """A server that stalls 1 s before the body trips a 0.2 s socket read timeout (aiohttp option passed
+    through storage_options); the stalled request is retried and succeeds; always stalling ends in
+    RemoteError naming the URL."""
+    opts = {"client_kwargs": {"timeout": aiohttp.ClientTimeout(sock_read=0.2)}}
+    fs, path = resolve(f"{srv.url}/blob.bin", opts, retry=RetryPolicy(attempts=2, base_delay=0.001))
+    srv.fault = Fault(stall=1.0, times=1)
+    assert fs.cat_file(path) == PAYLOAD and srv.fault.hits == {"": 1}
+    srv.fault = Fault(stall=1.0)
+    with pytest.raises(RemoteError, match=rf"{srv.url}/blob.bin: cat_file failed after 2 attempt.*Timeout"):
+        fs.cat_file(path)
+
+
 def test_cache_hit_miss_and_corruption(srv, tmp_path):
     """First fetch downloads and verifies; a hit downloads nothing; a corrupted cached copy is
     detected by its checksum and fetched again; a wrong expected digest raises ChecksumError

@@ -18,6 +18,7 @@ import os
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -86,11 +87,13 @@ def s3_server() -> Iterator[str]:
 @dataclass
 class Fault:
     """Break the next ``times`` GET answers (``None``: all) whose path contains ``path_contains``:
-    send only ``drop_after`` bytes of the body then close the connection, or answer ``status``
-    (e.g. 503) instead. ``per_path``: ``times`` counts separately for each path."""
+    send only ``drop_after`` bytes of the body then close the connection, answer ``status``
+    (e.g. 503) instead, or ``stall`` seconds after the headers before sending the body (a read
+    timeout for a client with a shorter socket timeout). ``per_path``: ``times`` counts per path."""
 
     drop_after: int | None = None
     status: int | None = None
+    stall: float = 0.0
     times: int | None = None
     path_contains: str = ""
     per_path: bool = False
@@ -166,6 +169,9 @@ class _Handler(SimpleHTTPRequestHandler):
         if status == HTTPStatus.PARTIAL_CONTENT:
             self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
         self.end_headers()
+        if fault is not None and fault.stall:
+            self.wfile.flush()
+            time.sleep(fault.stall)
         if fault is not None and fault.drop_after is not None:
             self.wfile.write(body[: fault.drop_after])
             self.wfile.flush()
@@ -173,7 +179,8 @@ class _Handler(SimpleHTTPRequestHandler):
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
-        self.wfile.write(body)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # client gave up (timeout)
+            self.wfile.write(body)
 
 
 @contextlib.contextmanager
