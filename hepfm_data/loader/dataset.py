@@ -250,6 +250,7 @@ class StreamingDataset(IterableDataset):
         return store.read_shard(info, start, stop)
 
     def _read_window(self, plan: EpochPlan, w: int) -> _Window:
+        """Read the blocks of window ``w`` and permute its events into stream order."""
         nodes, n_node, eid, weight, label, ml = [], [], [], [], [], []
         for b in plan.window_blocks_of(w):
             s, k = int(plan.block_source[b]), int(plan.block_shard[b])
@@ -260,7 +261,7 @@ class StreamingDataset(IterableDataset):
                                  f"for rows [{start}, {stop})")
             nodes.append(d.nodes)
             n_node.append(d.n_node)
-            eid.append(d.event_id.astype(np.int64))
+            eid.append(d.event_id)
             weight.append(d.weight * self.source_scale[s])
             label.append(np.full(len(d), self.source_labels[s], np.int64))
             if self.multilabels:
@@ -268,41 +269,40 @@ class StreamingDataset(IterableDataset):
         n = np.concatenate(n_node).astype(np.int64)
         offsets = np.zeros(len(n) + 1, np.int64)
         np.cumsum(n, out=offsets[1:])
-        return _Window(np.concatenate(nodes).astype(np.float32, copy=False), offsets, np.concatenate(eid),
-                       np.concatenate(weight).astype(np.float32), np.concatenate(label),
-                       np.concatenate(ml) if self.multilabels else None)
+        perm = plan.window_perm(w)
+        rows, offsets = gather_events(offsets, perm)
+        return _Window(np.concatenate(nodes).astype(np.float32, copy=False)[rows], offsets,
+                       np.concatenate(eid).astype(np.int64)[perm], np.concatenate(weight).astype(np.float32)[perm],
+                       np.concatenate(label)[perm], np.concatenate(ml)[perm] if self.multilabels else None)
 
     def _batch(self, plan: EpochPlan, windows: dict[int, _Window], p0: int, p1: int, batch_id: int):
-        """Pack stream positions [p0, p1) (loaded windows) into one batch."""
+        """Pack stream positions [p0, p1) (from loaded windows, in stream order) into one batch."""
         parts = []
-        w0 = int(np.searchsorted(plan.window_pos, p0, side="right") - 1) if p1 > p0 else 0
+        w = int(np.searchsorted(plan.window_pos, p0, side="right") - 1) if p1 > p0 else 0
         p = p0
-        w = w0
         while p < p1:
             hi = min(p1, int(plan.window_pos[w + 1]))
-            idx = plan.window_perm(w)[p - plan.window_pos[w]:hi - plan.window_pos[w]]
-            win = windows[w]
-            rows, offs = gather_events(win.offsets, idx)
-            parts.append((win.nodes[rows], offs, win, idx))
+            parts.append((windows[w], p - int(plan.window_pos[w]), hi - int(plan.window_pos[w])))
             p, w = hi, w + 1
-        if parts:
-            nodes = np.concatenate([q[0] for q in parts])
-            n_node = np.concatenate([np.diff(q[1]) for q in parts])
-        else:
-            nodes, n_node = np.zeros((0, 7), np.float32), np.zeros(0, np.int64)
-        take = lambda attr: np.concatenate([getattr(q[2], attr)[q[3]] for q in parts]) if parts else None
+
+        def cat(fn, empty):
+            arrays = [fn(win, a, b) for win, a, b in parts]
+            return arrays[0] if len(arrays) == 1 else np.concatenate(arrays) if arrays else empty
+
+        nodes = cat(lambda win, a, b: win.nodes[win.offsets[a]:win.offsets[b]], np.zeros((0, 7), np.float32))
+        n_node = cat(lambda win, a, b: np.diff(win.offsets[a:b + 1]), np.zeros(0, np.int64))
         if self.augment is not None:
             offsets = np.zeros(len(n_node) + 1, np.int64)
             np.cumsum(n_node, out=offsets[1:])
             rng = np.random.default_rng([self.sampler.seed, plan.epoch, 2, self.rank, batch_id])
             nodes = np.ascontiguousarray(self.augment(nodes, offsets, rng), dtype=np.float32)
-        empty_i = np.zeros(0, np.int64)
         host = HostBatch(
-            nodes=torch.from_numpy(nodes), n_node=torch.from_numpy(n_node.astype(np.int64)),
-            labels=torch.from_numpy(take("label") if parts else empty_i),
-            weights=torch.from_numpy(take("weight") if parts else np.zeros(0, np.float32)),
-            event_id=torch.from_numpy(take("event_id") if parts else empty_i),
-            multilabels=torch.from_numpy(take("multilabel")) if self.multilabels and parts else None)
+            nodes=torch.from_numpy(nodes), n_node=torch.from_numpy(n_node),
+            labels=torch.from_numpy(cat(lambda win, a, b: win.label[a:b], np.zeros(0, np.int64))),
+            weights=torch.from_numpy(cat(lambda win, a, b: win.weight[a:b], np.zeros(0, np.float32))),
+            event_id=torch.from_numpy(cat(lambda win, a, b: win.event_id[a:b], np.zeros(0, np.int64))),
+            multilabels=torch.from_numpy(cat(lambda win, a, b: win.multilabel[a:b], np.zeros((0, 0), np.uint8)))
+            if self.multilabels else None)
         if not self.build_edges:
             return host
         return host.to_graph("cpu", self.pad_shape, edge_backend="numba")
