@@ -117,13 +117,14 @@ def _is_remote(fs) -> bool:
 
 
 def open_process_store(process: str, root: str, storage_options: dict[str, Any] | None, build: bool | int,
-                     cat: Catalog, retry: RetryPolicy | None) -> Store:
+                       cat: Catalog, retry: RetryPolicy | None) -> Store:
     """Open ``<root>/<process>``; when missing, build it (``build``) or raise with the command to run."""
     from .store import open_store
+    from .store.manifest import MANIFEST
 
     url = f"{root}/{process}"
     fs, path = resolve(url, storage_options, retry=retry)
-    if not fs.exists(f"{path.rstrip('/')}/manifest.json"):
+    if not fs.exists(f"{path.rstrip('/')}/{MANIFEST}"):
         proc = cat.process(process)
         where = f"no hepfm store for {process!r} at {url} (no manifest.json there)"
         if not proc.generatable:
@@ -135,7 +136,8 @@ def open_process_store(process: str, root: str, storage_options: dict[str, Any] 
         cmd = build_command(process, root, n)
         if not build:
             raise StoreError(
-                f"{where}. Generate and build it locally with:\n  {' '.join(cmd)}\n"
+                f"{where}. Generate and build it locally with (re-running resumes an interrupted build):\n"
+                f"  {' '.join(cmd)}\n"
                 f"or call load_dataset(..., build=True) (or build=<events>) to run that now, "
                 f"or point storage= / HEPFM_STORAGE at a root that has it.")
         from .cli import main
