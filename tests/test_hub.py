@@ -3,6 +3,7 @@ Features, torch formatting, streaming, the Arrow cache, and missing-store messag
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 
 import numpy as np
@@ -184,3 +185,16 @@ def test_bad_split_is_a_clear_error(root, cache):
     """A misspelled split names the store, the spec and the valid splits."""
     with pytest.raises(HepfmError, match=r"ttH: bad split 'trian'.*'train', 'validation', 'test'.*'train': \d+"):
         load_dataset("hepfm/ttH", split="trian", storage=root, cache_dir=cache)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("hepfm_data.commands.build") is None,
+                    reason="the `hepfm-data build` command is not in this tree yet")
+def test_build_true_generates_the_missing_store(tmp_path, capsys):
+    """build=<events> runs the printed `hepfm-data build ... --generate N --out ROOT` command and then
+    loads the new store (Pythia 8 + emulation, a few hundred events)."""
+    root = tmp_path / "stores"
+    ds = load_dataset("hepfm/ZH", split="train+validation+test", storage=root, cache_dir=tmp_path / "c", build=200)
+    assert " ".join(build_command("ZH", str(root), 200)) in capsys.readouterr().out
+    m = open_store(f"{root}/ZH").manifest
+    assert m.process == "ZH" and ds.num_rows == m.n_events > 0
+    assert set(ds["label"]) == {load_catalog().process("ZH").index}
