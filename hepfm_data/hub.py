@@ -26,6 +26,7 @@ by chunk, with retries; nothing is written to disk.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -371,7 +372,7 @@ def load_dataset(name: str, split: str | None = "train", *, streaming: bool = Fa
     cat = catalog or load_catalog()
     target = resolve_name(name, cat)
     root = storage_root(storage)
-    options = json.loads(json.dumps(storage_options)) if storage_options else None  # a private copy
+    options = copy.deepcopy(storage_options) if storage_options else None  # a private copy
     stores = [open_process_store(p, root, options, build, cat, retry) for p in target.processes]
     features = features_for(target, cat.labels.n_labels)
     for s in stores:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import hashlib
 
+import aiohttp
 import numpy as np
 import pytest
 
@@ -121,12 +122,15 @@ def test_streaming_from_s3_equals_local(local_root, s3):
 
 def test_http_store_survives_connection_cuts(local_root, http, tmp_path):
     """Over HTTP, the first two requests for every shard file are cut after 200 bytes; retries with
-    backoff recover and the dataset (non-streaming and streaming) equals the local one."""
+    backoff recover and the dataset (non-streaming and streaming) equals the local one; aiohttp
+    options pass through storage_options."""
     ref = load_dataset(TASK, split="train", storage=local_root, cache_dir=tmp_path / "l")
     http.fault = Fault(drop_after=200, times=2, path_contains="/shards/", per_path=True)
     try:
-        got = load_dataset(TASK, split="train", storage=http.url, cache_dir=tmp_path / "h", retry=FAST)
-        assert tables_equal(got, ref)
+        opts = {"client_kwargs": {"timeout": aiohttp.ClientTimeout(sock_read=30)}}  # not JSON: deep-copied
+        got = load_dataset(TASK, split="train", storage=http.url, cache_dir=tmp_path / "h", retry=FAST,
+                           storage_options=opts)
+        assert tables_equal(got, ref) and opts["client_kwargs"]["timeout"].sock_read == 30
         parquet = {k: v for k, v in http.fault.hits.items() if k.endswith(".parquet")}
         assert len(parquet) >= 3 and set(parquet.values()) == {2} and len(http.fault.hits) > 20
         http.fault = Fault(drop_after=200, times=2, path_contains="/shards/", per_path=True)
