@@ -1,0 +1,88 @@
+"""``hepfm-data info STORE``: events, bytes/event, split sizes, label counts, per-feature ranges."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+HELP = "summarise a store: events, bytes/event, splits, feature ranges"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("store", help="store directory or URL (ROOT/PROCESS)")
+    p.add_argument("--max-shards", type=int, default=None, help="feature ranges from the first N shards only")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--storage-options", default=None, help="JSON dict of fsspec storage options")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def summarise(store, max_shards: int | None = None, progress: bool = False) -> dict:
+    """Summary dict: counts and sizes from the manifest, feature ranges streamed shard by shard."""
+    from tqdm.auto import tqdm
+
+    m = store.manifest
+    names = m.node_features or ["pt", "eta", "phi", "energy", "btag", "charge", "type"]
+    lo = np.full(len(names), np.inf)
+    hi = np.full(len(names), -np.inf)
+    total = np.zeros(len(names))
+    n_nodes = n_events = 0
+    types: dict[int, int] = {}
+    ml_sum = np.zeros(len(m.label_names))
+    shards = m.shards[:max_shards] if max_shards else m.shards
+    for info in tqdm(shards, desc="info", unit=" shard", disable=not progress):
+        d = store.read_shard(info)
+        if len(d.nodes):
+            lo = np.minimum(lo, d.nodes.min(axis=0))
+            hi = np.maximum(hi, d.nodes.max(axis=0))
+            total += d.nodes.sum(axis=0, dtype=np.float64)
+        n_nodes += len(d.nodes)
+        n_events += len(d)
+        ml_sum += d.multilabel.sum(axis=0, dtype=np.float64)
+        t, c = np.unique(d.nodes[:, 6].astype(np.int64), return_counts=True)
+        for a, b in zip(t.tolist(), c.tolist()):
+            types[a] = types.get(a, 0) + b
+    type_names = {v: k for k, v in m.object_types.items()}
+    return {
+        "store": store.url, "process": m.process, "label": m.label, "layout": m.layout,
+        "format_version": m.format_version, "compression": m.compression, "code_version": m.code_version,
+        "events": m.n_events, "nodes": m.n_nodes, "shards": len(m.shards), "bytes": m.bytes,
+        "bytes_per_event": m.bytes / max(m.n_events, 1), "nodes_per_event": m.n_nodes / max(m.n_events, 1),
+        "splits": m.split_sizes(), "split_rule": {k: m.split[k] for k in ("salt", "fractions")},
+        "features_from_events": n_events,
+        "features": {n: {"min": float(lo[i]), "max": float(hi[i]), "mean": float(total[i] / max(n_nodes, 1))}
+                     for i, n in enumerate(names)},
+        "nodes_per_type": {type_names.get(k, str(k)): v for k, v in sorted(types.items())},
+        "multilabel_mean": {n: float(ml_sum[i] / max(n_events, 1)) for i, n in enumerate(m.label_names)},
+        "provenance": [{k: p.get(k) for k in ("process", "source", "fidelity", "seed")} for p in m.provenance],
+    }
+
+
+def format_summary(s: dict) -> str:
+    lines = [
+        f"store      {s['store']}  (process {s['process']}, label {s['label']}, layout {s['layout']}, "
+        f"format v{s['format_version']}, hepfm {s['code_version']})",
+        f"events     {s['events']:,} in {s['shards']} shards; {s['nodes_per_event']:.2f} nodes/event",
+        f"size       {s['bytes']:,} bytes = {s['bytes_per_event']:.1f} bytes/event ({s['compression']})",
+        "splits     " + ", ".join(f"{k} {v:,}" for k, v in s["splits"].items())
+        + f"  (salt {s['split_rule']['salt']!r}, fractions {s['split_rule']['fractions']})",
+        "nodes      " + ", ".join(f"{k} {v:,}" for k, v in s["nodes_per_type"].items()),
+        f"features   (over {s['features_from_events']:,} events)   min        max        mean",
+    ]
+    for name, r in s["features"].items():
+        lines.append(f"  {name:<8} {r['min']:>18.4g} {r['max']:>10.4g} {r['mean']:>10.4g}")
+    counts = [k for k in s["multilabel_mean"] if k.startswith("n_")]
+    lines.append("truth      " + ", ".join(f"<{k}> {s['multilabel_mean'][k]:.3g}" for k in counts))
+    srcs = sorted({f"{p['source']} ({p['fidelity']})" for p in s["provenance"]})
+    lines.append(f"provenance {len(s['provenance'])} blocks/files from " + ", ".join(srcs))
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..store import open_store
+
+    store = open_store(args.store, json.loads(args.storage_options) if args.storage_options else None)
+    s = summarise(store, args.max_shards, progress=not args.quiet)
+    print(json.dumps(s, indent=1) if args.json else format_summary(s))
+    return 0
