@@ -108,7 +108,7 @@ def storage_root(storage: str | os.PathLike | None = None) -> str:
 
 def build_command(process: str, root: str, n_events: int = DEFAULT_BUILD_EVENTS) -> list[str]:
     """The ``hepfm-data build`` command line that creates ``<root>/<process>`` from generated events."""
-    return ["hepfm-data", "build", process, "--generate", str(n_events), "--out", root]
+    return ["hepfm-data", "build", process, "--generate", str(n_events), "--seed", "1", "--out", root]
 
 
 def _is_remote(fs) -> bool:

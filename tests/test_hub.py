@@ -173,7 +173,7 @@ def test_missing_store_prints_the_build_command(tmp_path):
     external-only process (tHq) says so; a bad split names the store and its splits."""
     root = str(tmp_path / "empty")
     cmd = " ".join(build_command("ggF_H", root))
-    assert cmd == f"hepfm-data build ggF_H --generate 10000 --out {root}"
+    assert cmd == f"hepfm-data build ggF_H --generate 10000 --seed 1 --out {root}"
     with pytest.raises(StoreError) as err:
         load_dataset("hepfm/ggF_H", storage=root)
     assert cmd in str(err.value) and "build=True" in str(err.value)
