@@ -232,7 +232,21 @@ class StreamingDataset(IterableDataset):
         """[n_events] node counts of shard ``shard`` of source ``source`` (read once, cached)."""
         key = (source, shard)
         if key not in self._n_node:
-            self._n_node[key] = self._read(source, shard, 0, None).n_node.astype(np.int64)
+            store, info = self._stores[source], self._infos[source][shard]
+            if store.manifest.layout == "zarr" and (self._cache is None or _is_local(store)):
+                from ..store.layouts import zarr_n_node  # the n_node column alone
+
+                try:
+                    n = zarr_n_node(store.fs, f"{store.path}/{info.path}")
+                except Exception as exc:  # missing/corrupt shards surface as many library errors
+                    raise StoreError(f"{store.url}: shard {info.name}: node counts cannot be read: "
+                                     f"{type(exc).__name__}: {exc}") from None
+            else:
+                n = self._read(source, shard, 0, None).n_node
+            if len(n) != info.n_events:
+                raise StoreError(f"{store.url}: shard {info.name} has {len(n)} node counts, manifest says "
+                                 f"{info.n_events} events")
+            self._n_node[key] = np.asarray(n, dtype=np.int16)  # compact: copied into every worker
         return self._n_node[key]
 
     def n_batches(self, epoch: int | None = None) -> int:

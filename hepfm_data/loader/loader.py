@@ -84,5 +84,7 @@ def make_loader(stores: Any, *, device: torch.device | str | None = None, num_wo
         kwargs.update(prefetch_factor=prefetch_factor, persistent_workers=persistent_workers,
                       multiprocessing_context=multiprocessing_context)
     ds.num_workers = num_workers
+    if ds.sampler.batch.needs_sizes:
+        ds.n_batches()  # read the node counts once here; workers inherit them
     loader = DataLoader(ds, batch_size=None, num_workers=num_workers, pin_memory=pin_memory, **kwargs)
     return StreamingLoader(ds, loader, device)
