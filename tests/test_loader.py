@@ -267,3 +267,32 @@ def test_torchrun_two_ranks_disjoint_complete_equal(stores, tmp_path):
         assert not set(a["event_ids"]) & set(b["event_ids"])
         assert sorted(a["event_ids"] + b["event_ids"]) == sorted(expected)
     assert ranks[0]["epochs"][0]["event_ids"] != ranks[0]["epochs"][1]["event_ids"]
+
+
+def test_missing_shard_is_named(stores, tmp_path):
+    """A shard deleted from a store makes iteration fail with StoreError naming the shard,
+    not a library traceback and not a silently shorter epoch."""
+    import shutil
+
+    from hepfm_data.errors import StoreError
+
+    copy = tmp_path / "ttt"
+    shutil.copytree(stores["ttt"], copy)
+    victim = open_store(str(copy)).shards("train")[1]
+    shutil.rmtree(copy / victim.path)
+    with pytest.raises(StoreError, match=victim.name):
+        for _ in StreamingDataset(str(copy), batch_size=16, **FAST):
+            pass
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_batches_equal_cpu_batches(stores):
+    """On a GPU, batches land on the device (edges computed there) and equal the CPU batches."""
+    kw = dict(batch_size=32, seed=3, num_workers=2, **FAST)
+    gpu = list(make_loader(urls(stores), device="cuda", **kw))
+    cpu = list(make_loader(urls(stores), device="cpu", **kw))
+    assert len(gpu) == len(cpu) and gpu[0].device.type == "cuda"
+    for g, c in zip(gpu, cpu):
+        assert torch.equal(g.event_id.cpu(), c.event_id) and torch.equal(g.senders.cpu(), c.senders)
+        torch.testing.assert_close(g.edges.cpu(), c.edges, atol=2e-6, rtol=0)
