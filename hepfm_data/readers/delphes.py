@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import awkward as ak
@@ -84,15 +84,28 @@ def last_copy_mask(pid, d1, d2, offsets, keep_pids):
     return out
 
 
-def _phi32(v: ak.Array) -> ak.Array:
-    """Jagged azimuth as float32 in [-pi, pi); values already in range are kept bit for bit."""
-    flat = ak.to_numpy(ak.flatten(v)).astype(np.float32)
-    out = np.where((flat < -np.pi) | (flat >= np.pi), wrap_phi(flat.astype(np.float64)), flat).astype(np.float32)
-    return ak.unflatten(out, ak.num(v))
+def _phi32_flat(flat: np.ndarray) -> np.ndarray:
+    """Azimuth as float32 in [-pi, pi); values already in range are kept bit for bit."""
+    flat = flat.astype(np.float32, copy=False)
+    bad = (flat < -np.pi) | (flat >= np.pi)
+    if bad.any():
+        flat = flat.copy()
+        flat[bad] = wrap_phi(flat[bad].astype(np.float64)).astype(np.float32)
+    return flat
 
 
-def _offsets(jagged: ak.Array) -> np.ndarray:
-    return np.concatenate([[0], np.cumsum(ak.to_numpy(ak.num(jagged, axis=1)))]).astype(np.int64)
+def _flat(arrays: ak.Array, branch: str) -> tuple[np.ndarray, np.ndarray]:
+    """(flat numpy values, counts) of a jagged branch."""
+    v = arrays[branch]
+    return ak.to_numpy(ak.flatten(v)), ak.to_numpy(ak.num(v))
+
+
+def _jagged(cols: dict[str, np.ndarray], counts: np.ndarray) -> ak.Array:
+    return ak.unflatten(ak.zip(cols), counts)
+
+
+def _offsets(counts: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
 
 def _open(url: str, storage_options: dict[str, Any] | None):
@@ -154,44 +167,38 @@ def _tree(f, url: str):
 
 
 def _record(arrays: ak.Array, url: str, start: int, has_weight: bool) -> ak.Array:
+    """Event record of one uproot chunk (flat numpy throughout; awkward only to zip)."""
     n = len(arrays)
     f32, out = np.float32, {}
     out["event_id"] = event_ids(url, start, start + n)
     if has_weight:
-        w = arrays[WEIGHT_BRANCH]
-        out["weight"] = ak.to_numpy(ak.fill_none(ak.firsts(w), 1.0)).astype(f32)
+        out["weight"] = ak.to_numpy(ak.fill_none(ak.firsts(arrays[WEIGHT_BRANCH]), 1.0)).astype(f32)
     else:
         out["weight"] = np.ones(n, f32)
     for field in ("jets", "electrons", "muons", "photons"):
-        _, branches = COLLECTIONS[field]
-        cols = {}
-        for k, b in branches.items():
-            v = arrays[b]
-            if k == "phi":
-                v = _phi32(v)
-            cols[k] = ak.values_astype(v, np.int8 if k == "charge" else f32)
-        out[field] = ak.zip(cols)
-    met_n = ak.to_numpy(ak.num(arrays["MissingET.MET"]))
+        cols, counts = {}, None
+        for k, b in COLLECTIONS[field][1].items():
+            flat, counts = _flat(arrays, b)
+            cols[k] = _phi32_flat(flat) if k == "phi" else flat.astype(np.int8 if k == "charge" else f32)
+        out[field] = _jagged(cols, counts)
+    met, met_n = _flat(arrays, "MissingET.MET")
     if np.any(met_n < 1):
         bad = int(np.flatnonzero(met_n < 1)[0]) + start
         raise InputFileError(f"{url}: entry {bad} has no MissingET object")
-    out["met"] = ak.zip({"pt": ak.to_numpy(arrays["MissingET.MET"][:, 0]).astype(f32),
-                         "phi": ak.to_numpy(_phi32(arrays["MissingET.Phi"][:, :1])).reshape(-1)})
+    first = _offsets(met_n)[:-1]
+    out["met"] = ak.zip({"pt": met[first].astype(f32), "phi": _phi32_flat(_flat(arrays, "MissingET.Phi")[0][first])})
     t = COLLECTIONS["truth"][1]
-    pid = arrays[t["pid"]]
-    off = _offsets(pid)
-    keep = last_copy_mask(ak.to_numpy(ak.flatten(pid)).astype(np.int32),
-                          ak.to_numpy(ak.flatten(arrays[t["d1"]])).astype(np.int64),
-                          ak.to_numpy(ak.flatten(arrays[t["d2"]])).astype(np.int64), off,
-                          np.array(TRUTH_PIDS, np.int32))
-    keep = ak.unflatten(keep, np.diff(off))
-    truth = {}
-    for k in ("pid", "pt", "eta", "phi", "mass"):
-        v = arrays[t[k]][keep]
-        if k == "phi":
-            v = _phi32(v)
-        truth[k] = ak.values_astype(v, np.int32 if k == "pid" else f32)
-    out["truth"] = ak.zip(truth)
+    pid, counts = _flat(arrays, t["pid"])
+    off = _offsets(counts)
+    keep = last_copy_mask(pid.astype(np.int32), _flat(arrays, t["d1"])[0].astype(np.int64),
+                          _flat(arrays, t["d2"])[0].astype(np.int64), off, np.array(TRUTH_PIDS, np.int32))
+    cs = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
+    kept = cs[off[1:]] - cs[off[:-1]]
+    truth = {"pid": pid[keep].astype(np.int32)}
+    for k in ("pt", "eta", "phi", "mass"):
+        flat = _flat(arrays, t[k])[0][keep]
+        truth[k] = _phi32_flat(flat) if k == "phi" else flat.astype(f32)
+    out["truth"] = _jagged(truth, kept)
     return ak.zip(out, depth_limit=1)
 
 
@@ -262,8 +269,6 @@ def write_delphes_like(path: str, events: ak.Array, *, drop: tuple[str, ...] = (
     ``Event.Weight`` holds the weights; collections named in ``drop`` are left out.
     Written ``chunk`` events per basket so large files need bounded memory.
     """
-    import uproot
-
     names = {"pt": "PT", "eta": "Eta", "phi": "Phi", "mass": "Mass", "charge": "Charge", "pid": "PID"}
 
     def branches(ev: ak.Array) -> dict[str, Any]:
@@ -284,10 +289,17 @@ def write_delphes_like(path: str, events: ak.Array, *, drop: tuple[str, ...] = (
             out[coll] = ak.zip(cols)
         return out
 
+    write_delphes_tree(path, (branches(events[lo:lo + chunk]) for lo in range(0, max(len(events), 1), chunk)))
+
+
+def write_delphes_tree(path: str, chunks: Iterable[dict[str, ak.Array]]) -> None:
+    """Write chunks of ``{collection: jagged record}`` (e.g. ``{"Jet": [{PT, Eta, ...}]}``) as a
+    ``Delphes`` tree with Delphes branch names (``Jet.PT``, counter ``Jet_size``), one basket per chunk."""
+    import uproot
+
     with uproot.recreate(path) as f:
         tree = None
-        for lo in range(0, max(len(events), 1), chunk):
-            data = branches(events[lo:lo + chunk])
+        for data in chunks:
             if tree is None:
                 tree = f.mktree(TREE, {k: v.type.content for k, v in data.items()},
                                 field_name=lambda outer, inner: f"{outer}.{inner}",
