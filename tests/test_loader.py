@@ -123,7 +123,8 @@ def test_parquet_and_zarr_stores_give_the_same_batches(stores):
 @pytest.mark.parametrize("workers", [0, 2])
 def test_resume_mid_epoch_is_exact(stores, workers):
     """A checkpoint (JSON) after k batches, loaded into a fresh loader (fresh workers), yields
-    exactly the remaining batches of the uninterrupted run, then the next epoch identically."""
+    exactly the remaining batches of the uninterrupted run, then the next epoch identically;
+    breaking out of a loop and iterating the same loader again continues the same way."""
     kw = dict(device="cpu", batch_size=16, num_workers=workers, seed=11, augment=RotatePhi(), **FAST)
     full = make_loader(urls(stores), **kw)
     full.set_epoch(2)
@@ -144,6 +145,8 @@ def test_resume_mid_epoch_is_exact(stores, workers):
     assert [g[0] for g in got] == [e[0] for e in epoch2]
     assert all(torch.equal(g[1], e[1]) for g, e in zip(got, epoch2))  # augmentation replays too
     assert epoch_ids(again) == epoch3
+    # the interrupted loader itself (persistent workers kept) also continues exactly
+    assert [b.event_id.tolist() for b in head] + epoch_ids(first) == [e[0] for e in epoch2]
 
 
 def test_resume_refuses_another_configuration(stores):
