@@ -360,7 +360,8 @@ class StreamingDataset(IterableDataset):
                         request(nxt)
                         loaded[order[nxt]] = pending.pop(order[nxt]).result()
                         nxt += 1
-                        request(nxt)  # prefetch the next window in the background
+                        if pool is not None:
+                            request(nxt)  # read the next window in the background meanwhile
                 lo = wins[j].start if len(wins[j]) else None
                 if lo is not None:
                     for w in [w for w in loaded if w < lo]:
@@ -369,7 +370,7 @@ class StreamingDataset(IterableDataset):
                 if in_main:  # a DataLoader worker's copy must not move the shared state
                     self._set_state(epoch, consumed + j + 1)
                     yield out
-                else:  # one shared-memory transfer per batch instead of one per tensor
+                else:  # one pickled buffer per batch through the worker's pipe
                     yield PackedBatch.pack(out)
             if in_main and consumed + len(a.batches) == k:
                 self._set_state(epoch + 1, 0)
