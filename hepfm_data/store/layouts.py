@@ -246,7 +246,7 @@ def write_parquet(cols: Columns, path: str, compression: dict[str, Any]) -> None
     bss = bool(compression.get("byte_stream_split", False))
     pq.write_table(_arrow_table(cols), path, row_group_size=PARQUET_ROW_GROUP,
                    compression=codec, compression_level=level if codec in ("zstd", "gzip", "brotli") else None,
-                   use_byte_stream_split=["pt", "eta", "phi", "weight"] if bss else False,
+                   use_byte_stream_split=bss,
                    use_dictionary=["label", "type", "btag", "charge"], write_statistics=["event_id"])
 
 
@@ -299,8 +299,10 @@ class Layout:
 
 
 LAYOUTS: dict[str, Layout] = {
-    "zarr": Layout("zarr", ".zarr", write_zarr, read_zarr, {"codec": "zstd", "level": 5}),
-    "parquet": Layout("parquet", ".parquet", write_parquet, read_parquet, {"codec": "zstd", "level": 5}),
+    # defaults chosen by benchmarks/ingest.py (BENCHMARKS.md): smallest lossless size, writes >> ingestion rate
+    "zarr": Layout("zarr", ".zarr", write_zarr, read_zarr, {"codec": "blosc-zstd", "level": 5}),
+    "parquet": Layout("parquet", ".parquet", write_parquet, read_parquet,
+                      {"codec": "zstd", "level": 5, "byte_stream_split": True}),
 }
 
 
