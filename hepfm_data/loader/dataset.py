@@ -26,7 +26,7 @@ __all__ = ["StreamingDataset", "dist_rank_world"]
 
 STATE_FORMAT = "hepfm-loader-state"
 #: events per block (the unit of I/O): a multiple of the Zarr event chunk (4096) and of the
-#: Parquet row group (16384); store reads have a large fixed cost per call (~50 ms, Zarr)
+#: Parquet row group (16384); store reads have a large fixed cost per call (30-50 ms, Zarr)
 DEFAULT_BLOCK = 32768
 
 
