@@ -60,7 +60,7 @@ def test_every_event_exactly_once_equal_batches_and_exact_resume(sizes, spec, wo
         bounds = per_worker[0].bounds
         n_batches.add(len(bounds) - 1)
         order = dataloader_order([a.batches for a in per_worker])
-        assert order == rank_order(worker_groups(len(bounds) - 1, workers))[0].tolist()
+        assert order == rank_order(worker_groups(plan, bounds, workers))[0].tolist()
         assert sorted(order) == list(range(len(bounds) - 1))
         for b in order:
             pos = np.arange(bounds[b], bounds[b + 1])
@@ -109,6 +109,23 @@ def test_sources_are_interleaved_over_the_epoch():
     for q in np.array_split(src, 4):
         frac = np.bincount(q, minlength=3) / len(q)
         np.testing.assert_allclose(frac, [0.4, 0.4, 0.2], atol=0.1)
+
+
+def test_windows_are_read_by_one_worker_when_they_are_small():
+    """Batches never straddle a window start, and with several windows per worker each window
+    of a rank is read by exactly one worker (no read amplification)."""
+    sampler = StreamSampler([[3000], [2000]], BatchSpec(16), seed=0, block_size=25, window_blocks=2)
+    plan = sampler.plan(0)
+    for rank in range(2):
+        owners: dict[int, set] = {}
+        for w in range(3):
+            a = sampler.assignment(plan, rank, 2, w, 3)
+            for b in a.batches:
+                wins = np.searchsorted(plan.window_pos, [a.bounds[b], a.bounds[b + 1] - 1], side="right") - 1
+                assert wins[0] == wins[1]
+                owners.setdefault(int(wins[0]), set()).add(w)
+        assert all(len(v) == 1 for v in owners.values())
+        assert {w for v in owners.values() for w in v} == {0, 1, 2}
 
 
 def test_quotas_take_a_subset_or_repeat_blocks():

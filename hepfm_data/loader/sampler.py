@@ -12,11 +12,12 @@ Vocabulary (lhotse-style: the sampler knows sizes, never data):
   budget, and the batch counts of all ranks are made equal by splitting the largest
   batches (so no rank waits for another at the end of an epoch, and no event is dropped
   or repeated);
-* a rank's batches are split into ``num_workers`` contiguous, balanced **worker groups**
-  (a worker reads only the windows its batches touch: about one extra window read per
-  worker boundary); ``torch.utils.data.DataLoader`` reads workers round robin (skipping
-  an exhausted one), which gives the **rank order** — ``consumed`` batches of that order
-  are the resumable state; a resumed DataLoader's workers are rotated to continue it.
+* batches never straddle a window start; a rank's batches are split into ``num_workers``
+  contiguous **worker groups**, balanced, cut at window starts when that costs at most a
+  quarter of a share (then each window is read by one worker); ``torch.utils.data.DataLoader``
+  reads workers round robin (skipping an exhausted one), which gives the **rank order** —
+  ``consumed`` batches of that order are the resumable state; a resumed DataLoader's
+  workers are rotated to continue it.
 
 Every number here is a function of (sizes, config, seed, epoch, rank, world_size,
 num_workers): every process computes the same plan without communicating.
@@ -249,30 +250,36 @@ class StreamSampler:
         t = plan.n_events
         starts = [r * t // world_size for r in range(world_size + 1)]
         spec = self.batch
-        sizes = []
-        if not spec.needs_sizes:
-            for r in range(world_size):
-                n = starts[r + 1] - starts[r]
-                k = -(-n // spec.batch_size)
-                s = np.full(k, spec.batch_size, np.int64)
-                if k:
-                    s[-1] = n - (k - 1) * spec.batch_size
-                sizes.append(s)
-        else:
+        counts = None
+        if spec.needs_sizes:
             if n_node_of is None:
                 raise HepfmError("batching by node/edge budget needs the node count of every event (n_node_of)")
             counts = plan.stream_node_counts(n_node_of)
-            for r in range(world_size):
-                part = counts[starts[r]:starts[r + 1]]
-                s, bad = _pack(part, _lim(spec.batch_size), _lim(spec.max_nodes), _lim(spec.max_edges))
-                if bad >= 0:
-                    src, shard, row = plan.locate(np.array([starts[r] + bad]))
-                    n = int(part[bad])
-                    raise HepfmError(
-                        f"source {int(src[0])}, shard {int(shard[0])}, row {int(row[0])}: an event of {n} nodes "
-                        f"({n * (n - 1)} edges) exceeds the batch budget max_nodes={spec.max_nodes}, "
-                        f"max_edges={spec.max_edges}")
-                sizes.append(s)
+        sizes = []
+        for r in range(world_size):
+            lo, hi = starts[r], starts[r + 1]
+            # no batch straddles a window start, so that workers can own whole windows
+            cuts = plan.window_pos[(plan.window_pos > lo) & (plan.window_pos < hi)]
+            edges = np.concatenate([[lo], cuts, [hi]]).astype(np.int64)
+            parts = []
+            for a, b in zip(edges[:-1], edges[1:]):
+                if counts is None:
+                    n = int(b - a)
+                    k = -(-n // spec.batch_size)
+                    seg = np.full(k, spec.batch_size, np.int64)
+                    if k:
+                        seg[-1] = n - (k - 1) * spec.batch_size
+                else:
+                    seg, bad = _pack(counts[a:b], _lim(spec.batch_size), _lim(spec.max_nodes), _lim(spec.max_edges))
+                    if bad >= 0:
+                        src, shard, row = plan.locate(np.array([a + bad]))
+                        n = int(counts[a + bad])
+                        raise HepfmError(
+                            f"source {int(src[0])}, shard {int(shard[0])}, row {int(row[0])}: an event of {n} nodes "
+                            f"({n * (n - 1)} edges) exceeds the batch budget max_nodes={spec.max_nodes}, "
+                            f"max_edges={spec.max_edges}")
+                parts.append(seg)
+            sizes.append(np.concatenate(parts) if parts else np.zeros(0, np.int64))
         k = max((len(s) for s in sizes), default=0)
         out = []
         for r, s in enumerate(sizes):
@@ -291,7 +298,7 @@ class StreamSampler:
         """The batches DataLoader worker ``worker`` of ``num_workers`` (0 = main process) must
         yield so that the rank order continues after its first ``consumed`` batches."""
         bounds = self.rank_bounds(plan, rank, world_size, n_node_of)
-        order, owner = rank_order(worker_groups(len(bounds) - 1, num_workers))
+        order, owner = rank_order(worker_groups(plan, bounds, num_workers))
         if not 0 <= consumed <= len(order):
             raise HepfmError(f"consumed={consumed} is outside this epoch's {len(order)} batches")
         rest, rest_owner = order[consumed:], owner[consumed:]
@@ -304,11 +311,28 @@ class StreamSampler:
         return WorkerAssignment(rank, worker, mine, bounds)
 
 
-def worker_groups(num_batches: int, num_workers: int) -> np.ndarray:
-    """[W+1] batch indices: worker ``w`` owns the contiguous batches ``g[w]:g[w + 1]``
-    (balanced; a window cut by a group boundary is read by both workers)."""
+def worker_groups(plan: EpochPlan, bounds: np.ndarray, num_workers: int) -> np.ndarray:
+    """[W+1] batch indices: worker ``w`` owns the contiguous batches ``g[w]:g[w + 1]``.
+
+    A balanced split, each cut moved to the nearest batch that starts a window when that
+    costs at most a quarter of a worker's share: then every window is read by one worker
+    only (batches never straddle a window start). Otherwise a window cut by a group
+    boundary is read by both workers.
+    """
     w = max(num_workers, 1)
-    return np.array([i * num_batches // w for i in range(w + 1)], np.int64)
+    k = len(bounds) - 1
+    g = np.array([i * k // w for i in range(w + 1)], np.int64)
+    if w == 1 or k == 0:
+        return g
+    cand = np.nonzero(np.isin(bounds[:-1], plan.window_pos))[0]
+    if len(cand) == 0:
+        return g
+    tol = k / w / 4
+    for i in range(1, w):
+        j = int(cand[np.argmin(np.abs(cand - g[i]))])
+        if abs(j - g[i]) <= tol:
+            g[i] = j
+    return np.maximum.accumulate(g)
 
 
 def rank_order(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
