@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events-per-shard", type=int, default=25_000)
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--window-blocks", type=int, default=8, help="loader windows (blocks shuffled together)")
     ap.add_argument("--datasets-events", type=int, default=10_000)
     ap.add_argument("--repeats", type=int, default=3, help="measured epochs per contender (best is kept)")
     ap.add_argument("--root", type=Path, default=None, help="keep/reuse the stores here")
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                     s.read_shard(info)
 
         pq_files = sorted(str(p) for p in (work / "parquet").glob("*/shards/train-*.parquet"))
-        kw = dict(batch_size=args.batch, seed=0)
+        kw = dict(batch_size=args.batch, seed=0, window_blocks=args.window_blocks)
         ds = StreamingDataset(zarr_urls, **kw)
         ds_nodes = StreamingDataset(zarr_urls, build_edges=False, **kw)
         dl = make_loader(zarr_urls, device="cpu", num_workers=args.workers, **kw)
