@@ -179,7 +179,8 @@ def test_budget_batching_and_fixed_shape_padding(stores):
 
 
 def test_task_labels_and_sampling_mix(stores):
-    """Task labels come from the catalog task; mixing='sample' draws per-epoch quotas per weight."""
+    """Task labels come from the catalog task; mixing='sample' draws per-epoch quotas per weight;
+    weights='catalog' gives each process a total weight proportional to its paper event count."""
     ds = StreamingDataset(urls(stores, ("ttW", "ttt")), labels="ttW_vs_ttt", batch_size=64, **FAST)
     lab = {int(e) // 100_000: int(x) for b in ds for e, x in zip(b.event_id, b.labels)}
     assert lab == {1: 0, 2: 1}
@@ -191,6 +192,16 @@ def test_task_labels_and_sampling_mix(stores):
     per = np.bincount(np.array(ids) // 100_000, minlength=4)[1:]
     assert per.sum() == ds.plan(0).n_events and abs(per[2] / per.sum() - 0.5) < 0.01
     assert all(b.weights.eq(1).all() for b in ds)
+    # catalog weights: each process's total weight is proportional to its paper event count
+    from hepfm_data.catalog import load_catalog
+
+    ds = StreamingDataset(urls(stores), weights="catalog", batch_size=64, **FAST)
+    tot = dict.fromkeys(PROCESSES, 0.0)
+    for b in ds:
+        for e, w in zip(b.event_id.tolist(), b.weights.tolist()):
+            tot[list(PROCESSES)[e // 100_000 - 1]] += w
+    paper = {p: load_catalog().process(p).paper_events for p in PROCESSES}
+    assert tot["tttt"] / tot["ttW"] == pytest.approx(paper["tttt"] / paper["ttW"], rel=1e-4)
 
 
 def test_augmentations_are_seeded_and_physical(stores):
