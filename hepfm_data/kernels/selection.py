@@ -23,6 +23,14 @@ def delta_phi(phi_i, phi_j):
     return d - math.pi
 
 
+@nb.njit(cache=True, inline="always")
+def delta_r2(eta_i, phi_i, eta_j, phi_j):
+    """ΔR² = Δη² + Δφ² with Δφ wrapped into [-pi, pi)."""
+    de = eta_j - eta_i
+    dp = delta_phi(phi_i, phi_j)
+    return de * de + dp * dp
+
+
 @nb.njit(cache=True)
 def object_mask(pt, eta, pt_min, pt_inclusive, abs_eta_max, crack_lo, crack_hi):
     """Kinematic selection of one object type: bool [n].
@@ -53,11 +61,7 @@ def overlap_mask(jet_eta, jet_phi, jet_offsets, other_eta, other_phi, other_keep
     for i in range(jet_offsets.shape[0] - 1):
         for j in range(jet_offsets[i], jet_offsets[i + 1]):
             for o in range(other_offsets[i], other_offsets[i + 1]):
-                if not other_keep[o]:
-                    continue
-                de = jet_eta[j] - other_eta[o]
-                dp = delta_phi(jet_phi[j], other_phi[o])
-                if de * de + dp * dp < dr2:
+                if other_keep[o] and delta_r2(jet_eta[j], jet_phi[j], other_eta[o], other_phi[o]) < dr2:
                     out[j] = False
                     break
     return out
@@ -73,13 +77,8 @@ def jet_flavour(jet_eta, jet_phi, jet_offsets, truth_pid, truth_eta, truth_phi, 
             flav = 0
             for t in range(truth_offsets[i], truth_offsets[i + 1]):
                 a = abs(truth_pid[t])
-                if a != 5 and a != 4:
-                    continue
-                if a == 4 and flav == 5:
-                    continue
-                de = jet_eta[j] - truth_eta[t]
-                dp = delta_phi(jet_phi[j], truth_phi[t])
-                if de * de + dp * dp < dr2:
-                    flav = 5 if a == 5 else max(flav, 4)
+                if a > flav and (a == 5 or a == 4) and delta_r2(jet_eta[j], jet_phi[j], truth_eta[t],
+                                                                truth_phi[t]) < dr2:
+                    flav = a
             out[j] = flav
     return out
