@@ -119,18 +119,21 @@ class GraphBatch:
         use_numba = edge_backend == "numba" or (edge_backend == "auto" and device.type == "cpu")
         if use_numba and device.type != "cpu":
             raise HepfmError(f"edge_backend='numba' computes on the CPU, but the batch goes to {device}")
+        # totals from the input (host) counts: no device synchronisation per batch
+        n_host = n_node.to(torch.int64)
+        total_nodes, total_edges = int(n_host.sum()), int((n_host * (n_host - 1)).sum())
         nodes = nodes.to(device, dtype=torch.float32, non_blocking=True)
         n_node = n_node.to(device, dtype=torch.int64, non_blocking=True)
         if nodes.ndim != 2 or nodes.shape[1] != N_NODE_FEATURES:
             raise HepfmError(f"nodes must have shape [N, {N_NODE_FEATURES}], got {tuple(nodes.shape)}")
         b = n_node.shape[0]
-        if int(n_node.sum()) != nodes.shape[0]:
-            raise HepfmError(f"n_node sums to {int(n_node.sum())} but nodes has {nodes.shape[0]} rows")
+        if total_nodes != nodes.shape[0]:
+            raise HepfmError(f"n_node sums to {total_nodes} but nodes has {nodes.shape[0]} rows")
         node_graph = torch.repeat_interleave(torch.arange(b, device=device), n_node, output_size=nodes.shape[0])
         if use_numba:
             senders, receivers, edges, n_edge = _numba_edges(nodes, n_node)
         else:
-            senders, receivers, n_edge = fully_connected(n_node)
+            senders, receivers, n_edge = fully_connected(n_node, total_edges)
             edges = edge_features(nodes[:, ETA], nodes[:, PHI], senders, receivers)
         if weights is None:
             weights = torch.ones(b, dtype=torch.float32)
@@ -213,7 +216,7 @@ def _numba_edges(nodes: torch.Tensor, n_node: torch.Tensor):
     return torch.from_numpy(s), torch.from_numpy(r), torch.from_numpy(edges), torch.from_numpy(n_edge)
 
 
-def fully_connected(n_node: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def fully_connected(n_node: torch.Tensor, total: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Directed edges of fully connected graphs without self-loops, on ``n_node.device``.
 
     Returns (senders [E], receivers [E], n_edge [B]) with global node indices;
@@ -222,7 +225,7 @@ def fully_connected(n_node: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, t
     dev = n_node.device
     n_node = n_node.to(torch.int64)
     n_edge = n_node * (n_node - 1)
-    total = int(n_edge.sum())
+    total = int(n_edge.sum()) if total is None else int(total)  # pass total to avoid a device sync
     node_start = torch.cumsum(n_node, 0) - n_node
     edge_start = torch.cumsum(n_edge, 0) - n_edge
     graph = torch.repeat_interleave(torch.arange(n_node.shape[0], device=dev), n_edge, output_size=total)
