@@ -208,6 +208,16 @@ def relative_cost(results: dict[str, dict[str, Any]], baseline: str = "scratch",
         res["relative_time"] = None if t is None or not base["plateau_wall_s"] else t / base["plateau_wall_s"]
 
 
+def format_results(results: dict[str, dict]) -> str:
+    """A small text table: variant, test accuracy, test AUC, wall time, time to 99% of scratch."""
+    lines = [f"{'variant':<10} {'accuracy':>9} {'AUC':>7} {'train s':>8} {'t99 / t_scratch':>16}"]
+    for v, r in results.items():
+        rel = r.get("relative_time")
+        lines.append(f"{v:<10} {r.get('test_accuracy', float('nan')):>9.4f} {r.get('test_auc', float('nan')):>7.4f} "
+                     f"{r['wall_s']:>8.1f} {'-' if rel is None else f'{rel:.2f}':>16}")
+    return "\n".join(lines)
+
+
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")

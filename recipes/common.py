@@ -43,7 +43,7 @@ class DataConfig:
     batch_size: int = 256
     num_workers: int = 0  # DataLoader worker processes per rank
     val_events: int = 0  # pretraining: cap on validation events (0 = the whole split)
-    block_size: int = 256  # shuffle granularity of the loader (events)
+    block_size: int = 0  # loader read/shuffle block (events); 0 = the layout's default
 
 
 @dataclass
@@ -204,7 +204,7 @@ def stream(stores: list[str], split: str, data: DataConfig, dist: DistInfo, labe
 
     return make_loader(stores, split=split, labels=labels, batch_size=data.batch_size, seed=seed, shuffle=shuffle,
                        num_workers=data.num_workers, device=dist.device, multilabels=multilabels,
-                       block_size=data.block_size, rank=dist.rank, world_size=dist.world_size, **kw)
+                       block_size=data.block_size or None, rank=dist.rank, world_size=dist.world_size, **kw)
 
 
 def task_split(root: str, task: str, data: DataConfig, split: str, n_per_class: int, seed: int = 0,

@@ -20,7 +20,7 @@ if __package__ in (None, ""):  # `python recipes/finetune.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hepfm_models import TrainConfig
-from hepfm_models.protocol import VARIANTS, finetune, relative_cost
+from hepfm_models.protocol import VARIANTS, finetune, format_results, relative_cost
 from recipes.common import DataConfig, ModelSection, cleanup_distributed, parse_args, setup, task_sets, to_dict, write_json
 
 
@@ -71,16 +71,6 @@ def run(cfg: FinetuneConfig, sets=None, dist=None) -> dict[str, dict]:
     finally:
         if own:
             cleanup_distributed()
-
-
-def format_results(results: dict[str, dict]) -> str:
-    """A small text table: variant, test accuracy, test AUC, wall time, time to 99% of scratch."""
-    lines = [f"{'variant':<10} {'accuracy':>9} {'AUC':>7} {'train s':>8} {'t99 / t_scratch':>16}"]
-    for v, r in results.items():
-        rel = r.get("relative_time")
-        lines.append(f"{v:<10} {r.get('test_accuracy', float('nan')):>9.4f} {r.get('test_auc', float('nan')):>7.4f} "
-                     f"{r['wall_s']:>8.1f} {'-' if rel is None else f'{rel:.2f}':>16}")
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
