@@ -183,7 +183,7 @@ def test_demo_command_end_to_end_and_resume(tmp_path, capsys):
     stage (no new generation blocks, same results)."""
     from hepfm_data.cli import main as cli
 
-    args = ["demo", "--workdir", str(tmp_path / "demo"), "--pretrain", "WH,ZH", "--events", "200",
+    args = ["demo", "--workdir", str(tmp_path / "demo"), "--task", "WH_vs_ZH", "--pretrain", "WH,ZH", "--events", "200",
             "--finetune-events", "20", "--pretrain-epochs", "1", "--finetune-epochs", "1", "--workers", "1",
             "--threads", "1", "--no-progress"]
     assert cli(args) == 0
@@ -191,7 +191,7 @@ def test_demo_command_end_to_end_and_resume(tmp_path, capsys):
     assert "variant     accuracy" in first and "finetuned" in first and "frozen" in first
     for name in ("WH", "ZH"):
         assert (tmp_path / "demo" / "stores" / name / "manifest.json").exists()
-    results = {v: json.loads((tmp_path / "demo" / "finetune" / v / "result.json").read_text())
+    results = {v: json.loads((tmp_path / "demo" / "finetune" / "WH_vs_ZH-n20-b32" / v / "result.json").read_text())
                for v in ("scratch", "finetuned", "frozen")}
     blocks = sorted((tmp_path / "demo" / "generated").rglob("*.parquet"))
     mtimes = [p.stat().st_mtime_ns for p in blocks]
@@ -201,4 +201,4 @@ def test_demo_command_end_to_end_and_resume(tmp_path, capsys):
     table = lambda out: out.split("[5/5]")[1].split("fine-tuned minus")[0]  # noqa: E731
     assert table(second) == table(first)
     for v, r in results.items():
-        assert json.loads((tmp_path / "demo" / "finetune" / v / "result.json").read_text()) == r
+        assert json.loads((tmp_path / "demo" / "finetune" / "WH_vs_ZH-n20-b32" / v / "result.json").read_text()) == r
