@@ -30,7 +30,7 @@ from hepfm_data.loader import make_loader
 from hepfm_data.store import write_store
 from hepfm_data.testing import synthetic_events
 from hepfm_models import GraphNet, ModelConfig, TrainConfig, multiclass_loss, reference_forward
-from hepfm_models.training import autocast
+from hepfm_models.training import train_step
 
 
 def synthetic_stores(root: Path, n_events: int, processes: list[str]) -> list[str]:
@@ -47,15 +47,7 @@ def step_fn(model, impl: str, device: torch.device):
         forward = torch.compile(model, dynamic=True)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
 
-    def step(g):
-        with autocast(cfg, device):
-            out = forward(g)
-        loss = multiclass_loss(out, g)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    return step
+    return lambda g: train_step(forward, g, multiclass_loss, opt, cfg, device)
 
 
 def timed(step, batches, device, warmup: int) -> float:

@@ -240,6 +240,18 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, groups: list[dict] | None
     return torch.optim.Adam(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
 
 
+def train_step(forward: Callable[[GraphBatch], torch.Tensor], batch: GraphBatch, criterion, optimizer,
+               cfg: TrainConfig, device: torch.device) -> torch.Tensor:
+    """One optimisation step (autocast forward, loss, backward, step); returns the loss."""
+    with autocast(cfg, device):
+        out = forward(batch)
+    loss = criterion(out, batch)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
 def fit(model: nn.Module, train: Callable[[int], Iterable[GraphBatch]],
         val: Callable[[], Iterable[GraphBatch]] | None, cfg: TrainConfig, dist: DistInfo | None = None,
         groups: list[dict] | None = None, checkpoint_dir: str | os.PathLike | None = None,
@@ -296,12 +308,7 @@ def fit(model: nn.Module, train: Callable[[int], Iterable[GraphBatch]],
         with join:
             for b in batches:
                 b = b.to(device, non_blocking=True)
-                with autocast(cfg, device):
-                    out = train_model(b)
-                loss = criterion(out, b)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                loss = train_step(train_model, b, criterion, optimizer, cfg, device)
                 w = event_weights(b).sum()
                 loss_sum += loss.detach() * w
                 w_sum += w
