@@ -317,3 +317,21 @@ def test_fit_resumes_from_its_checkpoint_directory(tmp_path, learnable):
     assert [h["epoch"] for h in res.history] == [0, 1, 2, 3]
     for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_bf16_autocast_and_compile_train(learnable):
+    """On CUDA, fit() takes the bf16-autocast + torch.compile path by default; the bf16 forward
+    agrees with fp32 to bf16 precision and training still lowers the loss."""
+    dev = torch.device("cuda")
+    m = _model(0, n_out=2).to(dev)
+    g = learnable[1][0].to(dev)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        low = m(g).float()
+    torch.testing.assert_close(low, m(g), rtol=0.05, atol=0.05)
+    from hepfm_models import DistInfo
+
+    res = fit(m, lambda e: learnable[0], lambda: learnable[1], TrainConfig(epochs=4, lr=3e-3, patience=10,
+              progress=False), DistInfo(device=dev))
+    assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]
