@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "__version__", "Catalog", "Process", "Task", "load_catalog", "SampleInfo", "validate_events",
-    "GraphBatch", "load_dataset", "make_loader", "StreamingDataset",
+    "GraphBatch", "load_dataset", "make_loader", "StreamingDataset", "open_store", "write_store",
     "HepfmError", "CatalogError", "UnknownNameError", "InputFileError", "GenerationError",
     "StoreError", "ChecksumError", "RemoteError", "MissingDependencyError",
 ]
@@ -39,6 +39,8 @@ _LAZY = {
     "make_loader": "hepfm_data.loader",
     "StreamingDataset": "hepfm_data.loader",
     "load_dataset": "hepfm_data.hub",
+    "open_store": "hepfm_data.store",
+    "write_store": "hepfm_data.store",
 }
 
 

@@ -88,3 +88,11 @@ def test_console_script_installed():
     exe = [sys.executable, "-m", "hepfm_data.cli", "catalog"]
     res = subprocess.run(exe, capture_output=True, text=True, check=True)
     assert "Processes (12 pretraining, 4 evaluation)" in res.stdout
+
+
+def test_public_api_resolves():
+    """Every name in hepfm_data.__all__ resolves (lazy names import their module)."""
+    import hepfm_data
+
+    for name in hepfm_data.__all__:
+        assert getattr(hepfm_data, name) is not None, name

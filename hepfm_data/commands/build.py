@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="store root (local path or fsspec URL); the store is OUT/PROCESS")
     p.add_argument("--layout", choices=sorted(LAYOUTS), default="zarr")
     p.add_argument("--events-per-shard", type=int, default=DEFAULT_EVENTS_PER_SHARD)
-    p.add_argument("--seed", type=int, default=0, help="generation seed and b-tag random seed (default 0)")
+    p.add_argument("--seed", type=int, default=1, help="generation seed (1..900000000) and b-tag random seed (default 1)")
     p.add_argument("--step-size", type=int, default=10_000, help="Delphes entries read per chunk (bounds memory)")
     p.add_argument("--block-size", type=int, default=500, help="events per generation block (--generate)")
     p.add_argument("--workdir", help="generation work directory (default OUT/_generated, must be local)")
