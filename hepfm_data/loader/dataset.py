@@ -234,13 +234,7 @@ class StreamingDataset(IterableDataset):
         if key not in self._n_node:
             store, info = self._stores[source], self._infos[source][shard]
             if store.manifest.layout == "zarr" and (self._cache is None or _is_local(store)):
-                from ..store.layouts import zarr_n_node  # the n_node column alone
-
-                try:
-                    n = zarr_n_node(store.fs, f"{store.path}/{info.path}")
-                except Exception as exc:  # missing/corrupt shards surface as many library errors
-                    raise StoreError(f"{store.url}: shard {info.name}: node counts cannot be read: "
-                                     f"{type(exc).__name__}: {exc}") from None
+                n = store.n_node(info)  # the n_node column alone; errors name the shard
             else:
                 n = self._read(source, shard, 0, None).n_node
             if len(n) != info.n_events:

@@ -200,8 +200,16 @@ def _zarr_group(fs, path: str):
     return zarr.open_group(store, mode="r", zarr_format=3)
 
 
-def read_zarr(fs, path: str, start: int, stop: int | None, n_node_all: np.ndarray | None) -> Columns:
+def open_zarr(fs, path: str) -> dict[str, Any]:
+    """The opened column arrays of a Zarr shard (metadata read once; reuse for many range reads)."""
     g = _zarr_group(fs, path)
+    return {k: g[k] for k in (*EVENT_COLUMNS, *NODE_COLUMNS)}
+
+
+def read_zarr(fs, path: str, start: int, stop: int | None, n_node_all: np.ndarray | None,
+              arrays: dict[str, Any] | None = None) -> Columns:
+    """Events ``[start, stop)``; ``arrays`` from :func:`open_zarr` skips re-opening the metadata."""
+    g = arrays if arrays is not None else open_zarr(fs, path)
     n_node = n_node_all if n_node_all is not None else g["n_node"][...]
     stop = n_node.shape[0] if stop is None else stop
     off = np.concatenate([np.zeros(1, np.int64), np.cumsum(n_node, dtype=np.int64)])

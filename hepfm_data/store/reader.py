@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ChecksumError, StoreError
-from .layouts import ShardData, get_layout, remote_sha256, zarr_n_node
+from .layouts import ShardData, get_layout, open_zarr, read_zarr, remote_sha256
 from .manifest import MANIFEST, SPLITS, Manifest, ShardInfo
 
 
@@ -18,6 +18,13 @@ class Store:
         self.fs, self.path, self.manifest, self.url = fs, path.rstrip("/"), manifest, url
         self._layout = get_layout(manifest.layout)
         self._n_node: dict[str, np.ndarray] = {}
+        # opened Zarr arrays per shard: listed shards are immutable, so metadata is read once per Store
+        self._zarr: dict[str, dict[str, Any]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_zarr"] = {}  # opened arrays hold I/O handles: reopen in the new process
+        return state
 
     def __repr__(self) -> str:
         m = self.manifest
@@ -54,13 +61,29 @@ class Store:
         path = f"{self.path}/{info.path}"
         n_node = None
         if self.manifest.layout == "zarr":
-            if info.path not in self._n_node:
-                self._n_node[info.path] = self._guard(info, lambda: zarr_n_node(self.fs, path))
-            n_node = self._n_node[info.path]
-        cols = self._guard(info, lambda: self._layout.read(self.fs, path, start, stop, n_node))
+            n_node = self.n_node(info)
+            arrays = self._zarr_arrays(info, path)
+            cols = self._guard(info, lambda: read_zarr(self.fs, path, start, stop, n_node, arrays))
+        else:
+            cols = self._guard(info, lambda: self._layout.read(self.fs, path, start, stop, n_node))
         if cols.n_events != stop - start:
             raise StoreError(f"{self.url}: shard {info.name} returned {cols.n_events} events, expected {stop - start}")
         return cols
+
+    def _zarr_arrays(self, info: ShardInfo, path: str) -> dict[str, Any]:
+        if info.path not in self._zarr:
+            self._zarr[info.path] = self._guard(info, lambda: open_zarr(self.fs, path))
+        return self._zarr[info.path]
+
+    def n_node(self, shard: int | ShardInfo) -> np.ndarray:
+        """[n_events] node counts of a shard (read once, then cached)."""
+        info = self._info(shard)
+        if self.manifest.layout == "zarr":
+            arrays = self._zarr_arrays(info, f"{self.path}/{info.path}")
+            if info.path not in self._n_node:
+                self._n_node[info.path] = self._guard(info, lambda: arrays["n_node"][...])
+            return self._n_node[info.path]
+        return self.read_columns(info).events["n_node"]
 
     def _guard(self, info: ShardInfo, fn):
         try:
