@@ -11,18 +11,15 @@ import yaml
 from hepfm_data import load_dataset
 from hepfm_data.cli import main
 from hepfm_data.errors import HepfmError
-from hepfm_data.events import SampleInfo
 from hepfm_data.export import export_dataset
-from hepfm_data.store import open_store, write_store
-from hepfm_data.testing import synthetic_events
+from hepfm_data.store import open_store
+from hepfm_data.testing import write_synthetic_stores
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     r = tmp_path_factory.mktemp("stores")
-    for proc, layout, seed, first in (("ttH", "parquet", 1, 0), ("stop", "zarr", 2, 1_000_000)):
-        write_store(str(r), proc, [(synthetic_events(260, seed, first), SampleInfo(process=proc, source="synthetic"))],
-                    layout=layout, events_per_shard=64, progress=False)
+    write_synthetic_stores(r, {"ttH": ("parquet", 260, 1, 0), "stop": ("zarr", 260, 2, 1_000_000)})
     return r
 
 

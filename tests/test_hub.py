@@ -16,16 +16,14 @@ from hepfm_data.errors import HepfmError, StoreError, UnknownNameError
 from hepfm_data.events import SampleInfo
 from hepfm_data.hub import build_command, resolve_name, storage_root
 from hepfm_data.store import open_store, write_store
-from hepfm_data.testing import synthetic_events
+from hepfm_data.testing import synthetic_events, write_synthetic_stores
 
 #: process -> (layout, events, seed, first event id)
 STORES = {"ttH": ("parquet", 400, 1, 0), "stop": ("zarr", 300, 2, 1_000_000)}
 
 
 def make_stores(root) -> None:
-    for proc, (layout, n, seed, first) in STORES.items():
-        write_store(str(root), proc, [(synthetic_events(n, seed, first), SampleInfo(process=proc, source="synthetic"))],
-                    layout=layout, events_per_shard=64, progress=False)
+    write_synthetic_stores(root, STORES)
 
 
 @pytest.fixture(scope="module")

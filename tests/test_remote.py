@@ -13,12 +13,11 @@ import pytest
 
 from hepfm_data import load_dataset
 from hepfm_data.errors import RemoteError
-from hepfm_data.events import SampleInfo
 from hepfm_data.sources import RetryPolicy, resolve
 from hepfm_data.sources.testing import Fault, http_server, s3_server
-from hepfm_data.store import open_store, write_store
+from hepfm_data.store import open_store
 from hepfm_data.store.layouts import local_sha256
-from hepfm_data.testing import synthetic_events
+from hepfm_data.testing import write_synthetic_stores
 
 FAST = RetryPolicy(attempts=4, base_delay=0.001)
 STORES = {"ttH": ("parquet", 250, 1, 0), "stop": ("zarr", 200, 2, 1_000_000)}
@@ -26,9 +25,7 @@ TASK = "hepfm/stop_vs_ttH"
 
 
 def write(root: str, storage_options=None) -> None:
-    for proc, (layout, n, seed, first) in STORES.items():
-        write_store(root, proc, [(synthetic_events(n, seed, first), SampleInfo(process=proc, source="synthetic"))],
-                    layout=layout, events_per_shard=64, progress=False, storage_options=storage_options)
+    write_synthetic_stores(root, STORES, storage_options=storage_options)
 
 
 @pytest.fixture(scope="module")

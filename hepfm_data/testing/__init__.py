@@ -55,3 +55,17 @@ def synthetic_events(n_events: int, seed: int = 0, first_event_id: int = 0):
                        "phi": rng.uniform(-np.pi, np.pi, n_events).astype(np.float32)}),
         "truth": truth,
     }, depth_limit=1)
+
+
+def write_synthetic_stores(root: str, spec: dict[str, tuple[str, int, int, int]], *,
+                           events_per_shard: int = 64, storage_options=None) -> None:
+    """Write one store per process under ``root`` from :func:`synthetic_events`.
+
+    ``spec`` maps process -> (layout, n_events, seed, first event id); any fsspec root.
+    """
+    from ..events import SampleInfo
+    from ..store import write_store
+
+    for proc, (layout, n, seed, first) in spec.items():
+        write_store(str(root), proc, [(synthetic_events(n, seed, first), SampleInfo(process=proc, source="synthetic"))],
+                    layout=layout, events_per_shard=events_per_shard, progress=False, storage_options=storage_options)
