@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ._arrays import counts_to_offsets
 from .errors import HepfmError, require
 
 N_NODE_FEATURES = 7
@@ -205,13 +206,11 @@ class GraphBatch:
 
 def _numba_edges(nodes: torch.Tensor, n_node: torch.Tensor):
     """(senders, receivers, edges [E, 3], n_edge) of CPU tensors by the Numba kernel."""
-    import numpy as np
 
     from .kernels.edges import fully_connected_edge_matrix
 
     nodes_np = nodes.numpy()
-    offsets = np.zeros(n_node.shape[0] + 1, np.int64)
-    np.cumsum(n_node.numpy(), out=offsets[1:])
+    offsets = counts_to_offsets(n_node.numpy())
     s, r, edges, n_edge = fully_connected_edge_matrix(nodes_np[:, ETA], nodes_np[:, PHI], offsets)
     return torch.from_numpy(s), torch.from_numpy(r), torch.from_numpy(edges), torch.from_numpy(n_edge)
 

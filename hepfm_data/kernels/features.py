@@ -13,6 +13,8 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
+from .._arrays import counts_to_offsets
+
 
 @nb.njit(cache=True, inline="always")
 def _count(keep, offsets, i):
@@ -128,8 +130,7 @@ def _flat(events, name: str, field: str, dtype) -> np.ndarray:
 def _offsets(events, name: str) -> np.ndarray:
     import awkward as ak
 
-    counts = ak.to_numpy(ak.num(events[name], axis=1)).astype(np.int64)
-    return np.concatenate([np.zeros(1, np.int64), np.cumsum(counts)])
+    return counts_to_offsets(ak.to_numpy(ak.num(events[name], axis=1)))
 
 
 def _cuts(c) -> tuple:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .._arrays import counts_to_offsets
 from ..graph import GraphBatch
 
 __all__ = ["HostBatch", "PackedBatch", "gather_events"]
@@ -51,8 +52,7 @@ def gather_events(offsets: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.
     """
     starts = offsets[idx]
     counts = offsets[idx + 1] - starts
-    new = np.zeros(len(idx) + 1, np.int64)
-    np.cumsum(counts, out=new[1:])
+    new = counts_to_offsets(counts)
     rows = np.repeat(starts - new[:-1], counts) + np.arange(new[-1], dtype=np.int64)
     return rows, new
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from .._arrays import counts_to_offsets
 from ..errors import HepfmError, StoreError
 from .batch import HostBatch, PackedBatch, gather_events
 from .sampler import BatchSpec, EpochPlan, StreamSampler
@@ -26,7 +27,7 @@ __all__ = ["StreamingDataset", "dist_rank_world"]
 
 STATE_FORMAT = "hepfm-loader-state"
 #: events per block (the unit of I/O): a multiple of the Zarr event chunk (4096) and of the
-#: Parquet row group (16384); store reads have a large fixed cost per call (30-50 ms, Zarr)
+#: Parquet row group (16384); store reads have a fixed cost per call (~20 ms, Zarr: whole inner chunks)
 DEFAULT_BLOCK = 32768
 
 
@@ -275,8 +276,7 @@ class StreamingDataset(IterableDataset):
             if self.multilabels:
                 ml.append(d.multilabel)
         n = np.concatenate(n_node).astype(np.int64)
-        offsets = np.zeros(len(n) + 1, np.int64)
-        np.cumsum(n, out=offsets[1:])
+        offsets = counts_to_offsets(n)
         perm = plan.window_perm(w)
         rows, offsets = gather_events(offsets, perm)
         return _Window(np.concatenate(nodes).astype(np.float32, copy=False)[rows], offsets,
@@ -300,8 +300,7 @@ class StreamingDataset(IterableDataset):
         nodes = cat(lambda win, a, b: win.nodes[win.offsets[a]:win.offsets[b]], np.zeros((0, 7), np.float32))
         n_node = cat(lambda win, a, b: np.diff(win.offsets[a:b + 1]), np.zeros(0, np.int64))
         if self.augment is not None:
-            offsets = np.zeros(len(n_node) + 1, np.int64)
-            np.cumsum(n_node, out=offsets[1:])
+            offsets = counts_to_offsets(n_node)
             rng = np.random.default_rng([self.sampler.seed, plan.epoch, 2, self.rank, batch_id])
             nodes = np.ascontiguousarray(self.augment(nodes, offsets, rng), dtype=np.float32)
         host = HostBatch(

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numba as nb
 import numpy as np
 
+from .._arrays import counts_to_offsets
 from ..errors import HepfmError
 
 __all__ = ["BatchSpec", "EpochPlan", "StreamSampler", "WorkerAssignment"]
@@ -224,8 +225,7 @@ class StreamSampler:
         key = np.concatenate(keys) if keys else np.zeros(0)
         allb = allb[np.lexsort((allb[:, 0], key))].astype(np.int64)  # spread each source over the epoch
         sizes = allb[:, 3] - allb[:, 2]
-        block_pos = np.zeros(len(allb) + 1, np.int64)
-        np.cumsum(sizes, out=block_pos[1:])
+        block_pos = counts_to_offsets(sizes)
         window_pos = block_pos[::self.window_blocks]
         if window_pos[-1] != block_pos[-1] or len(window_pos) == 1:
             window_pos = np.append(window_pos, block_pos[-1])
@@ -284,9 +284,7 @@ class StreamSampler:
         out = []
         for r, s in enumerate(sizes):
             s = _equalize(s, k)
-            b = np.zeros(k + 1, np.int64)
-            np.cumsum(s, out=b[1:])
-            out.append(b + starts[r])
+            out.append(counts_to_offsets(s) + starts[r])
         return out
 
     def n_batches(self, plan: EpochPlan, world_size: int, n_node_of=None) -> int:

@@ -58,6 +58,7 @@ import awkward as ak
 import numba
 import numpy as np
 
+from .._arrays import counts_to_offsets
 from ..events import wrap_phi
 
 #: |PDG id| of invisible final-state particles
@@ -210,13 +211,11 @@ def emulate(particles: ak.Array, rng: np.random.Generator) -> DetectorObjects:
     """
     fastjet = _fastjet()
     n_events = len(particles)
-    counts = ak.to_numpy(ak.num(particles, axis=1)).astype(np.int64)
-    offsets = np.zeros(n_events + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
+    offsets = counts_to_offsets(ak.to_numpy(ak.num(particles, axis=1)))
     flat = ak.flatten(particles, axis=1)
     pid = ak.to_numpy(flat.pid).astype(np.int64)
     px, py, pz, e = (ak.to_numpy(flat[k]).astype(np.float64) for k in ("px", "py", "pz", "e"))
-    event = np.repeat(np.arange(n_events), counts)
+    event = np.repeat(np.arange(n_events), np.diff(offsets))
     apid = np.abs(pid)
     pt, eta, phi = _kinematics(px, py, pz)
     abs_eta = np.abs(eta)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .._arrays import counts_to_offsets
 from ..errors import StoreError
 
 EVENT_COLUMNS = {"event_id": np.uint64, "weight": np.float32, "label": np.int16, "multilabel": np.uint8,
@@ -64,7 +65,7 @@ class Columns:
         return int(self.nodes["pt"].shape[0])
 
     def offsets(self) -> np.ndarray:
-        return np.concatenate([np.zeros(1, np.int64), np.cumsum(self.events["n_node"], dtype=np.int64)])
+        return counts_to_offsets(self.events["n_node"])
 
     def take(self, idx: np.ndarray) -> Columns:
         """Events ``idx`` (sorted int indices) with their nodes."""
@@ -207,12 +208,13 @@ def open_zarr(fs, path: str) -> dict[str, Any]:
 
 
 def read_zarr(fs, path: str, start: int, stop: int | None, n_node_all: np.ndarray | None,
-              arrays: dict[str, Any] | None = None) -> Columns:
-    """Events ``[start, stop)``; ``arrays`` from :func:`open_zarr` skips re-opening the metadata."""
+              arrays: dict[str, Any] | None = None, offsets_all: np.ndarray | None = None) -> Columns:
+    """Events ``[start, stop)``; ``arrays`` from :func:`open_zarr` skips re-opening the metadata and
+    ``offsets_all`` (``counts_to_offsets(n_node_all)``, cached by the caller) the per-read cumulative sum."""
     g = arrays if arrays is not None else open_zarr(fs, path)
     n_node = n_node_all if n_node_all is not None else g["n_node"][...]
     stop = n_node.shape[0] if stop is None else stop
-    off = np.concatenate([np.zeros(1, np.int64), np.cumsum(n_node, dtype=np.int64)])
+    off = offsets_all if offsets_all is not None else counts_to_offsets(n_node)
     events = {k: g[k][start:stop] for k in EVENT_COLUMNS if k != "n_node"}
     events["n_node"] = np.asarray(n_node[start:stop])
     nodes = {k: g[k][off[start]:off[stop]] for k in NODE_COLUMNS}

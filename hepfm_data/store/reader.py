@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from .._arrays import counts_to_offsets
 from ..errors import ChecksumError, StoreError
 from .layouts import ShardData, get_layout, open_zarr, read_zarr, remote_sha256
 from .manifest import MANIFEST, SPLITS, Manifest, ShardInfo
@@ -18,6 +19,7 @@ class Store:
         self.fs, self.path, self.manifest, self.url = fs, path.rstrip("/"), manifest, url
         self._layout = get_layout(manifest.layout)
         self._n_node: dict[str, np.ndarray] = {}
+        self._offsets: dict[str, np.ndarray] = {}  # counts_to_offsets(n_node) per Zarr shard
         # opened Zarr arrays per shard: listed shards are immutable, so metadata is read once per Store
         self._zarr: dict[str, dict[str, Any]] = {}
 
@@ -62,8 +64,10 @@ class Store:
         n_node = None
         if self.manifest.layout == "zarr":
             n_node = self.n_node(info)
-            arrays = self._zarr_arrays(info, path)
-            cols = self._guard(info, lambda: read_zarr(self.fs, path, start, stop, n_node, arrays))
+            if info.path not in self._offsets:
+                self._offsets[info.path] = counts_to_offsets(n_node)
+            arrays, offsets = self._zarr_arrays(info, path), self._offsets[info.path]
+            cols = self._guard(info, lambda: read_zarr(self.fs, path, start, stop, n_node, arrays, offsets))
         else:
             cols = self._guard(info, lambda: self._layout.read(self.fs, path, start, stop, n_node))
         if cols.n_events != stop - start:
