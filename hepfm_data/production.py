@@ -151,17 +151,23 @@ def produce(process: str | Process, n_events: int, seed: int, workdir: str | os.
         # bounded submission: a few tasks per worker in flight, so 10^5 blocks cost no scheduler memory
         n_running = len(client.scheduler_info().get("workers", {})) or (n_workers or os.cpu_count() or 1)
         pending = iter(todo)
-        submit = lambda i: client.submit(  # noqa: E731
-            run_block, proc, seed, i, sizes[i], block_size, str(workdir), lhe_path,
-            key=f"hepfm-{proc.name}-{seed}-{block_size}-{i}", pure=False)
+        block_of = {}  # future -> block index
+
+        def submit(i: int):
+            fut = client.submit(run_block, proc, seed, i, sizes[i], block_size, str(workdir), lhe_path,
+                                key=f"hepfm-{proc.name}-{seed}-{block_size}-{i}", pure=False)
+            block_of[fut] = i
+            return fut
+
         queue = distributed.as_completed([submit(i) for i in itertools.islice(pending, max(8, 4 * n_running))])
         for fut in queue:
-            path = fut.result()
+            fut.result()  # re-raises a block's error here
+            done = block_of.pop(fut)
             nxt = next(pending, None)
             if nxt is not None:
                 queue.add(submit(nxt))
             if bar is not None:
-                bar.update(sizes[int(Path(path).stem.split("-")[1])])
+                bar.update(sizes[done])
     finally:
         if bar is not None:
             bar.close()

@@ -25,6 +25,7 @@ import awkward as ak
 import numba as nb
 import numpy as np
 
+from .._arrays import counts_to_offsets
 from ..errors import InputFileError
 from ..events import TRUTH_PIDS, SampleInfo, wrap_phi
 
@@ -104,10 +105,6 @@ def _jagged(cols: dict[str, np.ndarray], counts: np.ndarray) -> ak.Array:
     return ak.unflatten(ak.zip(cols), counts)
 
 
-def _offsets(counts: np.ndarray) -> np.ndarray:
-    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-
-
 def _open(url: str, storage_options: dict[str, Any] | None):
     """(uproot file, size in bytes); errors name the file."""
     import uproot
@@ -185,14 +182,14 @@ def _record(arrays: ak.Array, url: str, start: int, has_weight: bool) -> ak.Arra
     if np.any(met_n < 1):
         bad = int(np.flatnonzero(met_n < 1)[0]) + start
         raise InputFileError(f"{url}: entry {bad} has no MissingET object")
-    first = _offsets(met_n)[:-1]
+    first = counts_to_offsets(met_n)[:-1]
     out["met"] = ak.zip({"pt": met[first].astype(f32), "phi": _phi32_flat(_flat(arrays, "MissingET.Phi")[0][first])})
     t = COLLECTIONS["truth"][1]
     pid, counts = _flat(arrays, t["pid"])
-    off = _offsets(counts)
+    off = counts_to_offsets(counts)
     keep = last_copy_mask(pid.astype(np.int32), _flat(arrays, t["d1"])[0].astype(np.int64),
                           _flat(arrays, t["d2"])[0].astype(np.int64), off, np.array(TRUTH_PIDS, np.int32))
-    cs = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
+    cs = counts_to_offsets(keep)
     kept = cs[off[1:]] - cs[off[:-1]]
     truth = {"pid": pid[keep].astype(np.int32)}
     for k in ("pt", "eta", "phi", "mass"):

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..catalog import Catalog, Process, load_catalog
 from ..errors import GenerationError, InputFileError, require
-from ..events import SampleInfo, validate_events, wrap_phi
+from ..events import SampleInfo, concatenate, validate_events, wrap_phi
 from .detector import emulate
 from .slha import resolve_slha
 
@@ -253,7 +253,7 @@ def generate(process: str | Process, n_events: int, seed: int, *, lhe: str | os.
     if not blocks:
         raise InputFileError(f"process {proc.name!r}: no event could be generated"
                              + (f" from LHE file {str(lhe)!r}" if lhe is not None else ""))
-    events = validate_events(ak.concatenate(blocks) if len(blocks) > 1 else blocks[0], f"generated {proc.name}")
+    events = validate_events(concatenate(blocks), f"generated {proc.name}")
     sample = SampleInfo(
         process=proc.name, source="lhe+pythia8" if lhe is not None else "pythia8",
         fidelity=proc.fidelity, seed=int(seed),
