@@ -28,7 +28,7 @@ import yaml
 
 from .catalog import Catalog, load_catalog
 from .errors import HepfmError, require
-from .hub import CHUNK_EVENTS, features_for, open_process_store, plan, resolve_name, shard_table, storage_root
+from .hub import _stream_tables, features_for, open_process_store, plan, resolve_name, storage_root
 
 ROWS_PER_GROUP = 10_000
 ROWS_PER_FILE = 500_000
@@ -120,11 +120,9 @@ def export_dataset(name: str, out_dir: str | os.PathLike, *, storage: str | os.P
         writer = _SplitWriter(staging / "data", split, math.ceil(total / rows_per_file), schema,
                               rows_per_group, rows_per_file)
         with tqdm(total=total, desc=f"export {split}", unit=" ev", disable=not progress, leave=False) as bar:
-            for store, part in parts:
-                for lo in range(part.start, part.stop, CHUNK_EVENTS):
-                    hi = min(lo + CHUNK_EVENTS, part.stop)
-                    writer.add(shard_table(store.read_shard(part.shard, lo, hi), part.label, features))
-                    bar.update(hi - lo)
+            for _, table in _stream_tables([{"store": s, "part": p, "features": features} for s, p in parts]):
+                writer.add(table)
+                bar.update(table.num_rows)
         writer.close()
         sizes[split] = total
     card = dataset_card(target, cat, stores, features, sizes, ds)

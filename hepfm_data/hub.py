@@ -40,7 +40,7 @@ import numpy as np
 
 from .catalog import Catalog, load_catalog
 from .errors import HepfmError, StoreError, UnknownNameError, require
-from .sources import RetryPolicy, default_cache_dir, fetch, resolve
+from .sources import RetryPolicy, default_cache_dir, fetch, is_local, resolve
 
 if TYPE_CHECKING:  # pragma: no cover
     from datasets import Dataset, DatasetDict, Features, IterableDataset, IterableDatasetDict
@@ -112,9 +112,7 @@ def build_command(process: str, root: str, n_events: int = DEFAULT_BUILD_EVENTS)
 
 
 def _is_remote(fs) -> bool:
-    from fsspec.implementations.local import LocalFileSystem
-
-    return not isinstance(fs, LocalFileSystem)
+    return not is_local(fs)
 
 
 def open_process_store(process: str, root: str, storage_options: dict[str, Any] | None, build: bool | int,
@@ -147,9 +145,7 @@ def open_process_store(process: str, root: str, storage_options: dict[str, Any] 
         rc = main(cmd[1:])
         if rc != 0:
             raise StoreError(f"{where}; `{' '.join(cmd)}` failed with exit status {rc}")
-    store = open_store(url, storage_options)
-    store.fs = fs  # the filesystem with this call's retry policy
-    return store
+    return open_store(url, storage_options, retry=retry)
 
 
 # ----------------------------------------------------------------------------- features and Arrow

@@ -29,6 +29,11 @@ def _tree_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def _is_entry(name: str) -> bool:
+    """Whether ``name`` is a cache entry's folder name: a sha256 hex digest (64 lowercase hex digits)."""
+    return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
+
+
 class ShardCache:
     """Local copies of remote shards, at most ``max_bytes`` on disk (plus the shards in use)."""
 
@@ -37,6 +42,7 @@ class ShardCache:
         self.max_bytes = int(max_bytes)
         self._ready: set[str] = set()
         self._n_node: dict[str, np.ndarray] = {}
+        self._handles: dict[str, object] = {}  # ``layout.open`` handle per cached shard (by sha256)
         self._lock = threading.Lock()
         self._in_use: set[str] = set()
 
@@ -72,7 +78,7 @@ class ShardCache:
         """``store.read_shard(info, start, stop)`` served from the local copy."""
         from fsspec.implementations.local import LocalFileSystem
 
-        from ..store.layouts import get_layout, zarr_n_node
+        from ..store.layouts import get_layout
 
         for attempt in range(2):
             path = self.ensure(store, info)
@@ -81,16 +87,26 @@ class ShardCache:
             try:
                 fs = LocalFileSystem()
                 layout = get_layout(store.manifest.layout)
+                with self._lock:
+                    handle = self._handles.get(info.sha256)
+                if handle is None:
+                    handle = layout.open(fs, str(path))  # Zarr metadata read once per cached copy
+                    if handle is not None:
+                        with self._lock:
+                            self._handles[info.sha256] = handle
                 n_node = None
-                if layout.name == "zarr":
+                if handle is not None:
                     if info.sha256 not in self._n_node:
-                        self._n_node[info.sha256] = zarr_n_node(fs, str(path))
+                        self._n_node[info.sha256] = handle["n_node"][...]
                     n_node = self._n_node[info.sha256]
-                cols = layout.read(fs, str(path), start, info.n_events if stop is None else stop, n_node)
+                cols = layout.read(fs, str(path), start, info.n_events if stop is None else stop, n_node, handle)
+                if handle is not None and not path.exists():  # a cached handle reads deleted chunks as zeros
+                    raise FileNotFoundError(str(path))
                 return cols.to_shard_data()
             except FileNotFoundError:  # evicted by another worker between ensure and read
                 with self._lock:
                     self._ready.discard(info.sha256)
+                    self._handles.pop(info.sha256, None)
                 if attempt:
                     raise StoreError(f"{store.url}: cached shard {info.name} vanished twice while reading") from None
             except StoreError:
@@ -110,7 +126,9 @@ class ShardCache:
             pass
 
     def _evict(self, keep: str) -> None:
-        entries = [p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")] \
+        # only the entries this cache creates (``<sha256 hex>/``): a cache_dir shared with other
+        # tools (e.g. hub's ``arrow/``, ``remote/``, ``stores/`` under ~/.cache/hepfm) keeps their folders
+        entries = [p for p in self.root.iterdir() if p.is_dir() and _is_entry(p.name)] \
             if self.root.exists() else []
         sizes = {p: _tree_bytes(p) for p in entries}
         total = sum(sizes.values())
@@ -121,6 +139,7 @@ class ShardCache:
                 continue
             shutil.rmtree(p, ignore_errors=True)
             self._ready.discard(p.name)
+            self._handles.pop(p.name, None)
             total -= sizes[p]
 
     def size_bytes(self) -> int:

@@ -381,9 +381,9 @@ class _Done:
 
 
 def _is_local(store) -> bool:
-    from fsspec.implementations.local import LocalFileSystem
+    from ..sources.fs import is_local
 
-    return isinstance(store.fs, LocalFileSystem)
+    return is_local(store.fs)
 
 
 def _largest_remainder(x: np.ndarray, total: int) -> list[int]:

@@ -13,8 +13,8 @@ The lowest layer: knows nothing about events.
 from __future__ import annotations
 
 from .cache import default_cache_dir, fetch, sha256_file
-from .fs import resolve, with_retries
+from .fs import is_local, resolve, with_retries
 from .retry import RetryPolicy, call_with_retries, is_transient
 
-__all__ = ["resolve", "with_retries", "fetch", "default_cache_dir", "sha256_file", "RetryPolicy",
+__all__ = ["resolve", "with_retries", "is_local", "fetch", "default_cache_dir", "sha256_file", "RetryPolicy",
            "call_with_retries", "is_transient"]

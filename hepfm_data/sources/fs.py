@@ -54,6 +54,11 @@ def resolve(url: str, storage_options: dict[str, Any] | None = None, *,
     return with_retries(fs, retry), path
 
 
+def is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    """Whether ``fs`` is the local filesystem (its paths can be opened directly)."""
+    return isinstance(fs, LocalFileSystem)
+
+
 def with_retries(fs: fsspec.AbstractFileSystem, retry: RetryPolicy | None = None) -> fsspec.AbstractFileSystem:
     """``fs`` re-created as its retrying subclass (local/memory filesystems are returned as they are)."""
     policy = retry or RetryPolicy.from_env()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,7 +105,7 @@ def local_sha256(path: str) -> tuple[str, int]:
         return _file_digest(open(path, "rb")), os.path.getsize(path)
     files = sorted(os.path.relpath(os.path.join(d, f), path).replace(os.sep, "/")
                    for d, _, fs in os.walk(path) for f in fs)
-    return tree_sha256([(r, open(os.path.join(path, r), "rb")) for r in files]), \
+    return tree_sha256((r, open(os.path.join(path, r), "rb")) for r in files), \
         sum(os.path.getsize(os.path.join(path, r)) for r in files)
 
 
@@ -117,8 +117,10 @@ def _file_digest(fh) -> str:
     return h.hexdigest()
 
 
-def tree_sha256(files: list[tuple[str, Any]]) -> str:
-    """sha256 of a directory: over sorted ``relpath + NUL + sha256(file) + NUL`` lines."""
+def tree_sha256(files: Iterable[tuple[str, Any]]) -> str:
+    """sha256 of a directory: over sorted ``relpath + NUL + sha256(file) + NUL`` lines.
+
+    ``files`` may be a generator: each file is opened only when reached and closed once hashed."""
     h = hashlib.sha256()
     for rel, fh in files:
         h.update(rel.encode() + b"\0" + _file_digest(fh).encode() + b"\0")
@@ -134,7 +136,7 @@ def remote_sha256(fs, path: str) -> tuple[str, int]:
     found = fs.find(path, detail=True)
     base = path.rstrip("/") + "/"
     rels = sorted((p[len(base):] if p.startswith(base) else p.split(base.lstrip("/"), 1)[-1], p) for p in found)
-    return tree_sha256([(r, fs.open(p, "rb")) for r, p in rels]), sum(int(found[p]["size"]) for _, p in rels)
+    return tree_sha256((r, fs.open(p, "rb")) for r, p in rels), sum(int(found[p]["size"]) for _, p in rels)
 
 
 # ----------------------------------------------------------------------------- Zarr v3
@@ -185,9 +187,10 @@ def write_zarr(cols: Columns, path: str, compression: dict[str, Any]) -> None:
 
 def _zarr_group(fs, path: str):
     import zarr
-    from fsspec.implementations.local import LocalFileSystem
 
-    if isinstance(fs, LocalFileSystem):
+    from ..sources.fs import is_local
+
+    if is_local(fs):
         store = _zarr_local_store(path, True)
     else:
         from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
@@ -219,10 +222,6 @@ def read_zarr(fs, path: str, start: int, stop: int | None, n_node_all: np.ndarra
     events["n_node"] = np.asarray(n_node[start:stop])
     nodes = {k: g[k][off[start]:off[stop]] for k in NODE_COLUMNS}
     return Columns({k: events[k] for k in EVENT_COLUMNS}, nodes)
-
-
-def zarr_n_node(fs, path: str) -> np.ndarray:
-    return _zarr_group(fs, path)["n_node"][...]
 
 
 # ----------------------------------------------------------------------------- Parquet
@@ -260,7 +259,14 @@ def write_parquet(cols: Columns, path: str, compression: dict[str, Any]) -> None
                    use_dictionary=["label", "type", "btag", "charge"], write_statistics=["event_id"])
 
 
-def read_parquet(fs, path: str, start: int, stop: int | None, n_node_all: np.ndarray | None) -> Columns:
+def open_parquet(fs, path: str) -> None:
+    """No handle: a Parquet range read opens the file and reads its footer itself."""
+    return None
+
+
+def read_parquet(fs, path: str, start: int, stop: int | None, n_node_all: np.ndarray | None,
+                 handle: None = None, offsets_all: np.ndarray | None = None) -> Columns:
+    """Events ``[start, stop)`` (``n_node_all``, ``handle`` and ``offsets_all`` are unused)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -304,15 +310,16 @@ class Layout:
     name: str
     suffix: str
     write: Callable[[Columns, str, dict[str, Any]], None]
-    read: Callable[..., Columns]
+    read: Callable[..., Columns]  # (fs, path, start, stop, n_node_all, handle=None, offsets_all=None)
     default_compression: dict[str, Any]
+    open: Callable[[Any, str], Any]  # (fs, path) -> handle reused by ``read`` for one shard (or None)
 
 
 LAYOUTS: dict[str, Layout] = {
     # defaults chosen by benchmarks/ingest.py (BENCHMARKS.md): smallest lossless size, writes >> ingestion rate
-    "zarr": Layout("zarr", ".zarr", write_zarr, read_zarr, {"codec": "blosc-zstd", "level": 5}),
+    "zarr": Layout("zarr", ".zarr", write_zarr, read_zarr, {"codec": "blosc-zstd", "level": 5}, open_zarr),
     "parquet": Layout("parquet", ".parquet", write_parquet, read_parquet,
-                      {"codec": "zstd", "level": 5, "byte_stream_split": True}),
+                      {"codec": "zstd", "level": 5, "byte_stream_split": True}, open_parquet),
 }
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._arrays import counts_to_offsets
 from ..errors import ChecksumError, StoreError
-from .layouts import ShardData, get_layout, open_zarr, read_zarr, remote_sha256
+from .layouts import ShardData, get_layout, remote_sha256
 from .manifest import MANIFEST, SPLITS, Manifest, ShardInfo
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..sources.retry import RetryPolicy
 
 
 class Store:
@@ -19,13 +22,14 @@ class Store:
         self.fs, self.path, self.manifest, self.url = fs, path.rstrip("/"), manifest, url
         self._layout = get_layout(manifest.layout)
         self._n_node: dict[str, np.ndarray] = {}
-        self._offsets: dict[str, np.ndarray] = {}  # counts_to_offsets(n_node) per Zarr shard
-        # opened Zarr arrays per shard: listed shards are immutable, so metadata is read once per Store
-        self._zarr: dict[str, dict[str, Any]] = {}
+        self._offsets: dict[str, np.ndarray] = {}  # counts_to_offsets(n_node) per shard with a handle
+        # ``layout.open`` handle per shard (Zarr: its opened arrays; Parquet: None): listed shards are
+        # immutable, so metadata is read once per Store
+        self._handles: dict[str, Any] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_zarr"] = {}  # opened arrays hold I/O handles: reopen in the new process
+        state["_handles"] = {}  # handles hold I/O resources: reopen in the new process
         return state
 
     def __repr__(self) -> str:
@@ -61,29 +65,28 @@ class Store:
         if not 0 <= start <= stop <= info.n_events:
             raise StoreError(f"{self.url}: shard {info.name}: range [{start}, {stop}) outside [0, {info.n_events})")
         path = f"{self.path}/{info.path}"
-        n_node = None
-        if self.manifest.layout == "zarr":
+        handle = self._handle(info, path)
+        n_node = offsets = None
+        if handle is not None:  # cached node counts and offsets spare each range read a full-shard pass
             n_node = self.n_node(info)
             if info.path not in self._offsets:
                 self._offsets[info.path] = counts_to_offsets(n_node)
-            arrays, offsets = self._zarr_arrays(info, path), self._offsets[info.path]
-            cols = self._guard(info, lambda: read_zarr(self.fs, path, start, stop, n_node, arrays, offsets))
-        else:
-            cols = self._guard(info, lambda: self._layout.read(self.fs, path, start, stop, n_node))
+            offsets = self._offsets[info.path]
+        cols = self._guard(info, lambda: self._layout.read(self.fs, path, start, stop, n_node, handle, offsets))
         if cols.n_events != stop - start:
             raise StoreError(f"{self.url}: shard {info.name} returned {cols.n_events} events, expected {stop - start}")
         return cols
 
-    def _zarr_arrays(self, info: ShardInfo, path: str) -> dict[str, Any]:
-        if info.path not in self._zarr:
-            self._zarr[info.path] = self._guard(info, lambda: open_zarr(self.fs, path))
-        return self._zarr[info.path]
+    def _handle(self, info: ShardInfo, path: str) -> Any:
+        if info.path not in self._handles:
+            self._handles[info.path] = self._guard(info, lambda: self._layout.open(self.fs, path))
+        return self._handles[info.path]
 
     def n_node(self, shard: int | ShardInfo) -> np.ndarray:
         """[n_events] node counts of a shard (read once, then cached)."""
         info = self._info(shard)
-        if self.manifest.layout == "zarr":
-            arrays = self._zarr_arrays(info, f"{self.path}/{info.path}")
+        arrays = self._handle(info, f"{self.path}/{info.path}")
+        if arrays is not None:  # Zarr: the node-count array alone
             if info.path not in self._n_node:
                 self._n_node[info.path] = self._guard(info, lambda: arrays["n_node"][...])
             return self._n_node[info.path]
@@ -121,11 +124,13 @@ class Store:
             raise ChecksumError(f"{self.url}: {len(problems)} bad shard(s): " + "; ".join(problems))
 
 
-def open_store(url: str, storage_options: dict[str, Any] | None = None) -> Store:
-    """Open the store at ``url`` (``<root>/<process>``; local path or fsspec URL)."""
+def open_store(url: str, storage_options: dict[str, Any] | None = None, *, retry: RetryPolicy | None = None) -> Store:
+    """Open the store at ``url`` (``<root>/<process>``; local path or fsspec URL).
+
+    ``retry`` governs a remote filesystem (default ``RetryPolicy.from_env()``; see ``sources.resolve``)."""
     from ..sources import resolve
 
-    fs, path = resolve(str(url), storage_options)
+    fs, path = resolve(str(url), storage_options, retry=retry)
     path = path.rstrip("/")
     mpath = f"{path}/{MANIFEST}"
     try:

@@ -32,12 +32,6 @@ DEFAULT_EVENTS_PER_SHARD = 100_000
 BUILD_DIR = "_build"
 
 
-def _is_local(fs) -> bool:
-    from fsspec.implementations.local import LocalFileSystem
-
-    return isinstance(fs, LocalFileSystem)
-
-
 def _atomic_write_text(fs, path: str, text: str) -> None:
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
     fs.pipe_file(tmp, text.encode())
@@ -120,11 +114,13 @@ class _Builder:
         self.shards.append(self._write(name, split, cols, digest))
 
     def _write(self, name: str, split: str, cols: Columns, digest: str) -> ShardInfo:
+        from ..sources.fs import is_local
+
         fs, final = self.fs, f"{self.base}/shards/{name}"
         if fs.exists(final):  # left by a killed run before its sidecar: not trusted
             fs.rm(final, recursive=True)
         tag = f"tmp-{uuid.uuid4().hex}-{name}"
-        if _is_local(fs):
+        if is_local(fs):
             tmp = f"{self.build}/{tag}"
             self.layout.write(cols, tmp, self.compression)
             sha, size = local_sha256(tmp)
