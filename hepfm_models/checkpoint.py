@@ -36,13 +36,25 @@ def _atomic(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
+def write_json(path: str | os.PathLike, doc: Any) -> None:
+    """Write ``doc`` as JSON (indent 1, non-JSON numbers via ``float``) atomically, creating parent dirs."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic(path, lambda tmp: tmp.write_text(json.dumps(doc, indent=1, default=float)))
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain module inside DDP / torch.compile wrappers."""
+    model = getattr(model, "module", model)
+    return getattr(model, "_orig_mod", model)
+
+
 def save_checkpoint(path: str | os.PathLike, model: GraphNet, optimizer: torch.optim.Optimizer | None = None,
                     meta: dict[str, Any] | None = None) -> Path:
     """Write ``model`` (+ ``optimizer`` state and JSON-able ``meta``); returns the JSON path."""
     st_path, json_path = _paths(path)
     st_path.parent.mkdir(parents=True, exist_ok=True)
-    model = getattr(model, "module", model)  # unwrap DDP
-    model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
+    model = unwrap(model)
     tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     optim_json = None
     if optimizer is not None:

@@ -193,7 +193,7 @@ class GraphNet(nn.Module):
     def embed(self, g: GraphBatch) -> torch.Tensor:
         """[B, width] latent after the decoder MLP (the CKA representation)."""
         c = self.config
-        edge_graph = g.node_graph.index_select(0, g.senders)
+        edge_graph = g.edge_graph
         x = self.node_encoder((node_inputs(g.nodes, c.n_types), None))
         e = self.edge_encoder((edge_inputs(g.edges), None))
         u = self.global_encoder((global_inputs(g.globals), None))
@@ -212,7 +212,7 @@ def reference_forward(model: GraphNet, g: GraphBatch) -> torch.Tensor:
     and as an independent check of the split first layer.
     """
     c = model.config
-    edge_graph = g.node_graph[g.senders]
+    edge_graph = g.edge_graph
     x = model.node_encoder.forward_concat(node_inputs(g.nodes, c.n_types))
     e = model.edge_encoder.forward_concat(edge_inputs(g.edges))
     u = model.global_encoder.forward_concat(global_inputs(g.globals))

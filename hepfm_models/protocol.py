@@ -26,7 +26,7 @@ import torch
 
 from hepfm_data.graph import GraphBatch
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint, write_json
 from .model import GraphNet, ModelConfig, count_parameters, freeze, parameter_groups, replace_head
 from .training import DistInfo, FitResult, TrainConfig, collect, fit, metrics_from, time_to_accuracy
 
@@ -68,12 +68,7 @@ class EventSet:
             idx = torch.nonzero(keep).flatten()[:k]
             if k <= 0:
                 break
-            n_node = b.n_node[idx]
-            starts = (torch.cumsum(b.n_node, 0) - b.n_node)[idx]
-            rows = torch.repeat_interleave(starts - (torch.cumsum(n_node, 0) - n_node), n_node) + torch.arange(
-                int(n_node.sum()))
-            parts.append(cls(b.nodes[rows], n_node, b.labels[idx], b.weights[idx],
-                             None if b.multilabels is None else b.multilabels[idx]))
+            parts.append(cls(b.nodes, b.n_node, b.labels, b.weights, b.multilabels).select(idx))
             n += k
             if limit is not None and n >= limit:
                 break
@@ -106,7 +101,7 @@ class EventSet:
         n = len(self)
         order = (torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
                  if shuffle else torch.arange(n))
-        per_rank = n // world_size if world_size > 1 else n
+        per_rank = n // world_size
         order = order[rank::world_size][:per_rank]
         for k in range(0, len(order), batch_size):
             s = self.select(order[k:k + batch_size])
@@ -134,7 +129,7 @@ def pretrain(train, val, *, classes: list[str], mode: str, model_config: ModelCo
     if dist.is_main:
         save_checkpoint(out / "model", model, meta={**info, "history": result.history,
                                                     "best_epoch": result.best_epoch})
-        _write_json(out / "history.json", {**info, "history": result.history, "best_epoch": result.best_epoch,
+        write_json(out / "history.json", {**info, "history": result.history, "best_epoch": result.best_epoch,
                                            "wall_s": result.wall_s, "plateau_wall_s": result.plateau_wall_s})
     return model, result
 
@@ -187,7 +182,7 @@ def finetune(variant: str, train, val, test: Iterable[GraphBatch] | None, *, pre
         res.update({f"test_{k}": v for k, v in metrics_from(scored, "multiclass").items()})
     if out is not None and dist.is_main:
         save_checkpoint(out / "model", model, meta={k: v for k, v in res.items() if k != "history"})
-        _write_json(out / "result.json", res)
+        write_json(out / "result.json", res)
     return res
 
 
@@ -216,10 +211,3 @@ def format_results(results: dict[str, dict]) -> str:
         lines.append(f"{v:<10} {r.get('test_accuracy', float('nan')):>9.4f} {r.get('test_auc', float('nan')):>7.4f} "
                      f"{r['wall_s']:>8.1f} {'-' if rel is None else f'{rel:.2f}':>16}")
     return "\n".join(lines)
-
-
-def _write_json(path: Path, doc: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(doc, indent=1, default=float))
-    os.replace(tmp, path)

@@ -36,7 +36,7 @@ from torch.distributed.algorithms.join import Join
 
 from hepfm_data.graph import GraphBatch
 
-from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint, unwrap
 from .losses import event_weights, loss_fn
 from .metrics import accuracy, binary_scores, roc_auc
 
@@ -112,12 +112,6 @@ def autocast(cfg: TrainConfig, device: torch.device):
     if _flag(cfg.amp, device):
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The plain module inside DDP / torch.compile wrappers."""
-    model = getattr(model, "module", model)
-    return getattr(model, "_orig_mod", model)
 
 
 def _limit(batches: Iterable[GraphBatch], n: int) -> Iterable[GraphBatch]:
@@ -276,14 +270,13 @@ def fit(model: nn.Module, train: Callable[[int], Iterable[GraphBatch]],
     start, best_loss, best_epoch, best_state, bad_epochs = 0, float("inf"), -1, None, 0
     ckpt = Path(checkpoint_dir) if checkpoint_dir else None
     if ckpt is not None and (ckpt / "last.json").exists():
-        doc, _ = read_checkpoint(ckpt / "last")
-        resumed, _ = load_checkpoint(ckpt / "last", optimizer=optimizer, map_location=device)
+        resumed, resumed_meta = load_checkpoint(ckpt / "last", optimizer=optimizer, map_location=device)
         net.load_state_dict(resumed.state_dict())
-        st = doc["meta"]["fit_state"]
+        st = resumed_meta["fit_state"]
         history, start, best_loss, best_epoch, bad_epochs = (st["history"], st["epoch"] + 1, st["best_loss"],
                                                              st["best_epoch"], st["bad_epochs"])
         if (ckpt / "best.json").exists():
-            best_state = copy.deepcopy(load_checkpoint(ckpt / "best", map_location=device)[0].state_dict())
+            best_state = load_checkpoint(ckpt / "best", map_location=device)[0].state_dict()
     if start > 0 and history and history[-1].get("stopped"):
         start = cfg.epochs  # already finished
     train_model: nn.Module = net

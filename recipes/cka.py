@@ -33,9 +33,10 @@ class CKAConfig:
     device: str = "auto"
 
 
-def latents(path: str | Path, test, batch_size: int, device) -> torch.Tensor:
+def latents(path: str | Path, batches: list, device) -> torch.Tensor:
+    """Decoder latents of the checkpoint at ``path`` over ``batches`` (built once, reused per checkpoint)."""
     model, _ = load_checkpoint(path, map_location=device)
-    return collect(model, test.batches(batch_size, shuffle=False, device=device), device, latents=True)["latents"]
+    return collect(model, batches, device, latents=True)["latents"]
 
 
 def run(cfg: CKAConfig) -> dict[str, Any]:
@@ -45,17 +46,17 @@ def run(cfg: CKAConfig) -> dict[str, Any]:
     base = doc["config"]["base"]
     data = build(DataConfig, base["data"])
     test = task_split(data.stores, base["task"], data, "test", cfg.n_events, 0, False)
-    bs = data.batch_size
+    test_batches = list(test.batches(data.batch_size, shuffle=False, device=dist.device))
     reference = None
     if base.get("pretrained") and Path(str(base["pretrained"]) + ".json").exists():
-        reference = latents(base["pretrained"], test, bs, dist.device)
+        reference = latents(base["pretrained"], test_batches, dist.device)
     rows = []
     for n in doc["config"]["sizes"]:
         reps: dict[str, list[torch.Tensor]] = {}
         for r in doc["runs"]:
             if r["n_per_class"] == n:
                 path = root / f"n{n}" / f"seed{r['seed']}" / r["variant"] / "model"
-                reps.setdefault(r["variant"], []).append(latents(path, test, bs, dist.device))
+                reps.setdefault(r["variant"], []).append(latents(path, test_batches, dist.device))
         for v, rs in reps.items():
             if len(rs) > 1:
                 rows.append({"n_per_class": n, "a": v, "b": v, "cka": ensemble_cka(rs)})

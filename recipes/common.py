@@ -22,6 +22,7 @@ import yaml
 
 from hepfm_data.errors import HepfmError
 from hepfm_models import ModelConfig
+from hepfm_models.checkpoint import write_json  # re-exported: the one atomic JSON writer
 from hepfm_models.protocol import EventSet
 from hepfm_models.training import DistInfo, cleanup_distributed, setup_distributed
 
@@ -163,14 +164,6 @@ def setup(device: str = "auto", threads: int = 0, seed: int = 0) -> DistInfo:
     dist = setup_distributed(device)
     torch.manual_seed(seed)
     return dist
-
-
-def write_json(path: str | Path, doc: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=1, default=float))
-    tmp.replace(path)
 
 
 # ----------------------------------------------------------------------------- data

@@ -51,6 +51,7 @@ def run(cfg: FinetuneConfig, sets=None, dist=None) -> dict[str, dict]:
         train, val, test = sets or task_sets(cfg.data.stores, cfg.task, cfg.data, cfg.n_per_class,
                                              cfg.n_val_per_class, cfg.n_test_per_class, seed=cfg.seed)
         bs, dev = cfg.data.batch_size, dist.device
+        val_batches = list(val.batches(bs, 0, 0, False, dist.rank, dist.world_size, dev))  # fixed order: build once
         results = {}
         for variant in cfg.variants:
             if dist.is_main:
@@ -58,10 +59,10 @@ def run(cfg: FinetuneConfig, sets=None, dist=None) -> dict[str, dict]:
             results[variant] = finetune(
                 variant,
                 lambda epoch: train.batches(bs, epoch, cfg.seed, True, dist.rank, dist.world_size, dev),
-                lambda: val.batches(bs, 0, 0, False, dist.rank, dist.world_size, dev),
+                lambda: val_batches,
                 test.batches(bs, shuffle=False, device=dev) if dist.is_main else None,
                 pretrained=None if variant == "scratch" else cfg.pretrained,
-                model_config=cfg.model.model_config(2), train_config=cfg.train,
+                model_config=cfg.model.model_config(), train_config=cfg.train,
                 out_dir=Path(cfg.out) / variant, seed=cfg.seed, freeze_train=cfg.freeze_train, dist=dist,
                 meta={"task": cfg.task, "n_per_class": cfg.n_per_class})
         relative_cost(results)

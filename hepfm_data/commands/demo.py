@@ -133,12 +133,13 @@ def run(args: argparse.Namespace) -> int:
     ft_train, ft_val, ft_test = sets
     ft_cfg = TrainConfig(epochs=args.finetune_epochs, lr=args.lr, lr_backbone=args.lr_backbone, patience=8,
                          progress=False)
+    ft_val_batches = list(ft_val.batches(args.batch_size, shuffle=False))  # fixed order: build once
     results = {}
     for variant in ("scratch", "finetuned", "frozen"):
         t0 = time.perf_counter()
         results[variant] = finetune(
             variant, lambda e: ft_train.batches(args.finetune_batch_size, e, args.seed),
-            lambda: ft_val.batches(args.batch_size, shuffle=False), ft_test.batches(args.batch_size, shuffle=False),
+            lambda: ft_val_batches, ft_test.batches(args.batch_size, shuffle=False),
             pretrained=pre_dir / "model", model_config=ModelConfig(), train_config=ft_cfg,
             out_dir=ft_dir / variant, seed=args.seed, meta={"task": task.name})
         print(f"  {variant}: {len(results[variant]['history'])} epochs, {time.perf_counter() - t0:.0f} s")
