@@ -31,7 +31,7 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "delphes-3.4.2-ttH-10events.root"
+REAL = Path(__file__).resolve().parents[1] / "tests" / "data" / "delphes-3.4.2-ttH-10events.root"
 KIN = {"Jet": ("PT", "Eta", "Phi", "Mass"), "Electron": ("PT", "Eta", "Phi"), "Muon": ("PT", "Eta", "Phi"),
        "Photon": ("PT", "Eta", "Phi"), "MissingET": ("MET", None, "Phi"), "Particle": ("PT", "Eta", "Phi", "Mass")}
 EXTRA = {"Electron": ("Charge",), "Muon": ("Charge",), "Particle": ("PID", "Status", "D1", "D2")}

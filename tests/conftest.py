@@ -7,15 +7,25 @@ import shutil
 
 import pytest
 
-from hepfm_data.testing import SHARED_DELPHES
+from hepfm_data.testing import DELPHES_FILE, NANOAOD_FILE, PHYSLITE_FILE
 
 
 @pytest.fixture(scope="session")
 def delphes_file():
-    """The real Delphes 3.4.2 file (10 ttH events); skipped when the shared data is absent."""
-    if not SHARED_DELPHES.exists():
-        pytest.skip(f"shared Delphes file not found at {SHARED_DELPHES}")
-    return SHARED_DELPHES
+    """The real Delphes 3.4.2 file (10 ttH events), shipped in tests/data/."""
+    return DELPHES_FILE
+
+
+@pytest.fixture(scope="session")
+def nanoaod_file():
+    """The real CMS NanoAOD file (40 Drell-Yan events), shipped in tests/data/."""
+    return NANOAOD_FILE
+
+
+@pytest.fixture(scope="session")
+def physlite_file():
+    """The real ATLAS DAOD_PHYSLITE file (100 events, MeV), shipped in tests/data/."""
+    return PHYSLITE_FILE
 
 
 @pytest.fixture

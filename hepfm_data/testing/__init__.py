@@ -5,8 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-#: the real Delphes 3.4.2 file (10 ttH events) beside the repository, if present
-SHARED_DELPHES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "delphes-3.4.2-ttH-10events.root"
+#: the real test files shipped in the repository's ``tests/data/`` (provenance: tests/data/README.md)
+TEST_DATA = Path(__file__).resolve().parents[2] / "tests" / "data"
+#: Delphes 3.4.2 output, 10 ttH events (tree ``Delphes``)
+DELPHES_FILE = TEST_DATA / "delphes-3.4.2-ttH-10events.root"
+#: CMS NanoAOD, 40 Drell-Yan simulated events (tree ``Events``)
+NANOAOD_FILE = TEST_DATA / "cms-nanoaod-dy-40events.root"
+#: ATLAS DAOD_PHYSLITE, 100 simulated events (tree ``CollectionTree``), MeV
+PHYSLITE_FILE = TEST_DATA / "atlas-physlite-100events.root"
 
 
 def synthetic_events(n_events: int, seed: int = 0, first_event_id: int = 0):
