@@ -196,6 +196,14 @@ def read_delphes(url: str, *, step_size: int | str = DEFAULT_STEP, storage_optio
             yield _record(arrays, url, start, has_weight, optional)
 
 
+def n_entries(url: str, storage_options: dict[str, Any] | None = None) -> int:
+    """Number of entries of the ``Delphes`` tree of ``url``; checks header, tree and branches first."""
+    f, _ = _open(url, storage_options)
+    with f:
+        tree, _ = _tree(f, url)
+        return int(tree.num_entries)
+
+
 def expand_inputs(pattern: str | list[str], storage_options: dict[str, Any] | None = None) -> list[str]:
     """URLs matching a glob (or list of globs/URLs), sorted; error when nothing matches."""
     from ..sources import resolve
