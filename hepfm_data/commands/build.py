@@ -21,8 +21,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("process", help="catalog process name (sets the multiclass label)")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--input", nargs="+", metavar="URL", help="Delphes ROOT files: paths, globs or fsspec URLs")
+    src.add_argument("--input", nargs="+", metavar="URL",
+                     help="ROOT files (Delphes, CMS NanoAOD or ATLAS PHYSLITE): paths, globs or fsspec URLs")
     src.add_argument("--generate", type=int, metavar="N", help="generate N events with Pythia 8 + emulation")
+    p.add_argument("--format", choices=["delphes", "nanoaod", "physlite"],
+                   help="input format of --input (default: detected from the trees of the files)")
     p.add_argument("--out", required=True, help="store root (local path or fsspec URL); the store is OUT/PROCESS")
     p.add_argument("--layout", choices=sorted(LAYOUTS), default="zarr")
     p.add_argument("--events-per-shard", type=int, default=DEFAULT_EVENTS_PER_SHARD)
@@ -57,8 +60,21 @@ def _generated_blocks(args: argparse.Namespace):
         yield production.load_block(path)
 
 
+def _input_blocks(args: argparse.Namespace, opts):
+    """(blocks, event-id rule) of ``--input`` through the event source of its (detected) format."""
+    from ..inputs import open_source
+    from ..readers.delphes import expand_inputs
+    from ..readers.formats import detect_formats
+
+    urls = expand_inputs(args.input, opts)
+    fmt = args.format or detect_formats(urls, opts)
+    source = open_source(fmt, args.process, urls, step_size=args.step_size, storage_options=opts)
+    if not args.quiet:
+        print(f"input format: {fmt}{'' if args.format else ' (detected)'}; {len(urls)} file(s)")
+    return (b for unit in source.units() for b in source.read(unit)), source.event_id_rule
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..readers.delphes import EVENT_ID_RULE, iterate_delphes
     from ..store import LAYOUTS, write_store
 
     opts = json.loads(args.storage_options) if args.storage_options else None
@@ -74,8 +90,7 @@ def run(args: argparse.Namespace) -> int:
         if args.level is not None:
             compression["level"] = args.level
     if args.input:
-        blocks = iterate_delphes(args.input, args.process, step_size=args.step_size, storage_options=opts)
-        rule = EVENT_ID_RULE
+        blocks, rule = _input_blocks(args, opts)
     else:
         blocks = _generated_blocks(args)
         rule = "generator: block index * block_size + event index (hepfm_data.production)"

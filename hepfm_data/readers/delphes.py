@@ -200,8 +200,7 @@ def n_entries(url: str, storage_options: dict[str, Any] | None = None) -> int:
     """Number of entries of the ``Delphes`` tree of ``url``; checks header, tree and branches first."""
     f, _ = _open(url, storage_options)
     with f:
-        tree, _ = _tree(f, url)
-        return int(tree.num_entries)
+        return int(_tree(f, url)[0].num_entries)
 
 
 def expand_inputs(pattern: str | list[str], storage_options: dict[str, Any] | None = None) -> list[str]:
@@ -233,23 +232,20 @@ def iterate_delphes(pattern: str | list[str], process: str, *, step_size: int | 
         info = None
         for block in read_delphes(url, step_size=step_size, storage_options=storage_options):
             if info is None:
-                info = sample_info(process, url, _release(url, storage_options))
+                info = sample_info(process, url, storage_options)
             yield block, info
 
 
-def sample_info(process: str, url: str, release: str, **generator: Any) -> SampleInfo:
-    """The SampleInfo of one Delphes input file."""
+def sample_info(process: str, url: str, storage_options: dict[str, Any] | None = None) -> SampleInfo:
+    """The SampleInfo (provenance: format, release) of one Delphes input file."""
     import uproot
 
-    return SampleInfo(process=process, source="delphes", fidelity="external-input", input_format="delphes",
-                      release=release, generator={"reader": f"uproot {uproot.__version__}", "tree": TREE,
-                                                  "event_id_rule": EVENT_ID_RULE, **generator}, inputs=[url])
-
-
-def _release(url: str, storage_options: dict[str, Any] | None) -> str:
     f, _ = _open(url, storage_options)
     with f:
-        return f"{root_version(f)} (Delphes version not recorded in the file)"
+        release = f"{root_version(f)} (Delphes version not recorded in the file)"
+    return SampleInfo(process=process, source="delphes", fidelity="external-input", input_format="delphes",
+                      release=release, generator={"reader": f"uproot {uproot.__version__}", "tree": TREE,
+                                                  "event_id_rule": EVENT_ID_RULE}, inputs=[url])
 
 
 def write_delphes_like(path: str, events: ak.Array, *, drop: tuple[str, ...] = (), chunk: int = 50_000) -> None:

@@ -186,22 +186,42 @@ def describe(url: str, storage_options: dict[str, Any] | None = None) -> dict[st
                 "optional": sorted(plan.optional.values()), "weight": WEIGHT if plan.weight else None}
 
 
+def n_entries(url: str, storage_options: dict[str, Any] | None = None) -> int:
+    """Entries of the ``Events`` tree of ``url``; checks header, tree and required branches first."""
+    f, _ = open_root(url, storage_options)
+    with f:
+        tree = get_tree(f, url, TREE, "NanoAOD")
+        _Plan(tree, url)
+        return int(tree.num_entries)
+
+
+def sample_info(process: str, url: str, storage_options: dict[str, Any] | None = None,
+                btag_wp: float = DEEPJET_MEDIUM_2016_POSTVFP) -> SampleInfo:
+    """The SampleInfo (provenance: format, release, truth present) of one input file."""
+    import uproot
+
+    d = describe(url, storage_options)
+    info = SampleInfo(
+        process=process, source=FORMAT, fidelity="external-input", input_format=FORMAT, release=d["release"],
+        truth=d["truth"], inputs=[url],
+        generator={"reader": f"uproot {uproot.__version__}", "tree": TREE, "event_id_rule": EVENT_ID_RULE,
+                   "btag": f"btagDeepFlavB > {btag_wp}", "tau_id": d["tau_id"], "optional": d["optional"],
+                   "truth": "GenPart last copies" if d["truth"] else
+                   "absent: no GenPart_* branches (collision data); no truth labels"})
+    return info
+
+
 def iterate_nanoaod(pattern: str | list[str], process: str, *, step_size: int | str = DEFAULT_STEP,
                     storage_options: dict[str, Any] | None = None,
                     btag_wp: float = DEEPJET_MEDIUM_2016_POSTVFP) -> Iterator[tuple[ak.Array, SampleInfo]]:
     """(event record, SampleInfo) blocks over all files matching ``pattern`` (for ``write_store``)."""
-    import uproot
-
     from .delphes import expand_inputs
 
     for url in expand_inputs(pattern, storage_options):
-        d = describe(url, storage_options)
-        info = SampleInfo(
-            process=process, source=FORMAT, fidelity="external-input", input_format=FORMAT, release=d["release"],
-            truth=d["truth"], inputs=[url],
-            generator={"reader": f"uproot {uproot.__version__}", "tree": TREE, "event_id_rule": EVENT_ID_RULE,
-                       "btag": f"btagDeepFlavB > {btag_wp}", "tau_id": d["tau_id"], "optional": d["optional"],
-                       "truth": "GenPart last copies" if d["truth"] else
-                       "absent: no GenPart_* branches (collision data); no truth labels"})
+        info = sample_info(process, url, storage_options, btag_wp)
         for block in read_nanoaod(url, step_size=step_size, storage_options=storage_options, btag_wp=btag_wp):
             yield block, info
+
+
+#: the protocol name of the reader function (hepfm_data.inputs.experiments)
+read = read_nanoaod

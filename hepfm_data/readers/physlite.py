@@ -293,22 +293,41 @@ def describe(url: str, storage_options: dict[str, Any] | None = None) -> dict[st
                 "optional": sorted(plan.optional.values())}
 
 
+def n_entries(url: str, storage_options: dict[str, Any] | None = None) -> int:
+    """Entries of the ``CollectionTree`` tree of ``url``; checks header, tree and required branches first."""
+    f, _ = open_root(url, storage_options)
+    with f:
+        tree = get_tree(f, url, TREE, "DAOD_PHYSLITE")
+        _Plan(tree, url)
+        return int(tree.num_entries)
+
+
+def sample_info(process: str, url: str, storage_options: dict[str, Any] | None = None) -> SampleInfo:
+    """The SampleInfo (provenance: format, release, truth present) of one input file."""
+    import uproot
+
+    d = describe(url, storage_options)
+    info = SampleInfo(
+        process=process, source=FORMAT, fidelity="external-input", input_format=FORMAT, release=d["release"],
+        truth=d["truth"], inputs=[url],
+        generator={"reader": f"uproot {uproot.__version__}", "tree": TREE, "event_id_rule": EVENT_ID_RULE,
+                   "simulation": d["simulation"], "btag": d["tagger"], "optional": d["optional"],
+                   "truth": f"containers {d['truth_containers']}" if d["truth"] else
+                   "absent: no truth containers (collision data); no truth labels",
+                   "met": "rebuilt: simplified METMaker (objects + PVSoftTrkCore)"})
+    return info
+
+
 def iterate_physlite(pattern: str | list[str], process: str, *, step_size: int | str = DEFAULT_STEP,
                      storage_options: dict[str, Any] | None = None) -> Iterator[tuple[ak.Array, SampleInfo]]:
     """(event record, SampleInfo) blocks over all files matching ``pattern`` (for ``write_store``)."""
-    import uproot
-
     from .delphes import expand_inputs
 
     for url in expand_inputs(pattern, storage_options):
-        d = describe(url, storage_options)
-        info = SampleInfo(
-            process=process, source=FORMAT, fidelity="external-input", input_format=FORMAT, release=d["release"],
-            truth=d["truth"], inputs=[url],
-            generator={"reader": f"uproot {uproot.__version__}", "tree": TREE, "event_id_rule": EVENT_ID_RULE,
-                       "simulation": d["simulation"], "btag": d["tagger"], "optional": d["optional"],
-                       "truth": f"containers {d['truth_containers']}" if d["truth"] else
-                       "absent: no truth containers (collision data); no truth labels",
-                       "met": "rebuilt: simplified METMaker (objects + PVSoftTrkCore)"})
+        info = sample_info(process, url, storage_options)
         for block in read_physlite(url, step_size=step_size, storage_options=storage_options):
             yield block, info
+
+
+#: the protocol name of the reader function (hepfm_data.inputs.experiments)
+read = read_physlite
