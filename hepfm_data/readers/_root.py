@@ -94,22 +94,27 @@ def iterate(tree, branches: list[str], url: str, *, step_size, entry_start=None,
     the file and, when it can be found, the branch that failed (damaged basket, bad interpretation)."""
     it = tree.iterate(branches, step_size=step_size, library="ak", report=True, entry_start=entry_start,
                       entry_stop=entry_stop, aliases=aliases)
+    done = entry_start
     while True:
         try:
             arrays, report = next(it)
         except StopIteration:
             return
         except Exception as exc:  # uproot raises many kinds on damaged baskets
-            raise InputFileError(f"{url}: cannot read tree {tree.name!r}{_failing_branch(tree, branches, exc)} "
+            where = _failing_branch(tree, branches, exc, done, entry_stop)
+            raise InputFileError(f"{url}: cannot read tree {tree.name!r}{where} "
                                  f"(truncated or corrupt): {type(exc).__name__}: {first_line(exc)}") from None
+        done = int(report.tree_entry_stop)
         yield arrays, int(report.tree_entry_start)
 
 
-def _failing_branch(tree, branches: list[str], exc: BaseException) -> str:
-    """", branch 'X'" for the branch uproot names in its message, else the first one that fails to read."""
-    text = str(exc)
+def _failing_branch(tree, branches: list[str], exc: BaseException, start, stop) -> str:
+    """", branch 'X'" for the first branch that fails to read alone over ``[start, stop)``
+    (uproot's decompression errors do not say which basket), else ""."""
     for b in branches:
-        if f"'{b}'" in text or f"branch {b}" in text or f"/{b}" in text:
+        try:
+            tree[b].array(entry_start=start, entry_stop=stop, library="np")
+        except Exception:
             return f", branch {b!r}"
     return ""
 
