@@ -16,7 +16,8 @@ DEFAULT_ENTRIES_PER_UNIT = 100_000
 class _ExperimentFiles:
     """ROOT files of one experiment format (paths, globs or fsspec URLs) of one process.
 
-    Listing the units opens each file's header and tree: a missing or corrupt file, a
+    Listing the units opens each file's header and tree once (what it provides is kept
+    for the SampleInfo of its units): a missing or corrupt file, a
     file of another format or a missing required branch fails before any unit runs,
     naming the file. ``step_size``: entries read per chunk inside a unit.
     """
@@ -27,6 +28,7 @@ class _ExperimentFiles:
     step_size: int | str = 20_000
     storage_options: dict[str, Any] | None = None
     _units: list[Unit] | None = field(default=None, repr=False)
+    _described: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
     reader_module = ""  # set by subclasses
 
     def _reader(self):
@@ -45,7 +47,8 @@ class _ExperimentFiles:
                 raise HepfmError(f"entries_per_unit must be positive, got {self.entries_per_unit!r}")
             units: list[Unit] = []
             for url in expand_inputs(self.inputs, self.storage_options):
-                n = self._reader().n_entries(url, self.storage_options)
+                self._described[url] = d = self._reader().describe(url, self.storage_options)
+                n = d["entries"]
                 for lo in range(0, max(n, 1), int(self.entries_per_unit)):
                     hi = min(lo + int(self.entries_per_unit), n)
                     units.append(Unit(len(units), f"{url} entries [{lo}, {hi})",
@@ -56,7 +59,7 @@ class _ExperimentFiles:
     def read(self, unit: Unit):
         mod = self._reader()
         url, lo, hi = unit.spec["url"], unit.spec["start"], unit.spec["stop"]
-        info = mod.sample_info(self.process, url, self.storage_options)
+        info = mod.sample_info(self.process, url, self.storage_options, described=self._described.get(url))
         if hi <= lo:
             return
         for block in mod.read(url, step_size=self.step_size, storage_options=self.storage_options,

@@ -181,26 +181,23 @@ def describe(url: str, storage_options: dict[str, Any] | None = None) -> dict[st
     with f:
         tree = get_tree(f, url, TREE, "NanoAOD")
         plan = _Plan(tree, url)
-        return {"release": f"{root_version(f)}; NanoAOD (Events tree, {len(branch_names(tree))} branches)",
+        return {"entries": int(tree.num_entries), "release": f"{root_version(f)}; NanoAOD (Events tree, {len(branch_names(tree))} branches)",
                 "truth": plan.truth, "taus": plan.taus, "tau_id": plan.tau_id[0] if plan.tau_id else None,
                 "optional": sorted(plan.optional.values()), "weight": WEIGHT if plan.weight else None}
 
 
 def n_entries(url: str, storage_options: dict[str, Any] | None = None) -> int:
-    """Entries of the ``Events`` tree of ``url``; checks header, tree and required branches first."""
-    f, _ = open_root(url, storage_options)
-    with f:
-        tree = get_tree(f, url, TREE, "NanoAOD")
-        _Plan(tree, url)
-        return int(tree.num_entries)
+    """Entries of the tree of ``url``; checks header, tree and required branches first."""
+    return describe(url, storage_options)["entries"]
 
 
-def sample_info(process: str, url: str, storage_options: dict[str, Any] | None = None,
+def sample_info(process: str, url: str, storage_options: dict[str, Any] | None = None, *,
+                described: dict[str, Any] | None = None,
                 btag_wp: float = DEEPJET_MEDIUM_2016_POSTVFP) -> SampleInfo:
     """The SampleInfo (provenance: format, release, truth present) of one input file."""
     import uproot
 
-    d = describe(url, storage_options)
+    d = described or describe(url, storage_options)
     info = SampleInfo(
         process=process, source=FORMAT, fidelity="external-input", input_format=FORMAT, release=d["release"],
         truth=d["truth"], inputs=[url],
@@ -218,7 +215,7 @@ def iterate_nanoaod(pattern: str | list[str], process: str, *, step_size: int | 
     from .delphes import expand_inputs
 
     for url in expand_inputs(pattern, storage_options):
-        info = sample_info(process, url, storage_options, btag_wp)
+        info = sample_info(process, url, storage_options, btag_wp=btag_wp)
         for block in read_nanoaod(url, step_size=step_size, storage_options=storage_options, btag_wp=btag_wp):
             yield block, info
 

@@ -287,26 +287,23 @@ def describe(url: str, storage_options: dict[str, Any] | None = None) -> dict[st
         simulation = None
         if plan.event_type and tree.num_entries:
             simulation = bool(int(tree[EVENT_TYPE].array(entry_stop=1, library="np")[0]) & 1)
-        return {"release": f"{root_version(f)}; DAOD_PHYSLITE (CollectionTree, {len(branch_names(tree))} branches)",
+        return {"entries": int(tree.num_entries), "release": f"{root_version(f)}; DAOD_PHYSLITE (CollectionTree, {len(branch_names(tree))} branches)",
                 "simulation": simulation, "truth": bool(plan.truth), "truth_containers": plan.truth,
                 "taus": plan.taus, "tagger": plan.tagger[0] if plan.tagger else None,
                 "optional": sorted(plan.optional.values())}
 
 
 def n_entries(url: str, storage_options: dict[str, Any] | None = None) -> int:
-    """Entries of the ``CollectionTree`` tree of ``url``; checks header, tree and required branches first."""
-    f, _ = open_root(url, storage_options)
-    with f:
-        tree = get_tree(f, url, TREE, "DAOD_PHYSLITE")
-        _Plan(tree, url)
-        return int(tree.num_entries)
+    """Entries of the tree of ``url``; checks header, tree and required branches first."""
+    return describe(url, storage_options)["entries"]
 
 
-def sample_info(process: str, url: str, storage_options: dict[str, Any] | None = None) -> SampleInfo:
+def sample_info(process: str, url: str, storage_options: dict[str, Any] | None = None, *,
+                described: dict[str, Any] | None = None) -> SampleInfo:
     """The SampleInfo (provenance: format, release, truth present) of one input file."""
     import uproot
 
-    d = describe(url, storage_options)
+    d = described or describe(url, storage_options)
     info = SampleInfo(
         process=process, source=FORMAT, fidelity="external-input", input_format=FORMAT, release=d["release"],
         truth=d["truth"], inputs=[url],
