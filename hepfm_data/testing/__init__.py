@@ -78,7 +78,7 @@ def write_synthetic_stores(root: str, spec: dict[str, tuple[str, int, int, int]]
 
 
 def write_modified_copy(src, dst, tree: str, branches: list[str], *, sep: str, drop=(), rename=None,
-                        replace=None) -> None:
+                        replace=None, repeat: int = 1, basket: int = 5000) -> None:
     """Write a copy of ``tree`` of the ROOT file ``src`` holding only ``branches`` (minus ``drop``,
     ``rename``-d {old: new}, values ``replace``-d {name: array}) to ``dst``, with uproot.
 
@@ -86,6 +86,8 @@ def write_modified_copy(src, dst, tree: str, branches: list[str], *, sep: str, d
     ``Jet_pt`` -> collection ``Jet`` with counter ``nJet``; "." for PHYSLITE:
     ``AnalysisJetsAuxDyn.pt``) so the copy keeps the format's branch names. For tests of
     readers on other productions: collections dropped, branches renamed, data without truth.
+    ``repeat``: the events written that many times (bigger inputs for benchmarks), in baskets of
+    ``basket`` events.
     """
     import awkward as ak
     import uproot
@@ -105,7 +107,11 @@ def write_modified_copy(src, dst, tree: str, branches: list[str], *, sep: str, d
     data = dict(flat)
     for prefix, cols in groups.items():
         data[prefix] = ak.zip(cols)
+    if repeat > 1:
+        data = {k: ak.concatenate([v] * int(repeat)) for k, v in data.items()}
+    n = len(next(iter(data.values())))
     with uproot.recreate(dst) as f:
         f.mktree(tree, {k: v.type.content for k, v in data.items()},
                  field_name=lambda outer, inner: f"{outer}{sep}{inner}", counter_name=lambda c: f"n{c}")
-        f[tree].extend(data)
+        for lo in range(0, max(n, 1), basket):
+            f[tree].extend({k: v[lo:lo + basket] for k, v in data.items()})
