@@ -205,3 +205,28 @@ def last_copies_from_mothers(pid: np.ndarray, mother: np.ndarray, offsets: np.nd
     last = np.ones(len(pid), dtype=bool)
     last[glob[same]] = False
     return last
+
+
+def read_chunks(url: str, storage_options: dict[str, Any] | None, tree_name: str, what: str, plan_factory, *,
+                step_size, entry_start=None, entry_stop=None) -> Iterator[tuple[ak.Array, int, Any]]:
+    """(arrays, first entry, plan) chunks of one file: open, find the tree, ``plan_factory(tree, url)``
+    (which checks the required branches and lists ``.branches``), iterate with errors naming the file."""
+    f, _ = open_root(url, storage_options)
+    with f:
+        tree = get_tree(f, url, tree_name, what)
+        plan = plan_factory(tree, url)
+        for arrays, start in iterate(tree, plan.branches, url, step_size=step_size, entry_start=entry_start,
+                                     entry_stop=entry_stop):
+            yield arrays, start, plan
+
+
+def describe_file(url: str, storage_options: dict[str, Any] | None, tree_name: str, what: str, plan_factory,
+                  summary) -> dict[str, Any]:
+    """``{"entries", "release", **summary(tree, plan)}`` of one file (opened once)."""
+    f, _ = open_root(url, storage_options)
+    with f:
+        tree = get_tree(f, url, tree_name, what)
+        plan = plan_factory(tree, url)
+        return {"entries": int(tree.num_entries),
+                "release": f"{root_version(f)}; {what} ({tree_name} tree, {len(branch_names(tree))} branches)",
+                **summary(tree, plan)}

@@ -35,8 +35,7 @@ import numpy as np
 from .._arrays import counts_to_offsets
 from ..errors import InputFileError
 from ..events import TRUTH_PIDS, SampleInfo
-from ._root import (branch_names, flat_counts, get_tree, iterate, jagged, open_root, phi32, require_branches,
-                    root_version)
+from ._root import branch_names, flat_counts, get_tree, iterate, jagged, open_root, phi32, require_branches, root_version
 
 TREE = "Delphes"
 #: event-record field -> (Delphes collection, {record field: branch})

@@ -38,8 +38,18 @@ import numpy as np
 from .._arrays import counts_to_offsets
 from ..errors import InputFileError
 from ..events import TRUTH_PIDS, SampleInfo
-from ._root import (branch_names, collection, flat_counts, get_tree, hash_ids, iterate, jagged,
-                    last_copies_from_mothers, open_root, phi32, require_branches, root_version)
+from ._root import (
+    branch_names,
+    collection,
+    describe_file,
+    flat_counts,
+    hash_ids,
+    jagged,
+    last_copies_from_mothers,
+    phi32,
+    read_chunks,
+    require_branches,
+)
 
 TREE = "Events"
 FORMAT = "nanoaod"
@@ -166,24 +176,16 @@ def read_nanoaod(url: str, *, step_size: int | str = DEFAULT_STEP, storage_optio
     Raises :class:`InputFileError` naming ``url`` for a missing, non-ROOT or truncated
     file, a missing ``Events`` tree or required branch, or a damaged basket.
     """
-    f, _ = open_root(url, storage_options)
-    with f:
-        tree = get_tree(f, url, TREE, "NanoAOD")
-        plan = _Plan(tree, url)
-        for arrays, _start in iterate(tree, plan.branches, url, step_size=step_size, entry_start=entry_start,
-                                      entry_stop=entry_stop):
-            yield _record(arrays, url, plan, btag_wp)
+    for arrays, _, plan in read_chunks(url, storage_options, TREE, "NanoAOD", _Plan, step_size=step_size,
+                                       entry_start=entry_start, entry_stop=entry_stop):
+        yield _record(arrays, url, plan, btag_wp)
 
 
 def describe(url: str, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """What a file provides: release, truth present, τ identification and optional fields used."""
-    f, _ = open_root(url, storage_options)
-    with f:
-        tree = get_tree(f, url, TREE, "NanoAOD")
-        plan = _Plan(tree, url)
-        return {"entries": int(tree.num_entries), "release": f"{root_version(f)}; NanoAOD (Events tree, {len(branch_names(tree))} branches)",
-                "truth": plan.truth, "taus": plan.taus, "tau_id": plan.tau_id[0] if plan.tau_id else None,
-                "optional": sorted(plan.optional.values()), "weight": WEIGHT if plan.weight else None}
+    return describe_file(url, storage_options, TREE, "NanoAOD", _Plan, lambda tree, plan: {
+        "truth": plan.truth, "taus": plan.taus, "tau_id": plan.tau_id[0] if plan.tau_id else None,
+        "optional": sorted(plan.optional.values()), "weight": WEIGHT if plan.weight else None})
 
 
 def n_entries(url: str, storage_options: dict[str, Any] | None = None) -> int:

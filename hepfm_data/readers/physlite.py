@@ -45,8 +45,7 @@ import numpy as np
 from .._arrays import counts_to_offsets
 from ..errors import InputFileError
 from ..events import TRUTH_PIDS, SampleInfo, wrap_phi
-from ._root import (branch_names, collection, flat_counts, get_tree, hash_ids, iterate, jagged, open_root, phi32,
-                    require_branches, root_version)
+from ._root import branch_names, collection, describe_file, flat_counts, hash_ids, jagged, read_chunks, require_branches
 
 TREE = "CollectionTree"
 FORMAT = "physlite"
@@ -269,28 +268,22 @@ def read_physlite(url: str, *, step_size: int | str = DEFAULT_STEP, storage_opti
     Raises :class:`InputFileError` naming ``url`` for a missing, non-ROOT or truncated
     file, a missing ``CollectionTree`` or required branch, or a damaged basket.
     """
-    f, _ = open_root(url, storage_options)
-    with f:
-        tree = get_tree(f, url, TREE, "DAOD_PHYSLITE")
-        plan = _Plan(tree, url)
-        for arrays, start in iterate(tree, plan.branches, url, step_size=step_size, entry_start=entry_start,
-                                     entry_stop=entry_stop):
-            yield _record(arrays, url, start, plan)
+    for arrays, start, plan in read_chunks(url, storage_options, TREE, "DAOD_PHYSLITE", _Plan, step_size=step_size,
+                                           entry_start=entry_start, entry_stop=entry_stop):
+        yield _record(arrays, url, start, plan)
 
 
 def describe(url: str, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """What a file provides: release, simulation or data, truth containers, tagger, optional fields."""
-    f, _ = open_root(url, storage_options)
-    with f:
-        tree = get_tree(f, url, TREE, "DAOD_PHYSLITE")
-        plan = _Plan(tree, url)
+    def summary(tree, plan) -> dict[str, Any]:
         simulation = None
         if plan.event_type and tree.num_entries:
             simulation = bool(int(tree[EVENT_TYPE].array(entry_stop=1, library="np")[0]) & 1)
-        return {"entries": int(tree.num_entries), "release": f"{root_version(f)}; DAOD_PHYSLITE (CollectionTree, {len(branch_names(tree))} branches)",
-                "simulation": simulation, "truth": bool(plan.truth), "truth_containers": plan.truth,
+        return {"simulation": simulation, "truth": bool(plan.truth), "truth_containers": plan.truth,
                 "taus": plan.taus, "tagger": plan.tagger[0] if plan.tagger else None,
                 "optional": sorted(plan.optional.values())}
+
+    return describe_file(url, storage_options, TREE, "DAOD_PHYSLITE", _Plan, summary)
 
 
 def n_entries(url: str, storage_options: dict[str, Any] | None = None) -> int:
