@@ -138,18 +138,19 @@ def _cuts(c) -> tuple:
     return (float(c.pt_min), bool(c.pt_inclusive), float(c.abs_eta_max), float(lo), float(hi))
 
 
-def process_block(events, catalog=None, seed: int = 0) -> NodeBlock:
+def process_block(events, catalog, seed: int = 0) -> NodeBlock:
     """Selection, overlap removal, flavour, b-tag, nodes and labels of an event record.
 
-    ``events``: an event record (``hepfm_data.events``); ``seed`` keys the b-tag
-    random numbers (per event and jet, independent of chunking).
+    ``events``: an event record (``hepfm_data.events``); ``catalog``: the
+    :class:`~hepfm_data.catalog.Catalog` whose selection, object types and labels
+    apply (read once by the caller and passed down; this function never loads one);
+    ``seed`` keys the b-tag random numbers (per event and jet, independent of chunking).
     """
-    from ..catalog import load_catalog
     from .btag import btag_decisions, efficiency_table, seed_key
     from .labels import label_tables, multilabels
     from .selection import jet_flavour, object_mask, overlap_mask
 
-    cat = catalog or load_catalog()
+    cat = catalog
     sel = cat.selection
     f32 = np.float32
     cols = {}
