@@ -1,6 +1,7 @@
 """``hepfm-data build PROCESS (--input GLOB... | --generate N) --out ROOT``: build a store.
 
-From Delphes ROOT files (``--input``, any fsspec URL or glob) or from locally
+From ROOT files (``--input``, any fsspec URL or glob: Delphes, CMS NanoAOD or ATLAS
+PHYSLITE, ``--format`` or detected from the trees) or from locally
 generated events (``--generate N --seed S``, Pythia 8 blocks): both are event
 sources (``hepfm_data.inputs``) built by ``hepfm_data.build.build_store``, one Dask
 task per unit (``--workers N``, ``--scheduler ADDRESS``). Re-running an interrupted
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from ..errors import HepfmError
 
-HELP = "build a sharded store from Delphes ROOT or generated events"
+HELP = "build a sharded store from Delphes / NanoAOD / PHYSLITE ROOT files or generated events"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,15 +26,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("process", help="catalog process name (sets the multiclass label)")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--input", nargs="+", metavar="URL", help="Delphes ROOT files: paths, globs or fsspec URLs")
+    src.add_argument("--input", nargs="+", metavar="URL",
+                     help="ROOT files (Delphes, CMS NanoAOD or ATLAS PHYSLITE): paths, globs or fsspec URLs")
     src.add_argument("--generate", type=int, metavar="N", help="generate N events with Pythia 8 + emulation")
     p.add_argument("--out", required=True, help="store root (local path or fsspec URL); the store is OUT/PROCESS")
     p.add_argument("--layout", choices=sorted(LAYOUTS), default="zarr")
     p.add_argument("--events-per-shard", type=int, default=DEFAULT_EVENTS_PER_SHARD)
     p.add_argument("--seed", type=int, default=1, help="generation seed (1..900000000) and b-tag random seed (default 1)")
     p.add_argument("--step-size", type=int, default=10_000, help="Delphes entries read per chunk (bounds memory)")
-    p.add_argument("--format", default="delphes", help="input format of --input (default delphes; "
-                   "hepfm_data.inputs.register_source adds more)")
+    p.add_argument("--format", default=None, help="input format of --input: delphes, nanoaod, physlite (default: "
+                   "detected from the trees of the files; hepfm_data.inputs.register_source adds more)")
     p.add_argument("--entries-per-unit", type=int, default=DEFAULT_ENTRIES_PER_UNIT,
                    help=f"input entries per build task (default {DEFAULT_ENTRIES_PER_UNIT:,})")
     p.add_argument("--block-size", type=int, default=DEFAULT_BLOCK_SIZE,
@@ -60,7 +62,15 @@ def source_from_args(args: argparse.Namespace, catalog, opts):
     from ..inputs.generated import PythiaGeneration
 
     if args.input:
-        return open_source(args.format, args.process, args.input, entries_per_unit=args.entries_per_unit,
+        fmt = args.format
+        if fmt is None:
+            from ..readers.delphes import expand_inputs
+            from ..readers.formats import detect_formats
+
+            fmt = detect_formats(expand_inputs(args.input, opts), opts)
+            if not args.quiet:
+                print(f"input format: {fmt} (detected)")
+        return open_source(fmt, args.process, args.input, entries_per_unit=args.entries_per_unit,
                            step_size=args.step_size, storage_options=opts)
     if "://" in args.out and not args.workdir:
         raise HepfmError("--generate with a remote --out needs a local --workdir for the generated blocks")

@@ -56,7 +56,8 @@ def summarise(store, max_shards: int | None = None, progress: bool = False) -> d
                      for i, n in enumerate(names)},
         "nodes_per_type": {type_names.get(k, str(k)): v for k, v in sorted(types.items())},
         "multilabel_mean": {n: float(ml_sum[i] / max(n_events, 1)) for i, n in enumerate(m.label_names)},
-        "provenance": [{k: p.get(k) for k in ("process", "source", "fidelity", "seed")} for p in m.provenance],
+        "provenance": [{k: p.get(k) for k in ("process", "source", "fidelity", "seed", "input_format", "release",
+                                              "truth")} for p in m.provenance],
     }
 
 
@@ -77,6 +78,11 @@ def format_summary(s: dict) -> str:
     lines.append("truth      " + ", ".join(f"<{k}> {s['multilabel_mean'][k]:.3g}" for k in counts))
     srcs = sorted({f"{p['source']} ({p['fidelity']})" for p in s["provenance"]})
     lines.append(f"provenance {len(s['provenance'])} blocks/files from " + ", ".join(srcs))
+    inputs = sorted({(p.get("input_format") or p["source"], p.get("release") or "release not recorded",
+                      p.get("truth", True)) for p in s["provenance"]})
+    for fmt, release, truth in inputs:
+        lines.append(f"input      {fmt}: {release}" + ("" if truth else "; no truth record (collision data): "
+                                                        "truth labels are absent"))
     return "\n".join(lines)
 
 

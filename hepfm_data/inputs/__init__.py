@@ -88,7 +88,7 @@ def open_source(fmt: str, process: str, inputs, **options) -> EventSource:
 
 
 def _load_builtin() -> None:
-    from . import delphes  # noqa: F401  (registers "delphes")
+    from . import delphes, experiments  # noqa: F401  (register "delphes", "nanoaod", "physlite")
 
 
 class RecordBlocks:

@@ -52,15 +52,10 @@ class DelphesFiles:
         return self._units
 
     def read(self, unit: Unit):
-        import uproot
-
-        from ..events import SampleInfo
-        from ..readers.delphes import EVENT_ID_RULE, TREE, read_delphes
+        from ..readers.delphes import read_delphes, sample_info
 
         url, lo, hi = unit.spec["url"], unit.spec["start"], unit.spec["stop"]
-        info = SampleInfo(process=self.process, source="delphes", fidelity="external-input",
-                          generator={"reader": f"uproot {uproot.__version__}", "tree": TREE,
-                                     "event_id_rule": EVENT_ID_RULE}, inputs=[url])
+        info = sample_info(self.process, url, self.storage_options)
         if hi <= lo:
             return
         for block in read_delphes(url, step_size=self.step_size, storage_options=self.storage_options,

@@ -154,7 +154,12 @@ def process_block(events, catalog, seed: int = 0) -> NodeBlock:
     sel = cat.selection
     f32 = np.float32
     cols = {}
+    has_truth = "truth" in events.fields  # absent for collision data: no flavour matching, all-zero labels
     for name in ("jets", "electrons", "muons", "photons", "truth"):
+        if name == "truth" and not has_truth:
+            cols[name] = {k: np.zeros(0, f32) for k in ("pt", "eta", "phi")}
+            cols[name]["off"] = np.zeros(len(events) + 1, np.int64)
+            continue
         off = _offsets(events, name)
         d = {k: _flat(events, name, k, f32) for k in ("pt", "eta", "phi")}
         d["off"] = off
@@ -170,7 +175,7 @@ def process_block(events, catalog, seed: int = 0) -> NodeBlock:
         jets["keep"] &= overlap_mask(jets["eta"], jets["phi"], jets["off"], o["eta"], o["phi"], o["keep"],
                                      o["off"], float(sel.overlap_dr))
     truth = cols["truth"]
-    truth_pid = _flat(events, "truth", "pid", np.int32)
+    truth_pid = _flat(events, "truth", "pid", np.int32) if has_truth else np.zeros(0, np.int32)
     flav = jet_flavour(jets["eta"], jets["phi"], jets["off"], truth_pid, truth["eta"], truth["phi"], truth["off"],
                        float(sel.btag.match_dr))
     event_id = np.ascontiguousarray(events["event_id"].to_numpy(), dtype=np.uint64)
