@@ -19,13 +19,16 @@ applies to each class's store, so ``train[:1000]`` gives 1000 events per class
 Non-streaming: each needed shard is converted once to an Arrow file in the cache
 (``cache_dir``, default ``$HEPFM_CACHE`` or ``~/.cache/hepfm``), keyed by the shard's
 sha256 and the labelling, and memory-mapped (warm loads read no shard at all).
-Shards of a remote store are first fetched into a checksum-verified local copy
-(:func:`hepfm_data.sources.fetch`). Streaming reads shards through fsspec, chunk
-by chunk, with retries; nothing is written to disk.
+Shards of a remote store are first fetched into the one shard cache shared with the
+loader (``<cache_dir>/shards/<sha256>/``: verified against the manifest, bounded by
+``$HEPFM_CACHE_BYTES``; :mod:`hepfm_data.store.cache`). Streaming reads shards through
+fsspec, chunk by chunk, with retries; nothing is written to disk. Every manifest is
+validated when its store is opened (:mod:`hepfm_data.store.manifest`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -38,9 +41,11 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
+from . import config
 from .catalog import Catalog, load_catalog
+from .config import storage_root
 from .errors import HepfmError, StoreError, UnknownNameError, require
-from .sources import RetryPolicy, default_cache_dir, fetch, is_local, resolve
+from .sources import RetryPolicy, is_local, resolve
 
 if TYPE_CHECKING:  # pragma: no cover
     from datasets import Dataset, DatasetDict, Features, IterableDataset, IterableDatasetDict
@@ -49,7 +54,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .store.manifest import ShardInfo
 
 PREFIX = "hepfm/"
-DEFAULT_STORAGE = "~/.cache/hepfm/stores"
 DEFAULT_BUILD_EVENTS = 10_000
 #: events per Arrow record batch when converting or streaming a shard (bounds memory)
 CHUNK_EVENTS = 32_768
@@ -98,14 +102,6 @@ def resolve_name(name: str, catalog: Catalog | None = None) -> Target:
         f"tasks: {', '.join(t.name for t in cat.tasks)}")
 
 
-def storage_root(storage: str | os.PathLike | None = None) -> str:
-    """The storage root: ``storage``, else ``$HEPFM_STORAGE``, else ``~/.cache/hepfm/stores``."""
-    root = str(storage or os.environ.get("HEPFM_STORAGE") or DEFAULT_STORAGE)
-    if "://" not in root and "::" not in root:
-        root = str(Path(root).expanduser())
-    return root.rstrip("/")
-
-
 def build_command(process: str, root: str, n_events: int = DEFAULT_BUILD_EVENTS) -> list[str]:
     """The ``hepfm-data build`` command line that creates ``<root>/<process>`` from generated events."""
     return ["hepfm-data", "build", process, "--generate", str(n_events), "--seed", "1", "--out", root]
@@ -146,6 +142,16 @@ def open_process_store(process: str, root: str, storage_options: dict[str, Any] 
         if rc != 0:
             raise StoreError(f"{where}; `{' '.join(cmd)}` failed with exit status {rc}")
     return open_store(url, storage_options, retry=retry)
+
+
+def check_stores(target: Target, stores: list[Store], cat: Catalog) -> None:
+    """Each store holds the process its place in the root names, with the catalog's multilabel schema."""
+    for process, s in zip(target.processes, stores):
+        if s.manifest.process != process:
+            raise StoreError(f"{s.url}: manifest is for process {s.manifest.process!r}, expected {process!r}")
+        if len(s.manifest.label_names) != cat.labels.n_labels:
+            raise StoreError(f"{s.url}: manifest has {len(s.manifest.label_names)} multilabel names, "
+                             f"the catalog {cat.labels.n_labels}; rebuild the store with this hepfm")
 
 
 # ----------------------------------------------------------------------------- features and Arrow
@@ -234,52 +240,37 @@ def _key(*items: Any) -> str:
 
 
 class _Materializer:
-    """Shards -> memory-mapped Arrow files in ``cache_dir`` (remote shards fetched and verified first)."""
+    """Shards -> memory-mapped Arrow files in ``<cache_dir>/arrow/``; a remote shard is read through the
+    one shard cache (``<cache_dir>/shards/<sha256>/``: fetched whole, verified, bounded)."""
 
-    def __init__(self, cache_dir: Path, features: Features, storage_options: dict[str, Any] | None,
-                 retry: RetryPolicy | None):
+    def __init__(self, cache_dir: Path, features: Features, cache_bytes: int | None = None):
+        from .store.cache import RemoteShards
+
         self.cache_dir, self.features = cache_dir, features
-        self.storage_options, self.retry = storage_options, retry
-        self._local: dict[str, Store] = {}
-
-    def _readable(self, store: Store) -> Store:
-        """``store`` itself when local; else a Store over verified local copies of its shards."""
-        if not _is_remote(store.fs):
-            return store
-        if store.url not in self._local:
-            from fsspec.implementations.local import LocalFileSystem
-
-            from .store import Store as _Store
-
-            root = self.cache_dir / "remote" / _key(store.url)[:24]
-            self._local[store.url] = _Store(LocalFileSystem(), str(root), store.manifest, store.url)
-        return self._local[store.url]
+        self.remote = RemoteShards(cache_dir, cache_bytes)
 
     def arrow_file(self, store: Store, part: Part) -> Path:
         """The cached Arrow file of ``part.shard`` (whole shard), converting it if absent."""
         info = part.shard
         key = _key(ARROW_FORMAT, info.sha256, part.label, self.features.to_dict())
-        out = self.cache_dir / "arrow" / key[:2] / f"{key}.arrow"
+        out = self.cache_dir / config.ARROW_CACHE / key[:2] / f"{key}.arrow"
         if out.exists():
             return out
-        local = self._readable(store)
-        if local is not store:
-            from .store.layouts import local_sha256
-
-            fetch(f"{store.url}/{info.path}", Path(local.path) / info.path, sha256=info.sha256,
-                  storage_options=self.storage_options, digest=lambda p: local_sha256(str(p))[0], retry=self.retry)
         ds = require("datasets", "hf", "load_dataset")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:12]}.part")
-        try:
-            with ds.arrow_writer.ArrowWriter(features=self.features, path=str(tmp)) as writer:
-                for lo in range(0, info.n_events, CHUNK_EVENTS):
-                    data = local.read_shard(info, lo, min(lo + CHUNK_EVENTS, info.n_events))
-                    writer.write_table(shard_table(data, part.label, self.features))
-                writer.finalize()
-            os.replace(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with contextlib.ExitStack() as stack:
+            read = (lambda lo, hi: store.read_shard(info, lo, hi)) if not _is_remote(store.fs) else \
+                stack.enter_context(self.remote.reader(store, info))  # held (never evicted) while converting
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:12]}.part")
+            try:
+                with ds.arrow_writer.ArrowWriter(features=self.features, path=str(tmp)) as writer:
+                    for lo in range(0, info.n_events, CHUNK_EVENTS):
+                        data = read(lo, min(lo + CHUNK_EVENTS, info.n_events))
+                        writer.write_table(shard_table(data, part.label, self.features))
+                    writer.finalize()
+                os.replace(tmp, out)
+            finally:
+                tmp.unlink(missing_ok=True)
         return out
 
     def dataset(self, stores: dict[str, Store], parts: list[Part], info, split: str) -> Dataset:
@@ -371,10 +362,7 @@ def load_dataset(name: str, split: str | None = "train", *, streaming: bool = Fa
     options = copy.deepcopy(storage_options) if storage_options else None  # a private copy
     stores = [open_process_store(p, root, options, build, cat, retry) for p in target.processes]
     features = features_for(target, cat.labels.n_labels)
-    for s in stores:
-        if len(s.manifest.label_names) != cat.labels.n_labels:
-            raise StoreError(f"{s.url}: manifest has {len(s.manifest.label_names)} multilabel names, "
-                             f"the catalog {cat.labels.n_labels}; rebuild the store with this hepfm")
+    check_stores(target, stores, cat)
     info = ds.DatasetInfo(
         description=target.description + " Multilabel order: " + ", ".join(cat.labels.names) + ".",
         citation=_citation(cat), homepage=cat.upstream.url, features=features)
@@ -384,7 +372,7 @@ def load_dataset(name: str, split: str | None = "train", *, streaming: bool = Fa
         parts = [p for s, label in zip(stores, target.labels) for p in plan(s, spec, label)]
         if streaming:
             return _streaming(by_url, parts, features, info, spec)
-        mat = _Materializer(Path(cache_dir or default_cache_dir()).expanduser(), features, options, retry)
+        mat = _Materializer(config.cache_dir(cache_dir), features)
         return mat.dataset(by_url, parts, info, spec)
 
     if split is not None:
