@@ -147,18 +147,20 @@ ZARR_NODE_CHUNK = 32768
 
 
 def _zarr_compressors(compression: dict[str, Any]):
-    from zarr.codecs import BloscCodec, BloscShuffle, ZstdCodec
+    """Codecs after ``bytes`` per dtype; every chunk ends in a crc32c, so a corrupt chunk fails to decode
+    (a named StoreError) instead of decoding to other numbers."""
+    from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec, ZstdCodec
 
     codec, level = compression.get("codec", "zstd"), int(compression.get("level", 5))
     if codec == "zstd":
-        return lambda dtype: [ZstdCodec(level=level)]
+        return lambda dtype: [ZstdCodec(level=level), Crc32cCodec()]
     if codec.startswith("blosc-"):
         cname = codec.split("-", 1)[1]
         return lambda dtype: [BloscCodec(cname=cname, clevel=level, typesize=np.dtype(dtype).itemsize,
                                          shuffle=BloscShuffle.shuffle if np.dtype(dtype).itemsize > 1
-                                         else BloscShuffle.bitshuffle)]
+                                         else BloscShuffle.bitshuffle), Crc32cCodec()]
     if codec == "none":
-        return lambda dtype: None
+        return lambda dtype: [Crc32cCodec()]
     raise StoreError(f"unknown zarr codec {codec!r}; use zstd, blosc-zstd, blosc-lz4 or none")
 
 
@@ -255,7 +257,7 @@ def write_parquet(cols: Columns, path: str, compression: dict[str, Any]) -> None
     bss = bool(compression.get("byte_stream_split", False))
     pq.write_table(_arrow_table(cols), path, row_group_size=PARQUET_ROW_GROUP,
                    compression=codec, compression_level=level if codec in ("zstd", "gzip", "brotli") else None,
-                   use_byte_stream_split=bss,
+                   use_byte_stream_split=bss, write_page_checksum=True,
                    use_dictionary=["label", "type", "btag", "charge"], write_statistics=["event_id"])
 
 
@@ -271,7 +273,7 @@ def read_parquet(fs, path: str, start: int, stop: int | None, n_node_all: np.nda
     import pyarrow.parquet as pq
 
     with fs.open(path, "rb") as fh:
-        pf = pq.ParquetFile(fh)
+        pf = pq.ParquetFile(fh, page_checksum_verification=True)  # pages carry a CRC32 (write_parquet)
         md = pf.metadata
         total = md.num_rows
         stop = total if stop is None else stop
