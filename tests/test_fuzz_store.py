@@ -9,7 +9,6 @@ store copy and the cache, never another exception, never a hang (pytest-timeout)
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import shutil
