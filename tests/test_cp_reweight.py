@@ -156,16 +156,18 @@ def test_weighted_mode_keeps_every_event_with_its_weight():
 
 def test_cp_mixing_settings_are_validated():
     """cp_mixing on a non-tt̄H process is a catalog error naming the entry; --cp-angle on tt̄ is a
-    GenerationError; --cp-angle on ttH gives any α with κ̃ = 1 by default."""
+    GenerationError; a null coupling is a GenerationError (not an endless unweighting loop);
+    --cp-angle on ttH gives any α with κ̃ = 1 by default."""
     from hepfm_data.commands.generate import with_cp_options
 
     raw = CAT.process("ttbar")
+    with pytest.raises(GenerationError, match="vanishing"):
+        py.generate(dataclasses.replace(CAT.process("ttH"), cp_mixing=CPMixing(90.0, kappa_tilde=0.0)), 5, 3)
     doc = {"name": "x", "role": "eval", "index": 20, "description": "d", "paper_events": 1, "upstream_name": "x",
            "fidelity": "native", "pythia": list(raw.pythia), "citation": "ho2024", "cp_mixing": {"alpha_deg": 90}}
-    import yaml
-
-    from hepfm_data.catalog import _default_catalog  # noqa: F401 (shipped catalog text)
     from importlib import resources
+
+    import yaml
 
     data = yaml.safe_load(resources.files("hepfm_data").joinpath("catalog.yaml").read_text())
     data["processes"].append(doc)
@@ -176,3 +178,6 @@ def test_cp_mixing_settings_are_validated():
     proc = with_cp_options(CAT.process("ttH"), 45.0, None, None, False)
     assert proc.cp_mixing == CPMixing(alpha_deg=45.0, kappa=1.0, kappa_tilde=1.0)
     assert with_cp_options(CAT.process("ttH_cp_odd"), None, None, None, False) is CAT.process("ttH_cp_odd")
+    # a new angle on ttH_cp_even (kappa_tilde = 0 in the catalog) gets kappa_tilde = 1, not a null coupling
+    assert with_cp_options(CAT.process("ttH_cp_even"), 90.0, None, None, True).cp_mixing == \
+        CPMixing(alpha_deg=90.0, kappa=1.0, kappa_tilde=1.0, weighted=True)

@@ -42,12 +42,11 @@ def with_cp_options(proc, angle, kappa, kappa_tilde, weighted):
     if not any(s.split("=")[0].strip() in TTH_SWITCHES for s in proc.pythia or ()):
         raise GenerationError(f"--cp-angle/--kappa/--kappa-tilde/--cp-weighted reweight SM tt̄H: process "
                               f"{proc.name!r} is not tt̄H (needs {' or '.join(TTH_SWITCHES)})")
-    base = proc.cp_mixing or CPMixing(alpha_deg=0.0)
     if angle is None and proc.cp_mixing is None:
         raise GenerationError(f"process {proc.name!r} has no catalog cp_mixing: give --cp-angle")
-    cp = CPMixing(alpha_deg=base.alpha_deg if angle is None else angle,
-                  kappa=base.kappa if kappa is None else kappa,
-                  kappa_tilde=(base.kappa_tilde if proc.cp_mixing else 1.0) if kappa_tilde is None else kappa_tilde,
+    base = proc.cp_mixing if angle is None else CPMixing(alpha_deg=angle)  # a new angle: kappas default to 1
+    cp = CPMixing(alpha_deg=base.alpha_deg, kappa=base.kappa if kappa is None else kappa,
+                  kappa_tilde=base.kappa_tilde if kappa_tilde is None else kappa_tilde,
                   weighted=weighted or base.weighted)
     return dataclasses.replace(proc, cp_mixing=cp)
 

@@ -139,6 +139,9 @@ def generate_cp_mixed(proc: Process, n_events: int, seed: int, *, progress: bool
                 w = cp_weights(lhe_io.read_events(path), mixing, mt)
                 t_me += time.perf_counter() - t1
                 t_gen += t1 - t0
+                if not np.any(w > 1e-12):  # cos(90°) is 6e-17, not 0
+                    raise GenerationError(f"process {proc.name!r}: cp_mixing {mixing} gives a vanishing matrix "
+                                          "element (kappa cos(alpha) = kappa_tilde sin(alpha) = 0)")
                 if not np.all(np.isfinite(w)) or np.any(w < 0):
                     raise GenerationError(f"process {proc.name!r}: non-finite or negative CP weight in chunk {c}")
                 chunks.append(path)
