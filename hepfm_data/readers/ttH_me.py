@@ -156,7 +156,7 @@ class YukawaParts:
 
     S: np.ndarray
     P: np.ndarray
-    I: np.ndarray
+    I: np.ndarray  # noqa: E741 (the interference term, named as in the docs)
 
     def me2(self, alpha: float, kappa: float = 1.0, kappa_tilde: float = 1.0) -> np.ndarray:
         """|M|² [N] for the Yukawa κ cos α + i κ̃ γ5 sin α (α in radians), in units of g_s⁴ g_Htt²."""
