@@ -136,6 +136,7 @@ def test_generated_cp_odd_sample_is_reweighted_showered_and_reproducible():
           f"mean weight {cp['mean_weight']:.3f}")
     assert len(ev) == 20 and info.source == "pythia8+me-reweighting"
     assert (cp["alpha_deg"], cp["kappa"], cp["kappa_tilde"]) == (90.0, 1.0, 1.0)
+    assert cp["n_selected"] == 20 and cp["n_shower_failed"] == 0
     assert 0 < cp["acceptance"] <= cp["mean_weight"] / cp["w_max"] * 1.5
     assert ak.all(ak.sum(ev.truth.pid == 25, axis=1) == 1) and ak.all(ak.sum(abs(ev.truth.pid) == 6, axis=1) == 2)
     assert int(ak.sum(ak.num(ev.photons) >= 1)) >= 15

@@ -194,6 +194,7 @@ def generate_cp_mixed(proc: Process, n_events: int, seed: int, *, progress: bool
             "alpha_deg": mixing.alpha_deg, "kappa": mixing.kappa, "kappa_tilde": mixing.kappa_tilde,
             "weighted": mixing.weighted, "m_top_gev": mt,
             "n_hard": len(w_all), "w_max": w_max, "mean_weight": mean_w,
+            "n_selected": int(keep.sum()), "n_shower_failed": int(keep.sum()) - len(events),
             "acceptance": float(keep.sum() / len(w_all)) if not mixing.weighted else 1.0,
             "sigma_sm_pb": sigma_sm_pb if math.isfinite(sigma_sm_pb) else None,
             "hard_seconds": t_gen, "reweight_seconds": t_me,
