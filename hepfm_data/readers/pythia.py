@@ -245,6 +245,11 @@ def generate(process: str | Process, n_events: int, seed: int, *, lhe: str | os.
     """
     proc = resolve_process(process, catalog)
     check_count("n_events", n_events)
+    if proc.cp_mixing is not None and lhe is None:  # CP-mixed tt̄H: reweighted SM hard processes
+        from .ttH_reweight import generate_cp_mixed
+
+        return generate_cp_mixed(proc, n_events, seed, progress=progress, first_event_id=first_event_id,
+                                 workdir=workdir, catalog=catalog)
     with tempfile.TemporaryDirectory(prefix="hepfm-gen-") as tmp:
         settings = process_settings(proc, seed, lhe=lhe, workdir=workdir or tmp)
         if lhe is not None and lhe_skip:
