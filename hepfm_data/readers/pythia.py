@@ -305,7 +305,7 @@ def _next_batch(pythia, k: int, from_lhe: bool, name: str) -> ak.Array:
         except RuntimeError as exc:
             raise GenerationError(f"process {name!r}: Pythia failed to generate events: {exc}") from None
     run = pythia.nextBatch(k, "none")  # failed events are None; at end of file all remaining fail
-    return run[~ak.is_none(run, axis=0)]
+    return ak.drop_none(run, axis=0)  # drops the option type too: the kernels take plain numpy arrays
 
 
 def _progress(enabled: bool, total: int, name: str):
