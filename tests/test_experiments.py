@@ -215,3 +215,13 @@ def test_build_detects_each_format(delphes_file, nanoaod_file, physlite_file, tm
         m = json.loads((tmp_path / proc / "manifest.json").read_text())
         assert [p["input_format"] for p in m["provenance"]] == [fmt]
         assert m["provenance"][0]["release"].startswith("ROOT 6.")
+
+
+def test_physlite_electron_charge_from_the_track_link(physlite_file):
+    """The electron charge rebuilt from trackParticleLinks -> GSFTrackParticles q/p (for releases without
+    the charge decoration) equals the stored charge on every electron of the real file."""
+    t = uproot.open(physlite_file)["CollectionTree"]
+    arrays = t.arrays([physlite.ELECTRON_TRACKS, physlite.GSF_QOVERP, "AnalysisElectronsAuxDyn.charge"])
+    got = physlite.electron_charge_from_tracks(arrays, str(physlite_file))
+    assert ak.sum(ak.num(got)) > 100
+    assert ak.to_list(got) == ak.to_list(arrays["AnalysisElectronsAuxDyn.charge"])
