@@ -130,7 +130,12 @@ def phi32(flat: np.ndarray) -> np.ndarray:
 
 
 def flat_counts(array: ak.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(flat numpy values, counts per event) of a jagged array."""
+    """(flat numpy values, counts per event) of a jagged array (zero-copy for uproot's
+    ListOffsetArray of numbers; ``ak.flatten``/``ak.num`` otherwise)."""
+    layout = ak.to_layout(array)
+    if isinstance(layout, ak.contents.ListOffsetArray) and isinstance(layout.content, ak.contents.NumpyArray):
+        offsets = np.asarray(layout.offsets.data)
+        return np.asarray(layout.content.data)[offsets[0]:offsets[-1]], np.diff(offsets)
     return ak.to_numpy(ak.flatten(array, axis=1)), ak.to_numpy(ak.num(array, axis=1))
 
 

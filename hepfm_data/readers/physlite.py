@@ -192,12 +192,25 @@ def _truth(arrays: ak.Array, names: list[str]) -> ak.Array:
     return jagged(cols, cs[off[1:]] - cs[off[:-1]])
 
 
+def _overlaps(eta: np.ndarray, phi: np.ndarray, event: np.ndarray, used: list[tuple[np.ndarray, ...]], n: int,
+              dr: float) -> np.ndarray:
+    """bool per object: within ΔR < dr of one of the ``used`` (event, eta, phi) objects of its event."""
+    from .detector import cone_sums
+
+    if not used or not len(eta):
+        return np.zeros(len(eta), bool)
+    ue, uh, up = (np.concatenate([u[k] for u in used]) for k in range(3))
+    order = np.argsort(ue, kind="stable")
+    off = counts_to_offsets(np.bincount(ue, minlength=n))
+    return cone_sums(eta, phi, event, off, uh[order], up[order], np.ones(len(ue)), dr) > 0
+
+
 def _rebuilt_met(objs: dict[str, tuple[dict, np.ndarray]], ids: dict[str, np.ndarray], soft_x: np.ndarray,
                  soft_y: np.ndarray) -> ak.Array:
     """Simplified METMaker (module docstring): GeV, radians. ``ids``: per-object flags (:data:`MET_ID`)."""
     n = len(soft_x)
     mex, mey = soft_x.astype(np.float64).copy(), soft_y.astype(np.float64).copy()
-    used_eta, used_phi, used_ev = [], [], []
+    used: list[tuple[np.ndarray, ...]] = []  # (event, eta, phi) of the electrons and photons counted
     for name in ("electrons", "muons", "photons", "jets"):
         cols, counts = objs[name]
         ev = np.repeat(np.arange(n), counts)
@@ -206,19 +219,11 @@ def _rebuilt_met(objs: dict[str, tuple[dict, np.ndarray]], ids: dict[str, np.nda
         if name in ids:
             flag = ids[name] != 0
             keep &= flag | ((pt > 60.0) | (np.abs(eta) > 2.4)) if name == "jets" else flag
-        if name in ("jets", "photons") and used_ev:
-            ue, uh, up = np.concatenate(used_ev), np.concatenate(used_eta), np.concatenate(used_phi)
-            order = np.argsort(ue, kind="stable")
-            ue, uh, up = ue[order], uh[order], up[order]
-            lo, hi = np.searchsorted(ue, ev, "left"), np.searchsorted(ue, ev, "right")
-            for j in np.flatnonzero(keep & (hi > lo)):
-                d = np.hypot(uh[lo[j]:hi[j]] - eta[j], wrap_phi(up[lo[j]:hi[j]] - phi[j]))
-                if np.any(d < (MET_JET_OVERLAP_DR if name == "jets" else MET_PHOTON_OVERLAP_DR)):
-                    keep[j] = False
+        if name in ("jets", "photons"):
+            dr = MET_JET_OVERLAP_DR if name == "jets" else MET_PHOTON_OVERLAP_DR
+            keep &= ~_overlaps(eta, phi, ev, used, n, dr)
         if name in ("electrons", "photons"):
-            used_ev.append(ev[keep])
-            used_eta.append(eta[keep])
-            used_phi.append(phi[keep])
+            used.append((ev[keep], eta[keep], phi[keep]))
         mex -= np.bincount(ev[keep], weights=pt[keep] * np.cos(phi[keep]), minlength=n)
         mey -= np.bincount(ev[keep], weights=pt[keep] * np.sin(phi[keep]), minlength=n)
     return ak.zip({"pt": np.hypot(mex, mey).astype(np.float32),
