@@ -17,6 +17,7 @@ from .errors import (
     GenerationError,
     HepfmError,
     InputFileError,
+    ManifestError,
     MissingDependencyError,
     RemoteError,
     StoreError,
@@ -31,7 +32,7 @@ __all__ = [
     "__version__", "Catalog", "Process", "Task", "load_catalog", "SampleInfo", "validate_events",
     "GraphBatch", "load_dataset", "make_loader", "StreamingDataset", "open_store", "write_store", "build_store",
     "HepfmError", "CatalogError", "UnknownNameError", "InputFileError", "GenerationError",
-    "StoreError", "ChecksumError", "RemoteError", "MissingDependencyError",
+    "StoreError", "ManifestError", "ChecksumError", "RemoteError", "MissingDependencyError",
 ]
 
 # name -> module providing it, imported on first access (keeps `import hepfm_data` light)

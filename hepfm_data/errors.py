@@ -36,6 +36,11 @@ class StoreError(HepfmError):
     """A store or one of its shards is missing, incomplete or corrupt."""
 
 
+class ManifestError(StoreError):
+    """A store manifest (data from the store, possibly remote) breaks a rule: names the store URL and
+    the offending entry. Raised at open, before any shard is read or any file written."""
+
+
 class ChecksumError(StoreError):
     """A shard's sha256 does not match the manifest."""
 

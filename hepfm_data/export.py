@@ -28,7 +28,7 @@ import yaml
 
 from .catalog import Catalog, load_catalog
 from .errors import HepfmError, require
-from .hub import _stream_tables, features_for, open_process_store, plan, resolve_name, storage_root
+from .hub import _stream_tables, check_stores, features_for, open_process_store, plan, resolve_name, storage_root
 
 ROWS_PER_GROUP = 10_000
 ROWS_PER_FILE = 500_000
@@ -106,6 +106,7 @@ def export_dataset(name: str, out_dir: str | os.PathLike, *, storage: str | os.P
             raise HepfmError(f"{out}: not empty; pass overwrite=True (--overwrite) to replace its data/ and README.md")
     root = storage_root(storage)
     stores = [open_process_store(p, root, storage_options, False, cat, None) for p in target.processes]
+    check_stores(target, stores, cat)
     features = features_for(target, cat.labels.n_labels)
     schema = features.arrow_schema
     staging = out / STAGING
@@ -142,6 +143,15 @@ def _size_category(n: int) -> str:
     return "100M<n<1B"
 
 
+def card_text(value: Any, limit: int = 200) -> str:
+    """``value`` as one safe Markdown table cell: text from a store's manifest (possibly someone
+    else's) cannot add lines, cells, HTML, links or front matter to the card."""
+    text = " ".join(str(value).split())[:limit]
+    for ch in "\\`*_[]<>|#!":
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
 def dataset_card(target, cat: Catalog, stores, features, sizes: dict[str, int], ds) -> str:
     """README.md: YAML front matter (configs, dataset_info) + a description of the data."""
     info = ds.DatasetInfo(features=features)
@@ -164,8 +174,9 @@ def dataset_card(target, cat: Catalog, stores, features, sizes: dict[str, int], 
     for s in stores:
         m = s.manifest
         p = cat.process(m.process)
-        sources = sorted({str(d.get("source", "?")) for d in m.provenance})
-        procs.append(f"| {m.process} | {p.fidelity} | {m.n_events:,} | {', '.join(sources)} | {m.code_version} |")
+        sources = sorted({" ".join(str(d.get("source", "?")).split())[:80] for d in m.provenance})
+        procs.append(f"| {card_text(m.process)} | {p.fidelity} | {m.n_events:,} | {card_text(', '.join(sources))} "
+                     f"| {card_text(m.code_version)} |")
     node_rows = [f"| {f.name} | {f.unit or '-'} | {f.description} |" for f in cat.graph.node_features]
     split_rows = [f"| {s} | {n:,} |" for s, n in sizes.items()]
     labels = ", ".join(f"{i}: {n}" for i, n in enumerate(target.label_names))

@@ -77,7 +77,8 @@ def test_s3_store_is_byte_identical(local_root, s3):
 
 def test_load_dataset_from_s3_equals_local_and_caches_verified(local_root, s3, tmp_path):
     """load_dataset(storage='s3://...') equals the local load (Arrow tables equal); each shard was cached
-    locally with the manifest's sha256; the caller's storage_options dict is left untouched."""
+    locally at <cache>/shards/<sha256>/<name> with the manifest's sha256; the caller's storage_options
+    dict is left untouched."""
     _, root, opts = s3
     before = copy.deepcopy(opts)
     remote = load_dataset(TASK, split="train+validation", storage=root, storage_options=opts,
@@ -85,10 +86,11 @@ def test_load_dataset_from_s3_equals_local_and_caches_verified(local_root, s3, t
     assert opts == before
     local = load_dataset(TASK, split="train+validation", storage=local_root, cache_dir=tmp_path / "l")
     assert remote.num_rows == local.num_rows > 0 and tables_equal(remote, local)
-    copies = [p for p in (tmp_path / "c" / "remote").rglob("*-000*") if p.suffix in (".parquet", ".zarr")]
+    copies = [p for p in (tmp_path / "c" / "shards").glob("*/*-000*") if p.suffix in (".parquet", ".zarr")]
     shas = {s.sha256 for proc in STORES for s in open_store(f"{local_root}/{proc}").manifest.shards
             if s.split in ("train", "validation")}
     assert len(copies) == len(shas) and {local_sha256(str(p))[0] for p in copies} == shas
+    assert all(p.parent.name == local_sha256(str(p))[0] for p in copies)  # content-addressed: <sha256>/<name>
 
 
 def test_corrupt_cached_shard_is_fetched_again(s3, tmp_path):
@@ -98,7 +100,7 @@ def test_corrupt_cached_shard_is_fetched_again(s3, tmp_path):
     cache = tmp_path / "c"
     first = load_dataset("hepfm/ttH", split="test", storage=root, storage_options=opts, cache_dir=cache)
     rows = first["event_id"]
-    (copy_path,) = (cache / "remote").rglob("test-00000-0000.parquet")
+    (copy_path,) = (cache / "shards").glob("*/test-00000-0000.parquet")
     good = hashlib.sha256(copy_path.read_bytes()).hexdigest()
     copy_path.write_bytes(b"garbage" + copy_path.read_bytes()[7:])
     del first

@@ -80,7 +80,8 @@ class StreamingDataset(IterableDataset):
     build_edges: True -> items are :class:`GraphBatch` with edges by the Numba kernel (CPU);
         False -> :class:`HostBatch` (nodes only; the edges are computed where the batch goes).
     rank, world_size: default from ``torch.distributed`` (when initialised) or 0, 1.
-    cache_dir, cache_bytes: local cache of remote shards (bounded; see ``ShardCache``).
+    cache_dir, cache_bytes: the local cache of remote shards shared with ``load_dataset`` (bounded,
+        verified; ``cache_bytes=None``: ``$HEPFM_CACHE_BYTES`` or 8 GiB; see ``sources.cache.ShardCache``).
     prefetch: read the next window in a background thread (default: for remote stores only;
         local reads gain nothing from it on few cores).
     catalog: the :class:`~hepfm_data.catalog.Catalog` for task names and ``weights="catalog"``
@@ -94,7 +95,7 @@ class StreamingDataset(IterableDataset):
                  window_blocks: int = 8, augment: Callable | None = None, build_edges: bool = True,
                  multilabels: bool = True, rank: int | None = None, world_size: int | None = None,
                  storage_options: dict[str, Any] | None = None, cache_dir: str | os.PathLike | None = None,
-                 cache_bytes: int = 8 << 30, prefetch: bool | None = None, catalog: Catalog | None = None):
+                 cache_bytes: int | None = None, prefetch: bool | None = None, catalog: Catalog | None = None):
         super().__init__()
         from ..catalog import load_catalog
         from ..store import open_store
@@ -145,9 +146,9 @@ class StreamingDataset(IterableDataset):
             raise HepfmError(f"rank {self.rank} is outside 0..{self.world_size - 1}")
         self._cache = None
         if cache_dir is not None:
-            from .cache import ShardCache
+            from ..store.cache import RemoteShards
 
-            self._cache = ShardCache(cache_dir, cache_bytes)
+            self._cache = RemoteShards(cache_dir, cache_bytes)
         # (epoch, consumed batches) in shared memory: persistent DataLoader workers see updates
         self._state = torch.zeros(2, dtype=torch.int64).share_memory_()
         self._n_node: dict[tuple[int, int], np.ndarray] = {}

@@ -6,15 +6,16 @@ The lowest layer: knows nothing about events.
   filesystem and a path on it; remote filesystems retry transient errors with
   exponential backoff and raise :class:`~hepfm_data.errors.RemoteError` naming the
   URL after the last attempt (:mod:`.retry`, :mod:`.fs`).
-* ``fetch(url, dest, sha256=...)``: a local copy verified by checksum (:mod:`.cache`).
+* ``fetch(url, dest, sha256=...)``: a local copy verified by checksum; :class:`ShardCache`: the one
+  bounded, content-addressed, verified cache of remote shards (:mod:`.cache`).
 * :mod:`.testing`: a moto S3 server and a fault-injecting HTTP server on loopback.
 """
 
 from __future__ import annotations
 
-from .cache import default_cache_dir, fetch, sha256_file
+from .cache import ShardCache, default_cache_dir, fetch, sha256_file
 from .fs import is_local, resolve, with_retries
 from .retry import RetryPolicy, call_with_retries, is_transient
 
-__all__ = ["resolve", "with_retries", "is_local", "fetch", "default_cache_dir", "sha256_file", "RetryPolicy",
-           "call_with_retries", "is_transient"]
+__all__ = ["resolve", "with_retries", "is_local", "fetch", "ShardCache", "default_cache_dir", "sha256_file",
+           "RetryPolicy", "call_with_retries", "is_transient"]

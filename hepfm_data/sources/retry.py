@@ -17,12 +17,12 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
+from .. import config
 from ..errors import HepfmError, RemoteError
 
 log = logging.getLogger("hepfm_data.sources")
@@ -84,16 +84,6 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-def _env_number(name: str, default: float, kind: type) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return kind(raw)
-    except ValueError:
-        raise HepfmError(f"environment variable {name}={raw!r} is not a valid {kind.__name__}") from None
-
-
 @dataclass(frozen=True)
 class RetryPolicy:
     """How often and how patiently remote operations are retried.
@@ -118,8 +108,7 @@ class RetryPolicy:
     @classmethod
     def from_env(cls) -> RetryPolicy:
         """The default policy, with ``HEPFM_RETRIES`` / ``HEPFM_RETRY_DELAY`` applied."""
-        return cls(attempts=int(_env_number("HEPFM_RETRIES", cls.attempts, int)),
-                   base_delay=float(_env_number("HEPFM_RETRY_DELAY", cls.base_delay, float)))
+        return cls(attempts=config.retries(cls.attempts), base_delay=config.retry_delay(cls.base_delay))
 
     def delays(self) -> Iterator[float]:
         """The ``attempts - 1`` waits between tries, in seconds."""

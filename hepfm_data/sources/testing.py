@@ -5,7 +5,8 @@
   environment for the duration of the ``with`` block.
 * :func:`http_server`: a static file server (``http.server`` in a thread) with
   HTTP range requests and fault injection: drop the connection after ``n`` bytes
-  of the body, or answer 503, for the next ``times`` GETs (``None`` = always).
+  of the body, or answer 503, for the next ``times`` GETs (``None`` = always);
+  ``extra_links`` adds hostile links to directory listings (untrusted-store tests).
 
 Nothing here reaches beyond the machine.
 """
@@ -107,6 +108,8 @@ class HTTPTestServer:
     url: str
     root: Path
     fault: Fault | None = None
+    #: URL-path substring -> hrefs appended to the listing of every directory whose path contains it
+    extra_links: dict[str, list[str]] = field(default_factory=dict)
     gets: int = 0
     faults_injected: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -134,6 +137,24 @@ class _Handler(SimpleHTTPRequestHandler):
 
     def log_message(self, format, *args):  # noqa: A002 - silence per-request logging
         pass
+
+    def list_directory(self, path):
+        extra = [h for key, hrefs in self.state.extra_links.items() if key in self.path for h in hrefs]
+        if not extra:
+            return super().list_directory(path)
+        import html
+        import io
+        import urllib.parse
+
+        names = sorted(os.listdir(path))
+        hrefs = [urllib.parse.quote(n + ("/" if os.path.isdir(os.path.join(path, n)) else "")) for n in names] + extra
+        body = ("<html><body><ul>" + "".join(f'<li><a href="{html.escape(h, quote=True)}">{html.escape(h)}</a></li>'
+                                              for h in hrefs) + "</ul></body></html>").encode()
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        return io.BytesIO(body)
 
     def do_GET(self):  # noqa: N802
         path = Path(self.translate_path(self.path))

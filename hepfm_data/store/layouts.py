@@ -147,18 +147,20 @@ ZARR_NODE_CHUNK = 32768
 
 
 def _zarr_compressors(compression: dict[str, Any]):
-    from zarr.codecs import BloscCodec, BloscShuffle, ZstdCodec
+    """Codecs after ``bytes`` per dtype; every chunk ends in a crc32c, so a corrupt chunk fails to decode
+    (a named StoreError) instead of decoding to other numbers."""
+    from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec, ZstdCodec
 
     codec, level = compression.get("codec", "zstd"), int(compression.get("level", 5))
     if codec == "zstd":
-        return lambda dtype: [ZstdCodec(level=level)]
+        return lambda dtype: [ZstdCodec(level=level), Crc32cCodec()]
     if codec.startswith("blosc-"):
         cname = codec.split("-", 1)[1]
         return lambda dtype: [BloscCodec(cname=cname, clevel=level, typesize=np.dtype(dtype).itemsize,
                                          shuffle=BloscShuffle.shuffle if np.dtype(dtype).itemsize > 1
-                                         else BloscShuffle.bitshuffle)]
+                                         else BloscShuffle.bitshuffle), Crc32cCodec()]
     if codec == "none":
-        return lambda dtype: None
+        return lambda dtype: [Crc32cCodec()]
     raise StoreError(f"unknown zarr codec {codec!r}; use zstd, blosc-zstd, blosc-lz4 or none")
 
 
@@ -255,7 +257,7 @@ def write_parquet(cols: Columns, path: str, compression: dict[str, Any]) -> None
     bss = bool(compression.get("byte_stream_split", False))
     pq.write_table(_arrow_table(cols), path, row_group_size=PARQUET_ROW_GROUP,
                    compression=codec, compression_level=level if codec in ("zstd", "gzip", "brotli") else None,
-                   use_byte_stream_split=bss,
+                   use_byte_stream_split=bss, write_page_checksum=True,
                    use_dictionary=["label", "type", "btag", "charge"], write_statistics=["event_id"])
 
 
@@ -271,7 +273,7 @@ def read_parquet(fs, path: str, start: int, stop: int | None, n_node_all: np.nda
     import pyarrow.parquet as pq
 
     with fs.open(path, "rb") as fh:
-        pf = pq.ParquetFile(fh)
+        pf = pq.ParquetFile(fh, page_checksum_verification=True)  # pages carry a CRC32 (write_parquet)
         md = pf.metadata
         total = md.num_rows
         stop = total if stop is None else stop
@@ -303,6 +305,79 @@ def read_parquet(fs, path: str, start: int, stop: int | None, n_node_all: np.nda
             col = col.flatten()
         nodes[k] = col.to_numpy(zero_copy_only=False).astype(dt, copy=False)
     return Columns(events, nodes)
+
+
+# ----------------------------------------------------------------------------- metadata limits
+# A shard's metadata is data from the store: checked once when the shard is opened, before any
+# chunk is read, so that a tiny file cannot ask for gigabytes or for an unexpected decoder.
+
+#: bytes of one decoded Zarr inner chunk (the writer's are 4096 events / 32768 nodes: <= 1.3 MB)
+MAX_CHUNK_BYTES = 64 << 20
+#: inner chunks per Zarr shard file (its index: 16 bytes each)
+MAX_CHUNKS_PER_SHARD = 1 << 20
+#: decoded bytes and rows of one Parquet row group / column chunk (the writer's: 16384 events)
+MAX_ROW_GROUP_BYTES = 1 << 30
+MAX_ROW_GROUP_ROWS = 1 << 22
+#: Zarr codecs a shard may use (all of them decode bytes only; no object or pickle codec)
+ZARR_CODECS = frozenset({"ShardingCodec", "BytesCodec", "BloscCodec", "ZstdCodec", "GzipCodec", "Crc32cCodec",
+                         "TransposeCodec"})
+
+
+def _codec_names(codecs) -> Iterable[str]:
+    for c in codecs:
+        yield type(c).__name__
+        for inner in ("codecs", "index_codecs"):
+            yield from _codec_names(getattr(c, inner, ()) or ())
+
+
+def check_shard(layout: str, fs, path: str, handle: Any, n_events: int, n_nodes: int, n_labels: int) -> None:
+    """Raise :class:`StoreError` unless the shard's metadata matches the manifest and the limits above.
+
+    Zarr (``handle`` from :func:`open_zarr`): per column dtype, rank, length (``n_events`` or ``n_nodes``;
+    multilabel ``[n_events, n_labels]``), inner chunk bytes, chunks per shard, codecs. Parquet: rows,
+    column types, row-group rows and decoded bytes (the footer only)."""
+    if layout == "zarr":
+        for name, arr in handle.items():
+            dt = EVENT_COLUMNS.get(name) or NODE_COLUMNS[name]
+            shape = (n_events, n_labels) if name == "multilabel" else (n_events if name in EVENT_COLUMNS else n_nodes,)
+            if np.dtype(arr.dtype) != np.dtype(dt) or tuple(arr.shape) != shape:
+                raise StoreError(f"column {name!r}: {arr.dtype} {tuple(arr.shape)}, the manifest implies "
+                                 f"{np.dtype(dt)} {shape}")
+            chunks, outer = tuple(arr.chunks), tuple(arr.shards or arr.chunks)
+            if any(c < 1 for c in chunks) or int(np.prod(chunks, dtype=np.float64)) * np.dtype(dt).itemsize \
+                    > MAX_CHUNK_BYTES or np.prod([-(-o // c) for o, c in zip(outer, chunks)], dtype=np.float64) \
+                    > MAX_CHUNKS_PER_SHARD:
+                raise StoreError(f"column {name!r}: chunks {chunks} / shards {outer} exceed the limits "
+                                 f"({MAX_CHUNK_BYTES} bytes per chunk, {MAX_CHUNKS_PER_SHARD} chunks per shard)")
+            bad = set(_codec_names(arr.metadata.codecs)) - ZARR_CODECS
+            if bad:
+                raise StoreError(f"column {name!r}: codecs {sorted(bad)} are not accepted")
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with fs.open(path, "rb") as fh:
+        pf = pq.ParquetFile(fh)
+        md, schema = pf.metadata, pf.schema_arrow
+        if md.num_rows != n_events:
+            raise StoreError(f"{md.num_rows} rows, the manifest says {n_events} events")
+        for name, dt in (*EVENT_COLUMNS.items(), *NODE_COLUMNS.items()):
+            want = pa.from_numpy_dtype(dt)
+            got = schema.field(name).type if name in schema.names else None
+            if name == "multilabel":
+                ok = pa.types.is_fixed_size_list(got) and got.value_type == want and got.list_size == n_labels
+            elif name in NODE_COLUMNS:
+                ok = (pa.types.is_list(got) or pa.types.is_large_list(got)) and got.value_type == want
+            else:
+                ok = got == want
+            if not ok:
+                raise StoreError(f"column {name!r} has type {got}, expected {want} ({n_labels} labels)")
+        for i in range(md.num_row_groups):
+            rg = md.row_group(i)
+            if rg.num_rows > MAX_ROW_GROUP_ROWS or rg.total_byte_size > MAX_ROW_GROUP_BYTES or any(
+                    rg.column(j).total_uncompressed_size > MAX_ROW_GROUP_BYTES for j in range(rg.num_columns)):
+                raise StoreError(f"row group {i}: {rg.num_rows} rows, {rg.total_byte_size} bytes exceed the "
+                                 f"limits ({MAX_ROW_GROUP_ROWS} rows, {MAX_ROW_GROUP_BYTES} bytes)")
 
 
 @dataclass(frozen=True)

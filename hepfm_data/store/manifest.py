@@ -1,23 +1,100 @@
-"""The store manifest: one JSON file per store, written last and atomically."""
+"""The store manifest: one JSON file per store, written last and atomically.
+
+A manifest is *data from the store*, which may be someone else's server: :meth:`Manifest.from_json`
+validates all of it before any shard is read or any file written (issue 17). The rules:
+
+* ``format == "hepfm-store"`` and ``format_version == 1`` exactly (other versions are refused);
+  ``layout`` is a known layout; every field has its type (ints are ints, not bools or floats);
+* each shard ``path`` is ``shards/<split>-<5..9 digits><layout suffix>``: relative, normalised,
+  inside ``shards/``, ASCII, no ``..``, no absolute path, no URL scheme, no ``::`` chain, no
+  backslash, no dotfile; its split matches the entry's ``split``; no two shards share a path or a
+  sha256; ``sha256`` is 64 lowercase hex digits;
+* counts and sizes are ints in ``[0, limit]`` (:data:`MAX_SHARD_EVENTS`, :data:`MAX_SHARD_NODES`,
+  :data:`MAX_SHARD_BYTES`), ``n_nodes >= n_events`` (every event has its MET node),
+  ``event_id_min <= event_id_max`` < 2**64, and the totals (``n_events``, ``n_nodes``,
+  ``bytes``), when present, equal the sums over shards;
+* the process, label names and code version are names of a plain pattern (they reach paths,
+  tables and dataset cards).
+
+A refused manifest raises :class:`~hepfm_data.errors.ManifestError` naming the manifest URL and
+the entry (``shard 3 ('shards/../x.zarr')``).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import StoreError
+from ..errors import ManifestError
 
 FORMAT = "hepfm-store"
 FORMAT_VERSION = 1
 SPLITS = ("train", "validation", "test")
 MANIFEST = "manifest.json"
+#: folder (relative to the store) that holds every shard
+SHARD_DIR = "shards"
+#: a shard's file or directory name: ``<split>-<unit>-<j><suffix>`` (what the writer produces:
+#: the j-th shard of that split from build unit ``unit``); ``<split>-<index><suffix>`` of older stores
+SHARD_NAME = re.compile(r"(?P<split>train|validation|test)-(?P<index>[0-9]{5,9}(?:-[0-9]{4,9})?)(?P<suffix>\.[a-z]{1,16})",
+                        re.ASCII)
+SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
+#: process names, label names, node features, code versions
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}", re.ASCII)
+#: limits: a manifest (or a small file it points to) must not make a reader allocate without bound
+MAX_MANIFEST_BYTES = 64 << 20
+MAX_SHARDS = 1_000_000
+MAX_SHARD_EVENTS = 1 << 27
+MAX_SHARD_NODES = 1 << 31
+MAX_SHARD_BYTES = 1 << 40
+MAX_LABELS = 1024
+_U64 = (1 << 64) - 1
+
+
+def shard_path_problem(path: Any, suffix: str | None = None) -> str | None:
+    """Why ``path`` is not an acceptable shard path (``None`` when it is). ``suffix``: the layout's."""
+    if not isinstance(path, str):
+        return f"path must be a string, got {type(path).__name__}"
+    if not path or len(path) > 256:
+        return "path is empty or longer than 256 characters"
+    if not path.isascii() or any(ord(c) < 32 or ord(c) == 127 for c in path):
+        return "path has non-ASCII or control characters"
+    if "::" in path:
+        return "path is an fsspec '::' chain"
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", path):
+        return "path has a URL scheme or drive"
+    if "\\" in path:
+        return "path has a backslash"
+    if path.startswith("/") or path.startswith("~"):
+        return "path is absolute"
+    parts = path.split("/")
+    if ".." in parts:
+        return "path contains '..'"
+    if any(p in ("", ".") for p in parts):
+        return "path is not normalised (empty or '.' component)"
+    if len(parts) != 2 or parts[0] != SHARD_DIR:
+        return f"path is not directly inside {SHARD_DIR}/"
+    m = SHARD_NAME.fullmatch(parts[1])
+    if m is None:
+        return f"shard name {parts[1]!r} is not of the form <split>-NNNNN-NNNN<suffix>"
+    if suffix is not None and m["suffix"] != suffix:
+        return f"shard name {parts[1]!r} does not end in {suffix!r} (the manifest's layout)"
+    return None
+
+
+def _int(value: Any, lo: int, hi: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+
+
+def _bad(where: str, entry: str, problem: str) -> ManifestError:
+    return ManifestError(f"{where}: {entry}: {problem}")
 
 
 @dataclass(frozen=True)
 class ShardInfo:
-    """One immutable shard: ``path`` is relative to the store directory."""
+    """One immutable shard: ``path`` is relative to the store directory (``shards/<name>``)."""
 
     path: str
     split: str
@@ -36,11 +113,36 @@ class ShardInfo:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], where: str = "manifest") -> ShardInfo:
-        try:
-            return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
-        except TypeError as exc:
-            raise StoreError(f"{where}: malformed shard entry {d!r}: {exc}") from None
+    def from_dict(cls, d: Any, where: str = "manifest", entry: str = "shard entry",
+                  suffix: str | None = None) -> ShardInfo:
+        """A validated ShardInfo from a manifest (or build sidecar) entry; extra keys are ignored."""
+        if not isinstance(d, dict):
+            raise _bad(where, entry, f"not an object: {d!r:.80}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        missing = [k for k, f in fields.items() if f.default is dataclasses.MISSING and k not in d]
+        if missing:
+            raise _bad(where, entry, f"lacks {missing}")
+        path = d["path"]
+        entry = f"{entry} ({path!r:.120})"
+        problem = shard_path_problem(path, suffix)
+        if problem:
+            raise _bad(where, entry, problem)
+        if d["split"] not in SPLITS:
+            raise _bad(where, entry, f"split {d['split']!r:.40} is not one of {SPLITS}")
+        if SHARD_NAME.fullmatch(path.split("/")[1])["split"] != d["split"]:
+            raise _bad(where, entry, f"name does not match its split {d['split']!r}")
+        if not isinstance(d["sha256"], str) or not SHA256.fullmatch(d["sha256"]):
+            raise _bad(where, entry, f"sha256 {d['sha256']!r:.80} is not 64 lowercase hex digits")
+        for key, hi in (("n_events", MAX_SHARD_EVENTS), ("n_nodes", MAX_SHARD_NODES), ("bytes", MAX_SHARD_BYTES),
+                        ("event_id_min", _U64), ("event_id_max", _U64)):
+            if key in d and not _int(d[key], 0, hi):
+                raise _bad(where, entry, f"{key} {d[key]!r:.40} is not an integer in [0, {hi}]")
+        info = cls(**{k: d[k] for k in fields if k in d})
+        if info.n_nodes < info.n_events:
+            raise _bad(where, entry, f"n_nodes {info.n_nodes} < n_events {info.n_events} (each event has a MET node)")
+        if info.n_events and info.event_id_min > info.event_id_max:
+            raise _bad(where, entry, f"event_id_min {info.event_id_min} > event_id_max {info.event_id_max}")
+        return info
 
 
 @dataclass
@@ -94,19 +196,76 @@ class Manifest:
 
     @classmethod
     def from_json(cls, text: str | bytes, where: str) -> Manifest:
+        """Parse and validate (module docstring); ``where`` (the manifest's URL) prefixes every error."""
+        if len(text) > MAX_MANIFEST_BYTES:
+            raise ManifestError(f"{where}: manifest is larger than {MAX_MANIFEST_BYTES} bytes")
         try:
             d = json.loads(text)
-        except ValueError as exc:
-            raise StoreError(f"{where}: not valid JSON ({exc})") from None
+        except (ValueError, RecursionError) as exc:
+            raise ManifestError(f"{where}: not valid JSON ({exc})") from None
         if not isinstance(d, dict) or d.get("format") != FORMAT:
-            raise StoreError(f"{where}: not a hepfm store manifest (format {d.get('format') if isinstance(d, dict) else d!r})")
-        if d.get("format_version") != FORMAT_VERSION:
-            raise StoreError(f"{where}: format_version {d.get('format_version')!r}; this hepfm reads {FORMAT_VERSION}")
+            found = d.get("format") if isinstance(d, dict) else type(d).__name__
+            raise ManifestError(f"{where}: not a hepfm store manifest (format {found!r:.80})")
+        if not _int(d.get("format_version"), FORMAT_VERSION, FORMAT_VERSION):
+            raise ManifestError(f"{where}: format_version {d.get('format_version')!r:.40}; "
+                                f"this hepfm reads {FORMAT_VERSION} only")
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in d.items() if k in names}
         missing = [f.name for f in dataclasses.fields(cls) if f.name not in kwargs and f.default is dataclasses.MISSING
                    and f.default_factory is dataclasses.MISSING]
         if missing:
-            raise StoreError(f"{where}: manifest lacks field(s) {missing}")
-        kwargs["shards"] = [ShardInfo.from_dict(s, where) for s in kwargs["shards"]]
-        return cls(**kwargs)
+            raise ManifestError(f"{where}: manifest lacks field(s) {missing}")
+        _check_fields(kwargs, where)
+        suffix = _suffix(kwargs["layout"], where)
+        shards = kwargs["shards"]
+        if not isinstance(shards, list) or len(shards) > MAX_SHARDS:
+            raise _bad(where, "shards", f"must be a list of at most {MAX_SHARDS} entries")
+        kwargs["shards"] = [ShardInfo.from_dict(s, where, f"shard {i}", suffix) for i, s in enumerate(shards)]
+        seen: dict[str, int] = {}
+        for i, s in enumerate(kwargs["shards"]):
+            for key in (s.path, s.sha256):
+                if key in seen:
+                    raise _bad(where, f"shard {i} ({s.path!r})", f"duplicates shard {seen[key]} ({key})")
+                seen[key] = i
+        manifest = cls(**kwargs)
+        for key in ("n_events", "n_nodes", "bytes"):
+            if key in d and d[key] != getattr(manifest, key):
+                raise _bad(where, key, f"total {d[key]!r:.40} != the sum over shards {getattr(manifest, key)}")
+        return manifest
+
+
+def _suffix(layout: str, where: str) -> str:
+    from .layouts import LAYOUTS
+
+    if layout not in LAYOUTS:
+        raise _bad(where, "layout", f"unknown layout {layout!r:.40}; known: {', '.join(LAYOUTS)}")
+    return LAYOUTS[layout].suffix
+
+
+#: field -> (accepted Python type, extra check or None)
+_FIELD_TYPES: dict[str, tuple[type, Any]] = {
+    "layout": (str, None),
+    "process": (str, lambda v: NAME.fullmatch(v)),
+    "label": (int, lambda v: _int(v, 0, 32767)),
+    "label_names": (list, lambda v: len(v) <= MAX_LABELS and all(isinstance(x, str) and NAME.fullmatch(x) for x in v)),
+    "split": (dict, None),
+    "btag_seed": (int, lambda v: _int(v, 0, _U64)),
+    "compression": (dict, None),
+    "catalog_entry": (dict, None),
+    "selection": (dict, None),
+    "object_types": (dict, lambda v: all(isinstance(k, str) and _int(x, 0, 127) for k, x in v.items())),
+    "node_features": (list, lambda v: all(isinstance(x, str) and NAME.fullmatch(x) for x in v)),
+    "node_order": (str, None),
+    "event_id_rule": (str, None),
+    "code_version": (str, lambda v: v == "" or NAME.fullmatch(v)),
+    "provenance": (list, lambda v: all(isinstance(x, dict) for x in v)),
+}
+
+
+def _check_fields(kwargs: dict[str, Any], where: str) -> None:
+    for key, (kind, check) in _FIELD_TYPES.items():
+        if key not in kwargs:
+            continue
+        value = kwargs[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)) or (check and not check(value)):
+            raise _bad(where, key, f"invalid value {value!r:.80} (expected {kind.__name__} of the documented form)")

@@ -8,8 +8,8 @@ import numpy as np
 
 from .._arrays import counts_to_offsets
 from ..errors import ChecksumError, StoreError
-from .layouts import ShardData, get_layout, remote_sha256
-from .manifest import MANIFEST, SPLITS, Manifest, ShardInfo
+from .layouts import ShardData, check_shard, get_layout, remote_sha256
+from .manifest import MANIFEST, MAX_MANIFEST_BYTES, SPLITS, Manifest, ShardInfo
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..sources.retry import RetryPolicy
@@ -75,11 +75,16 @@ class Store:
         cols = self._guard(info, lambda: self._layout.read(self.fs, path, start, stop, n_node, handle, offsets))
         if cols.n_events != stop - start:
             raise StoreError(f"{self.url}: shard {info.name} returned {cols.n_events} events, expected {stop - start}")
+        _check_columns(cols, f"{self.url}: shard {info.name} rows [{start}, {stop})")
         return cols
 
     def _handle(self, info: ShardInfo, path: str) -> Any:
         if info.path not in self._handles:
-            self._handles[info.path] = self._guard(info, lambda: self._layout.open(self.fs, path))
+            handle = self._guard(info, lambda: self._layout.open(self.fs, path))
+            # metadata from the store vs the manifest and the size limits, before any chunk is read
+            self._guard(info, lambda: check_shard(self.manifest.layout, self.fs, path, handle, info.n_events,
+                                                  info.n_nodes, len(self.manifest.label_names)))
+            self._handles[info.path] = handle
         return self._handles[info.path]
 
     def n_node(self, shard: int | ShardInfo) -> np.ndarray:
@@ -88,14 +93,23 @@ class Store:
         arrays = self._handle(info, f"{self.path}/{info.path}")
         if arrays is not None:  # Zarr: the node-count array alone
             if info.path not in self._n_node:
-                self._n_node[info.path] = self._guard(info, lambda: arrays["n_node"][...])
+                n_node = self._guard(info, lambda: arrays["n_node"][...])
+                if n_node.size and (int(n_node.min()) < 0 or int(n_node.sum(dtype=np.int64)) != info.n_nodes):
+                    raise StoreError(f"{self.url}: shard {info.name}: node counts (min {int(n_node.min())}, "
+                                     f"sum {int(n_node.sum(dtype=np.int64))}) disagree with the manifest's "
+                                     f"{info.n_nodes} nodes")
+                self._n_node[info.path] = n_node
             return self._n_node[info.path]
         return self.read_columns(info).events["n_node"]
 
     def _guard(self, info: ShardInfo, fn):
         try:
             return fn()
-        except (StoreError, MemoryError):
+        except StoreError as exc:
+            if str(exc).startswith(self.url):
+                raise
+            raise StoreError(f"{self.url}: shard {info.name}: {exc}") from None
+        except MemoryError:
             raise
         except FileNotFoundError as exc:
             raise StoreError(f"{self.url}: shard {info.name} is missing ({exc})") from None
@@ -124,6 +138,18 @@ class Store:
             raise ChecksumError(f"{self.url}: {len(problems)} bad shard(s): " + "; ".join(problems))
 
 
+def _check_columns(cols, where: str) -> None:
+    """Stored columns read from a shard agree with themselves: one length per table, node counts
+    non-negative and summing to the nodes read."""
+    n, counts = cols.n_events, cols.events["n_node"]
+    lengths = {k: v.shape[0] for k, v in cols.events.items()}
+    node_lengths = {k: v.shape[0] for k, v in cols.nodes.items()}
+    if set(lengths.values()) != {n} or len(set(node_lengths.values())) != 1 or (
+            n and (int(counts.min()) < 0 or int(counts.sum(dtype=np.int64)) != cols.n_nodes)):
+        raise StoreError(f"{where}: inconsistent columns (event lengths {lengths}, node lengths {node_lengths}, "
+                         f"node counts sum {int(counts.sum(dtype=np.int64)) if n else 0})")
+
+
 def open_store(url: str, storage_options: dict[str, Any] | None = None, *, retry: RetryPolicy | None = None) -> Store:
     """Open the store at ``url`` (``<root>/<process>``; local path or fsspec URL).
 
@@ -135,7 +161,7 @@ def open_store(url: str, storage_options: dict[str, Any] | None = None, *, retry
     mpath = f"{path}/{MANIFEST}"
     try:
         with fs.open(mpath, "rb") as fh:
-            text = fh.read()
+            text = fh.read(MAX_MANIFEST_BYTES + 1)  # a bound: the manifest is data from the store
     except FileNotFoundError:
         if fs.exists(f"{path}/_build"):
             raise StoreError(f"{url}: incomplete store (build interrupted, no {MANIFEST}); "
