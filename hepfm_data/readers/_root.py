@@ -227,11 +227,13 @@ def read_chunks(url: str, storage_options: dict[str, Any] | None, tree_name: str
 
 def describe_file(url: str, storage_options: dict[str, Any] | None, tree_name: str, what: str, plan_factory,
                   summary) -> dict[str, Any]:
-    """``{"entries", "release", **summary(tree, plan)}`` of one file (opened once)."""
+    """``{"entries", "entry_offsets" (where every read branch starts a basket), "release",
+    **summary(tree, plan)}`` of one file (opened once)."""
     f, _ = open_root(url, storage_options)
     with f:
         tree = get_tree(f, url, tree_name, what)
         plan = plan_factory(tree, url)
         return {"entries": int(tree.num_entries),
+                "entry_offsets": [int(x) for x in tree.common_entry_offsets(filter_name=plan.branches)],
                 "release": f"{root_version(f)}; {what} ({tree_name} tree, {len(branch_names(tree))} branches)",
                 **summary(tree, plan)}

@@ -195,11 +195,15 @@ def read_delphes(url: str, *, step_size: int | str = DEFAULT_STEP, storage_optio
             yield _record(arrays, url, start, has_weight, optional)
 
 
-def n_entries(url: str, storage_options: dict[str, Any] | None = None) -> int:
-    """Number of entries of the ``Delphes`` tree of ``url``; checks header, tree and branches first."""
+def entry_offsets(url: str, storage_options: dict[str, Any] | None = None) -> list[int]:
+    """Entry numbers where every branch of the ``Delphes`` tree of ``url`` starts a basket
+    (``[0, ..., num_entries]``); checks header, tree and branches first."""
     f, _ = _open(url, storage_options)
     with f:
-        return int(_tree(f, url)[0].num_entries)
+        tree, has_weight, optional = _tree(f, url)
+        branches = [b for _, br in COLLECTIONS.values() for b in br.values()] + ([WEIGHT_BRANCH] if has_weight else [])
+        branches += sorted(set(optional.values()))
+        return [int(x) for x in tree.common_entry_offsets(filter_name=branches)]
 
 
 def expand_inputs(pattern: str | list[str], storage_options: dict[str, Any] | None = None) -> list[str]:
