@@ -188,11 +188,16 @@ def read_delphes(url: str, *, step_size: int | str = DEFAULT_STEP, storage_optio
     f, _ = _open(url, storage_options)
     with f:
         tree, has_weight, optional = _tree(f, url)
-        branches = [b for _, br in COLLECTIONS.values() for b in br.values()] + ([WEIGHT_BRANCH] if has_weight else [])
-        branches += sorted(set(optional.values()))
+        branches = _branches(has_weight, optional)
         for arrays, start in iterate(tree, branches, url, step_size=step_size, entry_start=entry_start,
                                      entry_stop=entry_stop):
             yield _record(arrays, url, start, has_weight, optional)
+
+
+def _branches(has_weight: bool, optional: dict[str, str]) -> list[str]:
+    """The branches a read of the ``Delphes`` tree needs: every collection's, the weight, the optional ones present."""
+    return ([b for _, br in COLLECTIONS.values() for b in br.values()] + ([WEIGHT_BRANCH] if has_weight else [])
+            + sorted(set(optional.values())))
 
 
 def entry_offsets(url: str, storage_options: dict[str, Any] | None = None) -> list[int]:
@@ -201,8 +206,7 @@ def entry_offsets(url: str, storage_options: dict[str, Any] | None = None) -> li
     f, _ = _open(url, storage_options)
     with f:
         tree, has_weight, optional = _tree(f, url)
-        branches = [b for _, br in COLLECTIONS.values() for b in br.values()] + ([WEIGHT_BRANCH] if has_weight else [])
-        branches += sorted(set(optional.values()))
+        branches = _branches(has_weight, optional)
         return [int(x) for x in tree.common_entry_offsets(filter_name=branches)]
 
 
