@@ -1,6 +1,7 @@
 """hepfm_data: the dataset layer of hepfm.
 
-Layers, one way: sources -> readers -> kernels -> store -> dataset/loader.
+Layers, one way: catalog -> sources -> readers -> inputs -> kernels -> store -> build ->
+dataset/loader. Never imports hepfm_models.
 Heavy parts are imported lazily; the names below are the public API.
 """
 
@@ -29,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "__version__", "Catalog", "Process", "Task", "load_catalog", "SampleInfo", "validate_events",
-    "GraphBatch", "load_dataset", "make_loader", "StreamingDataset", "open_store", "write_store",
+    "GraphBatch", "load_dataset", "make_loader", "StreamingDataset", "open_store", "write_store", "build_store",
     "HepfmError", "CatalogError", "UnknownNameError", "InputFileError", "GenerationError",
     "StoreError", "ManifestError", "ChecksumError", "RemoteError", "MissingDependencyError",
 ]
@@ -41,7 +42,8 @@ _LAZY = {
     "StreamingDataset": "hepfm_data.loader",
     "load_dataset": "hepfm_data.hub",
     "open_store": "hepfm_data.store",
-    "write_store": "hepfm_data.store",
+    "write_store": "hepfm_data.build",
+    "build_store": "hepfm_data.build",
 }
 
 

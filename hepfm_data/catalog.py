@@ -46,6 +46,32 @@ class Upstream:
     format: str
 
 
+#: input formats a :class:`Dataset` may declare (the readers of ``hepfm_data.readers``)
+DATASET_FORMATS = ("delphes", "nanoaod", "physlite")
+DATASET_KINDS = ("collision-data", "simulation")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """An external upstream dataset (CMS / ATLAS Open Data) that hepfm reads but never generates.
+
+    ``format`` names the reader (``hepfm-data build PROCESS --input FILES --format FORMAT``);
+    ``kind``: collision data (no truth record) or simulation; ``record``: the experiment's
+    dataset name; ``study``: citation key of the study that uses it; fidelity is always
+    "external" (hepfm cannot reproduce it).
+    """
+
+    name: str
+    experiment: str
+    kind: str
+    format: str
+    record: str
+    url: str
+    study: str
+    description: str
+    fidelity: str = "external"
+
+
 @dataclass(frozen=True)
 class PaperChain:
     sqrt_s_gev: float
@@ -212,6 +238,7 @@ class Catalog:
     selection: Selection
     graph: GraphSchema
     labels: LabelSchema
+    datasets: tuple[Dataset, ...] = ()
     _by_name: Mapping[str, Process] = field(default_factory=dict, repr=False, compare=False)
 
     def process(self, name: str) -> Process:
@@ -230,6 +257,13 @@ class Catalog:
         raise UnknownNameError(
             f"unknown task {name!r}; known: {', '.join(t.name for t in self.tasks)}"
         )
+
+    def dataset(self, name: str) -> Dataset:
+        """The external dataset called ``name``; raises UnknownNameError listing valid names."""
+        for d in self.datasets:
+            if d.name == name:
+                return d
+        raise UnknownNameError(f"unknown dataset {name!r}; known: {', '.join(d.name for d in self.datasets)}")
 
     def has_process(self, name: str) -> bool:
         return name in self._by_name
@@ -429,11 +463,34 @@ def _parse_labels(source: str, raw: Any) -> LabelSchema:
     return LabelSchema(tuple(counts), tuple(parts), m.floats("eta_edges"), m.floats("phi_edges"))
 
 
+def _parse_datasets(source: str, raw: list, citations: Mapping[str, Citation], processes: set[str]
+                    ) -> tuple[Dataset, ...]:
+    out: list[Dataset] = []
+    for i, d in enumerate(raw):
+        name = d.get("name", f"#{i}") if isinstance(d, dict) else f"#{i}"
+        r = _Reader(source, f"datasets[{i}] {name}", d, _fields(Dataset))
+        values = {k: r.get(k, str) for k in _fields(Dataset) if k != "fidelity"}
+        fidelity = r.get("fidelity", str, optional=True, default="external")
+        for key, allowed in (("experiment", ("CMS", "ATLAS")), ("kind", DATASET_KINDS), ("format", DATASET_FORMATS),
+                             ("fidelity", ("external",))):
+            value = fidelity if key == "fidelity" else values[key]
+            if value not in allowed:
+                r.fail(key, f"must be one of {', '.join(allowed)}, got {value!r}")
+        if values["study"] not in citations:
+            r.fail("study", f"unknown citation key {values['study']!r}; known: {sorted(citations)}")
+        if not values["url"].startswith(("https://", "http://")):
+            r.fail("url", f"must be an http(s) URL, got {values['url']!r}")
+        if values["name"] in processes or any(o.name == values["name"] for o in out):
+            r.fail("name", f"duplicate name {values['name']!r} (processes and datasets share one namespace)")
+        out.append(Dataset(**values, fidelity=fidelity))
+    return tuple(out)
+
+
 def parse_catalog(data: Any, source: str = "<catalog>") -> Catalog:
     """Validate the mapping ``data`` (parsed YAML) and build a :class:`Catalog`."""
     top = _Reader(source, "<top level>", data, [
         "schema_version", "citations", "upstream", "paper_chain", "processes", "tasks",
-        "selection", "graph", "labels",
+        "selection", "graph", "labels", "datasets",
     ])
     version = top.get("schema_version", int)
     if version != SCHEMA_VERSION:
@@ -478,8 +535,10 @@ def parse_catalog(data: Any, source: str = "<catalog>") -> Catalog:
     if len({t.name for t in tasks}) != len(tasks):
         top.fail("tasks", "duplicate task names")
 
+    datasets = _parse_datasets(source, top.get("datasets", list, optional=True, default=[]), citations,
+                               set(seen_names))
     return Catalog(
-        schema_version=version, source=source, citations=citations, upstream=upstream,
+        schema_version=version, source=source, citations=citations, upstream=upstream, datasets=datasets,
         paper_chain=chain, processes=processes, tasks=tuple(tasks),
         selection=_parse_selection(source, top.get("selection", dict)),
         graph=_parse_graph(source, top.get("graph", dict)),

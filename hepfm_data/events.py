@@ -1,33 +1,44 @@
 """The in-memory event record: what every reader produces and every builder consumes.
 
-An *event record* is an ``awkward.Array`` of length ``n_events`` whose records
-have exactly these fields (units: GeV for momenta and masses, radians for
-azimuth, elementary charge for charge; φ in [-π, π)):
+An *event record* is an ``awkward.Array`` of length ``n_events``, one record per
+event, holding the reconstructed objects **before any selection** (the kernels
+apply the paper's selection, overlap removal and b-tagging, SPEC §2). Units: GeV
+for momenta, masses and energy sums, radians for azimuth (φ in [-π, π)),
+elementary charge for charge; isolation is relative (cone sum / object pT).
 
-=============  ================================================================
-field          type
-=============  ================================================================
-event_id       uint64 — unique within a sample; drives the split hash
-weight         float32 — generator event weight (1.0 when unweighted)
-jets           var * {pt, eta, phi, mass: float32}            reconstructed jets
-electrons      var * {pt, eta, phi: float32, charge: int8}    reconstructed electrons
-muons          var * {pt, eta, phi: float32, charge: int8}    reconstructed muons
-photons        var * {pt, eta, phi: float32}                  reconstructed photons
-met            {pt, phi: float32}                             missing transverse momentum
-truth          var * {pid: int32, pt, eta, phi, mass: float32}
-=============  ================================================================
+The schema is :data:`RECORD`. Required fields (**bold** in the README table) are
+present in every record; optional ones are present only where the input format
+provides them — a format that lacks a field leaves it **absent, never
+zero-filled**. ``truth`` is absent for collision data. Each reader documents its
+format's field -> record mapping (README "Input formats").
 
-Objects are detector level *before* the paper's selection (SPEC §2); the
-kernels apply the selection, overlap removal and b-tagging. Detector-level
-isolation/identification efficiencies are applied by the reader (Delphes
-already did; the emulation does it itself).
+=================  =========================================================================
+collection         fields (dtype, unit)
+=================  =========================================================================
+event_id           uint64 — unique within a sample; drives the split hash (required)
+weight             float32 — generator event weight, 1.0 for data/unweighted (required)
+run                uint32 — run number (optional; NanoAOD, PHYSLITE)
+lumi_block         uint32 — luminosity block (optional; NanoAOD, PHYSLITE)
+event_number       uint64 — experiment event number (optional; NanoAOD, PHYSLITE)
+mc_channel         uint32 — ATLAS dataset id of simulation (optional; PHYSLITE MC)
+jets               var * {pt, eta, phi, mass f32 (required); btag i8 flag, btag_score f32,
+                   tau_tag i8 (optional)}
+electrons          var * {pt, eta, phi f32, charge i8 (required); isolation f32 (optional)}
+muons              var * {pt, eta, phi f32, charge i8 (required); isolation f32 (optional)}
+photons            var * {pt, eta, phi f32 (required); isolation f32 (optional)}
+taus               var * {pt, eta, phi, mass f32, charge i8; tag i8 (optional)} hadronic τ
+                   candidates (optional collection; every reader provides it)
+met                {pt, phi f32 (required); sumet f32 (optional)}
+truth              var * {pid i32, pt, eta, phi, mass f32} (optional: absent for collision data)
+=================  =========================================================================
 
 ``truth`` holds the hard-process record (SPEC §4): the last copies of Higgs
 bosons (PDG 25, 35, 36), top quarks (6), W (24) and Z (23) bosons, plus the b
 and c quarks (5, 4) used for jet flavour matching. ``pid`` keeps its sign.
 
-Sample-level metadata (process, generator, seed, cross-section...) travels
-beside the array as a :class:`SampleInfo`, not per event.
+Sample-level metadata (process, generator, seed, input format and release,
+whether truth is present...) travels beside the array as a :class:`SampleInfo`,
+not per event.
 """
 
 from __future__ import annotations
@@ -40,16 +51,71 @@ import numpy as np
 
 from .errors import HepfmError
 
-#: field -> (kind, {subfield: numpy dtype}); kind is "scalar", "record" or "list".
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a record collection: numpy dtype, unit and meaning."""
+
+    dtype: str
+    unit: str = ""
+    doc: str = ""
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A top-level entry of the record: ``kind`` is "scalar", "record" (one per event) or "list"."""
+
+    kind: str
+    fields: dict[str, Field]
+    required: bool = True
+    doc: str = ""
+
+
+def _kin(mass: bool = False) -> dict[str, Field]:
+    out = {"pt": Field("float32", "GeV", "transverse momentum"), "eta": Field("float32", "", "pseudorapidity"),
+           "phi": Field("float32", "rad", "azimuth in [-π, π)")}
+    if mass:
+        out["mass"] = Field("float32", "GeV", "invariant mass")
+    return out
+
+
+_CHARGE = Field("int8", "e", "electric charge")
+_ISO = Field("float32", "", "relative isolation: cone sum / pT (definition per format)", required=False)
+
+#: The record schema: name -> :class:`Collection`. README "Event record" is this table.
+RECORD: dict[str, Collection] = {
+    "event_id": Collection("scalar", {"": Field("uint64", "", "unique id within a sample")}),
+    "weight": Collection("scalar", {"": Field("float32", "", "generator event weight")}),
+    "run": Collection("scalar", {"": Field("uint32", "", "run number")}, required=False),
+    "lumi_block": Collection("scalar", {"": Field("uint32", "", "luminosity block")}, required=False),
+    "event_number": Collection("scalar", {"": Field("uint64", "", "experiment event number")}, required=False),
+    "mc_channel": Collection("scalar", {"": Field("uint32", "", "ATLAS MC dataset id")}, required=False),
+    "jets": Collection("list", {
+        **_kin(mass=True),
+        "btag": Field("int8", "", "b-tag flag of the input's tagger at its documented working point", False),
+        "btag_score": Field("float32", "", "b-tag discriminant of the input's tagger", False),
+        "tau_tag": Field("int8", "", "hadronic-τ tag flag (Delphes TauTag / emulation)", False),
+    }, doc="reconstructed small-R jets"),
+    "electrons": Collection("list", {**_kin(), "charge": _CHARGE, "isolation": _ISO}),
+    "muons": Collection("list", {**_kin(), "charge": _CHARGE, "isolation": _ISO}),
+    "photons": Collection("list", {**_kin(), "isolation": _ISO}),
+    "taus": Collection("list", {
+        **_kin(mass=True), "charge": _CHARGE,
+        "tag": Field("int8", "", "passes the format's medium τ identification", False),
+    }, required=False, doc="hadronic τ candidates (visible decay products)"),
+    "met": Collection("record", {"pt": Field("float32", "GeV", "missing transverse momentum"),
+                                 "phi": Field("float32", "rad", "azimuth"),
+                                 "sumet": Field("float32", "GeV", "scalar sum of transverse energy", False)}),
+    "truth": Collection("list", {"pid": Field("int32", "", "signed PDG id"), **_kin(mass=True)}, required=False,
+                        doc="last copies of H, t, W, Z and b/c quarks"),
+}
+
+#: field -> (kind, {subfield: numpy dtype}) of the required core every builder may rely on
+#: (the paper graph's inputs; ``truth`` is listed because simulation always has it).
 EVENT_FIELDS: dict[str, tuple[str, dict[str, str]]] = {
-    "event_id": ("scalar", {"": "uint64"}),
-    "weight": ("scalar", {"": "float32"}),
-    "jets": ("list", {"pt": "float32", "eta": "float32", "phi": "float32", "mass": "float32"}),
-    "electrons": ("list", {"pt": "float32", "eta": "float32", "phi": "float32", "charge": "int8"}),
-    "muons": ("list", {"pt": "float32", "eta": "float32", "phi": "float32", "charge": "int8"}),
-    "photons": ("list", {"pt": "float32", "eta": "float32", "phi": "float32"}),
-    "met": ("record", {"pt": "float32", "phi": "float32"}),
-    "truth": ("list", {"pid": "int32", "pt": "float32", "eta": "float32", "phi": "float32", "mass": "float32"}),
+    name: (c.kind, {k: f.dtype for k, f in c.fields.items() if f.required})
+    for name, c in RECORD.items() if c.required or name == "truth"
 }
 
 #: PDG ids kept in the truth record.
@@ -58,14 +124,23 @@ TRUTH_PIDS = (4, 5, 6, 23, 24, 25, 35, 36)
 
 @dataclass
 class SampleInfo:
-    """Provenance of a block of events: goes into the store manifest verbatim."""
+    """Provenance of a block of events: goes into the store manifest verbatim.
+
+    ``input_format``: "delphes" | "nanoaod" | "physlite" | "pythia8" | ...;
+    ``release``: the software release/production that wrote the input, when
+    known; ``truth``: False when the input has no generator record (collision
+    data), so no truth labels can be derived.
+    """
 
     process: str
-    source: str  # "pythia8" | "delphes" | "lhe+pythia8"
+    source: str  # "pythia8" | "delphes" | "lhe+pythia8" | "nanoaod" | "physlite"
     fidelity: str = "native"
     seed: int | None = None
     generator: dict[str, Any] = field(default_factory=dict)  # version, settings, sigma_pb...
     inputs: list[str] = field(default_factory=list)  # input files/URLs
+    input_format: str = ""
+    release: str = ""
+    truth: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,59 +156,76 @@ def _flat(column: ak.Array, kind: str) -> ak.Array:
 
 
 def validate_events(events: ak.Array, where: str = "events") -> ak.Array:
-    """Check that ``events`` is an event record; return it with canonical dtypes.
+    """Check that ``events`` is an event record (:data:`RECORD`); return it with canonical dtypes.
 
-    Raises :class:`HepfmError` naming ``where`` and the field when a field is
-    missing, has the wrong structure, or holds non-finite numbers.
+    Optional collections and fields are checked when present and kept; a field
+    the schema does not know is refused. Raises :class:`HepfmError` naming
+    ``where`` and the field when a required field is missing, a field has the
+    wrong structure or holds non-finite numbers.
     """
     if not isinstance(events, ak.Array):
         raise HepfmError(f"{where}: expected an awkward Array event record, got {type(events).__name__}")
-    present = set(events.fields)
-    missing = [f for f in EVENT_FIELDS if f not in present]
+    present = list(events.fields)
+    missing = [f for f, c in RECORD.items() if c.required and f not in present]
     if missing:
         raise HepfmError(f"{where}: event record lacks field(s) {missing}")
+    unknown = [f for f in present if f not in RECORD]
+    if unknown:
+        raise HepfmError(f"{where}: event record has field(s) {unknown} that the record schema "
+                         f"(hepfm_data.events.RECORD) does not define")
     out = {}
-    for name, (kind, sub) in EVENT_FIELDS.items():
-        col = events[name]
+    for name, spec in RECORD.items():
+        if name not in present:
+            continue
+        col, kind = events[name], spec.kind
         if kind == "scalar":
-            if col.ndim != 1:
+            if col.ndim != 1 or col.fields:
                 raise HepfmError(f"{where}: field {name!r} must be one number per event")
-            out[name] = ak.values_astype(col, sub[""])
+            out[name] = ak.values_astype(col, spec.fields[""].dtype)
             continue
         if kind == "list" and col.ndim != 2:
             raise HepfmError(f"{where}: field {name!r} must be a variable-length list per event")
-        lacking = [s for s in sub if s not in col.fields]
+        lacking = [s for s, f in spec.fields.items() if f.required and s not in col.fields]
         if lacking:
             raise HepfmError(f"{where}: field {name!r} lacks {lacking}")
+        extra = [s for s in col.fields if s not in spec.fields]
+        if extra:
+            raise HepfmError(f"{where}: field {name!r} has sub-field(s) {extra} the record schema does not define")
         parts = {}
-        for s, dtype in sub.items():
+        for s, f in spec.fields.items():
+            if s not in col.fields:
+                continue
             values = col[s]
             flat = ak.to_numpy(_flat(values, kind))
             if flat.dtype.kind == "f" and not np.all(np.isfinite(flat)):
                 raise HepfmError(f"{where}: field {name}.{s} holds non-finite values")
-            parts[s] = ak.values_astype(values, dtype)
-        out[name] = ak.zip(parts, depth_limit=None if kind == "record" else 2) if kind == "list" else ak.zip(parts)
+            parts[s] = ak.values_astype(values, f.dtype)
+        out[name] = ak.zip(parts, depth_limit=2) if kind == "list" else ak.zip(parts)
     return ak.zip(out, depth_limit=1)
 
 
 def empty_events() -> ak.Array:
-    """A valid event record with zero events."""
+    """A valid event record with zero events (the required fields and ``truth``)."""
     return concatenate([])
 
 
 def concatenate(blocks: list[ak.Array]) -> ak.Array:
-    """Concatenate event records (an empty list gives a zero-length record)."""
+    """Concatenate event records with the same fields (an empty list gives a zero-length record)."""
     if blocks:
+        first = set(blocks[0].fields)
+        for i, b in enumerate(blocks[1:], 1):
+            if set(b.fields) != first:
+                raise HepfmError(f"cannot concatenate event records with different fields: block 0 has "
+                                 f"{sorted(first)}, block {i} has {sorted(b.fields)}")
         return ak.concatenate(blocks)
     counts = np.zeros(0, dtype=np.int64)
-
-    def lst(sub):
-        return ak.unflatten(ak.zip({s: np.zeros(0, d) for s, d in sub.items()}), counts)
-
-    return ak.zip({
-        "event_id": np.zeros(0, np.uint64), "weight": np.zeros(0, np.float32),
-        "jets": lst(EVENT_FIELDS["jets"][1]), "electrons": lst(EVENT_FIELDS["electrons"][1]),
-        "muons": lst(EVENT_FIELDS["muons"][1]), "photons": lst(EVENT_FIELDS["photons"][1]),
-        "met": ak.zip({"pt": np.zeros(0, np.float32), "phi": np.zeros(0, np.float32)}),
-        "truth": lst(EVENT_FIELDS["truth"][1]),
-    }, depth_limit=1)
+    out = {}
+    for name, (kind, sub) in EVENT_FIELDS.items():
+        cols = {s: np.zeros(0, d) for s, d in sub.items()}
+        if kind == "scalar":
+            out[name] = cols[""]
+        elif kind == "record":
+            out[name] = ak.zip(cols)
+        else:
+            out[name] = ak.unflatten(ak.zip(cols), counts)
+    return ak.zip(out, depth_limit=1)

@@ -181,7 +181,7 @@ def metrics_from(res: dict[str, torch.Tensor], mode: str) -> dict[str, float]:
     if out.shape[0] == 0:
         raise ValueError("evaluation saw no events")
     g = _as_batch(res)
-    m: dict[str, float] = {"loss": float(loss_fn(mode)(out, g)), "n_events": float(out.shape[0])}
+    m: dict[str, float | int] = {"loss": float(loss_fn(mode)(out, g)), "n_events": int(out.shape[0])}
     if mode == "multiclass":
         m["accuracy"] = accuracy(out, res["labels"], w)
         labels = res["labels"]
@@ -313,6 +313,8 @@ def fit(model: nn.Module, train: Callable[[int], Iterable[GraphBatch]],
             torch_dist.all_reduce(both)
             loss_sum, w_sum = both[0], both[1]
         row: dict[str, Any] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
+                               "lr_groups": {str(g.get("name", k)): float(g["lr"])
+                                             for k, g in enumerate(optimizer.param_groups)},
                                "train_loss": float(loss_sum / w_sum.clamp_min(1e-30)), "wall_s": wall}
         if val is not None:
             m = evaluate(net, val(), cfg.mode, device, dist, cfg)
@@ -333,8 +335,7 @@ def fit(model: nn.Module, train: Callable[[int], Iterable[GraphBatch]],
                      "bad_epochs": bad_epochs}
             save_checkpoint(ckpt / "last", net, optimizer, meta={**(meta or {}), "fit_state": state})
         if cfg.progress and dist.is_main:
-            shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items() if k != "stopped"}
-            print(f"  {shown}", flush=True)
+            print(f"  {format_row(row)}", flush=True)
         if stopped:
             break
     if best_state is not None:
@@ -342,6 +343,26 @@ def fit(model: nn.Module, train: Callable[[int], Iterable[GraphBatch]],
     plateau = next((h["wall_s"] for h in history if h["epoch"] == best_epoch), wall)
     return FitResult(history=history, best_epoch=best_epoch, stopped_early=stopped, wall_s=wall,
                      plateau_wall_s=plateau)
+
+
+def format_row(row: dict[str, Any]) -> str:
+    """One history row as a log line: every parameter group's LR in 4 significant digits
+    (``lr head 9.606e-04 backbone 9.606e-05``: the per-epoch decay is visible), counts as
+    integers, other numbers with 4 decimals."""
+    parts = [f"epoch {int(row['epoch'])}"]
+    groups = row.get("lr_groups") or {"": row["lr"]}
+    parts.append("lr " + " ".join(f"{name} {lr:.3e}".strip() for name, lr in groups.items()))
+    for k, v in row.items():
+        if k in ("epoch", "lr", "lr_groups", "stopped"):
+            continue
+        if isinstance(v, bool) or isinstance(v, int) or (isinstance(v, float) and k.startswith(("n_", "val_n"))
+                                                          and float(v).is_integer()):
+            parts.append(f"{k} {int(v):,}")
+        elif isinstance(v, float):
+            parts.append(f"{k} {v:.4f}")
+        else:
+            parts.append(f"{k} {v}")
+    return "  ".join(parts)
 
 
 def config_dict(obj: Any) -> dict[str, Any]:

@@ -10,6 +10,7 @@ Unknown keys and wrongly typed values raise :class:`ConfigError` naming the key.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
 import typing
@@ -27,7 +28,7 @@ from hepfm_models.protocol import EventSet
 from hepfm_models.training import DistInfo, cleanup_distributed, setup_distributed
 
 __all__ = ["ConfigError", "DataConfig", "ModelSection", "load_config", "parse_args", "to_dict", "setup",
-           "cleanup_distributed", "find_stores", "stream", "task_split", "task_sets", "write_json"]
+           "cleanup_distributed", "catalog_of", "find_stores", "stream", "task_split", "task_sets", "write_json"]
 
 
 class ConfigError(HepfmError):
@@ -45,6 +46,7 @@ class DataConfig:
     num_workers: int = 0  # DataLoader worker processes per rank
     val_events: int = 0  # pretraining: cap on validation events (0 = the whole split)
     block_size: int = 0  # loader read/shuffle block (events); 0 = the layout's default
+    catalog: str = ""  # catalog YAML ("" = the packaged catalog.yaml): task classes, processes, labels
 
 
 @dataclass
@@ -157,7 +159,13 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- runtime
-def setup(device: str = "auto", threads: int = 0, seed: int = 0) -> DistInfo:
+#: default torch intra-op threads per rank. torch's own default (one per core) collapses when
+#: another job shares the CPU (stop_vs_ttH, 20k events: 235 s/epoch with 2 threads on a busy
+#: 2-core machine, 24 s with 1, 17.8 s with 2 when idle); set ``--threads=N`` (0 = torch's choice).
+DEFAULT_THREADS = 1
+
+
+def setup(device: str = "auto", threads: int = DEFAULT_THREADS, seed: int = 0) -> DistInfo:
     """torchrun-aware start: process group (gloo on CPU, nccl on GPU), device, threads, seed."""
     if threads > 0:
         torch.set_num_threads(threads)
@@ -167,13 +175,24 @@ def setup(device: str = "auto", threads: int = 0, seed: int = 0) -> DistInfo:
 
 
 # ----------------------------------------------------------------------------- data
-def find_stores(root: str, processes: list[str] | None = None) -> list[str]:
-    """Store URLs ``<root>/<process>`` for ``processes`` (all must exist), or — when empty —
-    for every catalog pretraining process whose store exists under ``root``, in catalog order."""
+@functools.lru_cache(maxsize=4)
+def _load(path: str):
     from hepfm_data.catalog import load_catalog
+
+    return load_catalog(path or None)
+
+
+def catalog_of(data: DataConfig):
+    """The catalog of a run (``data.catalog``, default the packaged one), loaded once per path."""
+    return _load(data.catalog)
+
+
+def find_stores(root: str, processes: list[str] | None, catalog) -> list[str]:
+    """Store URLs ``<root>/<process>`` for ``processes`` (all must exist), or — when empty —
+    for every pretraining process of ``catalog`` whose store exists under ``root``, in catalog order."""
     from hepfm_data.store import open_store
 
-    cat = load_catalog()
+    cat = catalog
     wanted = processes or [p.name for p in cat.pretraining]
     found = []
     for name in wanted:
@@ -196,6 +215,7 @@ def stream(stores: list[str], split: str, data: DataConfig, dist: DistInfo, labe
     from hepfm_data.loader import make_loader
 
     return make_loader(stores, split=split, labels=labels, batch_size=data.batch_size, seed=seed, shuffle=shuffle,
+                       catalog=catalog_of(data),
                        num_workers=data.num_workers, device=dist.device, multilabels=multilabels,
                        block_size=data.block_size or None, rank=dist.rank, world_size=dist.world_size, **kw)
 
@@ -205,13 +225,12 @@ def task_split(root: str, task: str, data: DataConfig, split: str, n_per_class: 
     """``n_per_class`` events of each class of ``task`` from ``split`` (0 = all), labelled 0/1 by the
     task; with ``shuffle`` a random subset drawn with ``seed`` (block-shuffled stream), else the first
     events in stored order."""
-    from hepfm_data.catalog import load_catalog
-
-    classes = load_catalog().task(task).classes
+    cat = catalog_of(data)
+    classes = cat.task(task).classes
     single = DistInfo()  # every rank holds the whole subset; EventSet.batches partitions it
     parts = []
     for k, name in enumerate(classes):
-        store = find_stores(root, [name])
+        store = find_stores(root, [name], cat)
         loader = stream(store, split, data, single, labels={name: k}, seed=seed, shuffle=shuffle, mixing="none")
         got = EventSet.take(loader, n_per_class or None)
         if n_per_class and len(got) < n_per_class:

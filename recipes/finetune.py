@@ -21,7 +21,7 @@ if __package__ in (None, ""):  # `python recipes/finetune.py`
 
 from hepfm_models import TrainConfig
 from hepfm_models.protocol import VARIANTS, finetune, format_results, relative_cost
-from recipes.common import DataConfig, ModelSection, cleanup_distributed, parse_args, setup, task_sets, to_dict, write_json
+from recipes.common import DEFAULT_THREADS, DataConfig, ModelSection, cleanup_distributed, parse_args, setup, task_sets, to_dict, write_json
 
 
 @dataclass
@@ -39,7 +39,7 @@ class FinetuneConfig:
     out: str = "runs/finetune"
     seed: int = 0
     device: str = "auto"
-    threads: int = 0
+    threads: int = DEFAULT_THREADS  # torch intra-op threads (0 = torch's default; see common.py)
 
 
 def run(cfg: FinetuneConfig, sets=None, dist=None) -> dict[str, dict]:

@@ -20,8 +20,10 @@ if __package__ in (None, ""):  # `python recipes/pretrain.py`
 from hepfm_models import TrainConfig
 from hepfm_models.protocol import pretrain
 from recipes.common import (
+    DEFAULT_THREADS,
     DataConfig,
     ModelSection,
+    catalog_of,
     cleanup_distributed,
     find_stores,
     parse_args,
@@ -40,16 +42,15 @@ class PretrainConfig:
     out: str = "runs/pretrain"
     seed: int = 0
     device: str = "auto"  # "auto" = cuda:LOCAL_RANK when available, else cpu
-    threads: int = 0  # torch intra-op threads per rank (0 = torch's default)
+    threads: int = DEFAULT_THREADS  # torch intra-op threads per rank (0 = torch's default; see common.py)
 
 
 def run(cfg: PretrainConfig):
     """Pretrain as configured; returns (model, FitResult) on every rank."""
     dist = setup(cfg.device, cfg.threads, cfg.seed)
     try:
-        from hepfm_data.catalog import load_catalog
-
-        stores = find_stores(cfg.data.stores, cfg.data.processes)
+        cat = catalog_of(cfg.data)
+        stores = find_stores(cfg.data.stores, cfg.data.processes, cat)
         classes = [s.rstrip("/").rsplit("/", 1)[-1] for s in stores]
         mode = cfg.train.mode
         multilabel = mode == "multilabel"
@@ -68,7 +69,7 @@ def run(cfg: PretrainConfig):
             budget = -(-cfg.data.val_events // (cfg.data.batch_size * dist.world_size))
             return (b for i, b in zip(range(budget), val))
 
-        n_labels = load_catalog().labels.n_labels
+        n_labels = cat.labels.n_labels
         if dist.is_main:
             write_json(Path(cfg.out) / "config.json", to_dict(cfg))
             print(f"pretraining ({mode}) on {len(classes)} processes: {', '.join(classes)}; "

@@ -116,7 +116,7 @@ def test_produce_blocks_resume_and_determinism(tmp_path):
     missing block with identical bytes (1 worker of a cluster given by scheduler address vs 2 LocalCluster
     workers); the blocks load back as valid event records and plot to a PNG."""
     from hepfm_data.cli import main
-    from hepfm_data.production import block_paths, load_block, produce
+    from hepfm_data.production import block_paths, id_base, load_block, produce
 
     out = tmp_path / "gen"
     rc = main(["generate", "ggF_H", "--events", "100", "--seed", "21", "--out", str(out),
@@ -128,7 +128,7 @@ def test_produce_blocks_resume_and_determinism(tmp_path):
     loaded = [load_block(p) for p, _ in blocks]
     assert [len(e) for e, _ in loaded] == [40, 40, 20]
     ids = np.concatenate([e.event_id.to_numpy() for e, _ in loaded])
-    assert ids.tolist() == list(range(100))
+    assert ids.tolist() == [id_base("ggF_H", 21) + k for k in range(100)]  # unique across processes/seeds
     seeds = [i.seed for _, i in loaded]
     assert len(set(seeds)) == 3 and all(1 <= s <= 900_000_000 for s in seeds)
     assert {i.process for _, i in loaded} == {"ggF_H"} and loaded[0][1].generator["sigma_pb"] > 0

@@ -171,7 +171,7 @@ def test_missing_store_prints_the_build_command(tmp_path):
     external-only process (tHq) says so; a bad split names the store and its splits."""
     root = str(tmp_path / "empty")
     cmd = " ".join(build_command("ggF_H", root))
-    assert cmd == f"hepfm-data build ggF_H --generate 10000 --seed 1 --out {root}"
+    assert cmd == f"hepfm-data build ggF_H --generate 13000 --seed 1 --out {root}"
     with pytest.raises(StoreError) as err:
         load_dataset("hepfm/ggF_H", storage=root)
     assert cmd in str(err.value) and "build=True" in str(err.value)
@@ -179,10 +179,15 @@ def test_missing_store_prints_the_build_command(tmp_path):
         load_dataset("hepfm/fcnc_vs_tHq", storage=root)
 
 
-def test_bad_split_is_a_clear_error(root, cache):
-    """A misspelled split names the store, the spec and the valid splits."""
-    with pytest.raises(HepfmError, match=r"ttH: bad split 'trian'.*'train', 'validation', 'test'.*'train': \d+"):
+def test_bad_split_is_a_clear_error(root, cache, tmp_path):
+    """A misspelled or malformed split names the spec and the valid splits, and is refused before any
+    store is opened (a root without stores gives the split error, not a missing-store error)."""
+    with pytest.raises(HepfmError, match=r"bad split 'trian'.*'train', 'validation', 'test'"):
         load_dataset("hepfm/ttH", split="trian", storage=root, cache_dir=cache)
+    for bad in ("trian", "train[abc]", "train[:10%"):
+        with pytest.raises(HepfmError, match=r"bad split") as err:
+            load_dataset("hepfm/ttH", split=bad, storage=tmp_path / "nothing", cache_dir=cache)
+        assert "no hepfm store" not in str(err.value)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("hepfm_data.commands.build") is None,

@@ -247,9 +247,9 @@ def test_process_block_edge_cases():
     empty = ak.with_field(ev, ev.jets[:, :0], "jets")
     for f in ("electrons", "muons", "photons", "truth"):
         empty = ak.with_field(empty, empty[f][:, :0], f)
-    b = process_block(empty)
+    b = process_block(empty, CAT)
     np.testing.assert_array_equal(np.diff(b.offsets), 1)
     assert np.all(b.type == 4) and not b.multilabel.any()
     np.testing.assert_array_equal(b.event_id, np.arange(1000, 1040))
-    z = process_block(ev[:0])
+    z = process_block(ev[:0], CAT)
     assert z.offsets.tolist() == [0] and z.pt.shape == (0,) and z.multilabel.shape == (0, 38)

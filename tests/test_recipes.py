@@ -178,12 +178,12 @@ def test_torchrun_two_ranks_gloo_finish_with_identical_parameters(stores, tmp_pa
 
 # ----------------------------------------------------------------------------- the README's main command
 def test_demo_command_end_to_end_and_resume(tmp_path, capsys):
-    """`hepfm-data demo` at the smallest scale: real Pythia 8 generation of WH and ZH, stores,
-    pretraining, the three fine-tuning variants and the result table; a second run reuses every
-    stage (no new generation blocks, same results)."""
-    from hepfm_data.cli import main as cli
+    """`hepfm-data demo` (hepfm_models.demo) at the smallest scale: real Pythia 8 generation of WH and
+    ZH, stores, pretraining, the three fine-tuning variants and the result table; a second run reuses
+    every stage (no new generation blocks, same results)."""
+    from hepfm_models.demo import main as cli
 
-    args = ["demo", "--workdir", str(tmp_path / "demo"), "--task", "WH_vs_ZH", "--pretrain", "WH,ZH", "--events", "200",
+    args = ["--workdir", str(tmp_path / "demo"), "--task", "WH_vs_ZH", "--pretrain", "WH,ZH", "--events", "200",
             "--finetune-events", "20", "--pretrain-epochs", "1", "--finetune-epochs", "1", "--workers", "1",
             "--threads", "1", "--no-progress"]
     assert cli(args) == 0
@@ -198,7 +198,7 @@ def test_demo_command_end_to_end_and_resume(tmp_path, capsys):
     assert cli(args) == 0
     second = capsys.readouterr().out
     assert [p.stat().st_mtime_ns for p in sorted((tmp_path / "demo" / "generated").rglob("*.parquet"))] == mtimes
-    table = lambda out: out.split("[5/5]")[1].split("fine-tuned minus")[0]  # noqa: E731
+    table = lambda out: out.split("[4/4]")[1].split("fine-tuned minus")[0]  # noqa: E731
     assert table(second) == table(first)
     for v, r in results.items():
         assert json.loads((tmp_path / "demo" / "finetune" / "WH_vs_ZH-n20-b32" / v / "result.json").read_text()) == r

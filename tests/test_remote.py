@@ -100,7 +100,7 @@ def test_corrupt_cached_shard_is_fetched_again(s3, tmp_path):
     cache = tmp_path / "c"
     first = load_dataset("hepfm/ttH", split="test", storage=root, storage_options=opts, cache_dir=cache)
     rows = first["event_id"]
-    (copy_path,) = (cache / "shards").glob("*/test-00000.parquet")
+    (copy_path,) = (cache / "shards").glob("*/test-00000-0000.parquet")
     good = hashlib.sha256(copy_path.read_bytes()).hexdigest()
     copy_path.write_bytes(b"garbage" + copy_path.read_bytes()[7:])
     del first
@@ -147,7 +147,7 @@ def test_http_always_cut_raises_remote_error_naming_the_shard(http, tmp_path, mo
     monkeypatch.setenv("HEPFM_RETRY_DELAY", "0.001")
     http.fault = Fault(drop_after=100, path_contains="/shards/")
     try:
-        with pytest.raises(RemoteError, match=rf"{http.url}/ttH/shards/train-00000\.parquet: .*after 3 attempt"):
+        with pytest.raises(RemoteError, match=rf"{http.url}/ttH/shards/train-00000-0000\.parquet: .*after 3 attempt"):
             load_dataset("hepfm/ttH", split="train", storage=http.url, cache_dir=tmp_path / "h")
     finally:
         http.fault = None

@@ -11,7 +11,9 @@ import pytest
 from hepfm_data.errors import ChecksumError, StoreError
 from hepfm_data.events import SampleInfo
 from hepfm_data.kernels import process_block
-from hepfm_data.store import SPLITS, Manifest, ShardData, ShardInfo, Store, open_store, write_store
+from hepfm_data.catalog import load_catalog
+from hepfm_data.build import write_store
+from hepfm_data.store import SPLITS, Manifest, ShardData, ShardInfo, Store, open_store
 from hepfm_data.testing import synthetic_events
 
 N_BLOCK, N_BLOCKS = 150, 4
@@ -26,7 +28,7 @@ def reference():
     """event_id -> (multilabel, nodes [n,7]) computed directly by the kernels."""
     out = {}
     for ev, _ in blocks():
-        b = process_block(ev, seed=3)
+        b = process_block(ev, load_catalog(), seed=3)
         for i, eid in enumerate(b.event_id):
             sl = slice(b.offsets[i], b.offsets[i + 1])
             nodes = np.stack([b.pt[sl], b.eta[sl], b.phi[sl], b.pt[sl] * np.cosh(b.eta[sl]),

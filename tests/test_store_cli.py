@@ -82,3 +82,25 @@ def test_build_generate_runs_pythia_and_resumes(tmp_path, capsys):
     first = [s.sha256 for s in store.shards()]
     assert main([*args, "--overwrite"]) == 0
     assert [s.sha256 for s in open_store(str(out / "ttH")).shards()] == first
+
+
+def test_verify_and_info_cover_every_store_under_a_storage_root(tmp_path, capsys):
+    """`verify ROOT` / `info ROOT` on a storage root check and summarise each store under it; a damaged
+    shard in one store fails `verify ROOT` naming that shard; an empty directory is still 'not a store'."""
+    from hepfm_data.testing import write_synthetic_stores
+
+    root = tmp_path / "root"
+    write_synthetic_stores(str(root), {"ttH": ("zarr", 60, 1, 0), "ZH": ("parquet", 60, 2, 1000)})
+    assert main(["verify", str(root), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert f"{root}/ZH: all" in out and f"{root}/ttH: all" in out
+    assert main(["info", str(root), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "process ZH" in out and "process ttH" in out
+    victim = sorted((root / "ZH" / "shards").iterdir())[0]
+    victim.write_bytes(victim.read_bytes()[:-10] + b"0123456789")
+    assert main(["verify", str(root), "--quiet"]) == 1
+    assert victim.name in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["verify", str(tmp_path / "empty")]) == 1
+    assert "not a store" in capsys.readouterr().err

@@ -1,8 +1,11 @@
 """``hepfm-data build PROCESS (--input GLOB... | --generate N) --out ROOT``: build a store.
 
-From Delphes ROOT files (``--input``, any fsspec URL or glob) or from locally
-generated events (``--generate N --seed S``: ``hepfm_data.production.produce``
-blocks, resumable). Re-running an interrupted command resumes it.
+From ROOT files (``--input``, any fsspec URL or glob: Delphes, CMS NanoAOD or ATLAS
+PHYSLITE, ``--format`` or detected from the trees) or from locally
+generated events (``--generate N --seed S``, Pythia 8 blocks): both are event
+sources (``hepfm_data.inputs``) built by ``hepfm_data.build.build_store``, one Dask
+task per unit (``--workers N``, ``--scheduler ADDRESS``). Re-running an interrupted
+command resumes it.
 """
 
 from __future__ import annotations
@@ -13,25 +16,35 @@ from pathlib import Path
 
 from ..errors import HepfmError
 
-HELP = "build a sharded store from Delphes ROOT or generated events"
+HELP = "build a sharded store from Delphes / NanoAOD / PHYSLITE ROOT files or generated events"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..inputs.delphes import DEFAULT_ENTRIES_PER_UNIT
+    from ..inputs.generated import DEFAULT_BLOCK_SIZE
     from ..store import DEFAULT_EVENTS_PER_SHARD, LAYOUTS
 
     p.add_argument("process", help="catalog process name (sets the multiclass label)")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--input", nargs="+", metavar="URL", help="Delphes ROOT files: paths, globs or fsspec URLs")
+    src.add_argument("--input", nargs="+", metavar="URL",
+                     help="ROOT files (Delphes, CMS NanoAOD or ATLAS PHYSLITE): paths, globs or fsspec URLs")
     src.add_argument("--generate", type=int, metavar="N", help="generate N events with Pythia 8 + emulation")
     p.add_argument("--out", required=True, help="store root (local path or fsspec URL); the store is OUT/PROCESS")
     p.add_argument("--layout", choices=sorted(LAYOUTS), default="zarr")
     p.add_argument("--events-per-shard", type=int, default=DEFAULT_EVENTS_PER_SHARD)
     p.add_argument("--seed", type=int, default=1, help="generation seed (1..900000000) and b-tag random seed (default 1)")
     p.add_argument("--step-size", type=int, default=10_000, help="Delphes entries read per chunk (bounds memory)")
-    p.add_argument("--block-size", type=int, default=500, help="events per generation block (--generate)")
-    p.add_argument("--workdir", help="generation work directory (default OUT/_generated, must be local)")
-    p.add_argument("--scheduler", help="Dask scheduler address for generation (default: a LocalCluster)")
-    p.add_argument("--workers", type=int, help="LocalCluster workers for generation (default: all cores)")
+    p.add_argument("--format", default=None, help="input format of --input: delphes, nanoaod, physlite (default: "
+                   "detected from the trees of the files; hepfm_data.inputs.register_source adds more)")
+    p.add_argument("--entries-per-unit", type=int, default=DEFAULT_ENTRIES_PER_UNIT,
+                   help=f"input entries per build task (default {DEFAULT_ENTRIES_PER_UNIT:,})")
+    p.add_argument("--block-size", type=int, default=DEFAULT_BLOCK_SIZE,
+                   help=f"events per generation block = build task (--generate; default {DEFAULT_BLOCK_SIZE})")
+    p.add_argument("--workdir", help="generated blocks are kept here (default OUT/_generated, must be local)")
+    p.add_argument("--scheduler", help="Dask scheduler address, or 'sync' for this process (default: a "
+                   "LocalCluster when there is more than one unit)")
+    p.add_argument("--workers", type=int, help="LocalCluster worker processes (default: all cores)")
+    p.add_argument("--catalog", help="catalog YAML (default: the packaged catalog.yaml)")
     p.add_argument("--split-salt", default="hepfm-v1", help="salt of the event-id hash that assigns splits")
     p.add_argument("--fractions", default="0.8,0.1,0.1", help="train,validation,test fractions")
     p.add_argument("--codec", help="compression codec (zarr: zstd, blosc-zstd, blosc-lz4, none; parquet: zstd, ...)")
@@ -43,24 +56,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _generated_blocks(args: argparse.Namespace):
-    try:
-        from .. import production
-    except ImportError as exc:  # pragma: no cover - the generation layer is part of the package
-        raise HepfmError(f"--generate needs hepfm_data.production (event generation): {exc}") from None
+def source_from_args(args: argparse.Namespace, catalog, opts):
+    """The event source of the command line: Delphes-like files (``--input``, ``--format``) or generation."""
+    from ..inputs import open_source
+    from ..inputs.generated import PythiaGeneration
+
+    if args.input:
+        fmt = args.format
+        if fmt is None:
+            from ..readers.delphes import expand_inputs
+            from ..readers.formats import detect_formats
+
+            fmt = detect_formats(expand_inputs(args.input, opts), opts)
+            if not args.quiet:
+                print(f"input format: {fmt} (detected)")
+        return open_source(fmt, args.process, args.input, entries_per_unit=args.entries_per_unit,
+                           step_size=args.step_size, storage_options=opts)
     if "://" in args.out and not args.workdir:
         raise HepfmError("--generate with a remote --out needs a local --workdir for the generated blocks")
-    workdir = Path(args.workdir or Path(args.out) / "_generated")
-    paths = production.produce(args.process, args.generate, args.seed, workdir, block_size=args.block_size,
-                               scheduler=args.scheduler, n_workers=args.workers, progress=not args.quiet)
-    for path in paths:
-        yield production.load_block(path)
+    workdir = args.workdir or str(Path(args.out) / "_generated")
+    return PythiaGeneration(catalog.process(args.process), args.generate, args.seed, block_size=args.block_size,
+                            workdir=workdir)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..readers.delphes import EVENT_ID_RULE, iterate_delphes
-    from ..store import LAYOUTS, write_store
+    from ..build import build_store
+    from ..catalog import load_catalog
+    from ..store import LAYOUTS
 
+    cat = load_catalog(args.catalog) if args.catalog else load_catalog()
     opts = json.loads(args.storage_options) if args.storage_options else None
     try:
         fractions = tuple(float(x) for x in args.fractions.split(","))
@@ -73,16 +97,12 @@ def run(args: argparse.Namespace) -> int:
             compression["codec"] = args.codec
         if args.level is not None:
             compression["level"] = args.level
-    if args.input:
-        blocks = iterate_delphes(args.input, args.process, step_size=args.step_size, storage_options=opts)
-        rule = EVENT_ID_RULE
-    else:
-        blocks = _generated_blocks(args)
-        rule = "generator: block index * block_size + event index (hepfm_data.production)"
+    source = source_from_args(args, cat, opts)
     mode = "append" if args.append else "overwrite" if args.overwrite else "create"
-    store = write_store(args.out, args.process, blocks, layout=args.layout, events_per_shard=args.events_per_shard,
+    store = build_store(source, args.out, catalog=cat, layout=args.layout, events_per_shard=args.events_per_shard,
                         split_salt=args.split_salt, fractions=fractions, seed=args.seed, storage_options=opts,
-                        compression=compression, mode=mode, event_id_rule=rule, progress=not args.quiet)
+                        compression=compression, mode=mode, scheduler=args.scheduler, workers=args.workers,
+                        progress=not args.quiet)
     m = store.manifest
     sizes = ", ".join(f"{k} {v}" for k, v in m.split_sizes().items())
     print(f"{store.url}: {m.n_events} events in {len(m.shards)} {m.layout} shards ({sizes}); "

@@ -1,4 +1,5 @@
-"""``hepfm-data info STORE``: events, bytes/event, split sizes, label counts, per-feature ranges."""
+"""``hepfm-data info STORE|ROOT``: events, bytes/event, split sizes, label counts, per-feature ranges
+(of every store under a storage root)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ HELP = "summarise a store: events, bytes/event, splits, feature ranges"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("store", help="store directory or URL (ROOT/PROCESS)")
+    p.add_argument("store", help="store (ROOT/PROCESS) or storage root (ROOT): directory or URL")
     p.add_argument("--max-shards", type=int, default=None, help="feature ranges from the first N shards only")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--storage-options", default=None, help="JSON dict of fsspec storage options")
@@ -55,7 +56,8 @@ def summarise(store, max_shards: int | None = None, progress: bool = False) -> d
                      for i, n in enumerate(names)},
         "nodes_per_type": {type_names.get(k, str(k)): v for k, v in sorted(types.items())},
         "multilabel_mean": {n: float(ml_sum[i] / max(n_events, 1)) for i, n in enumerate(m.label_names)},
-        "provenance": [{k: p.get(k) for k in ("process", "source", "fidelity", "seed")} for p in m.provenance],
+        "provenance": [{k: p.get(k) for k in ("process", "source", "fidelity", "seed", "input_format", "release",
+                                              "truth")} for p in m.provenance],
     }
 
 
@@ -76,13 +78,21 @@ def format_summary(s: dict) -> str:
     lines.append("truth      " + ", ".join(f"<{k}> {s['multilabel_mean'][k]:.3g}" for k in counts))
     srcs = sorted({f"{p['source']} ({p['fidelity']})" for p in s["provenance"]})
     lines.append(f"provenance {len(s['provenance'])} blocks/files from " + ", ".join(srcs))
+    inputs = sorted({(p.get("input_format") or p["source"], p.get("release") or "release not recorded",
+                      p.get("truth", True)) for p in s["provenance"]})
+    for fmt, release, truth in inputs:
+        lines.append(f"input      {fmt}: {release}" + ("" if truth else "; no truth record (collision data): "
+                                                        "truth labels are absent"))
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..store import open_store
+    from ._stores import stores_at
 
-    store = open_store(args.store, json.loads(args.storage_options) if args.storage_options else None)
-    s = summarise(store, args.max_shards, progress=not args.quiet)
-    print(json.dumps(s, indent=1) if args.json else format_summary(s))
+    stores = stores_at(args.store, json.loads(args.storage_options) if args.storage_options else None)
+    summaries = [summarise(store, args.max_shards, progress=not args.quiet) for store in stores]
+    if args.json:
+        print(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=1))
+    else:
+        print("\n\n".join(format_summary(s) for s in summaries))
     return 0

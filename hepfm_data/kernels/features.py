@@ -138,22 +138,28 @@ def _cuts(c) -> tuple:
     return (float(c.pt_min), bool(c.pt_inclusive), float(c.abs_eta_max), float(lo), float(hi))
 
 
-def process_block(events, catalog=None, seed: int = 0) -> NodeBlock:
+def process_block(events, catalog, seed: int = 0) -> NodeBlock:
     """Selection, overlap removal, flavour, b-tag, nodes and labels of an event record.
 
-    ``events``: an event record (``hepfm_data.events``); ``seed`` keys the b-tag
-    random numbers (per event and jet, independent of chunking).
+    ``events``: an event record (``hepfm_data.events``); ``catalog``: the
+    :class:`~hepfm_data.catalog.Catalog` whose selection, object types and labels
+    apply (read once by the caller and passed down; this function never loads one);
+    ``seed`` keys the b-tag random numbers (per event and jet, independent of chunking).
     """
-    from ..catalog import load_catalog
     from .btag import btag_decisions, efficiency_table, seed_key
     from .labels import label_tables, multilabels
     from .selection import jet_flavour, object_mask, overlap_mask
 
-    cat = catalog or load_catalog()
+    cat = catalog
     sel = cat.selection
     f32 = np.float32
     cols = {}
+    has_truth = "truth" in events.fields  # absent for collision data: no flavour matching, all-zero labels
     for name in ("jets", "electrons", "muons", "photons", "truth"):
+        if name == "truth" and not has_truth:
+            cols[name] = {k: np.zeros(0, f32) for k in ("pt", "eta", "phi")}
+            cols[name]["off"] = np.zeros(len(events) + 1, np.int64)
+            continue
         off = _offsets(events, name)
         d = {k: _flat(events, name, k, f32) for k in ("pt", "eta", "phi")}
         d["off"] = off
@@ -169,7 +175,7 @@ def process_block(events, catalog=None, seed: int = 0) -> NodeBlock:
         jets["keep"] &= overlap_mask(jets["eta"], jets["phi"], jets["off"], o["eta"], o["phi"], o["keep"],
                                      o["off"], float(sel.overlap_dr))
     truth = cols["truth"]
-    truth_pid = _flat(events, "truth", "pid", np.int32)
+    truth_pid = _flat(events, "truth", "pid", np.int32) if has_truth else np.zeros(0, np.int32)
     flav = jet_flavour(jets["eta"], jets["phi"], jets["off"], truth_pid, truth["eta"], truth["phi"], truth["off"],
                        float(sel.btag.match_dr))
     event_id = np.ascontiguousarray(events["event_id"].to_numpy(), dtype=np.uint64)

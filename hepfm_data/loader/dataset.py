@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -22,6 +22,9 @@ from .._arrays import counts_to_offsets
 from ..errors import HepfmError, StoreError
 from .batch import HostBatch, PackedBatch, gather_events
 from .sampler import BatchSpec, EpochPlan, StreamSampler
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..catalog import Catalog
 
 __all__ = ["StreamingDataset", "dist_rank_world"]
 
@@ -81,6 +84,8 @@ class StreamingDataset(IterableDataset):
         verified; ``cache_bytes=None``: ``$HEPFM_CACHE_BYTES`` or 8 GiB; see ``sources.cache.ShardCache``).
     prefetch: read the next window in a background thread (default: for remote stores only;
         local reads gain nothing from it on few cores).
+    catalog: the :class:`~hepfm_data.catalog.Catalog` for task names and ``weights="catalog"``
+        (default: the packaged catalog).
     """
 
     def __init__(self, stores: Any, *, split: str = "train", labels: Mapping[str, int] | str | None = None,
@@ -90,9 +95,12 @@ class StreamingDataset(IterableDataset):
                  window_blocks: int = 8, augment: Callable | None = None, build_edges: bool = True,
                  multilabels: bool = True, rank: int | None = None, world_size: int | None = None,
                  storage_options: dict[str, Any] | None = None, cache_dir: str | os.PathLike | None = None,
-                 cache_bytes: int | None = None, prefetch: bool | None = None):
+                 cache_bytes: int | None = None, prefetch: bool | None = None, catalog: Catalog | None = None):
         super().__init__()
+        from ..catalog import load_catalog
         from ..store import open_store
+
+        self.catalog = catalog or load_catalog()  # read once; task labels and catalog weights use it
 
         if isinstance(stores, (str, os.PathLike)) or hasattr(stores, "manifest"):
             stores = [stores]
@@ -153,9 +161,7 @@ class StreamingDataset(IterableDataset):
         if labels is None:
             return np.array([s.manifest.label for s in self._stores], np.int64)
         if isinstance(labels, str):
-            from ..catalog import load_catalog
-
-            classes = load_catalog().task(labels).classes
+            classes = self.catalog.task(labels).classes
             labels = {name: k for k, name in enumerate(classes)}
             extra = sorted(set(self.processes) - set(classes))
             if extra:
@@ -169,9 +175,7 @@ class StreamingDataset(IterableDataset):
         if weights is None:
             return np.ones(len(self.processes))
         if weights == "catalog":
-            from ..catalog import load_catalog
-
-            cat = load_catalog()
+            cat = self.catalog
             return np.array([cat.process(p).paper_events for p in self.processes], np.float64)
         if isinstance(weights, str):
             raise HepfmError(f"weights must be None, 'catalog' or a mapping process -> weight, got {weights!r}")

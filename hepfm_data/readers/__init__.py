@@ -10,6 +10,12 @@ _LAZY = {
     "iterate_delphes": "hepfm_data.readers.delphes",
     "expand_inputs": "hepfm_data.readers.delphes",
     "generate": "hepfm_data.readers.pythia",
+    "read_nanoaod": "hepfm_data.readers.nanoaod",
+    "iterate_nanoaod": "hepfm_data.readers.nanoaod",
+    "read_physlite": "hepfm_data.readers.physlite",
+    "iterate_physlite": "hepfm_data.readers.physlite",
+    "detect_format": "hepfm_data.readers.formats",
+    "detect_formats": "hepfm_data.readers.formats",
 }
 
 __all__ = sorted(_LAZY)

@@ -12,6 +12,13 @@ remotely. ``Event.Number`` is not used: Delphes restarts it in every file.
 
 Truth record: the last copies (no daughter with the same PDG id) of H (25, 35,
 36), t (6), W (24), Z (23), b (5) and c (4) from ``Particle.PID/D1/D2``.
+
+Optional fields, read when the file has them (:data:`OPTIONAL`): ``jets.btag``
+= ``Jet.BTag & 1`` (bit 0: the card's BTagging module, BitNumber 0),
+``jets.tau_tag`` = ``Jet.TauTag & 1``, ``{electrons,muons,photons}.isolation``
+= ``IsolationVar`` (Σ pT in the card's cone / pT); ``taus`` = the τ-tagged jets
+(pt, eta, phi, mass, ``Jet.Charge``; tag = 1). The field table is README
+"Input formats".
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ import numpy as np
 
 from .._arrays import counts_to_offsets
 from ..errors import InputFileError
-from ..events import TRUTH_PIDS, SampleInfo, wrap_phi
+from ..events import TRUTH_PIDS, SampleInfo
+from ._root import branch_names, flat_counts, get_tree, iterate, jagged, open_root, phi32, require_branches, root_version
 
 TREE = "Delphes"
 #: event-record field -> (Delphes collection, {record field: branch})
@@ -40,6 +48,12 @@ COLLECTIONS: dict[str, tuple[str, dict[str, str]]] = {
     "met": ("MissingET", {"pt": "MissingET.MET", "phi": "MissingET.Phi"}),
     "truth": ("Particle", {"pid": "Particle.PID", "pt": "Particle.PT", "eta": "Particle.Eta", "phi": "Particle.Phi",
                            "mass": "Particle.Mass", "d1": "Particle.D1", "d2": "Particle.D2"}),
+}
+#: optional record fields: (record collection, field) -> branch; absent from the record when the file lacks it
+OPTIONAL: dict[tuple[str, str], str] = {
+    ("jets", "btag"): "Jet.BTag", ("jets", "tau_tag"): "Jet.TauTag", ("jets", "charge"): "Jet.Charge",
+    ("electrons", "isolation"): "Electron.IsolationVar", ("muons", "isolation"): "Muon.IsolationVar",
+    ("photons", "isolation"): "Photon.IsolationVar",
 }
 WEIGHT_BRANCH = "Event.Weight"  # optional; 1.0 when absent
 EVENT_ID_RULE = "blake2b-32(file base name) << 32 | entry (Delphes reader)"
@@ -85,85 +99,32 @@ def last_copy_mask(pid, d1, d2, offsets, keep_pids):
     return out
 
 
-def _phi32_flat(flat: np.ndarray) -> np.ndarray:
-    """Azimuth as float32 in [-pi, pi); values already in range are kept bit for bit."""
-    flat = flat.astype(np.float32, copy=False)
-    bad = (flat < -np.pi) | (flat >= np.pi)
-    if bad.any():
-        flat = flat.copy()
-        flat[bad] = wrap_phi(flat[bad].astype(np.float64)).astype(np.float32)
-    return flat
+_phi32_flat = phi32
 
 
 def _flat(arrays: ak.Array, branch: str) -> tuple[np.ndarray, np.ndarray]:
     """(flat numpy values, counts) of a jagged branch."""
-    v = arrays[branch]
-    return ak.to_numpy(ak.flatten(v)), ak.to_numpy(ak.num(v))
+    return flat_counts(arrays[branch])
 
 
-def _jagged(cols: dict[str, np.ndarray], counts: np.ndarray) -> ak.Array:
-    return ak.unflatten(ak.zip(cols), counts)
+_jagged = jagged
 
 
 def _open(url: str, storage_options: dict[str, Any] | None):
     """(uproot file, size in bytes); errors name the file."""
-    import uproot
-    from fsspec.implementations.local import LocalFileSystem
-
-    from ..sources import resolve
-
-    try:
-        fs, path = resolve(url, storage_options)
-        size = int(fs.size(path))
-    except FileNotFoundError:
-        raise InputFileError(f"{url}: file not found") from None
-    _check_header(fs, path, url, size)
-    try:
-        if isinstance(fs, LocalFileSystem):
-            f = uproot.open(path)
-        else:
-            f = uproot.open(fs.open(path, "rb"))
-    except Exception as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "not a ROOT file" in msg:
-            raise InputFileError(f"{url}: not a ROOT file ({msg})") from None
-        raise InputFileError(f"{url}: cannot open as ROOT (truncated or corrupt? {size} bytes): {msg}") from None
-    return f, size
-
-
-def _check_header(fs, path: str, url: str, size: int) -> None:
-    """ROOT magic and fEND (file length recorded in the header) against the stored size."""
-    with fs.open(path, "rb") as fh:
-        head = fh.read(64)
-    if head[:4] != b"root":
-        raise InputFileError(f"{url}: not a ROOT file (first bytes {head[:4]!r}, expected b'root')")
-    if len(head) < 20:
-        raise InputFileError(f"{url}: truncated: {size} bytes, shorter than a ROOT header")
-    version = int.from_bytes(head[4:8], "big")
-    end = int.from_bytes(head[12:20], "big") if version >= 1000000 else int.from_bytes(head[12:16], "big")
-    if end > size:
-        raise InputFileError(f"{url}: truncated: {size} bytes on storage but the ROOT header says {end}")
+    return open_root(url, storage_options)
 
 
 def _tree(f, url: str):
-    try:
-        tree = f[TREE]
-    except Exception:
-        keys = sorted({k.split(";")[0] for k in f.keys()})
-        raise InputFileError(f"{url}: no TTree {TREE!r} (not a Delphes file?); file holds {keys}") from None
-    have = set(tree.keys(recursive=True, full_paths=False)) | set(tree.keys(recursive=True))
-    missing: dict[str, list[str]] = {}
-    for coll, branches in COLLECTIONS.values():
-        lacking = [b for b in branches.values() if b not in have]
-        if lacking:
-            missing[coll] = lacking
-    if missing:
-        what = "; ".join(f"collection {c} (branches {', '.join(b)})" for c, b in missing.items())
-        raise InputFileError(f"{url}: tree {TREE!r} lacks {what}")
-    return tree, WEIGHT_BRANCH in have
+    """(tree, has weight, optional branches present); InputFileError for a missing tree/collection."""
+    tree = get_tree(f, url, TREE, "Delphes")
+    have = branch_names(tree)
+    require_branches(url, TREE, have, {c: list(b.values()) for c, b in COLLECTIONS.values()}, "Delphes")
+    return tree, WEIGHT_BRANCH in have, {k: b for k, b in OPTIONAL.items() if b in have}
 
 
-def _record(arrays: ak.Array, url: str, start: int, has_weight: bool) -> ak.Array:
+def _record(arrays: ak.Array, url: str, start: int, has_weight: bool,
+            optional: dict[tuple[str, str], str] | None = None) -> ak.Array:
     """Event record of one uproot chunk (flat numpy throughout; awkward only to zip)."""
     n = len(arrays)
     f32, out = np.float32, {}
@@ -177,7 +138,14 @@ def _record(arrays: ak.Array, url: str, start: int, has_weight: bool) -> ak.Arra
         for k, b in COLLECTIONS[field][1].items():
             flat, counts = _flat(arrays, b)
             cols[k] = _phi32_flat(flat) if k == "phi" else flat.astype(np.int8 if k == "charge" else f32)
+        for (coll, k), b in (optional or {}).items():
+            if coll == field and k != "charge":
+                flat = _flat(arrays, b)[0]
+                cols[k] = (flat.astype(np.int64) & 1).astype(np.int8) if k in ("btag", "tau_tag") else flat.astype(f32)
         out[field] = _jagged(cols, counts)
+        if field == "jets" and "tau_tag" in cols:
+            out["taus"] = _tau_jets(cols, counts, _flat(arrays, OPTIONAL["jets", "charge"])[0]
+                                    if ("jets", "charge") in optional else None)
     met, met_n = _flat(arrays, "MissingET.MET")
     if np.any(met_n < 1):
         bad = int(np.flatnonzero(met_n < 1)[0]) + start
@@ -199,6 +167,17 @@ def _record(arrays: ak.Array, url: str, start: int, has_weight: bool) -> ak.Arra
     return ak.zip(out, depth_limit=1)
 
 
+def _tau_jets(jets: dict[str, np.ndarray], counts: np.ndarray, charge: np.ndarray | None) -> ak.Array:
+    """The τ-tagged jets as the record's ``taus`` (tag = 1; charge = Jet.Charge, 0 when absent)."""
+    sel = jets["tau_tag"] == 1
+    cs = counts_to_offsets(sel)
+    off = counts_to_offsets(counts)
+    cols = {k: jets[k][sel] for k in ("pt", "eta", "phi", "mass")}
+    cols["charge"] = (charge[sel] if charge is not None else np.zeros(int(sel.sum()))).astype(np.int8)
+    cols["tag"] = np.ones(int(sel.sum()), np.int8)
+    return _jagged(cols, cs[off[1:]] - cs[off[:-1]])
+
+
 def read_delphes(url: str, *, step_size: int | str = DEFAULT_STEP, storage_options: dict[str, Any] | None = None,
                  entry_start: int | None = None, entry_stop: int | None = None) -> Iterator[ak.Array]:
     """Yield event records of one Delphes ROOT file, ``step_size`` entries (or bytes: "50 MB") at a time.
@@ -208,20 +187,19 @@ def read_delphes(url: str, *, step_size: int | str = DEFAULT_STEP, storage_optio
     """
     f, _ = _open(url, storage_options)
     with f:
-        tree, has_weight = _tree(f, url)
+        tree, has_weight, optional = _tree(f, url)
         branches = [b for _, br in COLLECTIONS.values() for b in br.values()] + ([WEIGHT_BRANCH] if has_weight else [])
-        it = tree.iterate(branches, step_size=step_size, library="ak", report=True,
-                          entry_start=entry_start, entry_stop=entry_stop)
-        while True:
-            try:
-                arrays, report = next(it)
-            except StopIteration:
-                return
-            except Exception as exc:  # uproot raises many kinds on damaged baskets
-                msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise InputFileError(f"{url}: cannot read tree {TREE!r} (truncated or corrupt): "
-                                     f"{type(exc).__name__}: {msg}") from None
-            yield _record(arrays, url, int(report.tree_entry_start), has_weight)
+        branches += sorted(set(optional.values()))
+        for arrays, start in iterate(tree, branches, url, step_size=step_size, entry_start=entry_start,
+                                     entry_stop=entry_stop):
+            yield _record(arrays, url, start, has_weight, optional)
+
+
+def n_entries(url: str, storage_options: dict[str, Any] | None = None) -> int:
+    """Number of entries of the ``Delphes`` tree of ``url``; checks header, tree and branches first."""
+    f, _ = _open(url, storage_options)
+    with f:
+        return int(_tree(f, url)[0].num_entries)
 
 
 def expand_inputs(pattern: str | list[str], storage_options: dict[str, Any] | None = None) -> list[str]:
@@ -249,14 +227,24 @@ def expand_inputs(pattern: str | list[str], storage_options: dict[str, Any] | No
 def iterate_delphes(pattern: str | list[str], process: str, *, step_size: int | str = DEFAULT_STEP,
                     storage_options: dict[str, Any] | None = None) -> Iterator[tuple[ak.Array, SampleInfo]]:
     """(event record, SampleInfo) blocks over all files matching ``pattern`` (for ``write_store``)."""
+    for url in expand_inputs(pattern, storage_options):
+        info = None
+        for block in read_delphes(url, step_size=step_size, storage_options=storage_options):
+            if info is None:
+                info = sample_info(process, url, storage_options)
+            yield block, info
+
+
+def sample_info(process: str, url: str, storage_options: dict[str, Any] | None = None) -> SampleInfo:
+    """The SampleInfo (provenance: format, release) of one Delphes input file."""
     import uproot
 
-    for url in expand_inputs(pattern, storage_options):
-        info = SampleInfo(process=process, source="delphes", fidelity="external-input",
-                          generator={"reader": f"uproot {uproot.__version__}", "tree": TREE,
-                                     "event_id_rule": EVENT_ID_RULE}, inputs=[url])
-        for block in read_delphes(url, step_size=step_size, storage_options=storage_options):
-            yield block, info
+    f, _ = _open(url, storage_options)
+    with f:
+        release = f"{root_version(f)} (Delphes version not recorded in the file)"
+    return SampleInfo(process=process, source="delphes", fidelity="external-input", input_format="delphes",
+                      release=release, generator={"reader": f"uproot {uproot.__version__}", "tree": TREE,
+                                                  "event_id_rule": EVENT_ID_RULE}, inputs=[url])
 
 
 def write_delphes_like(path: str, events: ak.Array, *, drop: tuple[str, ...] = (), chunk: int = 50_000) -> None:

@@ -47,6 +47,18 @@ tower-level response that particle-level jets do not have, so it is not applied.
 MET: minus the vector sum of the visible pT (|η| < 4.9, muons included), with
 each reconstructed object's smearing (smeared − true pT vector) propagated.
 
+Isolation values are kept as the objects' ``isolation`` field (I above).
+
+Hadronic τ (card: TauTagging, Delphes 3.4.2 ATLAS card): a jet is a true τ jet
+when the visible momentum of a hadronically decaying τ (τ minus its neutrino;
+pT > 1 GeV, |η| < 2.5 — the card's TauPTMin, TauEtaMax) lies within ΔR < 0.4 of
+its axis; it is τ-tagged with probability 0.6 (card: EfficiencyFormula {15}
+{0.6}), any other jet with 0.01 (EfficiencyFormula {0} {0.01}). ``jets.tau_tag``
+holds the decision and ``taus`` the tagged jets (pt, eta, phi, mass; charge = Σ
+charge of charged final-state particles with pT > 1 GeV within ΔR < 0.2 of the
+axis, clipped to [-1, 1]; tag = 1). The τ-tag random numbers are drawn after
+every other draw, so the other objects do not depend on whether τs are emulated.
+
 No SPEC §2 selection and no b-tagging here: the kernels apply them.
 """
 
@@ -72,6 +84,15 @@ OBJECT_PT_MIN = 10.0  # GeV: every ID efficiency of the card is 0 at or below th
 JET_R = 0.4
 JET_PT_MIN = 20.0  # GeV, after smearing
 JET_CLUSTER_PT_MIN = 10.0  # GeV, before smearing (jets that may fluctuate above JET_PT_MIN)
+TAU_DR = 0.4  # card TauTagging DeltaR
+TAU_PT_MIN = 1.0  # GeV, card TauPTMin (visible τ momentum)
+TAU_ETA_MAX = 2.5  # card TauEtaMax
+TAU_EFFICIENCY = 0.6  # card EfficiencyFormula {15}
+TAU_MISTAG = 0.01  # card EfficiencyFormula {0}
+TAU_CHARGE_DR = 0.2
+TAU_TRACK_PT_MIN = 1.0  # GeV
+#: |PDG id| -> charge of the particle (positive id) for the charged particles stable in Pythia's final state
+CHARGED = {11: -1, 13: -1, 211: 1, 321: 1, 2212: 1, 3222: 1, 3112: -1, 3312: -1, 3334: -1}
 
 
 @dataclass(frozen=True)
@@ -83,6 +104,7 @@ class DetectorObjects:
     muons: ak.Array  # var * {pt, eta, phi, charge}
     photons: ak.Array  # var * {pt, eta, phi}
     met: ak.Array  # {pt, phi}
+    taus: ak.Array | None = None  # var * {pt, eta, phi, mass, charge, tag}; None when no τ truth was given
 
 
 # ------------------------------------------------------------------ card formulas
@@ -204,10 +226,73 @@ def _unflatten(fields: dict[str, np.ndarray], event: np.ndarray, n_events: int, 
     return ak.unflatten(ak.zip({k: v[order] for k, v in fields.items()}), counts)
 
 
-def emulate(particles: ak.Array, rng: np.random.Generator) -> DetectorObjects:
+def tau_tag_efficiency(is_true_tau: np.ndarray) -> np.ndarray:
+    """Card τ-tag probability of jets: 0.6 for true τ jets, 0.01 (mistag) for the others."""
+    return np.where(is_true_tau, TAU_EFFICIENCY, TAU_MISTAG)
+
+
+@numba.njit(cache=True)
+def cone_sums(axis_eta, axis_phi, axis_event, offsets, eta, phi, weight, dr_max):
+    """Σ ``weight`` of the particles of each axis' event within ΔR < dr_max of the axis.
+
+    ``axis_*``: flat per axis (jet); ``offsets``: particle offsets per event; ``eta``,
+    ``phi``, ``weight``: flat per particle. Returns float64 [n_axes]."""
+    out = np.zeros(axis_eta.shape[0], dtype=np.float64)
+    dr2 = dr_max * dr_max
+    for a in range(axis_eta.shape[0]):
+        ev = axis_event[a]
+        total = 0.0
+        for j in range(offsets[ev], offsets[ev + 1]):
+            if weight[j] == 0.0:
+                continue
+            deta = eta[j] - axis_eta[a]
+            dphi = (phi[j] - axis_phi[a] + np.pi) % (2.0 * np.pi) - np.pi
+            if deta * deta + dphi * dphi < dr2:
+                total += weight[j]
+        out[a] = total
+    return out
+
+
+def particle_charge(pid: np.ndarray) -> np.ndarray:
+    """Charge (e) of final-state particles from their PDG ids (:data:`CHARGED`; 0 for neutrals)."""
+    apid = np.abs(pid)
+    q = np.zeros(len(pid), np.float64)
+    for code, c in CHARGED.items():
+        q[apid == code] = c
+    return q * np.sign(pid)
+
+
+def _tau_tagging(jets: ak.Array, taus: ak.Array, rng: np.random.Generator, charge_sum: np.ndarray,
+                 j_event: np.ndarray, n_events: int) -> tuple[ak.Array, ak.Array]:
+    """(jets with ``tau_tag``, the τ-tagged jets as ``taus``); see the module docstring."""
+    jcounts = ak.to_numpy(ak.num(jets, axis=1))
+    jf = {k: ak.to_numpy(ak.flatten(jets[k])) for k in jets.fields}
+    t_ok = (taus.pt > TAU_PT_MIN) & (abs(taus.eta) < TAU_ETA_MAX)
+    t = taus[t_ok]
+    t_off = counts_to_offsets(ak.to_numpy(ak.num(t, axis=1)))
+    t_event = np.repeat(np.arange(n_events), np.diff(t_off))
+    ones = np.ones(len(t_event))
+    near = cone_sums(jf["eta"].astype(np.float64), jf["phi"].astype(np.float64), j_event, t_off,
+                     ak.to_numpy(ak.flatten(t.eta)).astype(np.float64), ak.to_numpy(ak.flatten(t.phi)).astype(np.float64),
+                     ones, TAU_DR) if len(j_event) else np.zeros(0)
+    tagged = rng.random(len(j_event)) < tau_tag_efficiency(near > 0)
+    jf["tau_tag"] = tagged.astype(np.int8)
+    out_jets = ak.unflatten(ak.zip(jf), jcounts)
+    cs = counts_to_offsets(tagged)
+    off = counts_to_offsets(jcounts)
+    tau_cols = {k: jf[k][tagged] for k in ("pt", "eta", "phi", "mass")}
+    tau_cols["charge"] = np.clip(np.rint(charge_sum[tagged]), -1, 1).astype(np.int8)
+    tau_cols["tag"] = np.ones(int(tagged.sum()), np.int8)
+    return out_jets, ak.unflatten(ak.zip(tau_cols), cs[off[1:]] - cs[off[:-1]])
+
+
+def emulate(particles: ak.Array, rng: np.random.Generator, taus: ak.Array | None = None) -> DetectorObjects:
     """Detector objects for final-state ``particles`` (var * {pid, px, py, pz, e}, GeV).
 
-    Returns :class:`DetectorObjects`; every collection is sorted by decreasing pT.
+    ``taus``: visible momenta of the hadronically decaying τ leptons (var * {pt, eta, phi},
+    GeV) for the τ tagging; without it no τ information is made (``jets.tau_tag`` and
+    ``taus`` absent). Returns :class:`DetectorObjects`; every collection is sorted by
+    decreasing pT.
     """
     fastjet = _fastjet()
     n_events = len(particles)
@@ -246,7 +331,7 @@ def emulate(particles: ak.Array, rng: np.random.Generator) -> DetectorObjects:
         np.add.at(dpx, event[idx], scale * px[idx])
         np.add.at(dpy, event[idx], scale * py[idx])
         cols = {"pt": new_pt.astype(np.float32), "eta": eta[idx].astype(np.float32),
-                "phi": wrap_phi(phi[idx]).astype(np.float32)}
+                "phi": wrap_phi(phi[idx]).astype(np.float32), "isolation": (iso[keep] / new_pt).astype(np.float32)}
         if kind != "photon":
             cols["charge"] = (-np.sign(pid[idx])).astype(np.int8)  # e-/mu- have positive PDG id
         objects[kind] = _unflatten(cols, event[idx], n_events)
@@ -280,8 +365,17 @@ def emulate(particles: ak.Array, rng: np.random.Generator) -> DetectorObjects:
     mey = -(np.bincount(event[visible], weights=py[visible], minlength=n_events) + dpy)
     met = ak.zip({"pt": np.hypot(mex, mey).astype(np.float32),
                   "phi": wrap_phi(np.arctan2(mey, mex)).astype(np.float32)})
+    tau_objects = None
+    if taus is not None:  # last: its random numbers come after every other draw
+        sorted_event = np.repeat(np.arange(n_events), ak.to_numpy(ak.num(jets, axis=1)))
+        jflat = ak.flatten(jets)
+        track = visible & (pt > TAU_TRACK_PT_MIN)
+        q = np.where(track, particle_charge(pid), 0.0)
+        charge_sum = cone_sums(ak.to_numpy(jflat.eta).astype(np.float64), ak.to_numpy(jflat.phi).astype(np.float64),
+                               sorted_event, offsets, eta, phi, q, TAU_CHARGE_DR) if len(sorted_event) else np.zeros(0)
+        jets, tau_objects = _tau_tagging(jets, taus, rng, charge_sum, sorted_event, n_events)
     return DetectorObjects(jets=jets, electrons=objects["electron"], muons=objects["muon"],
-                           photons=objects["photon"], met=met)
+                           photons=objects["photon"], met=met, taus=tau_objects)
 
 
 def _fastjet():
@@ -301,3 +395,60 @@ def _fastjet():
 
 
 _BANNER_OFF = False
+
+
+@numba.njit(cache=True)
+def hadronic_tau_visible(pid, d1, d2, px, py, pz, offsets):
+    """(event, px, py, pz) of the visible momentum of each hadronically decaying τ.
+
+    Flat Pythia record (event-local daughter indices ``d1``, ``d2``; Pythia's convention:
+    range d1..d2 when 0 < d1 <= d2, single d1 when d2 == 0, the pair when d1 > d2 > 0).
+    τ: |pid| 15 without a τ daughter (last copy) and without an e/μ daughter.
+    """
+    n_ev = offsets.shape[0] - 1
+    ev_out = []
+    x_out = []
+    y_out = []
+    z_out = []
+    for i in range(n_ev):
+        lo, hi = offsets[i], offsets[i + 1]
+        for k in range(lo, hi):
+            if abs(pid[k]) != 15:
+                continue
+            a, b = d1[k], d2[k]
+            if a <= 0:
+                continue
+            if b == 0:
+                b = a
+            pair = a > b
+            vx, vy, vz = px[k], py[k], pz[k]
+            hadronic = True
+            n_d = 2 if pair else b - a + 1
+            for m in range(n_d):
+                d = (a if m == 0 else b) if pair else a + m
+                if d >= hi - lo:
+                    continue
+                ad = abs(pid[lo + d])
+                if ad == 15 or ad == 11 or ad == 13:
+                    hadronic = False
+                    break
+                if ad == 12 or ad == 14 or ad == 16:
+                    vx -= px[lo + d]
+                    vy -= py[lo + d]
+                    vz -= pz[lo + d]
+            if hadronic:
+                ev_out.append(i)
+                x_out.append(vx)
+                y_out.append(vy)
+                z_out.append(vz)
+    n = len(ev_out)
+    ev = np.empty(n, np.int64)
+    x = np.empty(n, np.float64)
+    y = np.empty(n, np.float64)
+    z = np.empty(n, np.float64)
+    for j in range(n):
+        ev[j] = ev_out[j]
+        x[j] = x_out[j]
+        y[j] = y_out[j]
+        z[j] = z_out[j]
+    return ev, x, y, z

@@ -185,6 +185,26 @@ def truth_record(prt: ak.Array) -> ak.Array:
     return ak.unflatten(rec, np.bincount(event[ok], minlength=len(counts)))
 
 
+def visible_taus(prt: ak.Array) -> ak.Array:
+    """Visible momenta of hadronically decaying τ leptons: var * {pt, eta, phi} (GeV, rad).
+
+    τ = last copy of |id| 15 (no τ daughter) with no e/μ daughter; visible = τ minus
+    its neutrino daughters (Pythia's direct decay products).
+    """
+    from .detector import hadronic_tau_visible
+
+    counts = ak.to_numpy(ak.num(prt.id, axis=1))
+    flat = lambda a: ak.to_numpy(ak.flatten(a, axis=1))  # noqa: E731
+    vis = hadronic_tau_visible(flat(prt.id).astype(np.int64), flat(prt.daughter1).astype(np.int64),
+                               flat(prt.daughter2).astype(np.int64),
+                               *(flat(prt.p[k]).astype(np.float64) for k in ("px", "py", "pz")),
+                               np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
+    event, vx, vy, vz = vis
+    pt, eta, phi, _ = _kin(vx, vy, vz, np.sqrt(vx**2 + vy**2 + vz**2))
+    rec = ak.zip({"pt": pt.astype(np.float32), "eta": eta.astype(np.float32), "phi": phi.astype(np.float32)})
+    return ak.unflatten(rec, np.bincount(event, minlength=len(counts)))
+
+
 def final_state(prt: ak.Array) -> ak.Array:
     """Final-state particles (status > 0): var * {pid, px, py, pz, e} in GeV."""
     fs = prt[prt.status > 0]
@@ -193,14 +213,14 @@ def final_state(prt: ak.Array) -> ak.Array:
 
 def batch_to_events(run: ak.Array, rng: np.random.Generator, first_event_id: int) -> ak.Array:
     """Event record for one ``nextBatch`` result (failed events already removed)."""
-    det = emulate(final_state(run.prt), rng)
+    det = emulate(final_state(run.prt), rng, taus=visible_taus(run.prt))
     weights = ak.to_numpy(ak.fill_none(ak.firsts(run.info.weights), 1.0)).astype(np.float32)
     n = len(run)
     return ak.zip({
         "event_id": np.arange(first_event_id, first_event_id + n, dtype=np.uint64),
         "weight": weights,
         "jets": det.jets, "electrons": det.electrons, "muons": det.muons, "photons": det.photons,
-        "met": det.met, "truth": truth_record(run.prt),
+        "met": det.met, "taus": det.taus, "truth": truth_record(run.prt),
     }, depth_limit=1)
 
 

@@ -36,8 +36,9 @@ SPLITS = ("train", "validation", "test")
 MANIFEST = "manifest.json"
 #: folder (relative to the store) that holds every shard
 SHARD_DIR = "shards"
-#: a shard's file or directory name: ``<split>-<index><suffix>`` (what the writer produces)
-SHARD_NAME = re.compile(r"(?P<split>train|validation|test)-(?P<index>[0-9]{5,9})(?P<suffix>\.[a-z]{1,16})",
+#: a shard's file or directory name: ``<split>-<unit>-<j><suffix>`` (what the writer produces:
+#: the j-th shard of that split from build unit ``unit``); ``<split>-<index><suffix>`` of older stores
+SHARD_NAME = re.compile(r"(?P<split>train|validation|test)-(?P<index>[0-9]{5,9}(?:-[0-9]{4,9})?)(?P<suffix>\.[a-z]{1,16})",
                         re.ASCII)
 SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
 #: process names, label names, node features, code versions
@@ -77,7 +78,7 @@ def shard_path_problem(path: Any, suffix: str | None = None) -> str | None:
         return f"path is not directly inside {SHARD_DIR}/"
     m = SHARD_NAME.fullmatch(parts[1])
     if m is None:
-        return f"shard name {parts[1]!r} is not of the form <split>-NNNNN<suffix>"
+        return f"shard name {parts[1]!r} is not of the form <split>-NNNNN-NNNN<suffix>"
     if suffix is not None and m["suffix"] != suffix:
         return f"shard name {parts[1]!r} does not end in {suffix!r} (the manifest's layout)"
     return None

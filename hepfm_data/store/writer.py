@@ -1,11 +1,13 @@
-"""``write_store``: event records -> a sharded, checksummed, resumable store.
+"""The store writer: :class:`Columns` (physics already done) -> sharded, checksummed, resumable store.
 
-Protocol (any fsspec URL): shards are written complete under ``_build/`` (local
-temp for remote stores) and moved into ``shards/``; a sidecar
-``_build/<shard>.json`` then records the finished shard; the manifest is written
-last (temp + rename) and ``_build/`` removed. A re-run with the same parameters
-re-reads the input and skips every shard whose sidecar matches; ``mode="append"``
-adds shards numbered after the existing ones and never rewrites them.
+Writes columns only; the build path (``hepfm_data.build``) runs readers and kernels
+before it. Protocol (any fsspec URL): each unit of work writes its shards
+``shards/<split>-<unit>-<j>`` complete under ``_build/`` (local temp for remote
+stores) and moves them into ``shards/``; a sidecar ``_build/<shard>.json`` records
+each finished shard and ``_build/units/<unit>.json`` the finished unit; the driver
+writes the manifest last (temp + rename) and removes ``_build/``. A re-run with the
+same parameters skips finished units (and reuses finished shards of an unfinished
+one); ``mode="append"`` adds shards numbered after the existing ones.
 """
 
 from __future__ import annotations
@@ -16,14 +18,13 @@ import json
 import os
 import tempfile
 import uuid
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
 from .._version import __version__
 from ..errors import StoreError
-from ..events import SampleInfo, validate_events
+from ..events import SampleInfo
 from .layouts import Columns, get_layout, local_sha256
 from .manifest import MANIFEST, SPLITS, Manifest, ShardInfo
 from .splits import SPLIT_RULE, assign_splits, check_fractions
@@ -47,18 +48,61 @@ def _digest(event_id: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(event_id, dtype="<u8").tobytes()).hexdigest()
 
 
-class _Builder:
-    def __init__(self, fs, base: str, url: str, layout, compression, params: dict[str, Any],
-                 next_index: dict[str, int], events_per_shard: int):
-        self.fs, self.base, self.url, self.layout, self.compression = fs, base, url, layout, compression
-        self.build = f"{base}/{BUILD_DIR}"
-        self.params = params
-        self.next_index = dict(next_index)
-        self.eps = events_per_shard
-        self.buffers: dict[str, list[Columns]] = {s: [] for s in SPLITS}
-        self.buffered: dict[str, int] = {s: 0 for s in SPLITS}
-        self.shards: list[ShardInfo] = []
-        self.reused = 0
+def shard_index(name: str) -> int:
+    """Leading number of a shard name (``train-00003-0001.zarr`` -> 3; ``train-00003.zarr`` -> 3)."""
+    return int(name.split("-", 2)[1].split(".", 1)[0])
+
+
+class StoreBuild:
+    """Driver side of a build: mode and parameter checks, unit markers, the manifest (last).
+
+    Layout during a build: ``<base>/_build/params.json`` (the build's parameters: a re-run
+    with other parameters is refused), ``_build/units/<index>.json`` (a finished unit: its
+    shards and provenance), ``_build/<shard>.json`` (a finished shard), temp shards
+    ``_build/tmp-*``. :meth:`commit` writes the manifest (temp + rename) and removes ``_build/``.
+    """
+
+    def __init__(self, root: str, process: str, *, layout: str, events_per_shard: int, split_salt: str,
+                 fractions, seed: int, label: int, compression: dict[str, Any] | None, mode: str,
+                 storage_options: dict[str, Any] | None):
+        from ..sources import resolve
+        from .reader import open_store
+
+        fractions = check_fractions(fractions)
+        if int(events_per_shard) <= 0:
+            raise StoreError(f"events_per_shard must be positive, got {events_per_shard}")
+        if mode not in ("create", "append", "overwrite"):
+            raise StoreError(f"mode must be create, append or overwrite, got {mode!r}")
+        self.layout = get_layout(layout)
+        comp = dict(compression or self.layout.default_compression)
+        self.url = f"{str(root).rstrip('/')}/{process}"
+        self.storage_options = storage_options
+        fs, base = resolve(self.url, storage_options)
+        self.fs, self.base = fs, base.rstrip("/")
+        self.build = f"{self.base}/{BUILD_DIR}"
+        mpath = f"{self.base}/{MANIFEST}"
+        if mode == "overwrite" and fs.exists(self.base):
+            fs.rm(self.base, recursive=True)
+        self.old: Manifest | None = None
+        if fs.exists(mpath):
+            if mode == "create":
+                raise StoreError(f"{self.url}: a complete store already exists; use mode='append' to add shards "
+                                 f"or mode='overwrite' to rebuild")
+            self.old = open_store(self.url, storage_options).manifest
+            if self.old.layout != layout:
+                raise StoreError(f"{self.url}: cannot append {layout!r} shards to a {self.old.layout!r} store")
+        old = self.old
+        offset = 1 + max((shard_index(s.name) for s in old.shards), default=-1) if old else 0
+        self.params = {"process": process, "layout": layout, "events_per_shard": int(events_per_shard),
+                       "split_salt": split_salt, "fractions": list(fractions), "seed": int(seed),
+                       "compression": comp, "label": int(label), "unit_offset": offset}
+        if old is not None:
+            for key, mine, theirs in (("split salt", split_salt, old.split.get("salt")),
+                                      ("fractions", list(fractions), old.split.get("fractions")),
+                                      ("b-tag seed", int(seed), old.btag_seed),
+                                      ("label", int(label), old.label)):
+                if mine != theirs:
+                    raise StoreError(f"{self.url}: cannot append with {key} {mine!r}; the store has {theirs!r}")
         self._prepare()
 
     def _prepare(self) -> None:
@@ -75,13 +119,87 @@ class _Builder:
             fs.makedirs(self.build, exist_ok=True)
             _atomic_write_text(fs, pfile, json.dumps(self.params, sort_keys=True))
         fs.makedirs(f"{self.base}/shards", exist_ok=True)
-        self.done: dict[str, dict[str, Any]] = {}
-        for p in fs.glob(f"{self.build}/*.json"):
-            name = p.rsplit("/", 1)[-1][: -len(".json")]
-            if name != "params":
-                self.done[name] = _read_json(fs, p)
+        fs.makedirs(f"{self.build}/units", exist_ok=True)
 
-    def add(self, cols: Columns) -> None:
+    def unit_writer(self, index: int) -> UnitWriter:
+        """The (picklable) writer of unit ``index``: give it to the task that builds the unit."""
+        return UnitWriter(self.url, self.storage_options, self.params, index)
+
+    def finished_units(self) -> dict[int, dict[str, Any]]:
+        """Markers of the units finished by earlier (interrupted) runs, by unit index."""
+        out = {}
+        for p in self.fs.glob(f"{self.build}/units/*.json"):
+            doc = _read_json(self.fs, p)
+            out[int(doc["unit"])] = doc
+        return out
+
+    def commit(self, markers: list[dict[str, Any]], *, catalog, event_id_rule: str):
+        """Write the manifest from the unit markers (in unit order), remove ``_build/``; returns the Store."""
+        from .reader import open_store
+
+        old, params = self.old, self.params
+        provenance: list[dict[str, Any]] = list(old.provenance) if old else []
+        new: list[ShardInfo] = []
+        for m in markers:
+            new += [ShardInfo.from_dict(d) for d in m["shards"]]
+            provenance += [d for d in m["provenance"] if d not in provenance]
+        if not new and old is None:
+            raise StoreError(f"{self.url}: no events were given; refusing to write an empty store")
+        proc = catalog.process(params["process"])
+        manifest = Manifest(
+            layout=params["layout"], process=params["process"], label=params["label"],
+            label_names=list(catalog.labels.names), shards=(list(old.shards) if old else []) + new,
+            split={"names": list(SPLITS), "salt": params["split_salt"], "fractions": params["fractions"],
+                   "rule": SPLIT_RULE},
+            btag_seed=params["seed"], compression=params["compression"], catalog_entry=dataclasses.asdict(proc),
+            selection=dataclasses.asdict(catalog.selection), object_types=dict(catalog.graph.object_types),
+            node_features=list(catalog.graph.node_feature_names),
+            event_id_rule=event_id_rule or (old.event_id_rule if old else ""),
+            code_version=__version__, provenance=provenance,
+        )
+        _atomic_write_text(self.fs, f"{self.base}/{MANIFEST}", manifest.to_json())
+        self.fs.rm(self.build, recursive=True)
+        return open_store(self.url, self.storage_options)
+
+
+class UnitWriter:
+    """Task side: columns of one unit -> complete, split-homogeneous shards ``<split>-<unit>-<j>``.
+
+    :meth:`add` takes :class:`Columns` (the physics already ran), assigns splits by event-id
+    hash and cuts shards of ``events_per_shard``; :meth:`finish` flushes the rest and writes
+    the unit's marker (its shards and provenance), after which the unit counts as done.
+    A shard whose sidecar matches its events (same event-id digest) is reused, not rewritten.
+    Picklable until first used: it resolves its filesystem lazily on the worker.
+    """
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None, params: dict[str, Any], index: int):
+        self.url, self.storage_options, self.params = url, storage_options, params
+        self.index = int(index) + int(params.get("unit_offset", 0))
+        self.unit = int(index)
+        self.eps = int(params["events_per_shard"])
+        self.buffers: dict[str, list[Columns]] = {s: [] for s in SPLITS}
+        self.buffered: dict[str, int] = {s: 0 for s in SPLITS}
+        self.count: dict[str, int] = {s: 0 for s in SPLITS}
+        self.shards: list[ShardInfo] = []
+        self.provenance: list[dict[str, Any]] = []
+        self.n_events = 0
+        self._fs = None
+
+    def _open(self):
+        if self._fs is None:
+            from ..sources import resolve
+
+            fs, base = resolve(self.url, self.storage_options)
+            self._fs, self.base = fs, base.rstrip("/")
+            self.build = f"{self.base}/{BUILD_DIR}"
+            self.layout = get_layout(self.params["layout"])
+        return self._fs
+
+    def add(self, cols: Columns, info: SampleInfo | None = None) -> None:
+        self._open()
+        if info is not None and info.to_dict() not in self.provenance:
+            self.provenance.append(info.to_dict())
+        self.n_events += cols.n_events
         split = assign_splits(cols.events["event_id"], self.params["split_salt"], self.params["fractions"])
         for k, name in enumerate(SPLITS):
             idx = np.flatnonzero(split == k)
@@ -91,44 +209,50 @@ class _Builder:
             while self.buffered[name] >= self.eps:
                 self._flush(name, self.eps)
 
-    def finish(self) -> list[ShardInfo]:
+    def finish(self, key: str = "", spec: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Flush the remaining events and write the unit marker; returns it."""
+        fs = self._open()
         for name in SPLITS:
             if self.buffered[name]:
                 self._flush(name, self.buffered[name])
-        return self.shards
+        marker = {"unit": self.unit, "key": key, "spec": spec or {}, "n_events": self.n_events,
+                  "shards": [s.to_dict() for s in self.shards], "provenance": self.provenance}
+        _atomic_write_text(fs, f"{self.build}/units/{self.unit:05d}.json", json.dumps(marker, sort_keys=True))
+        return marker
 
     def _flush(self, split: str, n: int) -> None:
         allc = Columns.concat(self.buffers[split])
         cols, rest = allc.slice(0, n), allc.slice(n, allc.n_events)
         self.buffers[split] = [rest] if rest.n_events else []
         self.buffered[split] = rest.n_events
-        index = self.next_index[split]
-        self.next_index[split] += 1
-        name = f"{split}-{index:05d}{self.layout.suffix}"
+        name = f"{split}-{self.index:05d}-{self.count[split]:04d}{self.layout.suffix}"
+        self.count[split] += 1
         digest = _digest(cols.events["event_id"])
-        side = self.done.get(name)
-        if side is not None and side.get("event_digest") == digest and self.fs.exists(f"{self.base}/{side['path']}"):
-            self.shards.append(ShardInfo.from_dict(side))
-            self.reused += 1
-            return
+        spath = f"{self.build}/{name}.json"
+        if self._fs.exists(spath):
+            side = _read_json(self._fs, spath)
+            if side.get("event_digest") == digest and self._fs.exists(f"{self.base}/{side['path']}"):
+                self.shards.append(ShardInfo.from_dict(side))
+                return
         self.shards.append(self._write(name, split, cols, digest))
 
     def _write(self, name: str, split: str, cols: Columns, digest: str) -> ShardInfo:
         from ..sources.fs import is_local
 
-        fs, final = self.fs, f"{self.base}/shards/{name}"
+        fs, final = self._fs, f"{self.base}/shards/{name}"
         if fs.exists(final):  # left by a killed run before its sidecar: not trusted
             fs.rm(final, recursive=True)
         tag = f"tmp-{uuid.uuid4().hex}-{name}"
+        comp = self.params["compression"]
         if is_local(fs):
             tmp = f"{self.build}/{tag}"
-            self.layout.write(cols, tmp, self.compression)
+            self.layout.write(cols, tmp, comp)
             sha, size = local_sha256(tmp)
             fs.mv(tmp, final, recursive=True)
         else:
             with tempfile.TemporaryDirectory(prefix="hepfm-shard-") as d:
                 tmp = os.path.join(d, name)
-                self.layout.write(cols, tmp, self.compression)
+                self.layout.write(cols, tmp, comp)
                 sha, size = local_sha256(tmp)
                 # object stores have no atomic rename: upload in place; the sidecar written
                 # afterwards (and the manifest, last) is what marks the shard complete
@@ -143,104 +267,7 @@ class _Builder:
                            json.dumps({**info.to_dict(), "event_digest": digest}, sort_keys=True))
         return info
 
-
-def _columns(block, label: int, catalog, seed: int) -> Columns:
-    from ..kernels.features import process_block
-
-    nb = process_block(block, catalog, seed)
-    b = nb.event_id.shape[0]
-    events = {"event_id": nb.event_id, "weight": nb.weight, "label": np.full(b, label, np.int16),
-              "multilabel": nb.multilabel, "n_node": nb.n_node}
-    nodes = {"pt": nb.pt, "eta": nb.eta, "phi": nb.phi, "btag": nb.btag, "charge": nb.charge, "type": nb.type}
-    return Columns(events, nodes)
-
-
-def write_store(root: str, process: str, blocks: Iterable[tuple[Any, SampleInfo]], *, layout: str = "zarr",
-                events_per_shard: int = DEFAULT_EVENTS_PER_SHARD, split_salt: str = "hepfm-v1",
-                fractions=(0.8, 0.1, 0.1), seed: int = 0, storage_options: dict[str, Any] | None = None,
-                catalog=None, compression: dict[str, Any] | None = None, mode: str = "create",
-                label: int | None = None, event_id_rule: str = "", progress: bool = True):
-    """Build ``<root>/<process>`` from ``(event record, SampleInfo)`` blocks; returns the :class:`Store`.
-
-    ``mode``: "create" (resumes an interrupted build; refuses a complete store),
-    "append" (adds shards to a complete store; same layout/split/seed required) or
-    "overwrite". ``seed`` keys the b-tag random numbers; ``label`` defaults to the
-    catalog index of ``process``. Memory is bounded by one block plus one shard per split.
-    """
-    from ..catalog import load_catalog
-    from ..sources import resolve
-    from .reader import open_store
-
-    cat = catalog or load_catalog()
-    proc = cat.process(process)
-    fractions = check_fractions(fractions)
-    if int(events_per_shard) <= 0:
-        raise StoreError(f"events_per_shard must be positive, got {events_per_shard}")
-    if mode not in ("create", "append", "overwrite"):
-        raise StoreError(f"mode must be create, append or overwrite, got {mode!r}")
-    lay = get_layout(layout)
-    comp = dict(compression or lay.default_compression)
-    url = f"{str(root).rstrip('/')}/{process}"
-    fs, base = resolve(url, storage_options)
-    base = base.rstrip("/")
-    mpath = f"{base}/{MANIFEST}"
-    if mode == "overwrite" and fs.exists(base):
-        fs.rm(base, recursive=True)
-    old: Manifest | None = None
-    if fs.exists(mpath):
-        if mode == "create":
-            raise StoreError(f"{url}: a complete store already exists; use mode='append' to add shards "
-                             f"or mode='overwrite' to rebuild")
-        old = open_store(url, storage_options).manifest
-        if old.layout != layout:
-            raise StoreError(f"{url}: cannot append {layout!r} shards to a {old.layout!r} store")
-    params = {"process": process, "layout": layout, "events_per_shard": int(events_per_shard),
-              "split_salt": split_salt, "fractions": list(fractions), "seed": int(seed), "compression": comp,
-              "label": int(proc.index if label is None else label), "base_shards": len(old.shards) if old else 0}
-    if old is not None:
-        for key, mine, theirs in (("split salt", split_salt, old.split.get("salt")),
-                                  ("fractions", list(fractions), old.split.get("fractions")),
-                                  ("b-tag seed", int(seed), old.btag_seed),
-                                  ("label", params["label"], old.label)):
-            if mine != theirs:
-                raise StoreError(f"{url}: cannot append with {key} {mine!r}; the store has {theirs!r}")
-    next_index = {s: 0 for s in SPLITS}
-    for s in old.shards if old else ():
-        idx = int(s.name.split("-", 1)[1].split(".", 1)[0])
-        next_index[s.split] = max(next_index[s.split], idx + 1)
-    builder = _Builder(fs, base, url, lay, comp, params, next_index, int(events_per_shard))
-
-    provenance: list[dict[str, Any]] = list(old.provenance) if old else []
-    bar = _progress(progress, process)
-    for i, (events, info) in enumerate(blocks):
-        events = validate_events(events, where=f"{process} block {i} ({', '.join(info.inputs) or info.source})")
-        d = info.to_dict()
-        if d not in provenance:
-            provenance.append(d)
-        builder.add(_columns(events, params["label"], cat, seed))
-        bar.update(len(events))
-    new = builder.finish()
-    bar.close()
-    if not new and old is None:
-        raise StoreError(f"{url}: no events were given; refusing to write an empty store")
-    manifest = Manifest(
-        layout=layout, process=process, label=params["label"], label_names=list(cat.labels.names),
-        shards=(list(old.shards) if old else []) + new,
-        split={"names": list(SPLITS), "salt": split_salt, "fractions": list(fractions), "rule": SPLIT_RULE},
-        btag_seed=int(seed), compression=comp, catalog_entry=dataclasses.asdict(proc),
-        selection=dataclasses.asdict(cat.selection), object_types=dict(cat.graph.object_types),
-        node_features=list(cat.graph.node_feature_names),
-        event_id_rule=event_id_rule or (old.event_id_rule if old else ""),
-        code_version=__version__, provenance=provenance,
-    )
-    _atomic_write_text(fs, mpath, manifest.to_json())
-    fs.rm(builder.build, recursive=True)
-    return open_store(url, storage_options)
-
-
-def _progress(enabled: bool, process: str):
-    from tqdm.auto import tqdm
-
-    return tqdm(desc=f"build {process}", unit=" ev", disable=not enabled, leave=False)
-
-
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_fs"] = None  # re-resolved on the worker
+        return state

@@ -70,8 +70,48 @@ def write_synthetic_stores(root: str, spec: dict[str, tuple[str, int, int, int]]
     ``spec`` maps process -> (layout, n_events, seed, first event id); any fsspec root.
     """
     from ..events import SampleInfo
-    from ..store import write_store
+    from ..build import write_store
 
     for proc, (layout, n, seed, first) in spec.items():
         write_store(str(root), proc, [(synthetic_events(n, seed, first), SampleInfo(process=proc, source="synthetic"))],
                     layout=layout, events_per_shard=events_per_shard, progress=False, storage_options=storage_options)
+
+
+def write_modified_copy(src, dst, tree: str, branches: list[str], *, sep: str, drop=(), rename=None,
+                        replace=None, repeat: int = 1, basket: int = 5000) -> None:
+    """Write a copy of ``tree`` of the ROOT file ``src`` holding only ``branches`` (minus ``drop``,
+    ``rename``-d {old: new}, values ``replace``-d {name: array}) to ``dst``, with uproot.
+
+    Jagged branches are grouped by the prefix before the first ``sep`` ("_" for NanoAOD:
+    ``Jet_pt`` -> collection ``Jet`` with counter ``nJet``; "." for PHYSLITE:
+    ``AnalysisJetsAuxDyn.pt``) so the copy keeps the format's branch names. For tests of
+    readers on other productions: collections dropped, branches renamed, data without truth.
+    ``repeat``: the events written that many times (bigger inputs for benchmarks), in baskets of
+    ``basket`` events.
+    """
+    import awkward as ak
+    import uproot
+
+    rename, replace = dict(rename or {}), dict(replace or {})
+    keep = [b for b in branches if b not in drop]
+    arrays = uproot.open(src)[tree].arrays(keep, library="ak")
+    flat, groups = {}, {}
+    for b in keep:
+        name = rename.get(b, b)
+        values = replace.get(b, arrays[b])
+        if values.ndim == 1:
+            flat[name] = values
+        else:
+            prefix, inner = name.split(sep, 1)
+            groups.setdefault(prefix, {})[inner] = values
+    data = dict(flat)
+    for prefix, cols in groups.items():
+        data[prefix] = ak.zip(cols)
+    if repeat > 1:
+        data = {k: ak.concatenate([v] * int(repeat)) for k, v in data.items()}
+    n = len(next(iter(data.values())))
+    with uproot.recreate(dst) as f:
+        f.mktree(tree, {k: v.type.content for k, v in data.items()},
+                 field_name=lambda outer, inner: f"{outer}{sep}{inner}", counter_name=lambda c: f"n{c}")
+        for lo in range(0, max(n, 1), basket):
+            f[tree].extend({k: v[lo:lo + basket] for k, v in data.items()})

@@ -1,4 +1,9 @@
-"""``hepfm-data demo``: the small end-to-end job of the README.
+"""``hepfm-data demo``: the small end-to-end job of the README (``python -m hepfm_models.demo``).
+
+The one module of ``hepfm_models`` at the recipes level (it drives data building and the
+loader); the rest of ``hepfm_models`` imports only the batch types (``hepfm_data.graph``).
+``hepfm_data`` never imports it: the ``hepfm-data`` command line finds this command through
+the ``hepfm_data.commands`` entry point that hepfm's ``pyproject.toml`` declares.
 
 generate (Pythia 8 + ATLAS-like emulation) -> build stores -> pretrain (multiclass over
 the pretraining processes) -> fine-tune one task from scratch / fine-tuned / frozen ->
@@ -42,28 +47,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="events per fine-tuning batch (default 32: small sets need steps)")
     p.add_argument("--seed", type=int, default=1, help="generation and training seed (default 1)")
     p.add_argument("--workers", type=int, default=None, help="generation worker processes (default: cores)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads (default 1: on a busy CPU torch's default collapses; "
+                        "0 = torch's choice)")
+    p.add_argument("--catalog", help="catalog YAML (default: the packaged catalog.yaml)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def _stage(n: int, text: str) -> None:
-    print(f"\n[{n}/5] {text}", flush=True)
+    print(f"\n[{n}/4] {text}", flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from hepfm_models import ModelConfig, TrainConfig, count_parameters
-    from hepfm_models.protocol import EventSet, finetune, format_results, pretrain, relative_cost
+    from hepfm_data.build import build_store
+    from hepfm_data.catalog import load_catalog
+    from hepfm_data.errors import HepfmError
+    from hepfm_data.inputs.generated import PythiaGeneration
+    from hepfm_data.loader import make_loader
+    from hepfm_data.store import open_store
 
-    from ..catalog import load_catalog
-    from ..errors import HepfmError
-    from ..loader import make_loader
-    from ..production import load_block, produce
-    from ..store import open_store, write_store
+    from . import ModelConfig, TrainConfig, count_parameters
+    from .protocol import EventSet, finetune, format_results, pretrain, relative_cost
 
     t_start = time.perf_counter()
-    cat = load_catalog()
+    cat = load_catalog(args.catalog)
     task = cat.task(args.task)
     pre = [p.strip() for p in args.pretrain.split(",") if p.strip()]
     for name in pre:
@@ -85,26 +94,23 @@ def run(args: argparse.Namespace) -> int:
     print(f"hepfm demo in {work.resolve()}: pretrain on {', '.join(pre)}; fine-tune {task.name} "
           f"({task.classes[0]} = 0, {task.classes[1]} = 1)")
 
-    _stage(1, f"generating {args.events} events per process with Pythia 8 + ATLAS-like emulation")
-    blocks = {}
-    for name in processes:
-        blocks[name] = produce(name, args.events, args.seed, work / "generated", block_size=500,
-                               n_workers=args.workers, progress=progress, catalog=cat)
-
-    _stage(2, "building stores (Zarr, 80/10/10 split by event-id hash)")
+    _stage(1, f"generating {args.events} events per process (Pythia 8 + ATLAS-like emulation) and building "
+              "stores (Zarr, 80/10/10 split by event-id hash)")
     stores = {}
     for name in processes:
         url = str(work / "stores" / name)
         try:
             store = open_store(url)
         except (HepfmError, FileNotFoundError):
-            store = write_store(str(work / "stores"), name, (load_block(p) for p in blocks[name]),
-                                seed=args.seed, catalog=cat, progress=progress)
+            source = PythiaGeneration(cat.process(name), args.events, args.seed, block_size=500,
+                                      workdir=str(work / "generated"))
+            store = build_store(source, str(work / "stores"), catalog=cat, seed=args.seed, workers=args.workers,
+                                progress=progress)
         stores[name] = url
         print(f"  {name}: {len(store)} events, {len(store.shards())} shards")
 
-    _stage(3, f"pretraining (multiclass over {len(pre)} processes, {args.pretrain_epochs} epochs)")
-    loader_kw = dict(batch_size=args.batch_size, num_workers=0, device="cpu")
+    _stage(2, f"pretraining (multiclass over {len(pre)} processes, {args.pretrain_epochs} epochs)")
+    loader_kw = dict(batch_size=args.batch_size, num_workers=0, device="cpu", catalog=cat)
     labels = {name: k for k, name in enumerate(pre)}
     pre_dir = work / "pretrain" / "-".join(pre)  # one run per set of pretraining processes
     ft_dir = work / "finetune" / f"{task.name}-n{args.finetune_events}-b{args.finetune_batch_size}"
@@ -123,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  {count_parameters(model):,} parameters; best epoch {res.best_epoch}: validation accuracy "
           f"{best['val_accuracy']:.3f} over {len(pre)} classes ({res.wall_s:.0f} s)")
 
-    _stage(4, f"fine-tuning {task.name} on {args.finetune_events} events per class")
+    _stage(3, f"fine-tuning {task.name} on {args.finetune_events} events per class")
     sets = []
     for split, n, shuffle in (("train", args.finetune_events, True), ("validation", 0, False), ("test", 0, False)):
         parts = [EventSet.take(make_loader([stores[name]], split=split, labels={name: k}, shuffle=shuffle,
@@ -145,10 +151,23 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {variant}: {len(results[variant]['history'])} epochs, {time.perf_counter() - t0:.0f} s")
     relative_cost(results)
 
-    _stage(5, f"results on the test split ({len(ft_test)} events: {task.classes[1]} vs {task.classes[0]})")
+    _stage(4, f"results on the test split ({len(ft_test)} events: {task.classes[1]} vs {task.classes[0]})")
     print(format_results(results))
     gain = results["finetuned"]["test_accuracy"] - results["scratch"]["test_accuracy"]
     print(f"\nfine-tuned minus from-scratch accuracy: {gain:+.4f} with {args.finetune_events} training events "
           f"per class; total {time.perf_counter() - t_start:.0f} s. Outputs under {work}/ "
           f"(re-run to reuse them; --events/--finetune-events to scale).")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m hepfm_models.demo [options]``: the same as ``hepfm-data demo``."""
+    p = argparse.ArgumentParser(prog="hepfm-data demo", description=HELP)
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    sys.exit(main())

@@ -1,0 +1,323 @@
+"""ATLAS DAOD_PHYSLITE reader (uproot 5 + awkward) -> event records, chunk by chunk.
+
+Reads the ``CollectionTree`` of DAOD_PHYSLITE (the ATLAS Open Data research
+format) from any fsspec URL: the dynamic-aux branches ``<Container>AuxDyn.<var>``
+of the calibrated analysis containers. Energies and momenta are stored in MeV
+and converted to GeV (× 1e-3). The field table is README "Input formats".
+
+* required: ``AnalysisJets{pt,eta,phi,m}``, ``AnalysisElectrons{pt,eta,phi,charge}``,
+  ``AnalysisMuons{pt,eta,phi,charge}``, ``AnalysisPhotons{pt,eta,phi}``,
+  ``MET_Core_AnalysisMET{mpx,mpy,source}``, ``EventInfo{runNumber,eventNumber}``.
+* optional: ``AnalysisTauJets{pt,eta,phi,m,charge}`` -> ``taus`` (``tag`` =
+  ``JetDeepSetMedium``); isolation = ``ptvarcone30_Nonprompt_All_MaxWeightTTVA(LooseCone)_pt1000``
+  / pT (electrons, muons) and ``topoetcone40`` / pT (photons); b-tagging through
+  ``AnalysisJets.btaggingLink`` into ``BTagging_AntiKt4EMPFlow``: ``btag_score`` =
+  DL1dv01 D = ln(p_b / (f_c p_c + (1 - f_c) p_u)) with f_c = 0.018 and ``btag`` = D >
+  2.456 (the 77 % fixed-cut working point), or GN2v00 with f_c = 0.1 (score only:
+  no working point is assumed); ``lumiBlock``, ``mcChannelNumber``;
+  ``mcEventWeights[0]`` -> ``weight`` (1.0 for data).
+* MET: PHYSLITE stores only the soft terms (``MET_Core_AnalysisMET``); the
+  record's MET is rebuilt like ATLAS' METMaker, simplified: minus the vector sum
+  of electrons (pT > 10 GeV, ``DFCommonElectronsLHMedium``), muons (pT > 10 GeV),
+  photons (pT > 25 GeV, ``DFCommonPhotonsIsEMTight``, not within ΔR < 0.1 of such an
+  electron), jets (pT > 20 GeV, ``NNJvtPass`` below 60 GeV within |η| < 2.4, not
+  within ΔR < 0.2 of those electrons/photons), plus the track soft term
+  (``PVSoftTrkCore``: source bits SoftEvent 0x20 | Track 0x4000). Flags missing
+  from a file are not applied. No object association map: an approximation,
+  compared with ``MET_Truth`` in the tests.
+* truth when present: ``TruthBoson``, ``TruthTop``, ``TruthBottom``,
+  ``TruthCharm`` (``pdgId``, ``px``, ``py``, ``pz``, ``m``; collections whose
+  dynamic branches are absent are skipped) as the derivation selected them, kept
+  for |pdgId| in :data:`~hepfm_data.events.TRUTH_PIDS`. Data (``eventTypeBitmask``
+  bit 0 clear, no truth containers) have no ``truth``; SampleInfo says ``truth=False``.
+
+event_id = chained splitmix64 of (runNumber, mcChannelNumber or 0, eventNumber).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+from .._arrays import counts_to_offsets
+from ..errors import InputFileError
+from ..events import TRUTH_PIDS, SampleInfo, wrap_phi
+from ._root import branch_names, collection, describe_file, flat_counts, hash_ids, jagged, read_chunks, require_branches
+
+TREE = "CollectionTree"
+FORMAT = "physlite"
+MEV = 1e-3  # MeV -> GeV
+
+
+def _aux(container: str, **fields: str) -> dict[str, str]:
+    return {k: f"{container}AuxDyn.{v}" for k, v in fields.items()}
+
+
+_KIN = {"pt": "pt", "eta": "eta", "phi": "phi"}
+REQUIRED: dict[str, dict[str, str]] = {
+    "jets": _aux("AnalysisJets", **_KIN, mass="m"),
+    "electrons": _aux("AnalysisElectrons", **_KIN, charge="charge"),
+    "muons": _aux("AnalysisMuons", **_KIN, charge="charge"),
+    "photons": _aux("AnalysisPhotons", **_KIN),
+    "met": _aux("MET_Core_AnalysisMET", mpx="mpx", mpy="mpy", source="source"),
+    "ids": _aux("EventInfo", run="runNumber", event_number="eventNumber"),
+}
+OPTIONAL: dict[tuple[str, str], str] = {
+    ("electrons", "isolation"): "AnalysisElectronsAuxDyn.ptvarcone30_Nonprompt_All_MaxWeightTTVALooseCone_pt1000",
+    ("muons", "isolation"): "AnalysisMuonsAuxDyn.ptvarcone30_Nonprompt_All_MaxWeightTTVA_pt1000",
+    ("photons", "isolation"): "AnalysisPhotonsAuxDyn.topoetcone40",
+    ("ids", "lumi_block"): "EventInfoAuxDyn.lumiBlock",
+    ("ids", "mc_channel"): "EventInfoAuxDyn.mcChannelNumber",
+}
+#: identification flags used to pick the objects entering the rebuilt MET (when the file has them)
+MET_ID = {"electrons": "AnalysisElectronsAuxDyn.DFCommonElectronsLHMedium",
+          "photons": "AnalysisPhotonsAuxDyn.DFCommonPhotonsIsEMTight",
+          "jets": "AnalysisJetsAuxDyn.NNJvtPass"}
+TAUS = _aux("AnalysisTauJets", **_KIN, mass="m", charge="charge")
+TAU_ID = "AnalysisTauJetsAuxDyn.JetDeepSetMedium"
+WEIGHTS = "EventInfoAuxDyn.mcEventWeights"
+EVENT_TYPE = "EventInfoAuxDyn.eventTypeBitmask"
+BTAG_LINK = "AnalysisJetsAuxDyn.btaggingLink/AnalysisJetsAuxDyn.btaggingLink.m_persIndex"
+BTAG_CONTAINER = "BTagging_AntiKt4EMPFlowAuxDyn"
+#: (tagger, f_c, 77 % working-point cut or None), first present wins
+TAGGERS = (("DL1dv01", 0.018, 2.456), ("GN2v00", 0.1, None))
+TRUTH = ("TruthBoson", "TruthTop", "TruthBottom", "TruthCharm")
+TRUTH_VARS = ("pdgId", "px", "py", "pz", "m")
+SOFT_TRACK = 0x20 | 0x4000  # MissingETBase::Source SoftEvent | Track (the PVSoftTrkCore term)
+MET_CUTS = {"electrons": 10.0, "muons": 10.0, "photons": 25.0, "jets": 20.0}  # GeV
+MET_JET_OVERLAP_DR = 0.2
+MET_PHOTON_OVERLAP_DR = 0.1  # a photon sharing an electron's cluster is not counted twice
+EVENT_ID_RULE = "splitmix64 chain of (runNumber, mcChannelNumber or 0, eventNumber) (PHYSLITE reader)"
+DEFAULT_STEP = 20_000
+
+
+class _Plan:
+    """What one file provides: the branches to read and the optional parts present."""
+
+    def __init__(self, tree, url: str):
+        have = branch_names(tree)
+        require_branches(url, TREE, have, {c: list(m.values()) for c, m in REQUIRED.items()}, "PHYSLITE")
+        self.optional = {k: b for k, b in OPTIONAL.items() if b in have}
+        present = [b for b in TAUS.values() if b in have]
+        if present and len(present) < len(TAUS):
+            raise InputFileError(f"{url}: tree {TREE!r} has AnalysisTauJets but lacks "
+                                 f"{', '.join(b for b in TAUS.values() if b not in have)}")
+        self.taus = bool(present)
+        self.tau_id = self.taus and TAU_ID in have
+        self.tagger = None
+        if BTAG_LINK in have:
+            for name, fc, cut in TAGGERS:
+                probs = [f"{BTAG_CONTAINER}.{name}_p{x}" for x in "bcu"]
+                if all(p in have for p in probs):
+                    self.tagger = (name, fc, cut, probs)
+                    break
+        self.truth = [c for c in TRUTH if all(f"{c}AuxDyn.{v}" in have for v in TRUTH_VARS)]
+        self.met_id = {k: b for k, b in MET_ID.items() if b in have}
+        self.weights = WEIGHTS in have
+        self.event_type = EVENT_TYPE in have
+        branches = [b for m in REQUIRED.values() for b in m.values()] + list(self.optional.values())
+        branches += list(TAUS.values()) if self.taus else []
+        branches += [TAU_ID] if self.tau_id else []
+        branches += [BTAG_LINK, *self.tagger[3]] if self.tagger else []
+        branches += [f"{c}AuxDyn.{v}" for c in self.truth for v in TRUTH_VARS]
+        branches += [WEIGHTS] if self.weights else []
+        branches += [EVENT_TYPE] if self.event_type else []
+        branches += list(self.met_id.values())
+        self.branches = branches
+
+
+def _btag(arrays: ak.Array, url: str, tagger, jet_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(score float32 [n_jets], flag int8 [n_jets] or None) through the jets' b-tagging links."""
+    name, fc, cut, probs = tagger
+    link, n_link = flat_counts(arrays[BTAG_LINK])
+    if not np.array_equal(n_link, jet_counts):
+        raise InputFileError(f"{url}: {BTAG_LINK} does not have one link per jet")
+    pb, n_bt = flat_counts(arrays[probs[0]])
+    pc, pu = flat_counts(arrays[probs[1]])[0], flat_counts(arrays[probs[2]])[0]
+    link = link.astype(np.int64)
+    bad = link >= np.repeat(n_bt, jet_counts)
+    glob = np.repeat(counts_to_offsets(n_bt)[:-1], jet_counts) + np.where(bad, 0, link)
+    if bad.any():
+        raise InputFileError(f"{url}: {BTAG_LINK} points past the end of {BTAG_CONTAINER} "
+                             f"(jet {int(np.flatnonzero(bad)[0])} of the chunk)")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = np.log(pb[glob] / (fc * pc[glob] + (1 - fc) * pu[glob]))
+    score = np.nan_to_num(score, nan=-99.0, posinf=99.0, neginf=-99.0).astype(np.float32)
+    return score, (score > cut).astype(np.int8) if cut is not None else None
+
+
+def _truth(arrays: ak.Array, names: list[str]) -> ak.Array:
+    parts = []
+    for c in names:
+        v = {k: arrays[f"{c}AuxDyn.{k}"] for k in TRUTH_VARS}
+        parts.append(ak.zip(v))
+    rec = ak.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+    counts = ak.to_numpy(ak.num(rec, axis=1))
+    flat = {k: ak.to_numpy(ak.flatten(rec[k], axis=1)) for k in TRUTH_VARS}
+    keep = np.isin(np.abs(flat["pdgId"]), TRUTH_PIDS)
+    px, py, pz = (flat[k].astype(np.float64) * MEV for k in ("px", "py", "pz"))
+    pt = np.hypot(px, py)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eta = np.where(pt > 0, np.arcsinh(pz / np.where(pt > 0, pt, 1.0)), 0.0)
+    cols = {"pid": flat["pdgId"].astype(np.int32)[keep], "pt": pt[keep].astype(np.float32),
+            "eta": eta[keep].astype(np.float32), "phi": wrap_phi(np.arctan2(py, px))[keep].astype(np.float32),
+            "mass": (flat["m"].astype(np.float64) * MEV)[keep].astype(np.float32)}
+    off = counts_to_offsets(counts)
+    cs = counts_to_offsets(keep)
+    return jagged(cols, cs[off[1:]] - cs[off[:-1]])
+
+
+def _rebuilt_met(objs: dict[str, tuple[dict, np.ndarray]], ids: dict[str, np.ndarray], soft_x: np.ndarray,
+                 soft_y: np.ndarray) -> ak.Array:
+    """Simplified METMaker (module docstring): GeV, radians. ``ids``: per-object flags (:data:`MET_ID`)."""
+    n = len(soft_x)
+    mex, mey = soft_x.astype(np.float64).copy(), soft_y.astype(np.float64).copy()
+    used_eta, used_phi, used_ev = [], [], []
+    for name in ("electrons", "muons", "photons", "jets"):
+        cols, counts = objs[name]
+        ev = np.repeat(np.arange(n), counts)
+        pt, eta, phi = (cols[k].astype(np.float64) for k in ("pt", "eta", "phi"))
+        keep = pt > MET_CUTS[name]
+        if name in ids:
+            flag = ids[name] != 0
+            keep &= flag | ((pt > 60.0) | (np.abs(eta) > 2.4)) if name == "jets" else flag
+        if name in ("jets", "photons") and used_ev:
+            ue, uh, up = np.concatenate(used_ev), np.concatenate(used_eta), np.concatenate(used_phi)
+            order = np.argsort(ue, kind="stable")
+            ue, uh, up = ue[order], uh[order], up[order]
+            lo, hi = np.searchsorted(ue, ev, "left"), np.searchsorted(ue, ev, "right")
+            for j in np.flatnonzero(keep & (hi > lo)):
+                d = np.hypot(uh[lo[j]:hi[j]] - eta[j], wrap_phi(up[lo[j]:hi[j]] - phi[j]))
+                if np.any(d < (MET_JET_OVERLAP_DR if name == "jets" else MET_PHOTON_OVERLAP_DR)):
+                    keep[j] = False
+        if name in ("electrons", "photons"):
+            used_ev.append(ev[keep])
+            used_eta.append(eta[keep])
+            used_phi.append(phi[keep])
+        mex -= np.bincount(ev[keep], weights=pt[keep] * np.cos(phi[keep]), minlength=n)
+        mey -= np.bincount(ev[keep], weights=pt[keep] * np.sin(phi[keep]), minlength=n)
+    return ak.zip({"pt": np.hypot(mex, mey).astype(np.float32),
+                   "phi": wrap_phi(np.arctan2(mey, mex)).astype(np.float32)})
+
+
+def _soft_term(arrays: ak.Array, url: str, start: int) -> tuple[np.ndarray, np.ndarray]:
+    m = REQUIRED["met"]
+    src = arrays[m["source"]]
+    is_trk = (src & SOFT_TRACK) == SOFT_TRACK
+    n_trk = ak.to_numpy(ak.sum(is_trk, axis=1))
+    if np.any(n_trk != 1):
+        bad = int(np.flatnonzero(n_trk != 1)[0]) + start
+        raise InputFileError(f"{url}: entry {bad}: MET_Core_AnalysisMET has {n_trk[bad - start]} track soft "
+                             f"terms (PVSoftTrkCore), expected 1")
+    mpx = ak.to_numpy(ak.flatten(arrays[m["mpx"]][is_trk])) * MEV
+    mpy = ak.to_numpy(ak.flatten(arrays[m["mpy"]][is_trk])) * MEV
+    return mpx, mpy
+
+
+def _record(arrays: ak.Array, url: str, start: int, plan: _Plan) -> ak.Array:
+    n = len(arrays)
+    ids = REQUIRED["ids"]
+    run = ak.to_numpy(arrays[ids["run"]]).astype(np.uint32)
+    evn = ak.to_numpy(arrays[ids["event_number"]]).astype(np.uint64)
+    out: dict[str, Any] = {}
+    opt_ids = {k: ak.to_numpy(arrays[b]).astype(np.uint32) for (c, k), b in plan.optional.items() if c == "ids"}
+    out["event_id"] = hash_ids(run, opt_ids.get("mc_channel", np.zeros(n, np.uint32)), evn)
+    if plan.weights:
+        out["weight"] = ak.to_numpy(ak.fill_none(ak.firsts(arrays[WEIGHTS]), 1.0)).astype(np.float32)
+    else:
+        out["weight"] = np.ones(n, np.float32)
+    out["run"], out["event_number"] = run, evn
+    out.update(opt_ids)
+    objs = {}
+    for name in ("jets", "electrons", "muons", "photons"):
+        mapping = dict(REQUIRED[name])
+        iso = plan.optional.get((name, "isolation"))
+        if iso:
+            mapping["isolation"] = iso
+        cols, counts = collection(arrays, mapping, url, name, scale={"pt": MEV, "mass": MEV})
+        if iso:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                cols["isolation"] = np.where(cols["pt"] > 0, cols["isolation"] * MEV / cols["pt"], 0.0
+                                             ).astype(np.float32)
+        if name == "jets" and plan.tagger:
+            score, flag = _btag(arrays, url, plan.tagger, counts)
+            cols["btag_score"] = score
+            if flag is not None:
+                cols["btag"] = flag
+        objs[name] = (cols, counts)
+        out[name] = jagged(cols, counts)
+    if plan.taus:
+        cols, counts = collection(arrays, TAUS, url, "AnalysisTauJets", scale={"pt": MEV, "mass": MEV})
+        if plan.tau_id:
+            cols["tag"] = flat_counts(arrays[TAU_ID])[0].astype(np.int8)
+        out["taus"] = jagged(cols, counts)
+    met_ids = {k: flat_counts(arrays[b])[0] for k, b in plan.met_id.items()}
+    out["met"] = _rebuilt_met(objs, met_ids, *_soft_term(arrays, url, start))
+    if plan.truth:
+        out["truth"] = _truth(arrays, plan.truth)
+    return ak.zip(out, depth_limit=1)
+
+
+def read_physlite(url: str, *, step_size: int | str = DEFAULT_STEP, storage_options: dict[str, Any] | None = None,
+                  entry_start: int | None = None, entry_stop: int | None = None) -> Iterator[ak.Array]:
+    """Yield event records of one DAOD_PHYSLITE file, ``step_size`` entries (or bytes) at a time.
+
+    Raises :class:`InputFileError` naming ``url`` for a missing, non-ROOT or truncated
+    file, a missing ``CollectionTree`` or required branch, or a damaged basket.
+    """
+    for arrays, start, plan in read_chunks(url, storage_options, TREE, "DAOD_PHYSLITE", _Plan, step_size=step_size,
+                                           entry_start=entry_start, entry_stop=entry_stop):
+        yield _record(arrays, url, start, plan)
+
+
+def describe(url: str, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a file provides: release, simulation or data, truth containers, tagger, optional fields."""
+    def summary(tree, plan) -> dict[str, Any]:
+        simulation = None
+        if plan.event_type and tree.num_entries:
+            simulation = bool(int(tree[EVENT_TYPE].array(entry_stop=1, library="np")[0]) & 1)
+        return {"simulation": simulation, "truth": bool(plan.truth), "truth_containers": plan.truth,
+                "taus": plan.taus, "tagger": plan.tagger[0] if plan.tagger else None,
+                "optional": sorted(plan.optional.values())}
+
+    return describe_file(url, storage_options, TREE, "DAOD_PHYSLITE", _Plan, summary)
+
+
+def n_entries(url: str, storage_options: dict[str, Any] | None = None) -> int:
+    """Entries of the tree of ``url``; checks header, tree and required branches first."""
+    return describe(url, storage_options)["entries"]
+
+
+def sample_info(process: str, url: str, storage_options: dict[str, Any] | None = None, *,
+                described: dict[str, Any] | None = None) -> SampleInfo:
+    """The SampleInfo (provenance: format, release, truth present) of one input file."""
+    import uproot
+
+    d = described or describe(url, storage_options)
+    info = SampleInfo(
+        process=process, source=FORMAT, fidelity="external-input", input_format=FORMAT, release=d["release"],
+        truth=d["truth"], inputs=[url],
+        generator={"reader": f"uproot {uproot.__version__}", "tree": TREE, "event_id_rule": EVENT_ID_RULE,
+                   "simulation": d["simulation"], "btag": d["tagger"], "optional": d["optional"],
+                   "truth": f"containers {d['truth_containers']}" if d["truth"] else
+                   "absent: no truth containers (collision data); no truth labels",
+                   "met": "rebuilt: simplified METMaker (objects + PVSoftTrkCore)"})
+    return info
+
+
+def iterate_physlite(pattern: str | list[str], process: str, *, step_size: int | str = DEFAULT_STEP,
+                     storage_options: dict[str, Any] | None = None) -> Iterator[tuple[ak.Array, SampleInfo]]:
+    """(event record, SampleInfo) blocks over all files matching ``pattern`` (for ``write_store``)."""
+    from .delphes import expand_inputs
+
+    for url in expand_inputs(pattern, storage_options):
+        info = sample_info(process, url, storage_options)
+        for block in read_physlite(url, step_size=step_size, storage_options=storage_options):
+            yield block, info
+
+
+#: the protocol name of the reader function (hepfm_data.inputs.experiments)
+read = read_physlite
