@@ -29,8 +29,9 @@ STATE_FORMAT = "hepfm-loader-state"
 #: elastic resumes of one epoch a state may chain (each adds one (world_size, num_workers, consumed))
 MAX_LEVELS = 16
 _STATE_KEYS = {"format", "epoch", "consumed", "rank", "world_size", "num_workers", "fingerprint", "levels"}
-_STATE_LIMITS = {"epoch": (0, 2**31), "consumed": (0, 2**40), "rank": (0, 2**20), "world_size": (1, 2**20),
-                 "num_workers": (0, 2**12)}
+_STATE_LIMITS = {"epoch": (0, 2**31), "consumed": (0, 2**40), "rank": (0, 4095), "world_size": (1, 4096),
+                 "num_workers": (0, 256)}
+_MAX_GROUPS = 1 << 15  # world_size x num_workers of a partition in a state (planning cost is linear in it)
 
 
 class LoaderStateError(HepfmError):
@@ -466,6 +467,12 @@ def validate_state(state: Any) -> dict[str, Any]:
                                    f"got {str(lv)[:80]}")
         out["levels"].append([_int_in(x, *_STATE_LIMITS[name], f"'levels'[{i}].{name}")
                               for x, name in zip(lv, ("world_size", "num_workers", "consumed"))])
+    for key, (w, k) in [("'world_size'", (out["world_size"], out["num_workers"]))] + [
+            (f"'levels'[{i}]", (lv[0], lv[1])) for i, lv in enumerate(out["levels"])]:
+        if w * max(k, 1) > _MAX_GROUPS:
+            raise LoaderStateError(f"loader state key {key}: {w} ranks x {k} workers, more than {_MAX_GROUPS}")
+    if out["rank"] >= out["world_size"]:
+        raise LoaderStateError(f"loader state key 'rank': {out['rank']} outside 0..{out['world_size'] - 1}")
     return out
 
 
