@@ -20,7 +20,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from .._arrays import counts_to_offsets
 from ..errors import HepfmError, StoreError
-from .batch import HostBatch, PackedBatch, gather_events
+from .batch import HostBatch, PackedBatch, gather_nodes
 from .sampler import BatchSpec, EpochPlan, StreamSampler
 
 __all__ = ["LoaderStateError", "StreamingDataset", "dist_rank_world"]
@@ -210,7 +210,8 @@ class StreamingDataset(IterableDataset):
         return [[int(x) for x in self._state[3 + 3 * i:6 + 3 * i]] for i in range(n)]
 
     def _set_state(self, epoch: int, consumed: int, levels: list | None = None) -> None:
-        self._state[0], self._state[1] = int(epoch), int(consumed)
+        view = self._state.numpy()  # the shared memory itself
+        view[0], view[1] = epoch, consumed
         if levels is not None:
             self._state[2] = len(levels)
             for i, lv in enumerate(levels):
@@ -329,10 +330,10 @@ class StreamingDataset(IterableDataset):
             if self.multilabels:
                 ml.append(d.multilabel)
         n = np.concatenate(n_node).astype(np.int64)
-        offsets = counts_to_offsets(n)
         perm = plan.window_perm(w)
-        rows, offsets = gather_events(offsets, perm)
-        return _Window(np.concatenate(nodes).astype(np.float32, copy=False)[rows], offsets,
+        gathered, offsets = gather_nodes(np.concatenate(nodes).astype(np.float32, copy=False), counts_to_offsets(n),
+                                         perm)
+        return _Window(gathered, offsets,
                        np.concatenate(eid).astype(np.int64)[perm], np.concatenate(weight).astype(np.float32)[perm],
                        np.concatenate(label)[perm], np.concatenate(ml)[perm] if self.multilabels else None)
 

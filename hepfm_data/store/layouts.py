@@ -274,12 +274,12 @@ class ZarrColumn:
 
     def read(self, lo: int, hi: int) -> np.ndarray:
         """Rows ``[lo, hi)`` as a new array."""
-        out = np.zeros((hi - lo, *self.shape[1:]), self.dtype)
+        c0, c1 = lo // self.chunk, -(-hi // self.chunk)
+        idx = self.index()[c0:c1] if hi > lo else np.zeros((0, 2), np.uint64)
+        full = idx[:, 0] != _EMPTY
+        out = (np.empty if full.all() else np.zeros)((hi - lo, *self.shape[1:]), self.dtype)
         if hi <= lo:
             return out
-        c0, c1 = lo // self.chunk, -(-hi // self.chunk)
-        idx = self.index()[c0:c1]
-        full = idx[:, 0] != _EMPTY
         if full.any():
             a = int(idx[full, 0].min())
             b = int((idx[full, 0] + idx[full, 1]).max())
