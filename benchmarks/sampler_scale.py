@@ -39,16 +39,20 @@ BLOCK, WINDOW = 32768, 8
 
 
 CHUNK = 4096  # simulated like the store's n_node column: only the chunks a range covers are made
+POOL = (np.random.default_rng(0).poisson(8.5, 1 << 20) + 1).astype(np.int16)
 
 
 def counts_reader(n_events: int):
-    """``n_node_of(source, shard, start, stop)``: seeded simulated node counts (per 4096-row chunk)."""
+    """``n_node_of(source, shard, start, stop)``: simulated node counts, Poisson(8.5) + 1, each
+    4096-row chunk a seeded slice of one pre-drawn pool (so simulating costs what a read would)."""
     def n_node_of(s: int, k: int, a: int = 0, b: int | None = None) -> np.ndarray:
         b = n_events if b is None else b
         c0, c1 = a // CHUNK, -(-b // CHUNK)
-        parts = [np.random.default_rng([s, k, c]).poisson(8.5, min(CHUNK, n_events - c * CHUNK)) + 1
-                 for c in range(c0, c1)]
-        out = np.concatenate(parts).astype(np.int16) if parts else np.zeros(0, np.int16)
+        parts = []
+        for c in range(c0, c1):
+            o = hash((s, k, c)) % (len(POOL) - CHUNK)
+            parts.append(POOL[o:o + min(CHUNK, n_events - c * CHUNK)])
+        out = np.concatenate(parts) if parts else np.zeros(0, np.int16)
         return out[a - c0 * CHUNK:b - c0 * CHUNK]
     return n_node_of
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-import numba as nb
 import numpy as np
 import torch
 
 from .._arrays import counts_to_offsets
 from ..graph import GraphBatch
 
-__all__ = ["HostBatch", "PackedBatch", "gather_events", "gather_nodes"]
+__all__ = ["HostBatch", "PackedBatch", "gather_events"]
 
 
 @dataclass
@@ -56,28 +55,6 @@ def gather_events(offsets: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.
     new = counts_to_offsets(counts)
     rows = np.repeat(starts - new[:-1], counts) + np.arange(new[-1], dtype=np.int64)
     return rows, new
-
-
-def gather_nodes(nodes: np.ndarray, offsets: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``nodes`` [N, F] rows of events ``idx`` [b] (packed array with ``offsets`` [B+1]), in
-    ``idx`` order: (nodes [n, F], new offsets [b+1]). One contiguous copy per event (a
-    permuted window of 2M rows gathers ~4x faster than ``nodes[rows]``)."""
-    idx = np.asarray(idx, dtype=np.int64)
-    new = counts_to_offsets(offsets[idx + 1] - offsets[idx])
-    return _gather_rows(np.ascontiguousarray(nodes), offsets.astype(np.int64, copy=False), idx, new), new
-
-
-@nb.njit(cache=True)
-def _gather_rows(nodes, offsets, idx, new):
-    out = np.empty((new[-1], nodes.shape[1]), nodes.dtype)
-    f = nodes.shape[1]
-    for i in range(idx.shape[0]):
-        a = offsets[idx[i]]
-        o = new[i]
-        for r in range(new[i + 1] - o):
-            for c in range(f):
-                out[o + r, c] = nodes[a + r, c]
-    return out
 
 
 _ALIGN = 16

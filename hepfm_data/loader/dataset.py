@@ -20,7 +20,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from .._arrays import counts_to_offsets
 from ..errors import HepfmError, StoreError
-from .batch import HostBatch, PackedBatch, gather_nodes
+from .batch import HostBatch, PackedBatch, gather_events
 from .sampler import BatchSpec, EpochPlan, StreamSampler
 
 __all__ = ["LoaderStateError", "StreamingDataset", "dist_rank_world"]
@@ -331,8 +331,8 @@ class StreamingDataset(IterableDataset):
                 ml.append(d.multilabel)
         n = np.concatenate(n_node).astype(np.int64)
         perm = plan.window_perm(w)
-        gathered, offsets = gather_nodes(np.concatenate(nodes).astype(np.float32, copy=False), counts_to_offsets(n),
-                                         perm)
+        rows, offsets = gather_events(counts_to_offsets(n), perm)
+        gathered = np.concatenate(nodes).astype(np.float32, copy=False)[rows]
         return _Window(gathered, offsets,
                        np.concatenate(eid).astype(np.int64)[perm], np.concatenate(weight).astype(np.float32)[perm],
                        np.concatenate(label)[perm], np.concatenate(ml)[perm] if self.multilabels else None)

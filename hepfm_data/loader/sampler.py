@@ -285,16 +285,8 @@ class StreamSampler:
             if c.shape != (n,) or (len(c) and c.min() < 0):
                 raise HepfmError(f"source {s}, shard {k}: {c.shape} node counts (min {c.min() if len(c) else 0}) "
                                  f"for {n} events")
-            c = c.astype(np.int64)
-            rows = np.nonzero(self._blocks[s][:, 0] == k)[0] + int(self._row0[s])
-            local = np.arange(n) // self.block_size
-            nbk = len(rows)
-            hist[rows] = np.bincount(local * (HIST_CAP + 1) + np.minimum(c, HIST_CAP),
-                                     minlength=nbk * (HIST_CAP + 1)).reshape(nbk, HIST_CAP + 1)
-            big = c >= HIST_CAP
-            tail[rows, 0] = np.bincount(local, weights=c * big, minlength=nbk)
-            tail[rows, 1] = np.bincount(local, weights=(c * (c - 1)) * big, minlength=nbk)
-            bmax[rows] = np.maximum.reduceat(c, np.arange(0, n, self.block_size))
+            r0 = int(np.searchsorted(self._blocks[s][:, 0], k)) + int(self._row0[s])  # the shard's first block
+            _block_summary(c, self.block_size, r0, hist, tail, bmax)
         self.summary = {"hist": hist, "tail": tail, "max": bmax}
 
     # ------------------------------------------------------------------ epoch stream
@@ -644,6 +636,23 @@ def _pack(n_node, max_events, max_nodes, max_edges):
         sizes[k] = ev
         k += 1
     return sizes[:k].copy(), -1
+
+
+@nb.njit(cache=True)
+def _block_summary(c, block, r0, hist, tail, bmax):
+    """One shard's node counts ``c`` into the histogram rows of its blocks (from row ``r0``)."""
+    cap = hist.shape[1] - 1
+    for i in range(c.shape[0]):
+        b = r0 + i // block
+        v = np.int64(c[i])
+        if v < cap:
+            hist[b, v] += 1
+        else:
+            hist[b, cap] += 1
+            tail[b, 0] += v
+            tail[b, 1] += v * (v - 1)
+        if v > bmax[b]:
+            bmax[b] = v
 
 
 def _equalize(sizes: np.ndarray, k: int) -> np.ndarray:
