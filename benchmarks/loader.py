@@ -1,6 +1,7 @@
 """Streaming loader throughput vs the raw read of the same arrays and vs ``datasets``, same run.
 
     python benchmarks/loader.py [--events 200000] [--batch 512] [--workers 2] [--root DIR]
+    python benchmarks/loader.py --startup-shards 1200 [--root DIR]   # start-up time only
 
 Builds (or reuses, with ``--root``) Zarr and Parquet stores of synthetic events
 (``hepfm_data.testing.synthetic_events``, two processes) and measures, on the train split:
@@ -14,6 +15,11 @@ Builds (or reuses, with ``--root``) Zarr and Parquet stores of synthetic events
 * datasets: ``Dataset.from_parquet(<same Parquet shards>).with_format("torch")`` iterated
   row by row (on ``--datasets-events`` rows: it is slow);
 * on a CUDA machine: events/s into device batches with 1, 4 and 8 workers.
+
+``--startup-shards N`` instead times start-up at scale: a Zarr store of N train-sized
+shards (100 events each) is built once, then ``make_loader`` -> first batch is timed
+(opening the manifest, every shard's metadata on first read, and for budget batching the
+node counts of every shard), with count and with node-budget batching, 2 workers.
 
 Each contender runs ``--repeats`` epochs interleaved with the others (a shared machine is
 noisy); the best epoch of each is printed, with the loader's ratio to the raw read and
@@ -101,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--datasets-events", type=int, default=10_000)
     ap.add_argument("--repeats", type=int, default=3, help="measured epochs per contender (best is kept)")
     ap.add_argument("--root", type=Path, default=None, help="keep/reuse the stores here")
+    ap.add_argument("--startup-shards", type=int, default=0, help="only time make_loader -> first batch on N shards")
     args = ap.parse_args(argv)
+    if args.startup_shards:
+        return startup(args)
 
     import pyarrow.parquet as pq
     import torch
@@ -210,6 +219,45 @@ def main(argv: list[str] | None = None) -> int:
                 del dl
         else:
             print("no CUDA device: device throughput not measured")
+    finally:
+        if args.root is None:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def startup(args) -> int:
+    """Time from ``make_loader`` to the first batch on a store of ``--startup-shards`` shards."""
+    import numpy as np
+
+    from hepfm_data.events import SampleInfo
+    from hepfm_data.loader import make_loader
+    from hepfm_data.store import open_store, write_store
+    from hepfm_data.testing import synthetic_events
+
+    work = args.root or Path(tempfile.mkdtemp(prefix="hepfm-bench-startup-"))
+    url = work / f"startup{args.startup_shards}" / "ttH"
+    try:
+        if not (url / "manifest.json").exists():
+            per = 125  # ~100 train events per train shard (80/10/10 split)
+            n = args.startup_shards * per
+            blocks = ((synthetic_events(min(20_000, n - s), seed=s // 20_000, first_event_id=s),
+                       SampleInfo(process="ttH", source="synthetic")) for s in range(0, n, 20_000))
+            write_store(str(url.parent), "ttH", blocks, layout="zarr", events_per_shard=per, progress=True)
+        st = open_store(str(url))
+        train = st.shards("train")
+        print(f"store: {len(st.manifest.shards)} shards ({len(train)} train, "
+              f"{sum(i.n_events for i in train)} train events) under {url}")
+        for name, kw in {"count (batch_size=64)": dict(batch_size=64),
+                         "budget (max_nodes=640)": dict(batch_size=None, max_nodes=640)}.items():
+            t = time.perf_counter()
+            loader = make_loader([str(url)], device="cpu", num_workers=args.workers, seed=0, **kw)
+            t_make = time.perf_counter() - t
+            next(iter(loader))
+            t_first = time.perf_counter() - t
+            print(f"start-up, {name}: make_loader {t_make:.2f} s, first batch after {t_first:.2f} s "
+                  f"({args.workers} workers; {len(train)} train shards)")
+            del loader
+        _ = np
     finally:
         if args.root is None:
             shutil.rmtree(work, ignore_errors=True)
