@@ -18,8 +18,8 @@ Vocabulary (lhotse-style: the sampler knows sizes, never data):
   budget an upper bound from per-block histograms of node counts (exact packing where a
   segment is part of a window). A segment is packed greedily from its own node counts and
   its largest batches are split until it has its target (splits keep every budget), so a
-  process plans one window at a time and only its own; worker ``w`` gets the same batch
-  count on every rank (the per-rank maximum; the extra splits spread over its segments);
+  process plans one window at a time and only its own; every rank gets the same batch
+  count (the per-rank maximum; a rank's extra splits spread over its segments);
 * ``torch.utils.data.DataLoader`` reads workers round robin (skipping an exhausted one),
   which gives the **rank order**; ``consumed`` batches of that order are the resumable
   state. Resumed with the same partition, the workers are rotated to continue the order;
@@ -184,7 +184,8 @@ class Partition:
     ``intervals`` [n, 2]: the sub-stream (stream positions). Segments, ordered by worker
     range ``seg_group`` (= rank * k + worker, k = max(num_workers, 1)) then position:
     ``seg_a``/``seg_b`` [S] stream range, ``seg_win`` [S] window (-1: empty), ``seg_target``
-    [S] batch count. ``worker_batches`` [k]: batches of worker range w, on every rank.
+    [S] batch count. ``worker_batches`` [W, k]: batches of each worker range (rows sum to the
+    same count on every rank).
     """
 
     world_size: int
@@ -204,12 +205,11 @@ class Partition:
     @property
     def n_batches(self) -> int:
         """Batches per rank (equal on every rank)."""
-        return int(self.worker_batches.sum())
+        return int(self.worker_batches[0].sum()) if len(self.worker_batches) else 0
 
-    @property
-    def groups(self) -> np.ndarray:
-        """[k+1] rank-batch ids: worker range w owns ``groups[w]:groups[w + 1]``."""
-        return counts_to_offsets(self.worker_batches)
+    def groups(self, rank: int) -> np.ndarray:
+        """[k+1] batch ids of ``rank``: worker range w owns ``groups[w]:groups[w + 1]``."""
+        return counts_to_offsets(self.worker_batches[rank])
 
     def segments_of(self, rank: int, worker: int) -> slice:
         g = rank * self.k + worker
@@ -390,25 +390,26 @@ class StreamSampler:
         b = a + (qb - qa)
         win = np.searchsorted(plan.window_pos, a, side="right") - 1
         target = self._targets(plan, a, b, win, n_node_of)
-        # worker range w: the same batch count on every rank (the maximum), extra splits spread out
+        # every rank the same batch count (the maximum): extra splits spread over the rank's segments
         tot = np.bincount(group, weights=target, minlength=world * k).astype(np.int64).reshape(world, k)
-        per_worker = tot.max(0) if world else np.zeros(k, np.int64)
-        extra = (per_worker[None, :] - tot).ravel()
-        nseg = np.bincount(group, minlength=world * k)
+        extra = tot.sum(1).max(initial=0) - tot.sum(1)
+        rank = group // k
+        nseg = np.bincount(rank, minlength=world)
         first = counts_to_offsets(nseg)[:-1]
         if len(group):
-            jj = np.arange(len(group)) - first[group]
-            x, sg = extra[group], nseg[group]
+            jj = np.arange(len(group)) - first[rank]
+            x, sg = extra[rank], nseg[rank]
             target = target + (jj + 1) * x // sg - jj * x // sg
-        empty = np.nonzero((nseg == 0) & (extra > 0))[0]  # a range without events: empty batches
+        empty = np.nonzero((nseg == 0) & (extra > 0))[0]  # a rank without events: empty batches (worker 0)
         if len(empty):
-            pos = np.array([iv[min(np.searchsorted(cum, gb[g], side="right") - 1, len(iv) - 1), 0] for g in empty])
+            pos = np.array([iv[min(np.searchsorted(cum, gb[r * k], side="right") - 1, len(iv) - 1), 0] for r in empty])
             a, b = np.concatenate([a, pos]), np.concatenate([b, pos])
             win = np.concatenate([win, np.full(len(empty), -1)])
-            group = np.concatenate([group, empty])
+            group = np.concatenate([group, empty * k])
             target = np.concatenate([target, extra[empty]])
             o = np.argsort(group, kind="stable")
             a, b, win, group, target = a[o], b[o], win[o], group[o], target[o]
+        per_worker = np.bincount(group, weights=target, minlength=world * k).astype(np.int64).reshape(world, k)
         return Partition(world, num_workers, iv, a.astype(np.int64), b.astype(np.int64), win.astype(np.int64),
                          group.astype(np.int64), target.astype(np.int64), per_worker.astype(np.int64))
 
@@ -484,12 +485,12 @@ class StreamSampler:
                   ) -> np.ndarray:
         """[m, 2] stream intervals not yet delivered after ``consumed`` batches of every rank's
         order in ``part`` (each worker range delivered a prefix of its batches)."""
-        order, owner = rank_order(part.groups)
-        if not 0 <= consumed <= len(order):
-            raise HepfmError(f"consumed={consumed} is outside this epoch's {len(order)} batches")
-        done = np.bincount(owner[:consumed], minlength=part.k)
+        if not 0 <= consumed <= part.n_batches:
+            raise HepfmError(f"consumed={consumed} is outside this epoch's {part.n_batches} batches")
         out = []
         for r in range(part.world_size):
+            owner = rank_order(part.groups(r))[1]
+            done = np.bincount(owner[:consumed], minlength=part.k)
             for w in range(part.k):
                 sl = part.segments_of(r, w)
                 ct = counts_to_offsets(part.seg_target[sl])
@@ -538,7 +539,7 @@ class StreamSampler:
         yield so that the rank order continues after its first ``consumed`` batches."""
         _check_rank(rank, world_size)
         part = self.partition(plan, world_size, num_workers, intervals, n_node_of)
-        groups = part.groups
+        groups = part.groups(rank)
         order, owner = rank_order(groups)
         if not 0 <= consumed <= len(order):
             raise HepfmError(f"consumed={consumed} is outside this epoch's {len(order)} batches")
@@ -550,7 +551,7 @@ class StreamSampler:
         start = int(rest_owner[0]) if len(rest) else 0
         g = (start + worker) % k
         mine = rest[rest_owner == g]
-        first = int(mine[0] - groups[g]) if len(mine) else int(part.worker_batches[g])
+        first = int(mine[0] - groups[g]) if len(mine) else int(part.worker_batches[rank, g])
         sl = part.segments_of(rank, g)
         return WorkerAssignment(rank, worker, g, first, mine, part.seg_a[sl], part.seg_b[sl], part.seg_win[sl],
                                 part.seg_target[sl])
