@@ -239,7 +239,7 @@ def zarr_read(args) -> int:
     from fsspec.implementations.local import LocalFileSystem
 
     from hepfm_data.store import open_store
-    from hepfm_data.store.layouts import _zarr_group, read_zarr
+    from hepfm_data.store.layouts import EVENT_COLUMNS, NODE_COLUMNS, _zarr_group, read_zarr
 
     work = args.root or Path(tempfile.mkdtemp(prefix="hepfm-bench-loader-"))
     try:
@@ -254,7 +254,8 @@ def zarr_read(args) -> int:
             groups[i.path, s.path] = {k: g[k] for k in g.array_keys()}
         chunks = []  # (codec decode, raw bytes) of every inner chunk, read beforehand
         for s, i in jobs:
-            for col in s._handle(i, f"{s.path}/{i.path}").values():
+            handle = s._handle(i, f"{s.path}/{i.path}")
+            for col in (handle[k] for k in (*EVENT_COLUMNS, *NODE_COLUMNS)):
                 idx = col.index()
                 data = open(col._file, "rb").read()
                 chunks += [(col.decode, data[int(o):int(o) + int(m)]) for o, m in idx.tolist()]

@@ -340,10 +340,25 @@ def _read_meta(fs, path: str) -> dict[str, Any]:
 
 
 class ZarrShard(dict):
-    """Opened columns of one Zarr shard (``name -> ZarrColumn``, or zarr arrays where the
-    metadata is not what ``write_zarr`` writes) plus node offsets per inner event chunk."""
+    """Opened columns of one Zarr shard, ``name -> ZarrColumn``, each opened (metadata read)
+    on first use — planning reads only ``n_node`` of a thousand shards — plus the node
+    offset at each inner event chunk."""
 
     chunk_nodes: np.ndarray | None = None  # [n_event_chunks + 1] node offset at each event-chunk start
+
+    def __init__(self, fs, path: str):
+        super().__init__()
+        self.fs, self.path = fs, path
+
+    def __missing__(self, key: str):
+        if key not in EVENT_COLUMNS and key not in NODE_COLUMNS:
+            raise KeyError(key)
+        try:
+            col = ZarrColumn(self.fs, f"{self.path}/{key}", _read_meta(self.fs, f"{self.path}/{key}"))
+        except _Unsupported:  # metadata write_zarr does not write: this column through the zarr API
+            col = _ApiColumn(_zarr_group(self.fs, self.path)[key])
+        self[key] = col
+        return col
 
     def node_offset(self, row: int, n_node_from_chunk: np.ndarray) -> int:
         """Node offset of event ``row``; ``n_node_from_chunk``: n_node from the start of row's chunk."""
@@ -357,12 +372,25 @@ class ZarrShard(dict):
         return int(self.chunk_nodes[c0]) + int(n_node_from_chunk[:row - c0 * col.chunk].sum(dtype=np.int64))
 
 
+class _ApiColumn:
+    """A column read through the zarr API (``read(lo, hi)`` like :class:`ZarrColumn`)."""
+
+    def __init__(self, array):
+        self.array, self.shape = array, array.shape
+
+    def read(self, lo: int, hi: int) -> np.ndarray:
+        return np.asarray(self.array[lo:hi])
+
+    def __getitem__(self, key) -> np.ndarray:
+        return self.array[key]
+
+
 def open_zarr(fs, path: str) -> dict[str, Any]:
-    """The opened column arrays of a Zarr shard (metadata read once; reuse for many range reads)."""
-    out = ZarrShard()
+    """The column arrays of a Zarr shard, opened lazily (metadata read once; reuse for many range
+    reads). The direct reader when ``n_node`` has the metadata ``write_zarr`` writes, else zarr's."""
+    out = ZarrShard(fs, path)
     try:
-        for k in (*EVENT_COLUMNS, *NODE_COLUMNS):
-            out[k] = ZarrColumn(fs, f"{path}/{k}", _read_meta(fs, f"{path}/{k}"))
+        out["n_node"] = ZarrColumn(fs, f"{path}/n_node", _read_meta(fs, f"{path}/n_node"))
     except _Unsupported:
         g = _zarr_group(fs, path)
         return {k: g[k] for k in (*EVENT_COLUMNS, *NODE_COLUMNS)}
