@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n== {name}")
         sampler = StreamSampler(sizes, spec, seed=0, block_size=BLOCK, window_blocks=WINDOW)
         if spec.needs_sizes:
-            _, dt, mb = measure(lambda: sampler.summarize(n_node_of))
+            _, dt, mb = measure(lambda sampler=sampler: sampler.summarize(n_node_of))
             print(f"node-count histograms (once per rank main process; workers inherit them): {dt:.2f} s, "
                   f"peak {mb:.0f} MiB, kept {sum(a.nbytes for a in sampler.summary.values()) / 2**20:.1f} MiB")
         hist = sampler.summary
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                 fresh = StreamSampler(sizes, spec, seed=0, block_size=BLOCK, window_blocks=WINDOW)
                 fresh.summary = hist  # inherited from the rank's main process
 
-                def work(fresh=fresh, w=w):
+                def work(fresh=fresh, w=w, rank=rank):
                     plan = fresh.plan(0)
                     if w < 0:  # the rank's main process: len(loader)
                         return fresh.n_batches(plan, args.ranks, n_node_of, args.workers)
@@ -146,7 +146,7 @@ def baseline(ref: str, sizes, n_node_of, ranks: int) -> dict:
     for name, bs in {"count (batch_size=512)": mod.BatchSpec(512),
                      "budget (max_nodes=4608)": mod.BatchSpec(None, max_nodes=4608)}.items():
         s = mod.StreamSampler(sizes, bs, seed=0, block_size=BLOCK, window_blocks=WINDOW)
-        _, dt, mb = measure(lambda: s.rank_bounds(s.plan(0), 0, ranks, lambda a, k: n_node_of(a, k)))
+        _, dt, mb = measure(lambda s=s: s.rank_bounds(s.plan(0), 0, ranks, lambda a, k: n_node_of(a, k)))
         out[name] = (dt, mb)
     return out
 

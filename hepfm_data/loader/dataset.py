@@ -485,14 +485,6 @@ def _int_in(v: Any, lo: int, hi: int, key: str) -> int:
     return v
 
 
-class _Done:
-    def __init__(self, value):
-        self.value = value
-
-    def result(self):
-        return self.value
-
-
 def _is_local(store) -> bool:
     from ..sources.fs import is_local
 
