@@ -252,9 +252,11 @@ class ZarrColumn:
         self.chunk = self.chunk_shape[0]
         self.row_items = int(np.prod(self.shape[1:], dtype=np.int64))
         self.chunk_bytes = self.chunk * self.row_items * self.dtype.itemsize
-        self.n_chunks = -(-self.shape[0] // self.chunk) if self.shape[0] else 0
+        # the shard index has one entry per inner chunk of the outer chunk (the shard), used or not
+        self.n_chunks = -(-outer[0] // self.chunk) if self.shape[0] else 0
         if self.chunk_bytes > MAX_CHUNK_BYTES or self.n_chunks > MAX_CHUNKS_PER_SHARD or self.shape[0] > 1 << 40:
-            raise StoreError(f"{path}: chunks of {self.chunk_bytes} bytes x {self.n_chunks} or shape {self.shape} "
+            raise StoreError(f"column {path.rsplit('/', 1)[-1]!r} ({path}): chunks of {self.chunk_bytes} bytes x "
+                             f"{self.n_chunks} or shape {self.shape} "
                              f"exceed the limits ({MAX_CHUNK_BYTES} bytes per chunk, {MAX_CHUNKS_PER_SHARD} chunks per shard)")
         self.decode = _decoder(inner[0] if inner else None)
         self._index: np.ndarray | None = None
@@ -311,7 +313,7 @@ class ZarrColumn:
             return chunk
         import google_crc32c
 
-        if len(chunk) < 4 or np.uint32(google_crc32c.value(chunk[:-4])).tobytes() != bytes(chunk[-4:]):
+        if len(chunk) < 4 or np.uint32(google_crc32c.value(np.frombuffer(chunk, np.uint8)[:-4])).tobytes() != bytes(chunk[-4:]):
             raise StoreError(f"{self._file}: chunk {j} fails its crc32c check (corrupt bytes)")
         return chunk[:-4]
 

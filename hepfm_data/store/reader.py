@@ -116,7 +116,7 @@ class Store:
         try:
             return fn()
         except StoreError as exc:
-            if str(exc).startswith(self.url):
+            if str(exc).startswith(f"{self.url}: "):  # already names the store (and the shard)
                 raise
             raise StoreError(f"{self.url}: shard {info.name}: {exc}") from None
         except MemoryError:
