@@ -10,9 +10,13 @@ read cost is realistic; written with uproot in several baskets):
    ``write_store`` build; ratio of the build to the plain read;
 2. bytes/event for each layout x codec (lossless; labels included);
 3. peak RSS of a build in a fresh process for two input sizes and two chunk
-   sizes: it follows the chunk size, not the file size.
+   sizes: it follows the chunk size, not the file size;
+4. store format 2 (issue 11): bytes/event of the stored event record and of the paper
+   representation, separately, on this Delphes-like input and on generated ttH (Pythia 8 +
+   emulation); build events/s with the record vs without it (the format-1 content) and
+   loader events/s on the paper representation of both stores, interleaved in this run.
 
-    python -m benchmarks.ingest [--events 20000] [--step 2000] [--workdir /tmp/hepfm-bench]
+    python -m benchmarks.ingest [--events 20000] [--step 2000] [--generated 2000] [--workdir /tmp/hepfm-bench]
 """
 
 from __future__ import annotations
@@ -116,23 +120,57 @@ def time_reader(path: Path, step: int) -> tuple[float, list[ak.Array]]:
 
 
 def time_kernels(blocks: list[ak.Array]) -> float:
+    from hepfm_data.catalog import load_catalog
     from hepfm_data.kernels import process_block
 
+    cat = load_catalog()
     t = time.perf_counter()
     for b in blocks:
-        process_block(b)
+        process_block(b, cat)
     return time.perf_counter() - t
 
 
-def time_build(path: Path, step: int, out: Path, layout: str = "zarr", compression=None) -> tuple[float, object]:
+def time_build(path: Path, step: int, out: Path, layout: str = "zarr", compression=None,
+               record: bool = True) -> tuple[float, object]:
     from hepfm_data.readers.delphes import iterate_delphes
     from hepfm_data.store import write_store
 
     shutil.rmtree(out, ignore_errors=True)
     t = time.perf_counter()
     store = write_store(str(out), "ttH", iterate_delphes(str(path), "ttH", step_size=step), layout=layout,
-                        compression=compression, progress=False)
+                        compression=compression, progress=False, record=record)
     return time.perf_counter() - t, store
+
+
+def record_sizes(store) -> dict[str, float]:
+    """Bytes/event of the record shards and of the paper representation's shards (manifest sizes)."""
+    m = store.manifest
+    rec = sum(r.bytes for r in m.record_shards)
+    return {"record": rec / m.n_events, "paper": m.bytes / m.n_events, "total": (rec + m.bytes) / m.n_events}
+
+
+def time_loader(store, batch_size: int = 512) -> float:
+    """Seconds for one epoch of make_loader (num_workers=0, CPU) over the store's train split."""
+    from hepfm_data.loader import make_loader
+
+    loader = make_loader(store, device="cpu", num_workers=0, batch_size=batch_size, seed=0)
+    t = time.perf_counter()
+    for _ in loader:
+        pass
+    return time.perf_counter() - t
+
+
+def generated_store(n: int, out: Path, layout: str = "zarr"):
+    """ttH generated with Pythia 8 + the emulation, built through build_store (kept between runs)."""
+    from hepfm_data.build import build_store
+    from hepfm_data.catalog import load_catalog
+    from hepfm_data.inputs.generated import PythiaGeneration
+    from hepfm_data.store import open_store
+
+    if (out / "ttH" / "manifest.json").exists():
+        return open_store(str(out / "ttH"))
+    return build_store(PythiaGeneration(load_catalog().process("ttH"), n, seed=1), str(out), seed=1, layout=layout,
+                       progress=True, scheduler="sync")
 
 
 CODECS = [
@@ -211,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--step", type=int, default=2000, help="Delphes entries per chunk")
     p.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "hepfm-bench-ingest"))
     p.add_argument("--no-rss", action="store_true", help="skip the peak-RSS subprocesses")
+    p.add_argument("--generated", type=int, default=2000, help="generated ttH events for the record sizes (0: skip)")
     p.add_argument("--rss-worker", nargs=3, metavar=("PATH", "STEP", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.rss_worker:
@@ -257,6 +296,33 @@ def main(argv: list[str] | None = None) -> int:
     m = store.manifest
     print(f"nodes/event {m.n_nodes / m.n_events:.2f}; default store ({m.layout} {m.compression}, "
           f"{len(m.shards)} shards): {m.bytes / m.n_events:.1f} B/event")
+
+    print("\n== Store format 2: record + paper representation (issue 11) ==")
+    t_f1 = t_f2 = l_f1 = l_f2 = float("inf")
+    for _ in range(2):  # interleaved, best of 2
+        t, plain = time_build(path, step, work / "store-f1", record=False)
+        t_f1 = min(t_f1, t)
+        t, full = time_build(path, step, work / "store-f2", record=True)
+        t_f2 = min(t_f2, t)
+        l_f1 = min(l_f1, time_loader(plain))
+        l_f2 = min(l_f2, time_loader(full))
+    n_train = full.manifest.split_sizes()["train"]
+    print(f"{'build without the record (format-1 content; baseline)':<58} {n / t_f1:>10,.0f} ev/s")
+    print(f"{'build with the record (format 2)':<58} {n / t_f2:>10,.0f} ev/s   ratio {t_f1 / t_f2:5.2f}")
+    print(f"{'loader, paper columns of the format-1 build (baseline)':<58} {n_train / l_f1:>10,.0f} ev/s")
+    print(f"{'loader, paper representation of the format-2 store':<58} {n_train / l_f2:>10,.0f} ev/s   "
+          f"ratio {l_f1 / l_f2:5.2f}")
+    sizes = [("Delphes-like ttH (this input)", record_sizes(full))]
+    for layout in ("zarr", "parquet"):
+        _, st = time_build(path, step, work / f"store-f2-{layout}", layout=layout)
+        sizes.append((f"Delphes-like ttH, {layout} defaults", record_sizes(st)))
+    if args.generated:
+        for layout in ("zarr", "parquet"):
+            st = generated_store(args.generated, work / f"generated-{args.generated}-{layout}", layout)
+            sizes.append((f"generated ttH ({st.manifest.n_events} ev), {layout} defaults", record_sizes(st)))
+    for label, sz in sizes:
+        print(f"{label:<46} record {sz['record']:7.1f} B/event + paper {sz['paper']:6.1f} B/event = "
+              f"{sz['total']:7.1f} B/event (goal <= 250, lossless)")
 
     if not args.no_rss:
         print("\n== Peak RSS of a build in a fresh process (MiB) ==")

@@ -70,11 +70,14 @@ class Store:
         if not self.has_record:
             raise StoreError(f"{self.url}: this format-{self.manifest.format_version} store keeps no event record "
                              f"(built before format 2, or with record=False); rebuild it from its inputs")
-        name = info.name
-        for r in self.manifest.record_shards:
-            if r.name == name:
-                return r
-        raise StoreError(f"{self.url}: no record shard for shard {name}")
+        if self._record_by_name is None:
+            self._record_by_name = {r.name: r for r in self.manifest.record_shards}
+        try:
+            return self._record_by_name[info.name]
+        except KeyError:
+            raise StoreError(f"{self.url}: no record shard for shard {info.name}") from None
+
+    _record_by_name: dict[str, ShardInfo] | None = None
 
     def read_record(self, shard: int | ShardInfo, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
         """Record columns (``store.record``) of events ``[start, stop)`` of the record shard paired with ``shard``."""
