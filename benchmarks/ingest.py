@@ -160,7 +160,7 @@ def time_loader(store, batch_size: int = 512) -> float:
     return time.perf_counter() - t
 
 
-def generated_store(n: int, out: Path, layout: str = "zarr"):
+def generated_store(n: int, out: Path, layout: str = "zarr", workdir: Path | None = None):
     """ttH generated with Pythia 8 + the emulation, built through build_store (kept between runs)."""
     from hepfm_data.build import build_store
     from hepfm_data.catalog import load_catalog
@@ -169,8 +169,22 @@ def generated_store(n: int, out: Path, layout: str = "zarr"):
 
     if (out / "ttH" / "manifest.json").exists():
         return open_store(str(out / "ttH"))
-    return build_store(PythiaGeneration(load_catalog().process("ttH"), n, seed=1), str(out), seed=1, layout=layout,
-                       progress=True, scheduler="sync")
+    gen = PythiaGeneration(load_catalog().process("ttH"), n, seed=1, workdir=str(workdir) if workdir else None)
+    return build_store(gen, str(out), seed=1, layout=layout, progress=True, scheduler="sync")
+
+
+def record_breakdown(store) -> dict[str, float]:
+    """Bytes/event per record collection (Zarr: the files of its sub-group; event fields together)."""
+    m = store.manifest
+    out: dict[str, float] = {}
+    for r in m.record_shards:
+        base = Path(store.path) / r.path
+        for f in base.rglob("*"):
+            if f.is_file():
+                rel = f.relative_to(base).parts
+                key = rel[0] if len(rel) > 2 else "event fields + metadata"
+                out[key] = out.get(key, 0.0) + f.stat().st_size / m.n_events
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 CODECS = [
@@ -318,11 +332,14 @@ def main(argv: list[str] | None = None) -> int:
         sizes.append((f"Delphes-like ttH, {layout} defaults", record_sizes(st)))
     if args.generated:
         for layout in ("zarr", "parquet"):
-            st = generated_store(args.generated, work / f"generated-{args.generated}-{layout}", layout)
+            st = generated_store(args.generated, work / f"generated-{args.generated}-{layout}", layout,
+                                 work / f"generated-{args.generated}-blocks")
             sizes.append((f"generated ttH ({st.manifest.n_events} ev), {layout} defaults", record_sizes(st)))
     for label, sz in sizes:
         print(f"{label:<46} record {sz['record']:7.1f} B/event + paper {sz['paper']:6.1f} B/event = "
               f"{sz['total']:7.1f} B/event (goal <= 250, lossless)")
+    print("record bytes/event by collection (Zarr, Delphes-like): " + ", ".join(
+        f"{k} {v:.1f}" for k, v in record_breakdown(full).items()))
 
     if not args.no_rss:
         print("\n== Peak RSS of a build in a fresh process (MiB) ==")

@@ -186,6 +186,7 @@ class Manifest:
     record_shards: list[ShardInfo] = field(default_factory=list)
     representations: dict[str, Any] = field(default_factory=dict)
     default_representation: str = "paper"
+    record_compression: dict[str, Any] = field(default_factory=dict)
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -286,6 +287,7 @@ _FIELD_TYPES: dict[str, tuple[type, Any]] = {
     "record_shards": (list, lambda v: len(v) <= MAX_SHARDS),
     "representations": (dict, lambda v: len(v) <= MAX_REPRESENTATIONS),
     "default_representation": (str, lambda v: NAME.fullmatch(v)),
+    "record_compression": (dict, None),
 }
 
 
