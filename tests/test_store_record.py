@@ -109,6 +109,7 @@ def test_derive_from_the_record_resumes_after_an_interruption(delphes_store, tmp
     victim.write_bytes(bytes(data))
     with pytest.raises(StoreError, match=rf"{last.name}"):
         derive(str(st_path), "paper", progress=False)
+    assert [p.split(":")[0] for p in open_store(str(st_path)).verify()] == [f"record/{last.name}"]  # verify sees it
     done = sorted(p.name for p in (st_path / "_derive" / "paper").glob("*.json"))
     assert len(done) == len(delphes_store.manifest.shards) - 1
     mtimes = {p.name: os.stat(p).st_mtime_ns for p in (st_path / "representations" / "paper").iterdir()}
@@ -122,6 +123,7 @@ def test_derive_from_the_record_resumes_after_an_interruption(delphes_store, tmp
     view = open_representation(out, "paper")
     assert all(s.path.startswith("representations/paper/") for s in view.manifest.shards)
     _same_shards(delphes_store, view)
+    assert out.verify() == []  # paper, record and derived shards re-hash to the manifest
     assert not (st_path / "_derive").exists()
 
 

@@ -188,11 +188,14 @@ class Store:
             raise StoreError(f"{self.url}: shard {info.name} cannot be read: {type(exc).__name__}: {exc}") from None
 
     def verify(self, progress: bool = False) -> list[str]:
-        """Re-hash every shard; returns one problem line per bad shard (empty when all are intact)."""
+        """Re-hash every shard (paper, record, derived representations); one problem line per bad shard."""
         from tqdm.auto import tqdm
 
         problems = []
-        for info in tqdm(self.manifest.shards, desc="verify", unit=" shard", disable=not progress):
+        m = self.manifest
+        every = [*(self._base_shards or m.shards), *m.record_shards,
+                 *(s for r in m.representations.values() for s in (r.get("shards") or ()))]
+        for info in tqdm(every, desc="verify", unit=" shard", disable=not progress):
             try:
                 sha, size = remote_sha256(self.fs, f"{self.path}/{info.path}")
             except FileNotFoundError:

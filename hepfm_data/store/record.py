@@ -500,7 +500,7 @@ def write_parquet_record(cols: RecordColumns, path: str, compression: dict[str, 
     codec, level = compression.get("codec", "zstd"), compression.get("level", 5)
     pq.write_table(to_arrow(cols, schema), path, row_group_size=PARQUET_ROW_GROUP, compression=codec,
                    compression_level=level if codec in ("zstd", "gzip", "brotli") else None,
-                   use_byte_stream_split=bool(compression.get("byte_stream_split", False)),
+                   use_byte_stream_split=bool(compression.get("byte_stream_split", False)), use_dictionary=False,
                    write_page_checksum=True, write_statistics=["event_id"])
 
 

@@ -39,7 +39,7 @@ DEFAULT_EVENTS_PER_SHARD = 100_000
 #: codecs of the record shards per layout (benchmarks/ingest.py, "Store format 2": the record is mostly
 #: float32 kinematics, where the higher level gains ~9% at write speeds far above the build's)
 RECORD_COMPRESSION = {"zarr": {"codec": "blosc-zstd", "level": 9},
-                      "parquet": {"codec": "zstd", "level": 9, "byte_stream_split": True}}
+                      "parquet": {"codec": "zstd", "level": 15, "byte_stream_split": True}}
 BUILD_DIR = "_build"
 
 
