@@ -11,12 +11,17 @@ read cost is realistic; written with uproot in several baskets):
 2. bytes/event for each layout x codec (lossless; labels included);
 3. peak RSS of a build in a fresh process for two input sizes and two chunk
    sizes: it follows the chunk size, not the file size;
-4. store format 2 (issue 11): bytes/event of the stored event record and of the paper
+4. parallel ingestion: ``build_store`` of the same input split into units, on a Dask
+   LocalCluster of 1 and of 2 worker processes (workers warmed up first), events/s of each,
+   their ratio, and the projected wall time of 120M events on 100 workers;
+5. store format 2 (issue 11): bytes/event of the stored event record and of the paper
    representation, separately, on this Delphes-like input and on generated ttH (Pythia 8 +
    emulation); build events/s with the record vs without it (the format-1 content) and
    loader events/s on the paper representation of both stores, interleaved in this run.
 
     python -m benchmarks.ingest [--events 20000] [--step 2000] [--generated 2000] [--workdir /tmp/hepfm-bench]
+    python -m benchmarks.ingest --only parallel [--workers 1,2] [--units 8]
+    python -m benchmarks.ingest --only record [--events 4000] [--generated 2000]
 """
 
 from __future__ import annotations
@@ -132,8 +137,8 @@ def time_kernels(blocks: list[ak.Array]) -> float:
 
 def time_build(path: Path, step: int, out: Path, layout: str = "zarr", compression=None,
                record: bool = True) -> tuple[float, object]:
+    from hepfm_data.build import write_store
     from hepfm_data.readers.delphes import iterate_delphes
-    from hepfm_data.store import write_store
 
     shutil.rmtree(out, ignore_errors=True)
     t = time.perf_counter()
@@ -235,8 +240,8 @@ def rss_worker(path: str, step: int, out: str) -> None:
     """Run one build and print its peak RSS (MiB) as JSON (called in a fresh process)."""
     import psutil
 
+    from hepfm_data.build import write_store
     from hepfm_data.readers.delphes import iterate_delphes
-    from hepfm_data.store import write_store
 
     # warm-up on 20 events: every library imported and every kernel loaded before the baseline
     with tempfile.TemporaryDirectory() as d:
@@ -257,6 +262,101 @@ def measure_rss(path: Path, step: int, out: Path) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+PAPER_EVENTS = 120_000_000
+PROJECTED_WORKERS = 100
+
+
+def time_parallel(path: Path, n: int, step: int, work: Path, workers: list[int], n_units: int) -> dict[int, float]:
+    """Seconds of ``build_store`` of ``path`` in ``n_units`` entry-range units on a LocalCluster of k workers."""
+    from dask.distributed import LocalCluster
+
+    from hepfm_data.build import build_store
+    from hepfm_data.inputs.delphes import DelphesFiles
+
+    per_unit = -(-n // n_units)
+    small = make_input(work / "delphes_like_warmup.root", 4 * max(workers))
+    out: dict[int, float] = {}
+    best = float("inf")
+    for _ in range(2):  # baseline: the same build_store in this process (scheduler="sync")
+        shutil.rmtree(work / "par-sync", ignore_errors=True)
+        t = time.perf_counter()
+        build_store(DelphesFiles("ttH", str(path), entries_per_unit=per_unit, step_size=step), str(work / "par-sync"),
+                    scheduler="sync", progress=False)
+        best = min(best, time.perf_counter() - t)
+    out[0] = best
+    for k in workers:
+        with LocalCluster(n_workers=k, threads_per_worker=1, processes=True, dashboard_address=":0",
+                          silence_logs=40) as cluster:
+            # warm-up: every worker imports the libraries and loads the JIT caches
+            shutil.rmtree(work / "par-warm", ignore_errors=True)
+            build_store(DelphesFiles("ttH", str(small), entries_per_unit=4, step_size=step), str(work / "par-warm"),
+                        scheduler=cluster.scheduler_address, progress=False)
+            best = float("inf")
+            for _ in range(2):  # best of 2: the sandbox is shared
+                shutil.rmtree(work / f"par-{k}", ignore_errors=True)
+                t = time.perf_counter()
+                store = build_store(DelphesFiles("ttH", str(path), entries_per_unit=per_unit, step_size=step),
+                                    str(work / f"par-{k}"), scheduler=cluster.scheduler_address, progress=False)
+                best = min(best, time.perf_counter() - t)
+            assert store.manifest.n_events == n
+            out[k] = best
+    m = [json.loads((work / f"par-{k}" / "ttH" / "manifest.json").read_text())["shards"] for k in ["sync", *workers]]
+    if any(x != m[0] for x in m):
+        raise RuntimeError("stores built with different worker counts differ")
+    return out
+
+
+def report_parallel(path: Path, n: int, step: int, work: Path, workers: list[int], n_units: int) -> None:
+    print(f"\n== Parallel ingestion: build_store on a Dask LocalCluster ({n_units} units of "
+          f"{-(-n // n_units)} entries; {os.cpu_count()} cores; best of 2) ==")
+    t = time_parallel(path, n, step, work, workers, n_units)
+    print(f"in-process build_store (scheduler='sync', baseline): {n / t[0]:>10,.0f} ev/s")
+    base = t[workers[0]]
+    for k in workers:
+        print(f"{k} worker(s): {n / t[k]:>10,.0f} ev/s   speed-up vs {workers[0]} worker: {base / t[k]:5.2f}x")
+    k_max = workers[-1]
+    eff = (base / t[k_max]) / (k_max / workers[0])
+    per_worker = n / base / workers[0]
+    wall = PAPER_EVENTS / (per_worker * PROJECTED_WORKERS * eff)
+    print(f"parallel efficiency at {k_max} workers: {eff:.2f}; projected {PAPER_EVENTS / 1e6:.0f}M events on "
+          f"{PROJECTED_WORKERS} workers (per-worker {per_worker:,.0f} ev/s x efficiency {eff:.2f}): "
+          f"{wall / 60:.1f} min ({wall / 3600:.2f} h); at efficiency 1: {PAPER_EVENTS / (per_worker * PROJECTED_WORKERS) / 60:.1f} min")
+    print("stores built in-process and with each worker count: identical shard lists (same bytes)")
+
+
+def report_record(path: Path, n: int, step: int, work: Path, generated: int) -> None:
+    """Section 5: record vs paper bytes/event, build and loader events/s with and without the record."""
+    print("\n== Store format 2: record + paper representation (issue 11) ==")
+    t_f1 = t_f2 = l_f1 = l_f2 = float("inf")
+    for _ in range(2):  # interleaved, best of 2
+        t, plain = time_build(path, step, work / "store-f1", record=False)
+        t_f1 = min(t_f1, t)
+        t, full = time_build(path, step, work / "store-f2", record=True)
+        t_f2 = min(t_f2, t)
+        l_f1 = min(l_f1, time_loader(plain))
+        l_f2 = min(l_f2, time_loader(full))
+    n_train = full.manifest.split_sizes()["train"]
+    print(f"{'build without the record (format-1 content; baseline)':<58} {n / t_f1:>10,.0f} ev/s")
+    print(f"{'build with the record (format 2)':<58} {n / t_f2:>10,.0f} ev/s   ratio {t_f1 / t_f2:5.2f}")
+    print(f"{'loader, paper columns of the format-1 build (baseline)':<58} {n_train / l_f1:>10,.0f} ev/s")
+    print(f"{'loader, paper representation of the format-2 store':<58} {n_train / l_f2:>10,.0f} ev/s   "
+          f"ratio {l_f1 / l_f2:5.2f}")
+    sizes = [("Delphes-like ttH (this input)", record_sizes(full))]
+    for layout in ("zarr", "parquet"):
+        _, st = time_build(path, step, work / f"store-f2-{layout}", layout=layout)
+        sizes.append((f"Delphes-like ttH, {layout} defaults", record_sizes(st)))
+    if generated:
+        for layout in ("zarr", "parquet"):
+            st = generated_store(generated, work / f"generated-{generated}-{layout}", layout,
+                                 work / f"generated-{generated}-blocks")
+            sizes.append((f"generated ttH ({st.manifest.n_events} ev), {layout} defaults", record_sizes(st)))
+    for label, sz in sizes:
+        print(f"{label:<46} record {sz['record']:7.1f} B/event + paper {sz['paper']:6.1f} B/event = "
+              f"{sz['total']:7.1f} B/event (goal <= 250, lossless)")
+    print("record bytes/event by collection (Zarr, Delphes-like): " + ", ".join(
+        f"{k} {v:.1f}" for k, v in record_breakdown(full).items()))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--events", type=int, default=20000)
@@ -264,6 +364,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "hepfm-bench-ingest"))
     p.add_argument("--no-rss", action="store_true", help="skip the peak-RSS subprocesses")
     p.add_argument("--generated", type=int, default=2000, help="generated ttH events for the record sizes (0: skip)")
+    p.add_argument("--only", choices=["parallel", "record"], help="run only this section")
+    p.add_argument("--workers", default="1,2", help="Dask worker counts of the parallel section")
+    p.add_argument("--units", type=int, default=4,
+                   help="units (tasks) the input is split into (default 4 = one per 5000-entry basket)")
     p.add_argument("--rss-worker", nargs=3, metavar=("PATH", "STEP", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.rss_worker:
@@ -279,6 +383,13 @@ def main(argv: list[str] | None = None) -> int:
         bar.update()
     print(f"input: {path} ({path.stat().st_size / 1e6:.1f} MB, {n} events, {-(-n // step)} chunks of {step})")
 
+    workers = [int(x) for x in args.workers.split(",")]
+    if args.only == "parallel":
+        report_parallel(path, n, step, work, workers, args.units)
+        return 0
+    if args.only == "record":
+        report_record(path, n, step, work, args.generated)
+        return 0
     # warm-up: JIT caches, OS page cache
     _, warm = time_reader(path, step)
     time_kernels(warm[:1])
@@ -311,35 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"nodes/event {m.n_nodes / m.n_events:.2f}; default store ({m.layout} {m.compression}, "
           f"{len(m.shards)} shards): {m.bytes / m.n_events:.1f} B/event")
 
-    print("\n== Store format 2: record + paper representation (issue 11) ==")
-    t_f1 = t_f2 = l_f1 = l_f2 = float("inf")
-    for _ in range(2):  # interleaved, best of 2
-        t, plain = time_build(path, step, work / "store-f1", record=False)
-        t_f1 = min(t_f1, t)
-        t, full = time_build(path, step, work / "store-f2", record=True)
-        t_f2 = min(t_f2, t)
-        l_f1 = min(l_f1, time_loader(plain))
-        l_f2 = min(l_f2, time_loader(full))
-    n_train = full.manifest.split_sizes()["train"]
-    print(f"{'build without the record (format-1 content; baseline)':<58} {n / t_f1:>10,.0f} ev/s")
-    print(f"{'build with the record (format 2)':<58} {n / t_f2:>10,.0f} ev/s   ratio {t_f1 / t_f2:5.2f}")
-    print(f"{'loader, paper columns of the format-1 build (baseline)':<58} {n_train / l_f1:>10,.0f} ev/s")
-    print(f"{'loader, paper representation of the format-2 store':<58} {n_train / l_f2:>10,.0f} ev/s   "
-          f"ratio {l_f1 / l_f2:5.2f}")
-    sizes = [("Delphes-like ttH (this input)", record_sizes(full))]
-    for layout in ("zarr", "parquet"):
-        _, st = time_build(path, step, work / f"store-f2-{layout}", layout=layout)
-        sizes.append((f"Delphes-like ttH, {layout} defaults", record_sizes(st)))
-    if args.generated:
-        for layout in ("zarr", "parquet"):
-            st = generated_store(args.generated, work / f"generated-{args.generated}-{layout}", layout,
-                                 work / f"generated-{args.generated}-blocks")
-            sizes.append((f"generated ttH ({st.manifest.n_events} ev), {layout} defaults", record_sizes(st)))
-    for label, sz in sizes:
-        print(f"{label:<46} record {sz['record']:7.1f} B/event + paper {sz['paper']:6.1f} B/event = "
-              f"{sz['total']:7.1f} B/event (goal <= 250, lossless)")
-    print("record bytes/event by collection (Zarr, Delphes-like): " + ", ".join(
-        f"{k} {v:.1f}" for k, v in record_breakdown(full).items()))
+    report_record(path, n, step, work, args.generated)
 
     if not args.no_rss:
         print("\n== Peak RSS of a build in a fresh process (MiB) ==")
@@ -350,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{label:<24} {inp.stat().st_size / 1e6:8.1f} MB input, step {st:>6}: "
                   f"peak RSS {r['peak_rss_mib']:6.0f} MiB (after warm-up {r['after_imports_mib']:.0f}; "
                   f"{r['events']} events, {r['events'] / r['seconds']:,.0f} ev/s)")
+    report_parallel(path, n, step, work, workers, args.units)
     return 0
 
 

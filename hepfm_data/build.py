@@ -30,14 +30,12 @@ import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from .catalog import Catalog, load_catalog
 from .errors import HepfmError, StoreError, require
 from .events import SampleInfo, validate_events
 from .inputs import EventSource, RecordBlocks, Unit
-from .store import DEFAULT_EVENTS_PER_SHARD, StoreBuild, UnitWriter
 from .representations import PAPER, paper_columns
+from .store import DEFAULT_EVENTS_PER_SHARD, StoreBuild, UnitWriter
 
 if TYPE_CHECKING:  # pragma: no cover
     from .store import Store

@@ -55,8 +55,8 @@ def test_delphes_source_units_cover_the_file_and_follow_the_protocol():
     assert all(str(DELPHES_FILE) in u.key for u in units)
     got = ak.concatenate([b for u in units for b, _ in src.read(u)])
     assert ak.to_list(got) == ak.to_list(ak.concatenate(list(read_delphes(str(DELPHES_FILE)))))
-    with pytest.raises(Exception, match="unknown input format 'nosuchformat'"):
-        open_source("nosuchformat", "ttH", str(DELPHES_FILE))
+    with pytest.raises(Exception, match="unknown input format 'lcio'"):
+        open_source("lcio", "ttH", str(DELPHES_FILE))
 
 
 class DiesOnce(DelphesFiles):

@@ -10,13 +10,30 @@ from . import Unit, register_source
 DEFAULT_ENTRIES_PER_UNIT = 100_000
 
 
+def _ranges(offsets: list[int], per_unit: int) -> list[tuple[int, int]]:
+    """Entry ranges of about ``per_unit`` entries, cut at basket boundaries ``offsets`` when one
+    lies within a quarter unit of the cut (no basket is then decompressed by two units)."""
+    n = offsets[-1] if offsets else 0
+    if n == 0:
+        return [(0, 0)]
+    cuts, lo = [], 0
+    while lo < n:
+        want = min(lo + per_unit, n)
+        near = [o for o in offsets if lo < o <= n and abs(o - want) <= per_unit // 4]
+        hi = min(near, key=lambda o: (abs(o - want), o)) if near else want
+        cuts.append((lo, hi))
+        lo = hi
+    return cuts
+
+
 @register_source("delphes")
 @dataclass
 class DelphesFiles:
     """Delphes 3 ROOT files (paths, globs or fsspec URLs) of one process.
 
-    Units: entries ``[k*entries_per_unit, (k+1)*entries_per_unit)`` of each file, files
-    in sorted URL order; listing opens each file's header and tree (a missing or
+    Units: ranges of about ``entries_per_unit`` entries of each file, cut at basket
+    boundaries where one is near (no basket decompressed twice), files in the given
+    (glob-sorted) order; listing opens each file's header and tree (a missing or
     corrupt file, or a missing branch, fails before any unit runs, naming the file).
     ``step_size``: entries read per chunk inside a unit (bounds memory).
     """
@@ -36,16 +53,14 @@ class DelphesFiles:
 
     def units(self) -> list[Unit]:
         from ..errors import HepfmError
-        from ..readers.delphes import expand_inputs, n_entries
+        from ..readers.delphes import entry_offsets, expand_inputs
 
         if self._units is None:
             if int(self.entries_per_unit) < 1:
                 raise HepfmError(f"entries_per_unit must be positive, got {self.entries_per_unit!r}")
             units: list[Unit] = []
             for url in expand_inputs(self.inputs, self.storage_options):
-                n = n_entries(url, self.storage_options)
-                for lo in range(0, max(n, 1), int(self.entries_per_unit)):
-                    hi = min(lo + int(self.entries_per_unit), n)
+                for lo, hi in _ranges(entry_offsets(url, self.storage_options), int(self.entries_per_unit)):
                     units.append(Unit(len(units), f"{url} entries [{lo}, {hi})",
                                       {"url": url, "start": lo, "stop": hi}, hi - lo))
             self._units = units

@@ -188,18 +188,26 @@ def read_delphes(url: str, *, step_size: int | str = DEFAULT_STEP, storage_optio
     f, _ = _open(url, storage_options)
     with f:
         tree, has_weight, optional = _tree(f, url)
-        branches = [b for _, br in COLLECTIONS.values() for b in br.values()] + ([WEIGHT_BRANCH] if has_weight else [])
-        branches += sorted(set(optional.values()))
+        branches = _branches(has_weight, optional)
         for arrays, start in iterate(tree, branches, url, step_size=step_size, entry_start=entry_start,
                                      entry_stop=entry_stop):
             yield _record(arrays, url, start, has_weight, optional)
 
 
-def n_entries(url: str, storage_options: dict[str, Any] | None = None) -> int:
-    """Number of entries of the ``Delphes`` tree of ``url``; checks header, tree and branches first."""
+def _branches(has_weight: bool, optional: dict[str, str]) -> list[str]:
+    """The branches a read of the ``Delphes`` tree needs: every collection's, the weight, the optional ones present."""
+    return ([b for _, br in COLLECTIONS.values() for b in br.values()] + ([WEIGHT_BRANCH] if has_weight else [])
+            + sorted(set(optional.values())))
+
+
+def entry_offsets(url: str, storage_options: dict[str, Any] | None = None) -> list[int]:
+    """Entry numbers where every branch of the ``Delphes`` tree of ``url`` starts a basket
+    (``[0, ..., num_entries]``); checks header, tree and branches first."""
     f, _ = _open(url, storage_options)
     with f:
-        return int(_tree(f, url)[0].num_entries)
+        tree, has_weight, optional = _tree(f, url)
+        branches = _branches(has_weight, optional)
+        return [int(x) for x in tree.common_entry_offsets(filter_name=branches)]
 
 
 def expand_inputs(pattern: str | list[str], storage_options: dict[str, Any] | None = None) -> list[str]:
