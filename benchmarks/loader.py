@@ -1,6 +1,8 @@
 """Streaming loader throughput vs the raw read of the same arrays and vs ``datasets``, same run.
 
     python benchmarks/loader.py [--events 200000] [--batch 512] [--workers 2] [--root DIR]
+    python benchmarks/loader.py --startup-shards 1200 [--root DIR]   # start-up time only
+    python benchmarks/loader.py --zarr-read [--events ...] [--root DIR]  # raw read: direct vs zarr API
 
 Builds (or reuses, with ``--root``) Zarr and Parquet stores of synthetic events
 (``hepfm_data.testing.synthetic_events``, two processes) and measures, on the train split:
@@ -14,6 +16,16 @@ Builds (or reuses, with ``--root``) Zarr and Parquet stores of synthetic events
 * datasets: ``Dataset.from_parquet(<same Parquet shards>).with_format("torch")`` iterated
   row by row (on ``--datasets-events`` rows: it is slow);
 * on a CUDA machine: events/s into device batches with 1, 4 and 8 workers.
+
+``--zarr-read`` instead compares, on the same train shards in alternating rounds, the raw
+read (``Store.read_shard``: shard index + numcodecs per inner chunk) with the same columns
+read through the zarr API (``zarr.open_group`` arrays, as before), both then built into
+``ShardData``; and numcodecs' decode alone of those shards' inner chunks.
+
+``--startup-shards N`` instead times start-up at scale: a Zarr store of N train-sized
+shards (100 events each) is built once, then ``make_loader`` -> first batch is timed
+(opening the manifest, every shard's metadata on first read, and for budget batching the
+node counts of every shard), with count and with node-budget batching, 2 workers.
 
 Each contender runs ``--repeats`` epochs interleaved with the others (a shared machine is
 noisy); the best epoch of each is printed, with the loader's ratio to the raw read and
@@ -101,7 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--datasets-events", type=int, default=10_000)
     ap.add_argument("--repeats", type=int, default=3, help="measured epochs per contender (best is kept)")
     ap.add_argument("--root", type=Path, default=None, help="keep/reuse the stores here")
+    ap.add_argument("--zarr-read", action="store_true", help="only compare the raw read with the zarr API")
+    ap.add_argument("--startup-shards", type=int, default=0, help="only time make_loader -> first batch on N shards")
     args = ap.parse_args(argv)
+    if args.startup_shards:
+        return startup(args)
+    if args.zarr_read:
+        return zarr_read(args)
 
     import pyarrow.parquet as pq
     import torch
@@ -210,6 +228,99 @@ def main(argv: list[str] | None = None) -> int:
                 del dl
         else:
             print("no CUDA device: device throughput not measured")
+    finally:
+        if args.root is None:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def zarr_read(args) -> int:
+    """Raw read of the train shards: direct (Store.read_shard) vs the zarr API vs decode alone."""
+    from fsspec.implementations.local import LocalFileSystem
+
+    from hepfm_data.store import open_store
+    from hepfm_data.store.layouts import EVENT_COLUMNS, NODE_COLUMNS, _zarr_group, read_zarr
+
+    work = args.root or Path(tempfile.mkdtemp(prefix="hepfm-bench-loader-"))
+    try:
+        build(work, args.events, args.events_per_shard)
+        stores = [open_store(str(work / "zarr" / p)) for p in PROCESSES]
+        jobs = [(s, i) for s in stores for i in s.shards("train")]
+        n = sum(i.n_events for _, i in jobs)
+        fs = LocalFileSystem()
+        groups = {}
+        for s, i in jobs:
+            g = _zarr_group(fs, f"{s.path}/{i.path}")
+            groups[i.path, s.path] = {k: g[k] for k in g.array_keys()}
+        chunks = []  # (codec decode, raw bytes) of every inner chunk, read beforehand
+        for s, i in jobs:
+            handle = s._handle(i, f"{s.path}/{i.path}")
+            for col in (handle[k] for k in (*EVENT_COLUMNS, *NODE_COLUMNS)):
+                idx = col.index()
+                data = open(col._file, "rb").read()
+                chunks += [(col.decode, data[int(o):int(o) + int(m)]) for o, m in idx.tolist()]
+
+        def direct():
+            for s, i in jobs:
+                s.read_shard(i)
+
+        def via_zarr():
+            for s, i in jobs:
+                read_zarr(fs, f"{s.path}/{i.path}", 0, None, None, groups[i.path, s.path]).to_shard_data()
+
+        def decode():
+            for dec, raw in chunks:
+                dec(raw)
+
+        direct(), via_zarr()
+        best = {"direct": 0.0, "zarr": 0.0, "decode": 0.0}
+        for _ in range(args.repeats):
+            for name, fn in (("direct", direct), ("zarr", via_zarr), ("decode", decode)):
+                best[name] = max(best[name], rate(n, fn)[1])
+        print(f"raw read of {len(jobs)} train shards, {n} events (events per CPU-second, best of {args.repeats}):")
+        print(f"  direct (Store.read_shard):      {best['direct']:12,.0f}")
+        print(f"  zarr API arrays (before):       {best['zarr']:12,.0f}   direct / zarr = {best['direct'] / best['zarr']:.2f}")
+        print(f"  numcodecs decode of the chunks: {best['decode']:12,.0f}   direct / decode = "
+              f"{best['direct'] / best['decode']:.2f}")
+    finally:
+        if args.root is None:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def startup(args) -> int:
+    """Time from ``make_loader`` to the first batch on a store of ``--startup-shards`` shards."""
+    import numpy as np
+
+    from hepfm_data.events import SampleInfo
+    from hepfm_data.loader import make_loader
+    from hepfm_data.store import open_store, write_store
+    from hepfm_data.testing import synthetic_events
+
+    work = args.root or Path(tempfile.mkdtemp(prefix="hepfm-bench-startup-"))
+    url = work / f"startup{args.startup_shards}" / "ttH"
+    try:
+        if not (url / "manifest.json").exists():
+            per = 125  # ~100 train events per train shard (80/10/10 split)
+            n = args.startup_shards * per
+            blocks = ((synthetic_events(min(20_000, n - s), seed=s // 20_000, first_event_id=s),
+                       SampleInfo(process="ttH", source="synthetic")) for s in range(0, n, 20_000))
+            write_store(str(url.parent), "ttH", blocks, layout="zarr", events_per_shard=per, progress=True)
+        st = open_store(str(url))
+        train = st.shards("train")
+        print(f"store: {len(st.manifest.shards)} shards ({len(train)} train, "
+              f"{sum(i.n_events for i in train)} train events) under {url}")
+        for name, kw in {"count (batch_size=64)": dict(batch_size=64),
+                         "budget (max_nodes=640)": dict(batch_size=None, max_nodes=640)}.items():
+            t = time.perf_counter()
+            loader = make_loader([str(url)], device="cpu", num_workers=args.workers, seed=0, **kw)
+            t_make = time.perf_counter() - t
+            next(iter(loader))
+            t_first = time.perf_counter() - t
+            print(f"start-up, {name}: make_loader {t_make:.2f} s, first batch after {t_first:.2f} s "
+                  f"({args.workers} workers; {len(train)} train shards)")
+            del loader
+        _ = np
     finally:
         if args.root is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -82,6 +82,19 @@ class PaperChain:
 
 
 @dataclass(frozen=True)
+class CPMixing:
+    """CP-mixed top Yukawa κ cos α + i κ̃ γ5 sin α (Higgs Characterisation) for tt̄H reweighting.
+
+    ``weighted``: keep every SM event with weight w = |M_α|²/|M_SM|² instead of unweighting.
+    """
+
+    alpha_deg: float
+    kappa: float = 1.0
+    kappa_tilde: float = 1.0
+    weighted: bool = False
+
+
+@dataclass(frozen=True)
 class Process:
     """One physics process. ``index`` is the multiclass label for pretraining."""
 
@@ -95,6 +108,7 @@ class Process:
     pythia: tuple[str, ...] | None
     citation: str
     slha: str | None = None
+    cp_mixing: CPMixing | None = None  # LO matrix-element reweighting of SM tt̄H (readers/ttH_reweight.py)
 
     @property
     def generatable(self) -> bool:
@@ -380,12 +394,31 @@ def _parse_process(source: str, i: int, raw: Any) -> Process:
     events = r.get("paper_events", int)
     if events <= 0:
         r.fail("paper_events", f"must be positive, got {events}")
+    cp = r.get("cp_mixing", dict, optional=True)
+    if cp is not None:
+        cp = _parse_cp_mixing(source, name, cp, pythia)
     return Process(
         name=r.get("name", str), role=role, index=index,
         description=r.get("description", str), paper_events=events,
         upstream_name=r.get("upstream_name", str), fidelity=fidelity, pythia=pythia,
-        citation=r.get("citation", str), slha=r.get("slha", str, optional=True),
+        citation=r.get("citation", str), slha=r.get("slha", str, optional=True), cp_mixing=cp,
     )
+
+
+#: the SM tt̄H hard processes that CP-mixing reweighting starts from
+TTH_SWITCHES = ("HiggsSM:gg2Httbar", "HiggsSM:qqbar2Httbar")
+
+
+def _parse_cp_mixing(source: str, name: str, raw: Any, pythia) -> CPMixing:
+    r = _Reader(source, f"processes {name}.cp_mixing", raw, _fields(CPMixing))
+    switches = {k.strip() for k, _, v in (s.partition("=") for s in pythia or ())
+                if not k.strip()[:1].isdigit() and v.strip().lower() in ("on", "true", "1")}
+    if not switches or not switches <= set(TTH_SWITCHES):
+        r.fail("cp_mixing", f"reweights SM tt̄H only: pythia must switch on {' and/or '.join(TTH_SWITCHES)} "
+                            f"and no other hard process, got {list(pythia or ())}")
+    return CPMixing(alpha_deg=r.get("alpha_deg", float), kappa=r.get("kappa", float, optional=True, default=1.0),
+                    kappa_tilde=r.get("kappa_tilde", float, optional=True, default=1.0),
+                    weighted=r.get("weighted", bool, optional=True, default=False))
 
 
 def _parse_cuts(source: str, name: str, raw: Any) -> ObjectCuts:

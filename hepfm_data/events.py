@@ -6,8 +6,8 @@ apply the paper's selection, overlap removal and b-tagging, SPEC §2). Units: Ge
 for momenta, masses and energy sums, radians for azimuth (φ in [-π, π)),
 elementary charge for charge; isolation is relative (cone sum / object pT).
 
-The schema is :data:`RECORD`. Required fields (**bold** in the README table) are
-present in every record; optional ones are present only where the input format
+The schema is :data:`RECORD` (README "Input formats and the event record"). Required
+fields are present in every record; optional ones are present only where the input format
 provides them — a format that lacks a field leaves it **absent, never
 zero-filled**. ``truth`` is absent for collision data. Each reader documents its
 format's field -> record mapping (README "Input formats").

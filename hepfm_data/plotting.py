@@ -45,12 +45,21 @@ def distributions(events: ak.Array, catalog: Catalog | None = None) -> dict[str,
         "missing pT [GeV]": ak.to_numpy(events.met.pt),
         "truth Higgs pT [GeV]": ak.to_numpy(ak.flatten(higgs.pt)),
         "truth top pT [GeV]": ak.to_numpy(ak.flatten(truth.pt[abs(truth.pid) == 6])),
+        "truth |dphi(t, tbar)| [rad]": _dphi_top_pair(truth),
     }
+
+
+def _dphi_top_pair(truth) -> np.ndarray:
+    """|Δφ| between the top and the antitop of events with exactly one of each (radians)."""
+    top, anti = truth[truth.pid == 6], truth[truth.pid == -6]
+    ok = (ak.num(top) == 1) & (ak.num(anti) == 1)
+    d = ak.to_numpy(ak.flatten(top.phi[ok])) - ak.to_numpy(ak.flatten(anti.phi[ok]))
+    return np.abs((d + np.pi) % (2 * np.pi) - np.pi)
 
 
 _BINS = {
     "number of jets (pT > 25 GeV)": np.arange(-0.5, 15.5), "number of leptons (e, mu)": np.arange(-0.5, 6.5),
-    "number of photons": np.arange(-0.5, 6.5),
+    "number of photons": np.arange(-0.5, 6.5), "truth |dphi(t, tbar)| [rad]": np.linspace(0.0, np.pi, 19),
 }
 
 

@@ -22,6 +22,7 @@ spawned: call :func:`produce` from a script under ``if __name__ == "__main__":``
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -92,7 +93,8 @@ def _atomic_write(path: Path, write) -> None:
 def _request(proc: Process, seed: int, index: int, block_size: int, n: int, lhe) -> dict:
     return {"format": SIDE_FORMAT, "format_version": SIDE_VERSION, "process": proc.name, "base_seed": int(seed),
             "block": index, "block_size": block_size, "n_requested": n, "settings": list(proc.pythia or ()),
-            "lhe": str(lhe) if lhe is not None else None, "event_id_rule": EVENT_ID_RULE}
+            "lhe": str(lhe) if lhe is not None else None, "event_id_rule": EVENT_ID_RULE,
+            "cp_mixing": dataclasses.asdict(proc.cp_mixing) if proc.cp_mixing is not None else None}
 
 
 def run_block(proc: Process, seed: int, index: int, n: int, block_size: int, workdir: str,

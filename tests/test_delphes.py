@@ -133,3 +133,43 @@ def test_read_over_s3_equals_local_and_builds_a_store(tmp_path, delphes_file, s3
     ids = np.concatenate([store.read_shard(s).event_id for s in store.shards()])
     assert set(local.event_id.to_numpy().tolist()) <= set(ids.tolist()) and len(set(ids.tolist())) == 40
     assert open_store(str(tmp_path / "stores" / "ttH")).verify() == []
+
+
+def test_optional_fields_and_tau_jets(delphes_file, tmp_path):
+    """The real file's optional fields equal its branches (btag = Jet.BTag bit 0, isolation =
+    IsolationVar); a Delphes-like file with Jet.TauTag/Charge gives taus = the τ-tagged jets with
+    their charge; without TauTag the record has no taus and no jets.tau_tag (absent, not zero)."""
+    from hepfm_data.readers.delphes import write_delphes_tree
+
+    ev = ak.concatenate(list(read_delphes(str(delphes_file))))
+    raw = uproot.open(delphes_file)["Delphes"].arrays(["Jet.BTag", "Electron.IsolationVar", "Jet.TauTag"])
+    assert ak.to_list(ev.jets.btag) == ak.to_list(raw["Jet.BTag"] & 1)
+    assert ak.to_list(ev.jets.tau_tag) == ak.to_list(raw["Jet.TauTag"] & 1)
+    np.testing.assert_allclose(ak.to_numpy(ak.flatten(ev.electrons.isolation)),
+                               ak.to_numpy(ak.flatten(raw["Electron.IsolationVar"])), rtol=1e-6)
+    syn = synthetic_events(30, seed=2)
+    tau = ak.values_astype(syn.jets.pt > 60, np.int32)
+    charge = ak.values_astype(ak.where(syn.jets.eta > 0, 1, -1), np.int32)
+    one = np.ones(30, np.int64)
+    chunk = {"Event": ak.zip({"Weight": ak.unflatten(np.ones(30, np.float32), one)}),
+             "Jet": ak.zip({"PT": syn.jets.pt, "Eta": syn.jets.eta, "Phi": syn.jets.phi, "Mass": syn.jets.mass,
+                            "TauTag": tau, "Charge": charge}),
+             "Electron": ak.zip({"PT": syn.electrons.pt, "Eta": syn.electrons.eta, "Phi": syn.electrons.phi,
+                                 "Charge": ak.values_astype(syn.electrons.charge, np.int32)}),
+             "Muon": ak.zip({"PT": syn.muons.pt, "Eta": syn.muons.eta, "Phi": syn.muons.phi,
+                             "Charge": ak.values_astype(syn.muons.charge, np.int32)}),
+             "Photon": ak.zip({"PT": syn.photons.pt, "Eta": syn.photons.eta, "Phi": syn.photons.phi}),
+             "MissingET": ak.zip({"MET": ak.unflatten(syn.met.pt.to_numpy(), one),
+                                  "Phi": ak.unflatten(syn.met.phi.to_numpy(), one)}),
+             "Particle": ak.zip({"PID": syn.truth.pid, "PT": syn.truth.pt, "Eta": syn.truth.eta, "Phi": syn.truth.phi,
+                                 "Mass": syn.truth.mass, "D1": syn.truth.pid * 0 - 1, "D2": syn.truth.pid * 0 - 1})}
+    path = tmp_path / "taus.root"
+    write_delphes_tree(str(path), [chunk])
+    got = validate_events(ak.concatenate(list(read_delphes(str(path)))))
+    sel = syn.jets.pt > 60
+    assert ak.to_list(got.taus.pt) == ak.to_list(syn.jets.pt[sel])
+    assert ak.to_list(got.taus.charge) == ak.to_list(ak.values_astype(charge[sel], np.int8))
+    plain = tmp_path / "plain.root"
+    write_delphes_like(str(plain), syn)
+    got = ak.concatenate(list(read_delphes(str(plain))))
+    assert "taus" not in got.fields and "tau_tag" not in got.jets.fields and "btag" not in got.jets.fields

@@ -215,3 +215,32 @@ def test_build_detects_each_format(delphes_file, nanoaod_file, physlite_file, tm
         m = json.loads((tmp_path / proc / "manifest.json").read_text())
         assert [p["input_format"] for p in m["provenance"]] == [fmt]
         assert m["provenance"][0]["release"].startswith("ROOT 6.")
+
+
+def test_physlite_electron_charge_from_the_track_link(physlite_file):
+    """The electron charge rebuilt from trackParticleLinks -> GSFTrackParticles q/p (for releases without
+    the charge decoration) equals the stored charge on every electron of the real file."""
+    t = uproot.open(physlite_file)["CollectionTree"]
+    arrays = t.arrays([physlite.ELECTRON_TRACKS, physlite.GSF_QOVERP, "AnalysisElectronsAuxDyn.charge"])
+    got = physlite.electron_charge_from_tracks(arrays, str(physlite_file))
+    assert ak.sum(ak.num(got)) > 100
+    assert ak.to_list(got) == ak.to_list(arrays["AnalysisElectronsAuxDyn.charge"])
+
+
+@pytest.mark.parametrize("fmt,fixture,module", [("nanoaod", "nanoaod_file", nanoaod),
+                                                ("physlite", "physlite_file", physlite)])
+def test_sources_follow_the_protocol(fmt, fixture, module, request):
+    """NanoAODFiles / PhysliteFiles are EventSources opened by format name: entry-range units tile the
+    file, reading every unit gives exactly the reader's events, and each block carries the file's SampleInfo."""
+    from hepfm_data.inputs import EventSource, open_source
+
+    path = str(request.getfixturevalue(fixture))
+    src = open_source(fmt, "ttbar", path, entries_per_unit=30)
+    assert isinstance(src, EventSource) and src.event_id_rule == module.EVENT_ID_RULE
+    units = src.units()
+    n = uproot.open(path)[module.TREE].num_entries
+    assert units[0].spec["start"] == 0 and units[-1].spec["stop"] == n
+    assert all(a.spec["stop"] == b.spec["start"] for a, b in zip(units, units[1:]))
+    blocks = [(b, info) for u in units for b, info in src.read(u)]
+    assert ak.to_list(ak.concatenate([b for b, _ in blocks])) == ak.to_list(ak.concatenate(list(module.read(path))))
+    assert {info.input_format for _, info in blocks} == {fmt} and all(info.inputs == [path] for _, info in blocks)

@@ -9,13 +9,11 @@ store copy and the cache, never another exception, never a hang (pytest-timeout)
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,6 +22,7 @@ from hepfm_data.errors import HepfmError, ManifestError
 from hepfm_data.store import open_store
 from hepfm_data.store.cache import RemoteShards
 from hepfm_data.store.manifest import SHARD_DIR, Manifest, shard_path_problem
+from hepfm_data.testing import shard_digest as _digest
 from hepfm_data.testing import write_synthetic_stores
 
 WHERE = "fuzz://host/stores/ttH/manifest.json"
@@ -80,7 +79,14 @@ def _check_parsed(m: Manifest) -> None:
         for v in (s.n_events, s.n_nodes, s.bytes):
             assert type(v) is int and v >= 0
         assert s.n_nodes >= s.n_events and s.split in s.name
-    assert type(m.format_version) is int and m.format_version == 1
+    assert type(m.format_version) is int and m.format_version in (1, 2)
+    # format 2: record and derived shards obey the same path rules in their own folders, paired 1:1
+    for listed, folder in [(m.record_shards, "record")] + [(r["shards"] or [], f"representations/{n}")
+                                                         for n, r in m.representations.items()]:
+        assert not listed or len(listed) == len(m.shards)
+        for s, base in zip(listed, m.shards):
+            assert shard_path_problem(s.path, directory=folder) is None and s.name == base.name
+            assert ".." not in s.path and ":" not in s.path and s.n_events == base.n_events
 
 
 def _parse(text) -> Manifest | None:
@@ -130,13 +136,6 @@ def test_clean_manifests_parse(pristine):
 
 
 # ----------------------------------------------------------------------------- shard bytes
-
-def _digest(data) -> str:
-    h = hashlib.sha256()
-    for f in ("event_id", "weight", "label", "multilabel", "n_node", "offsets", "nodes"):
-        h.update(np.ascontiguousarray(getattr(data, f)).tobytes())
-    return h.hexdigest()
-
 
 def _files(root: Path) -> dict[Path, bytes]:
     return {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}

@@ -16,7 +16,7 @@ import torch
 from hepfm_data.errors import HepfmError
 from hepfm_data.events import SampleInfo
 from hepfm_data.graph import ETA, PHI
-from hepfm_data.loader import BoostZ, Compose, FlipEta, RotatePhi, StreamingDataset, make_loader
+from hepfm_data.loader import BoostZ, Compose, FlipEta, LoaderStateError, RotatePhi, StreamingDataset, make_loader
 from hepfm_data.store import open_store, write_store
 from hepfm_data.testing import synthetic_events
 
@@ -150,14 +150,27 @@ def test_resume_mid_epoch_is_exact(stores, workers):
 
 
 def test_resume_refuses_another_configuration(stores):
-    """A state from other settings or another worker count is refused with the reason."""
-    state = make_loader(urls(stores), device="cpu", num_workers=0, batch_size=16, seed=1).state_dict()
-    with pytest.raises(HepfmError, match="fingerprint"):
-        make_loader(urls(stores), device="cpu", num_workers=0, batch_size=16, seed=2).load_state_dict(state)
-    with pytest.raises(HepfmError, match="num_workers"):
-        make_loader(urls(stores), device="cpu", num_workers=1, batch_size=16, seed=1).load_state_dict(state)
-    with pytest.raises(HepfmError, match="not a loader state"):
-        make_loader(urls(stores), device="cpu", num_workers=0, batch_size=16).load_state_dict({"epoch": 1})
+    """A state from other settings is refused with the reason; one from another worker count
+    resumes the rest of the epoch (elastic), every remaining event once."""
+    kw = dict(device="cpu", batch_size=16, seed=1, **FAST)
+    state = make_loader(urls(stores), num_workers=0, **kw).state_dict()
+    with pytest.raises(LoaderStateError, match="fingerprint"):
+        make_loader(urls(stores), device="cpu", num_workers=0, batch_size=16, seed=2, **FAST).load_state_dict(state)
+    with pytest.raises(LoaderStateError, match="not a loader state"):
+        make_loader(urls(stores), num_workers=0, **kw).load_state_dict({"epoch": 1})
+    first = make_loader(urls(stores), num_workers=2, **kw)
+    it = iter(first)
+    head = [next(it).event_id.tolist() for _ in range(4)]
+    del it
+    other = make_loader(urls(stores), num_workers=0, **kw)
+    other.load_state_dict(json.loads(json.dumps(first.state_dict())))
+    assert other.state_dict()["levels"] == [[1, 2, 4]]
+    n = len(other)  # what is left of the epoch
+    rest = epoch_ids(other)
+    assert len(rest) == n and other.dataset.epoch == 1
+    got = [e for b in head + rest for e in b]
+    expected = set().union(*(store_events(u) for u in urls(stores)))
+    assert len(got) == len(expected) and set(got) == expected
 
 
 def test_budget_batching_and_fixed_shape_padding(stores):
@@ -281,6 +294,32 @@ def test_torchrun_two_ranks_disjoint_complete_equal(stores, tmp_path):
         assert not set(a["event_ids"]) & set(b["event_ids"])
         assert sorted(a["event_ids"] + b["event_ids"]) == sorted(expected)
     assert ranks[0]["epochs"][0]["event_ids"] != ranks[0]["epochs"][1]["event_ids"]
+
+
+def test_torchrun_elastic_resume_on_other_world_sizes(stores, tmp_path):
+    """Real torchrun jobs (gloo, CPU): a state saved after 3 steps on 2 ranks x 1 worker resumes
+    on 1 rank x 2 workers and on 3 ranks x 0 workers, with count and with node-budget batching: the
+    batches of the interrupted run plus those of the resumed one are every train event exactly
+    once, and the resumed ranks run the same number of steps (== len(loader))."""
+    worker = Path(__file__).with_name("ddp_loader_elastic.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def run(n: int, phase: str, out: Path) -> None:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(n), "--standalone",
+               str(worker), str(out), phase, *urls(stores)]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+    run(2, "save", tmp_path)
+    expected = sorted(set().union(*(store_events(u) for u in urls(stores))))
+    for world in (1, 3):
+        run(world, "resume", tmp_path)
+        for mode in ("count", "budget"):
+            before = [e for r in range(2)
+                      for e in json.loads((tmp_path / f"save-{mode}-rank{r}.json").read_text())["event_ids"]]
+            after = [json.loads((tmp_path / f"resume{world}-{mode}-rank{r}.json").read_text()) for r in range(world)]
+            assert len({(a["n_batches"], a["len"]) for a in after}) == 1 and after[0]["n_batches"] == after[0]["len"]
+            assert sorted(before + [e for a in after for e in a["event_ids"]]) == expected, (world, mode)
 
 
 def test_missing_shard_is_named(stores, tmp_path):

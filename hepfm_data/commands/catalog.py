@@ -48,6 +48,10 @@ def format_entry(cat: Catalog, name: str) -> str:
     ]
     if p.slha:
         lines.append(f"SLHA spectrum: {p.slha}")
+    if p.cp_mixing:
+        c = p.cp_mixing
+        lines.append(f"CP mixing (LO matrix-element reweighting of SM ttH): alpha = {c.alpha_deg} deg, "
+                     f"kappa = {c.kappa}, kappa_tilde = {c.kappa_tilde}" + (", weighted" if c.weighted else ""))
     lines.append(f"citation: {cit.authors}, \"{cit.title}\", arXiv:{cit.arxiv}")
     return "\n".join(lines)
 

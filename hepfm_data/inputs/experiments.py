@@ -1,5 +1,6 @@
 """CMS NanoAOD and ATLAS DAOD_PHYSLITE files as event sources: one unit per range of
-entries of a file (the same unit scheme as :class:`~hepfm_data.inputs.delphes.DelphesFiles`)."""
+entries of a file, cut at basket boundaries (the unit scheme of
+:class:`~hepfm_data.inputs.delphes.DelphesFiles`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import Unit, register_source
+from .delphes import _ranges
 
 DEFAULT_ENTRIES_PER_UNIT = 100_000
 
@@ -48,9 +50,7 @@ class _ExperimentFiles:
             units: list[Unit] = []
             for url in expand_inputs(self.inputs, self.storage_options):
                 self._described[url] = d = self._reader().describe(url, self.storage_options)
-                n = d["entries"]
-                for lo in range(0, max(n, 1), int(self.entries_per_unit)):
-                    hi = min(lo + int(self.entries_per_unit), n)
+                for lo, hi in _ranges(d["entry_offsets"], int(self.entries_per_unit)):
                     units.append(Unit(len(units), f"{url} entries [{lo}, {hi})",
                                       {"url": url, "start": lo, "stop": hi}, hi - lo))
             self._units = units

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from .augment import BoostZ, Compose, FlipEta, RotatePhi
 from .batch import HostBatch
-from .dataset import StreamingDataset
+from .dataset import LoaderStateError, StreamingDataset
 from .loader import StreamingLoader, make_loader
 from .sampler import BatchSpec, EpochPlan, StreamSampler
 
-__all__ = ["make_loader", "StreamingLoader", "StreamingDataset", "StreamSampler", "BatchSpec", "EpochPlan",
+__all__ = ["make_loader", "StreamingLoader", "StreamingDataset", "LoaderStateError", "StreamSampler", "BatchSpec", "EpochPlan",
            "HostBatch", "RotatePhi", "FlipEta", "BoostZ", "Compose"]

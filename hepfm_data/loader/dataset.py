@@ -26,9 +26,19 @@ from .sampler import BatchSpec, EpochPlan, StreamSampler
 if TYPE_CHECKING:  # pragma: no cover
     from ..catalog import Catalog
 
-__all__ = ["StreamingDataset", "dist_rank_world"]
+__all__ = ["LoaderStateError", "StreamingDataset", "dist_rank_world"]
 
 STATE_FORMAT = "hepfm-loader-state"
+#: elastic resumes of one epoch a state may chain (each adds one (world_size, num_workers, consumed))
+MAX_LEVELS = 16
+_STATE_KEYS = {"format", "epoch", "consumed", "rank", "world_size", "num_workers", "fingerprint", "levels"}
+_STATE_LIMITS = {"epoch": (0, 2**31), "consumed": (0, 2**40), "rank": (0, 4095), "world_size": (1, 4096),
+                 "num_workers": (0, 256)}
+_MAX_GROUPS = 1 << 15  # world_size x num_workers of a partition in a state (planning cost is linear in it)
+
+
+class LoaderStateError(HepfmError):
+    """A loader ``state_dict`` is malformed or belongs to another configuration (names the key)."""
 #: events per block (the unit of I/O): a multiple of the Zarr event chunk (4096) and of the
 #: Parquet row group (16384); store reads have a fixed cost per call (~20 ms, Zarr: whole inner chunks)
 DEFAULT_BLOCK = 32768
@@ -149,9 +159,10 @@ class StreamingDataset(IterableDataset):
             from ..store.cache import RemoteShards
 
             self._cache = RemoteShards(cache_dir, cache_bytes)
-        # (epoch, consumed batches) in shared memory: persistent DataLoader workers see updates
-        self._state = torch.zeros(2, dtype=torch.int64).share_memory_()
-        self._n_node: dict[tuple[int, int], np.ndarray] = {}
+        # (epoch, consumed batches, n levels, (world_size, num_workers, consumed) per earlier
+        # partition of this epoch) in shared memory: persistent DataLoader workers see updates
+        self._state = torch.zeros(3 + 3 * MAX_LEVELS, dtype=torch.int64).share_memory_()
+        self._n_node: dict[tuple[int, int], np.ndarray] = {}  # non-Zarr / remote shards only
         self._plan: EpochPlan | None = None
         #: DataLoader workers the rank order is laid out for (set by make_loader)
         self.num_workers = 0
@@ -194,38 +205,58 @@ class StreamingDataset(IterableDataset):
 
     @property
     def consumed(self) -> int:
-        """Batches of the current epoch already delivered on this rank."""
+        """Batches of the current epoch (of its current partition) already delivered on this rank."""
         return int(self._state[1])
 
-    def _set_state(self, epoch: int, consumed: int) -> None:
-        self._state[0], self._state[1] = int(epoch), int(consumed)
+    @property
+    def levels(self) -> list[list[int]]:
+        """Earlier partitions of the current epoch: [[world_size, num_workers, consumed], ...]."""
+        n = int(self._state[2])
+        return [[int(x) for x in self._state[3 + 3 * i:6 + 3 * i]] for i in range(n)]
+
+    def _set_state(self, epoch: int, consumed: int, levels: list | None = None) -> None:
+        view = self._state.numpy()  # the shared memory itself
+        view[0], view[1] = epoch, consumed
+        if levels is not None:
+            self._state[2] = len(levels)
+            for i, lv in enumerate(levels):
+                self._state[3 + 3 * i:6 + 3 * i] = torch.tensor([int(x) for x in lv])
 
     def set_epoch(self, epoch: int) -> None:
         """Start ``epoch`` from its beginning — unless it is the current (resumed) epoch."""
         if int(epoch) != self.epoch:
-            self._set_state(int(epoch), 0)
+            self._set_state(int(epoch), 0, [])
 
     def state_dict(self) -> dict[str, Any]:
-        """JSON-able position: the next batch is batch ``consumed`` of ``epoch`` on this rank."""
+        """JSON-able position: the next batch is batch ``consumed`` of ``epoch`` on every rank
+        (ranks step together), after the earlier partitions ``levels`` of that epoch."""
         return {"format": STATE_FORMAT, "epoch": self.epoch, "consumed": self.consumed, "rank": self.rank,
-                "world_size": self.world_size, "num_workers": self.num_workers,
+                "world_size": self.world_size, "num_workers": self.num_workers, "levels": self.levels,
                 "fingerprint": self.sampler.fingerprint()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Resume exactly where ``state`` stopped (same stores, config and world size)."""
-        if state.get("format") != STATE_FORMAT:
-            raise HepfmError(f"not a loader state (format {state.get('format')!r})")
-        if state["fingerprint"] != self.sampler.fingerprint():
-            raise HepfmError("loader state was saved with other stores, split, batching, seed or block "
-                             f"settings (fingerprint {state['fingerprint']} != {self.sampler.fingerprint()})")
-        for key in ("world_size", "num_workers"):  # both shape the order of batches on a rank
-            if state[key] != getattr(self, key):
-                raise HepfmError(f"loader state was saved with {key}={state[key]}, now {getattr(self, key)}; "
-                                 f"resume with the same {key}")
-        n = self.n_batches(int(state["epoch"]))
-        if not 0 <= int(state["consumed"]) <= n:
-            raise HepfmError(f"loader state consumed={state['consumed']} outside the epoch's {n} batches")
-        self._set_state(int(state["epoch"]), int(state["consumed"]))
+        """Resume where ``state`` stopped: same stores and batching config; the world size and
+        number of workers may differ (the rest of the epoch is then re-partitioned: every
+        remaining event still comes exactly once). ``state`` is untrusted input: JSON types
+        only, every value type- and range-checked (:class:`LoaderStateError` names the key)."""
+        st = validate_state(state)
+        if st["fingerprint"] != self.sampler.fingerprint():
+            raise LoaderStateError("loader state key 'fingerprint': saved with other stores, split, batching, seed "
+                                   f"or block settings ({st['fingerprint']} != {self.sampler.fingerprint()})")
+        epoch, consumed, levels = st["epoch"], st["consumed"], st["levels"]
+        if (st["world_size"], st["num_workers"]) != (self.world_size, self.num_workers) and consumed:
+            if len(levels) >= MAX_LEVELS:
+                raise LoaderStateError(f"loader state key 'levels': {len(levels)} elastic resumes of one epoch, "
+                                       f"at most {MAX_LEVELS}")
+            levels = levels + [[st["world_size"], st["num_workers"], consumed]]
+            consumed = 0
+        try:
+            n = self.n_batches(epoch, levels)
+        except HepfmError as exc:
+            raise LoaderStateError(f"loader state key 'levels' or 'consumed' does not fit this epoch: {exc}") from None
+        if not 0 <= consumed <= n:
+            raise LoaderStateError(f"loader state key 'consumed': {consumed} outside the epoch's {n} batches")
+        self._set_state(epoch, consumed, levels)
 
     # ------------------------------------------------------------------ plan
     def plan(self, epoch: int | None = None) -> EpochPlan:
@@ -234,24 +265,47 @@ class StreamingDataset(IterableDataset):
             self._plan = self.sampler.plan(epoch)
         return self._plan
 
-    def n_node_of(self, source: int, shard: int) -> np.ndarray:
-        """[n_events] node counts of shard ``shard`` of source ``source`` (read once, cached)."""
+    def n_node_of(self, source: int, shard: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """[stop - start] int16 node counts of rows ``[start, stop)`` of a shard (local Zarr:
+        the n_node column's chunks alone; otherwise the shard's counts, read once and cached)."""
+        store, info = self._stores[source], self._infos[source][shard]
+        stop = info.n_events if stop is None else stop
+        if store.manifest.layout == "zarr" and (self._cache is None or _is_local(store)):
+            n = store.n_node(info, start, stop)  # errors name the shard
+            if len(n) != stop - start:
+                raise StoreError(f"{store.url}: shard {info.name} has {len(n)} node counts for rows [{start}, {stop})")
+            return np.asarray(n, dtype=np.int16)
         key = (source, shard)
         if key not in self._n_node:
-            store, info = self._stores[source], self._infos[source][shard]
-            if store.manifest.layout == "zarr" and (self._cache is None or _is_local(store)):
-                n = store.n_node(info)  # the n_node column alone; errors name the shard
-            else:
-                n = self._read(source, shard, 0, None).n_node
+            n = self._read(source, shard, 0, None).n_node
             if len(n) != info.n_events:
                 raise StoreError(f"{store.url}: shard {info.name} has {len(n)} node counts, manifest says "
                                  f"{info.n_events} events")
-            self._n_node[key] = np.asarray(n, dtype=np.int16)  # compact: copied into every worker
-        return self._n_node[key]
+            self._n_node[key] = np.asarray(n, dtype=np.int16)  # compact
+        return self._n_node[key][start:stop]
 
-    def n_batches(self, epoch: int | None = None) -> int:
-        """Batches per rank in ``epoch`` (the same on every rank)."""
-        return self.sampler.n_batches(self.plan(epoch), self.world_size, self.n_node_of)
+    def _need(self):
+        return self.n_node_of if self.sampler.batch.needs_sizes else None
+
+    def prepare(self, progress: bool = False) -> None:
+        """Read what planning needs once in this process (budget batching: every shard's node
+        counts, kept as per-block histograms), so that DataLoader workers inherit it."""
+        if self.sampler.batch.needs_sizes:
+            self.sampler.summarize(self.n_node_of, progress)
+
+    def intervals(self, epoch: int | None = None, levels: list | None = None) -> np.ndarray | None:
+        """What is left of ``epoch`` after its earlier partitions (None = the whole epoch)."""
+        epoch = self.epoch if epoch is None else int(epoch)
+        if levels is None:
+            levels = self.levels if epoch == self.epoch else []
+        return self.sampler.intervals(self.plan(epoch), levels, self._need()) if levels else None
+
+    def n_batches(self, epoch: int | None = None, levels: list | None = None) -> int:
+        """Batches per rank in ``epoch`` (the same on every rank; a resumed epoch: what is left
+        of it after its earlier partitions)."""
+        plan = self.plan(epoch)
+        return self.sampler.n_batches(plan, self.world_size, self._need(), self.num_workers,
+                                      self.intervals(plan.epoch, levels))
 
     def __len__(self) -> int:
         return self.n_batches()
@@ -281,40 +335,30 @@ class StreamingDataset(IterableDataset):
             if self.multilabels:
                 ml.append(d.multilabel)
         n = np.concatenate(n_node).astype(np.int64)
-        offsets = counts_to_offsets(n)
         perm = plan.window_perm(w)
-        rows, offsets = gather_events(offsets, perm)
-        return _Window(np.concatenate(nodes).astype(np.float32, copy=False)[rows], offsets,
+        rows, offsets = gather_events(counts_to_offsets(n), perm)
+        gathered = np.concatenate(nodes).astype(np.float32, copy=False)[rows]
+        return _Window(gathered, offsets,
                        np.concatenate(eid).astype(np.int64)[perm], np.concatenate(weight).astype(np.float32)[perm],
                        np.concatenate(label)[perm], np.concatenate(ml)[perm] if self.multilabels else None)
 
-    def _batch(self, plan: EpochPlan, windows: dict[int, _Window], p0: int, p1: int, batch_id: int):
-        """Pack stream positions [p0, p1) (from loaded windows, in stream order) into one batch."""
-        parts = []
-        w = int(np.searchsorted(plan.window_pos, p0, side="right") - 1) if p1 > p0 else 0
-        p = p0
-        while p < p1:
-            hi = min(p1, int(plan.window_pos[w + 1]))
-            parts.append((windows[w], p - int(plan.window_pos[w]), hi - int(plan.window_pos[w])))
-            p, w = hi, w + 1
-
-        def cat(fn, empty):
-            arrays = [fn(win, a, b) for win, a, b in parts]
-            return arrays[0] if len(arrays) == 1 else np.concatenate(arrays) if arrays else empty
-
-        nodes = cat(lambda win, a, b: win.nodes[win.offsets[a]:win.offsets[b]], np.zeros((0, 7), np.float32))
-        n_node = cat(lambda win, a, b: np.diff(win.offsets[a:b + 1]), np.zeros(0, np.int64))
+    def _batch(self, plan: EpochPlan, win: _Window | None, w: int, p0: int, p1: int, seed_key: tuple):
+        """Pack stream positions [p0, p1) of window ``w`` (loaded as ``win``) into one batch."""
+        if win is None:  # an empty batch (a worker range without events)
+            win, a, b = _EMPTY, 0, 0
+        else:
+            a, b = p0 - int(plan.window_pos[w]), p1 - int(plan.window_pos[w])
+        nodes = win.nodes[win.offsets[a]:win.offsets[b]]
+        n_node = np.diff(win.offsets[a:b + 1])
         if self.augment is not None:
-            offsets = counts_to_offsets(n_node)
-            rng = np.random.default_rng([self.sampler.seed, plan.epoch, 2, self.rank, batch_id])
-            nodes = np.ascontiguousarray(self.augment(nodes, offsets, rng), dtype=np.float32)
+            rng = np.random.default_rng([self.sampler.seed, plan.epoch, 2, *seed_key])
+            nodes = np.ascontiguousarray(self.augment(nodes, counts_to_offsets(n_node), rng), dtype=np.float32)
+        ml = win.multilabel[a:b] if self.multilabels and win.multilabel is not None else np.zeros((b - a, 0), np.uint8)
         host = HostBatch(
             nodes=torch.from_numpy(nodes), n_node=torch.from_numpy(n_node),
-            labels=torch.from_numpy(cat(lambda win, a, b: win.label[a:b], np.zeros(0, np.int64))),
-            weights=torch.from_numpy(cat(lambda win, a, b: win.weight[a:b], np.zeros(0, np.float32))),
-            event_id=torch.from_numpy(cat(lambda win, a, b: win.event_id[a:b], np.zeros(0, np.int64))),
-            multilabels=torch.from_numpy(cat(lambda win, a, b: win.multilabel[a:b], np.zeros((0, 0), np.uint8)))
-            if self.multilabels else None)
+            labels=torch.from_numpy(win.label[a:b]), weights=torch.from_numpy(win.weight[a:b]),
+            event_id=torch.from_numpy(win.event_id[a:b]),
+            multilabels=torch.from_numpy(ml) if self.multilabels else None)
         if not self.build_edges:
             return host
         return host.to_graph("cpu", self.pad_shape, edge_backend="numba")
@@ -324,65 +368,126 @@ class StreamingDataset(IterableDataset):
         info = get_worker_info()
         in_main = info is None
         worker, num_workers = (0, 0) if in_main else (info.id, info.num_workers)
-        epoch, consumed = self.epoch, self.consumed
+        epoch, consumed, levels = self.epoch, self.consumed, self.levels
         plan = self.plan(epoch)
-        need = self.n_node_of if self.sampler.batch.needs_sizes else None
-        a = self.sampler.assignment(plan, self.rank, self.world_size, worker, num_workers, consumed, need)
-        k = len(a.bounds) - 1
-        # windows each batch touches, in order
-        spans = [(int(a.bounds[b]), int(a.bounds[b + 1])) for b in a.batches]
-        wins = []
-        for p0, p1 in spans:
-            if p1 > p0:
-                lo = int(np.searchsorted(plan.window_pos, p0, side="right") - 1)
-                hi = int(np.searchsorted(plan.window_pos, p1 - 1, side="right") - 1)
-                wins.append(range(lo, hi + 1))
-            else:
-                wins.append(range(0))
-        order = list(dict.fromkeys(w for r in wins for w in r))
+        need = self._need()
+        iv = self.intervals(epoch, levels)
+        total = self.sampler.n_batches(plan, self.world_size, need, num_workers, iv)
+        a = self.sampler.assignment(plan, self.rank, self.world_size, worker, num_workers, consumed, need, iv)
+        # segments from the one holding batch `first`; each lies in one window, windows ascend
+        ends = np.cumsum(a.seg_target)
+        s0 = int(np.searchsorted(ends, a.first, side="right"))
+        segs = list(range(s0, len(a.seg_target)))
+        order = list(dict.fromkeys(int(a.seg_win[i]) for i in segs if a.seg_win[i] >= 0))
         prefetch = self.prefetch if self.prefetch is not None else not all(_is_local(s) for s in self._stores)
         pool = ThreadPoolExecutor(1) if prefetch else None
-        loaded: dict[int, _Window] = {}
         pending: dict[int, Future] = {}
-
-        def request(i: int):
-            if i < len(order) and order[i] not in loaded and order[i] not in pending:
-                pending[order[i]] = (pool.submit(self._read_window, plan, order[i]) if pool
-                                     else _Done(self._read_window(plan, order[i])))
-
         nxt = 0
+
+        def get(w: int) -> _Window:
+            nonlocal nxt
+            while order[nxt] != w:
+                nxt += 1
+            fut = pending.pop(w, None)
+            win = fut.result() if fut is not None else self._read_window(plan, w)
+            if pool is not None and nxt + 1 < len(order):  # read the next window in the background meanwhile
+                pending[order[nxt + 1]] = pool.submit(self._read_window, plan, order[nxt + 1])
+            return win
+
+        level = len(levels)
+        j = int(ends[s0 - 1]) if s0 else 0  # local batch index within the worker range
+        k = 0
+        win, w_loaded = None, -1
         try:
-            for j, b in enumerate(a.batches):
-                for w in wins[j]:
-                    while w not in loaded:
-                        request(nxt)
-                        loaded[order[nxt]] = pending.pop(order[nxt]).result()
-                        nxt += 1
-                        if pool is not None:
-                            request(nxt)  # read the next window in the background meanwhile
-                lo = wins[j].start if len(wins[j]) else None
-                if lo is not None:
-                    for w in [w for w in loaded if w < lo]:
-                        del loaded[w]
-                out = self._batch(plan, loaded, spans[j][0], spans[j][1], int(b))
-                if in_main:  # a DataLoader worker's copy must not move the shared state
-                    self._set_state(epoch, consumed + j + 1)
-                    yield out
-                else:  # one pickled buffer per batch through the worker's pipe
-                    yield PackedBatch.pack(out)
-            if in_main and consumed + len(a.batches) == k:
-                self._set_state(epoch + 1, 0)
+            for i in segs:
+                w, p0, p1, t = int(a.seg_win[i]), int(a.seg_a[i]), int(a.seg_b[i]), int(a.seg_target[i])
+                if w >= 0 and w != w_loaded:
+                    win, w_loaded = None, -1  # free the window passed before reading the next
+                    win, w_loaded = get(w), w
+                cur = win if w >= 0 else None
+                counts = None
+                if need is not None and cur is not None:
+                    w0 = int(plan.window_pos[w])
+                    counts = np.diff(cur.offsets[p0 - w0:p1 - w0 + 1])
+                bounds = p0 + counts_to_offsets(self.sampler.segment_sizes(p1 - p0, t, counts))
+                for x in range(t):
+                    if j >= a.first:
+                        bid = int(a.batch_ids[k])
+                        out = self._batch(plan, cur, w, int(bounds[x]), int(bounds[x + 1]), (level, self.rank, bid))
+                        k += 1
+                        if in_main:  # a DataLoader worker's copy must not move the shared state
+                            self._set_state(epoch, consumed + k)
+                            yield out
+                        else:  # one pickled buffer per batch through the worker's pipe
+                            yield PackedBatch.pack(out)
+                    j += 1
+            if in_main and consumed + k == total:
+                self._set_state(epoch + 1, 0, [])
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
 
 
-class _Done:
-    def __init__(self, value):
-        self.value = value
+_EMPTY = _Window(np.zeros((0, 7), np.float32), np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32),
+                 np.zeros(0, np.int64), np.zeros((0, 0), np.uint8))
 
-    def result(self):
-        return self.value
+
+def validate_state(state: Any) -> dict[str, Any]:
+    """A loader state checked as untrusted input: a JSON object (or its text) with the known
+    keys only, JSON types (no bools for numbers), values within bounds; returns the values.
+    Raises :class:`LoaderStateError` naming the offending key."""
+    import json
+
+    if isinstance(state, (str, bytes)):
+        if len(state) > 1 << 16:
+            raise LoaderStateError(f"loader state: {len(state)} bytes of JSON, more than a state holds")
+        try:
+            state = json.loads(state)
+        except ValueError as exc:
+            raise LoaderStateError(f"loader state: not JSON ({exc})") from None
+    if not isinstance(state, Mapping):
+        raise LoaderStateError(f"loader state: expected a JSON object, got {type(state).__name__}")
+    if state.get("format") != STATE_FORMAT:
+        raise LoaderStateError(f"not a loader state: key 'format' is {str(state.get('format'))[:80]!r}, "
+                               f"expected {STATE_FORMAT!r}")
+    unknown = sorted(str(k)[:40] for k in state if k not in _STATE_KEYS)
+    if unknown:
+        raise LoaderStateError(f"loader state: unknown key(s) {unknown}")
+    out: dict[str, Any] = {}
+    for key, (lo, hi) in _STATE_LIMITS.items():
+        if key not in state:
+            raise LoaderStateError(f"loader state: key {key!r} is missing")
+        out[key] = _int_in(state[key], lo, hi, repr(key))
+    fp = state.get("fingerprint")
+    if not isinstance(fp, str) or len(fp) != 16 or any(c not in "0123456789abcdef" for c in fp):
+        raise LoaderStateError(f"loader state key 'fingerprint': expected 16 hex digits, got {str(fp)[:40]!r}")
+    out["fingerprint"] = fp
+    levels = state.get("levels", [])
+    if not isinstance(levels, list) or len(levels) > MAX_LEVELS:
+        raise LoaderStateError(f"loader state key 'levels': expected a list of at most {MAX_LEVELS} "
+                               f"[world_size, num_workers, consumed], got {str(levels)[:80]}")
+    out["levels"] = []
+    for i, lv in enumerate(levels):
+        if not isinstance(lv, list) or len(lv) != 3:
+            raise LoaderStateError(f"loader state key 'levels'[{i}]: expected [world_size, num_workers, consumed], "
+                                   f"got {str(lv)[:80]}")
+        out["levels"].append([_int_in(x, *_STATE_LIMITS[name], f"'levels'[{i}].{name}")
+                              for x, name in zip(lv, ("world_size", "num_workers", "consumed"))])
+    for key, (w, k) in [("'world_size'", (out["world_size"], out["num_workers"]))] + [
+            (f"'levels'[{i}]", (lv[0], lv[1])) for i, lv in enumerate(out["levels"])]:
+        if w * max(k, 1) > _MAX_GROUPS:
+            raise LoaderStateError(f"loader state key {key}: {w} ranks x {k} workers, more than {_MAX_GROUPS}")
+    if out["rank"] >= out["world_size"]:
+        raise LoaderStateError(f"loader state key 'rank': {out['rank']} outside 0..{out['world_size'] - 1}")
+    return out
+
+
+def _int_in(v: Any, lo: int, hi: int, key: str) -> int:
+    if type(v) is not int:  # JSON integers only: no bool, float, str or numpy scalar
+        raise LoaderStateError(f"loader state key {key}: expected an integer, got {type(v).__name__} {str(v)[:40]}")
+    if not lo <= v <= hi:
+        raise LoaderStateError(f"loader state key {key}: {v} outside [{lo}, {hi}]")
+    return v
 
 
 def _is_local(store) -> bool:

@@ -45,7 +45,7 @@ class StreamingLoader:
             ds._set_state(epoch, start + i)
             yield batch
         if start + i == total:
-            ds._set_state(epoch + 1, 0)
+            ds._set_state(epoch + 1, 0, [])
 
     def set_epoch(self, epoch: int) -> None:
         self.dataset.set_epoch(epoch)
@@ -67,7 +67,8 @@ def make_loader(stores: Any, *, device: torch.device | str | None = None, num_wo
     batch_size, max_nodes, max_edges, pad, seed, augment, rank, world_size, ...).
     ``device`` defaults to CUDA (this rank's ``torch.cuda.current_device()``) when available.
     Use it as ``for epoch ...: loader.set_epoch(epoch); for batch in loader: ...``;
-    ``loader.state_dict()`` / ``load_state_dict()`` resume mid-epoch exactly.
+    ``loader.state_dict()`` / ``load_state_dict()`` resume mid-epoch exactly, also on another
+    number of ranks or workers (elastic: the rest of the epoch, each remaining event once).
     ``representation``: the graph representation to read (default: each store's, ``paper``);
     its fingerprint must match the catalog (``dataset_kwargs["catalog"]`` or the packaged one).
     """
@@ -91,7 +92,6 @@ def make_loader(stores: Any, *, device: torch.device | str | None = None, num_wo
         kwargs.update(prefetch_factor=prefetch_factor, persistent_workers=persistent_workers,
                       multiprocessing_context=multiprocessing_context)
     ds.num_workers = num_workers
-    if ds.sampler.batch.needs_sizes:
-        ds.n_batches()  # read the node counts once here; workers inherit them
+    ds.prepare()  # budget batching: node-count histograms read once here; workers inherit them
     loader = DataLoader(ds, batch_size=None, num_workers=num_workers, pin_memory=pin_memory, **kwargs)
     return StreamingLoader(ds, loader, device)

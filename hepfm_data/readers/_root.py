@@ -130,7 +130,12 @@ def phi32(flat: np.ndarray) -> np.ndarray:
 
 
 def flat_counts(array: ak.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(flat numpy values, counts per event) of a jagged array."""
+    """(flat numpy values, counts per event) of a jagged array (zero-copy for uproot's
+    ListOffsetArray of numbers; ``ak.flatten``/``ak.num`` otherwise)."""
+    layout = ak.to_layout(array)
+    if isinstance(layout, ak.contents.ListOffsetArray) and isinstance(layout.content, ak.contents.NumpyArray):
+        offsets = np.asarray(layout.offsets.data)
+        return np.asarray(layout.content.data)[offsets[0]:offsets[-1]], np.diff(offsets)
     return ak.to_numpy(ak.flatten(array, axis=1)), ak.to_numpy(ak.num(array, axis=1))
 
 
@@ -222,11 +227,13 @@ def read_chunks(url: str, storage_options: dict[str, Any] | None, tree_name: str
 
 def describe_file(url: str, storage_options: dict[str, Any] | None, tree_name: str, what: str, plan_factory,
                   summary) -> dict[str, Any]:
-    """``{"entries", "release", **summary(tree, plan)}`` of one file (opened once)."""
+    """``{"entries", "entry_offsets" (where every read branch starts a basket), "release",
+    **summary(tree, plan)}`` of one file (opened once)."""
     f, _ = open_root(url, storage_options)
     with f:
         tree = get_tree(f, url, tree_name, what)
         plan = plan_factory(tree, url)
         return {"entries": int(tree.num_entries),
+                "entry_offsets": [int(x) for x in tree.common_entry_offsets(filter_name=plan.branches)],
                 "release": f"{root_version(f)}; {what} ({tree_name} tree, {len(branch_names(tree))} branches)",
                 **summary(tree, plan)}

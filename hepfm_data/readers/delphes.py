@@ -17,7 +17,8 @@ Optional fields, read when the file has them (:data:`OPTIONAL`): ``jets.btag``
 = ``Jet.BTag & 1`` (bit 0: the card's BTagging module, BitNumber 0),
 ``jets.tau_tag`` = ``Jet.TauTag & 1``, ``{electrons,muons,photons}.isolation``
 = ``IsolationVar`` (Σ pT in the card's cone / pT); ``taus`` = the τ-tagged jets
-(pt, eta, phi, mass, ``Jet.Charge``; tag = 1). The field table is README
+(pt, eta, phi, mass, ``Jet.Charge``; tag = 1; absent without ``Jet.TauTag`` and
+``Jet.Charge``). The field table is README
 "Input formats".
 """
 
@@ -143,9 +144,8 @@ def _record(arrays: ak.Array, url: str, start: int, has_weight: bool,
                 flat = _flat(arrays, b)[0]
                 cols[k] = (flat.astype(np.int64) & 1).astype(np.int8) if k in ("btag", "tau_tag") else flat.astype(f32)
         out[field] = _jagged(cols, counts)
-        if field == "jets" and "tau_tag" in cols:
-            out["taus"] = _tau_jets(cols, counts, _flat(arrays, OPTIONAL["jets", "charge"])[0]
-                                    if ("jets", "charge") in optional else None)
+        if field == "jets" and "tau_tag" in cols and ("jets", "charge") in optional:
+            out["taus"] = _tau_jets(cols, counts, _flat(arrays, OPTIONAL["jets", "charge"])[0])
     met, met_n = _flat(arrays, "MissingET.MET")
     if np.any(met_n < 1):
         bad = int(np.flatnonzero(met_n < 1)[0]) + start
@@ -167,13 +167,13 @@ def _record(arrays: ak.Array, url: str, start: int, has_weight: bool,
     return ak.zip(out, depth_limit=1)
 
 
-def _tau_jets(jets: dict[str, np.ndarray], counts: np.ndarray, charge: np.ndarray | None) -> ak.Array:
-    """The τ-tagged jets as the record's ``taus`` (tag = 1; charge = Jet.Charge, 0 when absent)."""
+def _tau_jets(jets: dict[str, np.ndarray], counts: np.ndarray, charge: np.ndarray) -> ak.Array:
+    """The τ-tagged jets as the record's ``taus`` (tag = 1; charge = Jet.Charge)."""
     sel = jets["tau_tag"] == 1
     cs = counts_to_offsets(sel)
     off = counts_to_offsets(counts)
     cols = {k: jets[k][sel] for k in ("pt", "eta", "phi", "mass")}
-    cols["charge"] = (charge[sel] if charge is not None else np.zeros(int(sel.sum()))).astype(np.int8)
+    cols["charge"] = charge[sel].astype(np.int8)
     cols["tag"] = np.ones(int(sel.sum()), np.int8)
     return _jagged(cols, cs[off[1:]] - cs[off[:-1]])
 

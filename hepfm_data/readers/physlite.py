@@ -5,7 +5,9 @@ format) from any fsspec URL: the dynamic-aux branches ``<Container>AuxDyn.<var>`
 of the calibrated analysis containers. Energies and momenta are stored in MeV
 and converted to GeV (× 1e-3). The field table is README "Input formats".
 
-* required: ``AnalysisJets{pt,eta,phi,m}``, ``AnalysisElectrons{pt,eta,phi,charge}``,
+* required: ``AnalysisJets{pt,eta,phi,m}``, ``AnalysisElectrons{pt,eta,phi,charge}`` (a
+  release without the ``charge`` decoration: the sign of q/p of the electron's first
+  ``trackParticleLinks`` entry in ``GSFTrackParticles``),
   ``AnalysisMuons{pt,eta,phi,charge}``, ``AnalysisPhotons{pt,eta,phi}``,
   ``MET_Core_AnalysisMET{mpx,mpy,source}``, ``EventInfo{runNumber,eventNumber}``.
 * optional: ``AnalysisTauJets{pt,eta,phi,m,charge}`` -> ``taus`` (``tag`` =
@@ -76,6 +78,10 @@ OPTIONAL: dict[tuple[str, str], str] = {
 MET_ID = {"electrons": "AnalysisElectronsAuxDyn.DFCommonElectronsLHMedium",
           "photons": "AnalysisPhotonsAuxDyn.DFCommonPhotonsIsEMTight",
           "jets": "AnalysisJetsAuxDyn.NNJvtPass"}
+#: electron charge when a release does not decorate ``charge``: sign of q/p of the first
+#: track particle link (the GSF track) of each electron
+ELECTRON_TRACKS = "AnalysisElectronsAuxDyn.trackParticleLinks"
+GSF_QOVERP = "GSFTrackParticlesAuxDyn.qOverP"
 TAUS = _aux("AnalysisTauJets", **_KIN, mass="m", charge="charge")
 TAU_ID = "AnalysisTauJetsAuxDyn.JetDeepSetMedium"
 WEIGHTS = "EventInfoAuxDyn.mcEventWeights"
@@ -99,7 +105,11 @@ class _Plan:
 
     def __init__(self, tree, url: str):
         have = branch_names(tree)
-        require_branches(url, TREE, have, {c: list(m.values()) for c, m in REQUIRED.items()}, "PHYSLITE")
+        charge = REQUIRED["electrons"]["charge"]
+        self.charge_from_tracks = charge not in have and ELECTRON_TRACKS in have and GSF_QOVERP in have
+        needed = {c: [b for b in m.values() if not (self.charge_from_tracks and b == charge)]
+                  for c, m in REQUIRED.items()}
+        require_branches(url, TREE, have, needed, "PHYSLITE")
         self.optional = {k: b for k, b in OPTIONAL.items() if b in have}
         present = [b for b in TAUS.values() if b in have]
         if present and len(present) < len(TAUS):
@@ -118,7 +128,8 @@ class _Plan:
         self.met_id = {k: b for k, b in MET_ID.items() if b in have}
         self.weights = WEIGHTS in have
         self.event_type = EVENT_TYPE in have
-        branches = [b for m in REQUIRED.values() for b in m.values()] + list(self.optional.values())
+        branches = [b for c in needed.values() for b in c] + list(self.optional.values())
+        branches += [ELECTRON_TRACKS, GSF_QOVERP] if self.charge_from_tracks else []
         branches += list(TAUS.values()) if self.taus else []
         branches += [TAU_ID] if self.tau_id else []
         branches += [BTAG_LINK, *self.tagger[3]] if self.tagger else []
@@ -149,6 +160,17 @@ def _btag(arrays: ak.Array, url: str, tagger, jet_counts: np.ndarray) -> tuple[n
     return score, (score > cut).astype(np.int8) if cut is not None else None
 
 
+def electron_charge_from_tracks(arrays: ak.Array, url: str) -> ak.Array:
+    """var * float: sign of q/p of each electron's first track particle link (GSFTrackParticles)."""
+    first = ak.firsts(arrays[ELECTRON_TRACKS].m_persIndex, axis=2)
+    if ak.any(ak.is_none(first, axis=1)):
+        raise InputFileError(f"{url}: an electron has no track particle link ({ELECTRON_TRACKS}) to take its charge from")
+    qoverp = arrays[GSF_QOVERP]
+    if ak.any(first >= ak.num(qoverp, axis=1)):
+        raise InputFileError(f"{url}: {ELECTRON_TRACKS} points past the end of {GSF_QOVERP}")
+    return np.sign(qoverp[ak.values_astype(first, np.int64)])
+
+
 def _truth(arrays: ak.Array, names: list[str]) -> ak.Array:
     parts = []
     for c in names:
@@ -170,12 +192,25 @@ def _truth(arrays: ak.Array, names: list[str]) -> ak.Array:
     return jagged(cols, cs[off[1:]] - cs[off[:-1]])
 
 
+def _overlaps(eta: np.ndarray, phi: np.ndarray, event: np.ndarray, used: list[tuple[np.ndarray, ...]], n: int,
+              dr: float) -> np.ndarray:
+    """bool per object: within ΔR < dr of one of the ``used`` (event, eta, phi) objects of its event."""
+    from .detector import cone_sums
+
+    if not used or not len(eta):
+        return np.zeros(len(eta), bool)
+    ue, uh, up = (np.concatenate([u[k] for u in used]) for k in range(3))
+    order = np.argsort(ue, kind="stable")
+    off = counts_to_offsets(np.bincount(ue, minlength=n))
+    return cone_sums(eta, phi, event, off, uh[order], up[order], np.ones(len(ue)), dr) > 0
+
+
 def _rebuilt_met(objs: dict[str, tuple[dict, np.ndarray]], ids: dict[str, np.ndarray], soft_x: np.ndarray,
                  soft_y: np.ndarray) -> ak.Array:
     """Simplified METMaker (module docstring): GeV, radians. ``ids``: per-object flags (:data:`MET_ID`)."""
     n = len(soft_x)
     mex, mey = soft_x.astype(np.float64).copy(), soft_y.astype(np.float64).copy()
-    used_eta, used_phi, used_ev = [], [], []
+    used: list[tuple[np.ndarray, ...]] = []  # (event, eta, phi) of the electrons and photons counted
     for name in ("electrons", "muons", "photons", "jets"):
         cols, counts = objs[name]
         ev = np.repeat(np.arange(n), counts)
@@ -184,19 +219,11 @@ def _rebuilt_met(objs: dict[str, tuple[dict, np.ndarray]], ids: dict[str, np.nda
         if name in ids:
             flag = ids[name] != 0
             keep &= flag | ((pt > 60.0) | (np.abs(eta) > 2.4)) if name == "jets" else flag
-        if name in ("jets", "photons") and used_ev:
-            ue, uh, up = np.concatenate(used_ev), np.concatenate(used_eta), np.concatenate(used_phi)
-            order = np.argsort(ue, kind="stable")
-            ue, uh, up = ue[order], uh[order], up[order]
-            lo, hi = np.searchsorted(ue, ev, "left"), np.searchsorted(ue, ev, "right")
-            for j in np.flatnonzero(keep & (hi > lo)):
-                d = np.hypot(uh[lo[j]:hi[j]] - eta[j], wrap_phi(up[lo[j]:hi[j]] - phi[j]))
-                if np.any(d < (MET_JET_OVERLAP_DR if name == "jets" else MET_PHOTON_OVERLAP_DR)):
-                    keep[j] = False
+        if name in ("jets", "photons"):
+            dr = MET_JET_OVERLAP_DR if name == "jets" else MET_PHOTON_OVERLAP_DR
+            keep &= ~_overlaps(eta, phi, ev, used, n, dr)
         if name in ("electrons", "photons"):
-            used_ev.append(ev[keep])
-            used_eta.append(eta[keep])
-            used_phi.append(phi[keep])
+            used.append((ev[keep], eta[keep], phi[keep]))
         mex -= np.bincount(ev[keep], weights=pt[keep] * np.cos(phi[keep]), minlength=n)
         mey -= np.bincount(ev[keep], weights=pt[keep] * np.sin(phi[keep]), minlength=n)
     return ak.zip({"pt": np.hypot(mex, mey).astype(np.float32),
@@ -232,6 +259,8 @@ def _record(arrays: ak.Array, url: str, start: int, plan: _Plan) -> ak.Array:
     out["run"], out["event_number"] = run, evn
     out.update(opt_ids)
     objs = {}
+    if plan.charge_from_tracks:
+        arrays = ak.with_field(arrays, electron_charge_from_tracks(arrays, url), REQUIRED["electrons"]["charge"])
     for name in ("jets", "electrons", "muons", "photons"):
         mapping = dict(REQUIRED[name])
         iso = plan.optional.get((name, "isolation"))

@@ -245,6 +245,11 @@ def generate(process: str | Process, n_events: int, seed: int, *, lhe: str | os.
     """
     proc = resolve_process(process, catalog)
     check_count("n_events", n_events)
+    if proc.cp_mixing is not None and lhe is None:  # CP-mixed tt̄H: reweighted SM hard processes
+        from .ttH_reweight import generate_cp_mixed
+
+        return generate_cp_mixed(proc, n_events, seed, progress=progress, first_event_id=first_event_id,
+                                 workdir=workdir, catalog=catalog)
     with tempfile.TemporaryDirectory(prefix="hepfm-gen-") as tmp:
         settings = process_settings(proc, seed, lhe=lhe, workdir=workdir or tmp)
         if lhe is not None and lhe_skip:
@@ -300,7 +305,7 @@ def _next_batch(pythia, k: int, from_lhe: bool, name: str) -> ak.Array:
         except RuntimeError as exc:
             raise GenerationError(f"process {name!r}: Pythia failed to generate events: {exc}") from None
     run = pythia.nextBatch(k, "none")  # failed events are None; at end of file all remaining fail
-    return run[~ak.is_none(run, axis=0)]
+    return ak.drop_none(run, axis=0)  # drops the option type too: the kernels take plain numpy arrays
 
 
 def _progress(enabled: bool, total: int, name: str):

@@ -206,17 +206,239 @@ def _zarr_group(fs, path: str):
     return zarr.open_group(store, mode="r", zarr_format=3)
 
 
+#: zarr.json files larger than this are refused (a tiny file must not ask for gigabytes)
+_MAX_META_BYTES = 1 << 20
+
+
+class ZarrColumn:
+    """One column of a Zarr shard read without the zarr API: the sharding codec's inner
+    chunks are located through the shard index and decoded by numcodecs directly.
+
+    ``write_zarr`` writes one shard file per column (``<col>/c/0``), inner chunks of
+    ``chunk`` rows along axis 0, codecs ``bytes`` (+ ``blosc`` or ``zstd``), index at the end
+    ([n_chunks, 2] uint64 offset/size + crc32c). Reading a row range is one byte-range read
+    of the chunks it covers plus one decode per chunk (zarr's generic path spends ~90% of a
+    shard read outside decompression). Metadata is checked against limits before use.
+    """
+
+    def __init__(self, fs, path: str, meta: dict[str, Any]):
+        self.fs, self.path = fs, path
+        try:
+            self.shape = tuple(int(x) for x in meta["shape"])
+            self.dtype = np.dtype(meta["data_type"])
+            (codec,) = meta["codecs"]
+            if codec["name"] != "sharding_indexed" or codec["configuration"].get("index_location", "end") != "end":
+                raise _Unsupported(codec["name"])
+            conf = codec["configuration"]
+            self.chunk_shape = tuple(int(x) for x in conf["chunk_shape"])
+            outer = tuple(int(x) for x in meta["chunk_grid"]["configuration"]["chunk_shape"])
+            names = [c["name"] for c in conf["codecs"]]
+            idx_names = [c["name"] for c in conf["index_codecs"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreError(f"{path}: malformed zarr.json ({type(exc).__name__}: {exc})") from None
+        if self.dtype.kind not in "iuf" or self.dtype.itemsize > 8 or len(self.shape) not in (1, 2):
+            raise _Unsupported(str(self.dtype))
+        if outer[0] < self.shape[0] or outer[1:] != self.shape[1:] or self.chunk_shape[1:] != self.shape[1:]:
+            raise _Unsupported("more than one shard per column")  # not what write_zarr writes
+        inner = names[1:]
+        self.crc = bool(inner) and inner[-1] == "crc32c"  # each chunk ends in its crc32c (write_zarr)
+        inner = inner[:-1] if self.crc else inner
+        if names[:1] != ["bytes"] or len(inner) > 1 or idx_names != ["bytes", "crc32c"]:
+            raise _Unsupported(",".join(names))
+        self.codecs = names
+        if any(c.get("configuration", {}).get("endian", "little") != "little"
+               for c in conf["codecs"][:1]) or self.chunk_shape[0] < 1:
+            raise _Unsupported("endian")
+        self.chunk = self.chunk_shape[0]
+        self.row_items = int(np.prod(self.shape[1:], dtype=np.int64))
+        self.chunk_bytes = self.chunk * self.row_items * self.dtype.itemsize
+        self.n_chunks = -(-self.shape[0] // self.chunk) if self.shape[0] else 0
+        if self.chunk_bytes > MAX_CHUNK_BYTES or self.n_chunks > MAX_CHUNKS_PER_SHARD or self.shape[0] > 1 << 40:
+            raise StoreError(f"{path}: chunks of {self.chunk_bytes} bytes x {self.n_chunks} or shape {self.shape} "
+                             f"exceed the limits ({MAX_CHUNK_BYTES} bytes per chunk, {MAX_CHUNKS_PER_SHARD} chunks per shard)")
+        self.decode = _decoder(inner[0] if inner else None)
+        self._index: np.ndarray | None = None
+        self._file = f"{path}/c/0" + ("/0" * (len(self.shape) - 1))
+
+    def index(self) -> np.ndarray:
+        """[n_chunks, 2] uint64 (offset, nbytes) of the inner chunks, read once."""
+        if self._index is None:
+            try:
+                size = int(self.fs.size(self._file))
+            except FileNotFoundError:  # zarr writes no shard file when every chunk is the fill value
+                self._index = np.full((self.n_chunks, 2), _EMPTY, np.uint64)
+                return self._index
+            nbytes = self.n_chunks * 16 + 4
+            if size < nbytes:
+                raise StoreError(f"{self._file}: {size} bytes, too short for its {self.n_chunks}-chunk index")
+            raw = self.fs.cat_file(self._file, start=size - nbytes, end=size - 4)
+            idx = np.frombuffer(raw, "<u8").reshape(self.n_chunks, 2)
+            ok = (idx[:, 0] == _EMPTY) | ((idx[:, 0] + idx[:, 1] <= size - nbytes) & (idx[:, 1] < 1 << 31))
+            if not ok.all():
+                raise StoreError(f"{self._file}: shard index points outside the file (chunk {int(np.argmin(ok))})")
+            self._index = idx
+        return self._index
+
+    def read(self, lo: int, hi: int) -> np.ndarray:
+        """Rows ``[lo, hi)`` as a new array."""
+        c0, c1 = lo // self.chunk, -(-hi // self.chunk)
+        idx = self.index()[c0:c1] if hi > lo else np.zeros((0, 2), np.uint64)
+        full = idx[:, 0] != _EMPTY
+        out = (np.empty if full.all() else np.zeros)((hi - lo, *self.shape[1:]), self.dtype)
+        if hi <= lo:
+            return out
+        if full.any():
+            a = int(idx[full, 0].min())
+            b = int((idx[full, 0] + idx[full, 1]).max())
+            buf = memoryview(self.fs.cat_file(self._file, start=a, end=b))
+        flat = out.reshape(-1).view(np.uint8)
+        row_bytes = self.row_items * self.dtype.itemsize
+        for j, (off, n) in enumerate(idx.tolist()):
+            if off == _EMPTY:
+                continue  # fill value 0
+            raw = self.decode(self._checked(buf[off - a:off - a + n], c0 + j))
+            if len(raw) != self.chunk_bytes:
+                raise StoreError(f"{self._file}: chunk {c0 + j} decodes to {len(raw)} bytes, expected {self.chunk_bytes}")
+            r0 = (c0 + j) * self.chunk
+            s, e = max(lo, r0), min(hi, r0 + self.chunk)
+            flat[(s - lo) * row_bytes:(e - lo) * row_bytes] = np.frombuffer(raw, np.uint8)[
+                (s - r0) * row_bytes:(e - r0) * row_bytes]
+        return out
+
+    def _checked(self, chunk: memoryview, j: int) -> memoryview:
+        """The chunk's bytes without its trailing crc32c, which must match (else a named StoreError)."""
+        if not self.crc:
+            return chunk
+        import google_crc32c
+
+        if len(chunk) < 4 or np.uint32(google_crc32c.value(chunk[:-4])).tobytes() != bytes(chunk[-4:]):
+            raise StoreError(f"{self._file}: chunk {j} fails its crc32c check (corrupt bytes)")
+        return chunk[:-4]
+
+    def __getitem__(self, key) -> np.ndarray:  # ``col[...]`` / ``col[a:b]`` like a zarr array
+        if key is Ellipsis:
+            return self.read(0, self.shape[0])
+        a, b, _ = key.indices(self.shape[0])
+        return self.read(a, b)
+
+
+_EMPTY = np.uint64(2**64 - 1)
+
+
+class _Unsupported(Exception):
+    """Metadata the direct reader does not handle (the zarr API reads it)."""
+
+
+def _decoder(name: str | None) -> Callable[[Any], bytes]:
+    if name is None:
+        return bytes
+    if name == "blosc":
+        from numcodecs import blosc
+
+        return blosc.decompress
+    if name == "zstd":
+        from numcodecs import Zstd
+
+        z = Zstd()
+        return z.decode
+    raise _Unsupported(name)
+
+
+def _read_meta(fs, path: str) -> dict[str, Any]:
+    import json
+
+    raw = fs.cat_file(f"{path}/zarr.json")
+    if len(raw) > _MAX_META_BYTES:
+        raise StoreError(f"{path}/zarr.json: {len(raw)} bytes, more than metadata may hold")
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise StoreError(f"{path}/zarr.json: not JSON ({exc})") from None
+
+
+class ZarrShard(dict):
+    """Opened columns of one Zarr shard, ``name -> ZarrColumn``, each opened (metadata read)
+    on first use — planning reads only ``n_node`` of a thousand shards — plus the node
+    offset at each inner event chunk."""
+
+    chunk_nodes: np.ndarray | None = None  # [n_event_chunks + 1] node offset at each event-chunk start
+    #: (n_events, n_nodes, n_labels) from the manifest, set by :func:`check_shard`: every column opened
+    #: later is checked against it before any chunk of it is read
+    expect: tuple[int, int, int] | None = None
+
+    def __init__(self, fs, path: str):
+        super().__init__()
+        self.fs, self.path = fs, path
+
+    def __missing__(self, key: str):
+        if key not in EVENT_COLUMNS and key not in NODE_COLUMNS:
+            raise KeyError(key)
+        try:
+            col = ZarrColumn(self.fs, f"{self.path}/{key}", _read_meta(self.fs, f"{self.path}/{key}"))
+        except _Unsupported:  # metadata write_zarr does not write: this column through the zarr API
+            col = _ApiColumn(_zarr_group(self.fs, self.path)[key])
+        if self.expect is not None:
+            _check_zarr_column(key, col, *self.expect)
+        self[key] = col
+        return col
+
+    def node_offset(self, row: int, n_node_from_chunk: np.ndarray) -> int:
+        """Node offset of event ``row``; ``n_node_from_chunk``: n_node from the start of row's chunk."""
+        col = self["n_node"]
+        if self.chunk_nodes is None:
+            n = col[...]
+            c = col.chunk
+            self.chunk_nodes = np.concatenate([[0], np.cumsum(np.add.reduceat(n.astype(np.int64), np.arange(0, len(n), c))
+                                                             if len(n) else [])]).astype(np.int64)
+        c0 = row // col.chunk
+        return int(self.chunk_nodes[c0]) + int(n_node_from_chunk[:row - c0 * col.chunk].sum(dtype=np.int64))
+
+
+class _ApiColumn:
+    """A column read through the zarr API (``read(lo, hi)`` like :class:`ZarrColumn`)."""
+
+    def __init__(self, array):
+        self.array, self.shape = array, array.shape
+
+    def read(self, lo: int, hi: int) -> np.ndarray:
+        return np.asarray(self.array[lo:hi])
+
+    def __getitem__(self, key) -> np.ndarray:
+        return self.array[key]
+
+
 def open_zarr(fs, path: str) -> dict[str, Any]:
-    """The opened column arrays of a Zarr shard (metadata read once; reuse for many range reads)."""
-    g = _zarr_group(fs, path)
-    return {k: g[k] for k in (*EVENT_COLUMNS, *NODE_COLUMNS)}
+    """The column arrays of a Zarr shard, opened lazily (metadata read once; reuse for many range
+    reads). The direct reader when ``n_node`` has the metadata ``write_zarr`` writes, else zarr's."""
+    out = ZarrShard(fs, path)
+    try:
+        out["n_node"] = ZarrColumn(fs, f"{path}/n_node", _read_meta(fs, f"{path}/n_node"))
+    except _Unsupported:
+        g = _zarr_group(fs, path)
+        return {k: g[k] for k in (*EVENT_COLUMNS, *NODE_COLUMNS)}
+    return out
 
 
 def read_zarr(fs, path: str, start: int, stop: int | None, n_node_all: np.ndarray | None,
               arrays: dict[str, Any] | None = None, offsets_all: np.ndarray | None = None) -> Columns:
-    """Events ``[start, stop)``; ``arrays`` from :func:`open_zarr` skips re-opening the metadata and
-    ``offsets_all`` (``counts_to_offsets(n_node_all)``, cached by the caller) the per-read cumulative sum."""
+    """Events ``[start, stop)``; ``arrays`` from :func:`open_zarr` skips re-opening the metadata.
+
+    Direct path (:class:`ZarrColumn`): the n_node chunks covering the range give the node
+    range (the shard's per-chunk node offsets are computed once per handle), then every column
+    decodes only the inner chunks it needs. ``n_node_all`` / ``offsets_all`` serve the zarr-API
+    fallback."""
     g = arrays if arrays is not None else open_zarr(fs, path)
+    if isinstance(g, ZarrShard):
+        col = g["n_node"]
+        stop = col.shape[0] if stop is None else stop
+        lo = start // col.chunk * col.chunk
+        n_from = col.read(lo, stop)
+        a = g.node_offset(start, n_from)
+        n_node = np.ascontiguousarray(n_from[start - lo:])
+        b = a + int(n_node.sum(dtype=np.int64))
+        events = {k: (n_node if k == "n_node" else g[k].read(start, stop)) for k in EVENT_COLUMNS}
+        nodes = {k: g[k].read(a, b) for k in NODE_COLUMNS}
+        return Columns(events, nodes)
     n_node = n_node_all if n_node_all is not None else g["n_node"][...]
     stop = n_node.shape[0] if stop is None else stop
     off = offsets_all if offsets_all is not None else counts_to_offsets(n_node)
@@ -330,6 +552,30 @@ def _codec_names(codecs) -> Iterable[str]:
             yield from _codec_names(getattr(c, inner, ()) or ())
 
 
+def _check_zarr_column(name: str, arr: Any, n_events: int, n_nodes: int, n_labels: int) -> None:
+    """One Zarr column (a zarr array, :class:`ZarrColumn` or :class:`_ApiColumn`) against the
+    manifest's counts and the limits above; ``ZarrColumn`` checked its chunk limits and codecs
+    when it parsed its metadata."""
+    dt = EVENT_COLUMNS.get(name) or NODE_COLUMNS[name]
+    shape = (n_events, n_labels) if name == "multilabel" else (n_events if name in EVENT_COLUMNS else n_nodes,)
+    if isinstance(arr, _ApiColumn):
+        arr = arr.array
+    if np.dtype(arr.dtype) != np.dtype(dt) or tuple(arr.shape) != shape:
+        raise StoreError(f"column {name!r}: {arr.dtype} {tuple(arr.shape)}, the manifest implies "
+                         f"{np.dtype(dt)} {shape}")
+    if isinstance(arr, ZarrColumn):
+        return
+    chunks, outer = tuple(arr.chunks), tuple(arr.shards or arr.chunks)
+    if any(c < 1 for c in chunks) or int(np.prod(chunks, dtype=np.float64)) * np.dtype(dt).itemsize \
+            > MAX_CHUNK_BYTES or np.prod([-(-o // c) for o, c in zip(outer, chunks)], dtype=np.float64) \
+            > MAX_CHUNKS_PER_SHARD:
+        raise StoreError(f"column {name!r}: chunks {chunks} / shards {outer} exceed the limits "
+                         f"({MAX_CHUNK_BYTES} bytes per chunk, {MAX_CHUNKS_PER_SHARD} chunks per shard)")
+    bad = set(_codec_names(arr.metadata.codecs)) - ZARR_CODECS
+    if bad:
+        raise StoreError(f"column {name!r}: codecs {sorted(bad)} are not accepted")
+
+
 def check_shard(layout: str, fs, path: str, handle: Any, n_events: int, n_nodes: int, n_labels: int) -> None:
     """Raise :class:`StoreError` unless the shard's metadata matches the manifest and the limits above.
 
@@ -337,21 +583,10 @@ def check_shard(layout: str, fs, path: str, handle: Any, n_events: int, n_nodes:
     multilabel ``[n_events, n_labels]``), inner chunk bytes, chunks per shard, codecs. Parquet: rows,
     column types, row-group rows and decoded bytes (the footer only)."""
     if layout == "zarr":
-        for name, arr in handle.items():
-            dt = EVENT_COLUMNS.get(name) or NODE_COLUMNS[name]
-            shape = (n_events, n_labels) if name == "multilabel" else (n_events if name in EVENT_COLUMNS else n_nodes,)
-            if np.dtype(arr.dtype) != np.dtype(dt) or tuple(arr.shape) != shape:
-                raise StoreError(f"column {name!r}: {arr.dtype} {tuple(arr.shape)}, the manifest implies "
-                                 f"{np.dtype(dt)} {shape}")
-            chunks, outer = tuple(arr.chunks), tuple(arr.shards or arr.chunks)
-            if any(c < 1 for c in chunks) or int(np.prod(chunks, dtype=np.float64)) * np.dtype(dt).itemsize \
-                    > MAX_CHUNK_BYTES or np.prod([-(-o // c) for o, c in zip(outer, chunks)], dtype=np.float64) \
-                    > MAX_CHUNKS_PER_SHARD:
-                raise StoreError(f"column {name!r}: chunks {chunks} / shards {outer} exceed the limits "
-                                 f"({MAX_CHUNK_BYTES} bytes per chunk, {MAX_CHUNKS_PER_SHARD} chunks per shard)")
-            bad = set(_codec_names(arr.metadata.codecs)) - ZARR_CODECS
-            if bad:
-                raise StoreError(f"column {name!r}: codecs {sorted(bad)} are not accepted")
+        if isinstance(handle, ZarrShard):  # columns open lazily: each is checked when it opens
+            handle.expect = (n_events, n_nodes, n_labels)
+        for name, arr in list(handle.items()):
+            _check_zarr_column(name, arr, n_events, n_nodes, n_labels)
         return
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -6,7 +6,7 @@ validates all of it before any shard is read or any file written (issue 17). The
 * ``format == "hepfm-store"`` and ``format_version`` 1 or 2 (other versions are refused; 1 = the
   paper graph only, read as before; 2 adds the record and the representations below);
   ``layout`` is a known layout; every field has its type (ints are ints, not bools or floats);
-* each shard ``path`` is ``shards/<split>-<5..9 digits><layout suffix>``: relative, normalised,
+* each shard ``path`` is ``shards/<split>-<5..9 digits>[-<4..9 digits>]<layout suffix>``: relative, normalised,
   inside ``shards/``, ASCII, no ``..``, no absolute path, no URL scheme, no ``::`` chain, no
   backslash, no dotfile; its split matches the entry's ``split``; no two shards share a path or a
   sha256; ``sha256`` is 64 lowercase hex digits;

@@ -9,7 +9,7 @@ import numpy as np
 
 from .._arrays import counts_to_offsets
 from ..errors import ChecksumError, StoreError
-from .layouts import ShardData, check_shard, get_layout, remote_sha256
+from .layouts import ShardData, ZarrShard, check_shard, get_layout, remote_sha256
 from .manifest import MANIFEST, MAX_MANIFEST_BYTES, SPLITS, Manifest, ShardInfo
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -138,7 +138,8 @@ class Store:
         path = f"{self.path}/{info.path}"
         handle = self._handle(info, path)
         n_node = offsets = None
-        if handle is not None:  # cached node counts and offsets spare each range read a full-shard pass
+        if handle is not None and not isinstance(handle, ZarrShard):
+            # zarr-API fallback: cached node counts and offsets spare each range read a full-shard pass
             n_node = self.n_node(info)
             if info.path not in self._offsets:
                 self._offsets[info.path] = counts_to_offsets(n_node)
@@ -158,11 +159,20 @@ class Store:
             self._handles[info.path] = handle
         return self._handles[info.path]
 
-    def n_node(self, shard: int | ShardInfo) -> np.ndarray:
-        """[n_events] node counts of a shard (read once, then cached)."""
+    def n_node(self, shard: int | ShardInfo, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """[stop - start] node counts of rows ``[start, stop)`` of a shard (Zarr: the node-count
+        column's chunks alone, not cached; Parquet: the shard's, cached)."""
         info = self._info(shard)
         arrays = self._handle(info, f"{self.path}/{info.path}")
-        if arrays is not None:  # Zarr: the node-count array alone
+        stop = info.n_events if stop is None else stop
+        if not 0 <= start <= stop <= info.n_events:
+            raise StoreError(f"{self.url}: shard {info.name}: range [{start}, {stop}) outside [0, {info.n_events})")
+        if isinstance(arrays, ZarrShard):
+            return self._guard(info, lambda: arrays["n_node"].read(start, stop))
+        return self._n_node_all(info, arrays)[start:stop]
+
+    def _n_node_all(self, info: ShardInfo, arrays) -> np.ndarray:
+        if arrays is not None:
             if info.path not in self._n_node:
                 n_node = self._guard(info, lambda: arrays["n_node"][...])
                 if n_node.size and (int(n_node.min()) < 0 or int(n_node.sum(dtype=np.int64)) != info.n_nodes):

@@ -164,7 +164,8 @@ def check_schema(schema: Any, where: str) -> dict[str, Any]:
         want = name.rsplit(".", 1)[0] if "." in name else None
         if parent != want:
             raise bad(entry, f"parent {parent!r:.40} must be {want!r} (the name before the last '.')")
-        if parent is not None and (cols.get(parent, {}).get("kind") != "list" or c["kind"] != "list"):
+        if parent is not None and (not isinstance(cols.get(parent), dict) or cols[parent].get("kind") != "list"
+                                   or c["kind"] != "list"):
             raise bad(entry, f"parent {parent!r} is not a declared list collection")
         if "n_objects" in c and (not isinstance(c["n_objects"], int) or isinstance(c["n_objects"], bool)
                                  or c["n_objects"] < 0):

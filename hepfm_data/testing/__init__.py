@@ -115,3 +115,16 @@ def write_modified_copy(src, dst, tree: str, branches: list[str], *, sep: str, d
                  field_name=lambda outer, inner: f"{outer}{sep}{inner}", counter_name=lambda c: f"n{c}")
         for lo in range(0, max(n, 1), basket):
             f[tree].extend({k: v[lo:lo + basket] for k, v in data.items()})
+
+
+def shard_digest(data) -> str:
+    """sha256 over every array of a :class:`~hepfm_data.store.ShardData` (event_id ... nodes, in
+    order): equal digests = identical reads (tests of caches and corrupted stores)."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256()
+    for f in ("event_id", "weight", "label", "multilabel", "n_node", "offsets", "nodes"):
+        h.update(np.ascontiguousarray(getattr(data, f)).tobytes())
+    return h.hexdigest()

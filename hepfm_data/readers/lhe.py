@@ -1,0 +1,156 @@
+"""Hard-process Les Houches files: write Pythia's process record, read it back, select events.
+
+The hard-process path of reweighting (issue 19) and re-simulation (issue 13): run
+Pythia with ``PartonLevel:all = off``, ``HadronLevel:all = off`` (and usually
+``ProcessLevel:resonanceDecays = off``), write every event's process record with
+:class:`HardProcessWriter`, change or select events (:func:`read_events`,
+:func:`select_events`), then shower/hadronise/emulate them with
+:func:`hepfm_data.readers.pythia.generate` ``(..., lhe=path)`` (``Beams:frameType = 4``).
+
+>>> with HardProcessWriter(pythia, "hard.lhe") as out:   # doctest: +SKIP
+...     while out.n_written < 1000:
+...         if pythia.next():
+...             out.write()
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+
+from ..errors import InputFileError
+
+_EVENT = re.compile(r"<event[ >].*?</event>\s*", re.S)
+
+
+class HardProcessWriter:
+    """Write Pythia's current ``process`` record as LHEF 3 events (``pythia8mc.LHEF3FromPythia8``).
+
+    The process record and the Info object are held here for the writer's lifetime (the writer
+    keeps raw pointers to both: built from temporaries it crashes). The file is complete only
+    after :meth:`close` (the init block is rewritten with the final cross-section); it is written
+    to ``path`` + ``.tmp`` and renamed on close.
+    """
+
+    def __init__(self, pythia, path: str | os.PathLike, digits: int = 15):
+        import pythia8mc
+
+        self.path = Path(path)
+        self._tmp = self.path.with_name(self.path.name + ".tmp")
+        self.process = pythia.process
+        self.info = pythia.infoPython()
+        self._writer = pythia8mc.LHEF3FromPythia8(self.process, self.info, digits)
+        if not self._writer.openLHEF(str(self._tmp)):
+            raise InputFileError(f"cannot open {str(self._tmp)!r} for writing LHE")
+        self._writer.setInit()
+        self.n_written = 0
+
+    def write(self) -> None:
+        """Append the current event (call after a successful ``pythia.next()``)."""
+        self._writer.setEvent()
+        self.n_written += 1
+
+    def close(self) -> Path:
+        self._writer.closeLHEF(True)
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def __enter__(self) -> HardProcessWriter:
+        return self
+
+    def __exit__(self, typ, exc, tb) -> None:
+        if typ is None:
+            self.close()
+        else:
+            self._writer.closeLHEF(False)
+            self._tmp.unlink(missing_ok=True)
+
+
+def _split(path: Path) -> tuple[str, list[str], str]:
+    """(head up to </init>, event blocks, tail) of an LHE file; InputFileError when malformed."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InputFileError(f"LHE file {str(path)!r} is unreadable: {exc}") from None
+    end_init = text.find("</init>")
+    if "<LesHouchesEvents" not in text[:4096] or end_init < 0:
+        raise InputFileError(f"LHE file {str(path)!r} has no <LesHouchesEvents> document with an <init> block")
+    head_end = text.index("\n", end_init) + 1
+    body = text[head_end:]
+    blocks = _EVENT.findall(body)
+    tail_at = body.rfind("</LesHouchesEvents>")
+    if tail_at < 0:
+        raise InputFileError(f"LHE file {str(path)!r} is truncated: no closing </LesHouchesEvents>")
+    return text[:head_end], blocks, body[tail_at:]
+
+
+def read_events(path: str | os.PathLike) -> ak.Array:
+    """Events of an LHE file: var * {pid, status, px, py, pz, e, m} (GeV) plus ``weight`` (XWGTUP).
+
+    Raises InputFileError naming the file and the event for a malformed event block.
+    """
+    path = Path(path)
+    _, blocks, _ = _split(path)
+    counts, weights, rows = [], [], []
+    for i, block in enumerate(blocks):
+        lines = [ln for ln in block.splitlines()[1:] if ln.strip() and not ln.lstrip().startswith("<")]
+        try:
+            head = lines[0].split()
+            nup = int(head[0])
+            weights.append(float(head[2]))
+            for ln in lines[1:1 + nup]:
+                f = ln.split()
+                rows.append((int(f[0]), int(f[1]), *map(float, f[6:11])))
+        except (IndexError, ValueError) as exc:
+            raise InputFileError(f"LHE file {str(path)!r}: event {i} is malformed ({exc})") from None
+        if len(lines) < 1 + nup:
+            raise InputFileError(f"LHE file {str(path)!r}: event {i} lists {nup} particles, has {len(lines) - 1}")
+        counts.append(nup)
+    arr = np.array(rows, dtype=np.float64).reshape(-1, 7)
+    parts = ak.zip({"pid": arr[:, 0].astype(np.int32), "status": arr[:, 1].astype(np.int32),
+                    "px": arr[:, 2], "py": arr[:, 3], "pz": arr[:, 4], "e": arr[:, 5], "m": arr[:, 6]})
+    return ak.zip({"particles": ak.unflatten(parts, np.asarray(counts, dtype=np.int64)),
+                   "weight": np.asarray(weights)}, depth_limit=1)
+
+
+def _set_weight(block: str, weight: float) -> str:
+    lines = block.split("\n")
+    f = lines[1].split()
+    f[2] = f"{weight:.10e}"
+    lines[1] = " " + " ".join(f)
+    return "\n".join(lines)
+
+
+def select_events(sources: list[str | os.PathLike], dest: str | os.PathLike, keep: np.ndarray,
+                  weights: np.ndarray | None = None) -> int:
+    """Write the events of ``sources`` (concatenated, in order) with ``keep`` true to ``dest``.
+
+    Header and init block come from the first source. ``weights`` (one per kept event)
+    replace XWGTUP. Written to a temporary file and renamed. Returns the number written.
+    """
+    keep = np.asarray(keep, dtype=bool)
+    dest = Path(dest)
+    head, blocks, tail = None, [], None
+    for src in sources:
+        h, b, t = _split(Path(src))
+        head, tail = head or h, tail or t
+        blocks += b
+    if len(blocks) != len(keep):
+        raise InputFileError(f"select_events: {len(blocks)} events in {[str(s) for s in sources]}, "
+                             f"{len(keep)} keep flags")
+    chosen = [b for b, k in zip(blocks, keep) if k]
+    if weights is not None:
+        if len(weights) != len(chosen):
+            raise InputFileError(f"select_events: {len(chosen)} kept events, {len(weights)} weights")
+        chosen = [_set_weight(b, w) for b, w in zip(chosen, weights)]
+    tmp = dest.with_name(dest.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(head)
+        f.writelines(chosen)
+        f.write(tail)
+    os.replace(tmp, dest)
+    return len(chosen)
