@@ -311,7 +311,8 @@ class ZarrColumn:
             return chunk
         import google_crc32c
 
-        if len(chunk) < 4 or np.uint32(google_crc32c.value(chunk[:-4])).tobytes() != bytes(chunk[-4:]):
+        # the C implementation takes bytes, not a memoryview slice (TypeError otherwise)
+        if len(chunk) < 4 or np.uint32(google_crc32c.value(bytes(chunk[:-4]))).tobytes() != bytes(chunk[-4:]):
             raise StoreError(f"{self._file}: chunk {j} fails its crc32c check (corrupt bytes)")
         return chunk[:-4]
 
