@@ -143,8 +143,12 @@ def check_schema(schema: Any, where: str) -> dict[str, Any]:
             if not isinstance(f.get("unit", ""), str) or not UNIT.fullmatch(f.get("unit", "")):
                 raise bad(f"{entry}.{name}", f"unit {f.get('unit')!r:.40} is not a plain unit")
 
-    if not isinstance(schema, dict) or set(schema) - {"events", "collections"}:
+    if not isinstance(schema, dict) or set(schema) - {"events", "collections", "not_in_every_unit"}:
         raise bad("", "must be an object with 'events' and 'collections'")
+    partial = schema.get("not_in_every_unit", [])
+    if not isinstance(partial, list) or len(partial) > MAX_FIELDS * MAX_COLLECTIONS or not all(
+            isinstance(x, str) and len(x) < 200 for x in partial):
+        raise bad("not_in_every_unit", "must be a list of field names")
     fields("events", schema.get("events", {}))
     cols = schema.get("collections", {})
     if not isinstance(cols, dict) or len(cols) > MAX_COLLECTIONS:
@@ -173,7 +177,10 @@ def check_schema(schema: Any, where: str) -> dict[str, Any]:
         fields(entry, c.get("fields"))
         if "n" in c["fields"] and c["kind"] == "list":
             raise bad(entry, "field name 'n' is reserved for the offsets column")
-    return canonical({"events": schema.get("events", {}), "collections": cols})
+    out = canonical({"events": schema.get("events", {}), "collections": cols})
+    if partial:
+        out["not_in_every_unit"] = sorted(partial)
+    return out
 
 
 def _children(schema: dict[str, Any], parent: str | None) -> list[str]:
@@ -516,8 +523,10 @@ def read_parquet_record(fs, path: str, schema: dict[str, Any], n: int, start: in
         md = pf.metadata
         if md.num_rows != n:
             raise StoreError(f"{md.num_rows} rows, the manifest says {n} events")
-        if not pf.schema_arrow.remove_metadata().equals(arrow_schema(schema)):
-            raise StoreError(f"record columns {pf.schema_arrow} differ from the declared schema")
+        have, want = pf.schema_arrow, arrow_schema(schema)
+        missing = [f.name for f in want if f.name not in have.names]
+        if missing:  # field types are checked column by column in from_arrow
+            raise StoreError(f"record columns {missing} declared by the schema are missing")
         groups, first, row = [], None, 0
         for i in range(md.num_row_groups):
             rg = md.row_group(i)

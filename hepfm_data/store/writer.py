@@ -361,6 +361,21 @@ def _fields(schema: dict[str, Any]) -> list[str]:
                                          for f in d["fields"])]
 
 
+def _common(schemas: list[dict[str, Any]]) -> dict[str, Any]:
+    """The fields (and collections) every schema has, with the first one's dtypes and units."""
+    first = schemas[0]
+    ev = {k: v for k, v in first["events"].items() if all(s["events"].get(k) == v for s in schemas)}
+    cols = {}
+    for name, c in first["collections"].items():
+        others = [s["collections"].get(name) for s in schemas]
+        if any(o is None or o["kind"] != c["kind"] for o in others):
+            continue
+        fields = {f: v for f, v in c["fields"].items() if all(o["fields"].get(f) == v for o in others)}
+        cols[name] = {**c, "fields": fields}
+    cols = {n: c for n, c in cols.items() if c.get("parent") is None or c["parent"] in cols}
+    return {"collections": cols, "events": ev}
+
+
 def _strip_counts(schema: dict[str, Any]) -> dict[str, Any]:
     return {"events": schema.get("events", {}),
             "collections": {k: {a: b for a, b in v.items() if a != "n_objects"}
@@ -373,13 +388,18 @@ def _merged_schema(url: str, markers: list[dict[str, Any]], old: Manifest | None
     schemas = [m["schema"] for m in markers] + ([old.schema] if old is not None and old.schema else [])
     if not schemas:
         return {}
-    first = _strip_counts(schemas[0])
-    for m, sch in zip(markers + [None], schemas):
-        if _strip_counts(sch) != first:
-            where = f"unit {m['unit']} ({m['key']})" if m else "the existing store"
-            raise StoreError(f"{url}: {where} has record fields {_fields(sch)}, other units "
-                             f"{_fields(first)}; one store holds one schema")
-    out = first
+    stripped = [_strip_counts(s) for s in schemas]
+    out = _common(stripped)
+    if old is not None and old.schema and _strip_counts(old.schema) != out:
+        raise StoreError(f"{url}: the new units' record fields {_fields(out)} differ from the store's "
+                         f"{_fields(old.schema)}; one store holds one schema (rebuild with mode='overwrite')")
+    partial = sorted(set().union(*map(_fields, stripped)) - set(_fields(out)))
+    if partial:  # inputs of several productions: the store declares the fields every unit has
+        import warnings
+
+        warnings.warn(f"{url}: record fields {partial} are not in every unit's input; the store declares the "
+                      f"fields common to all units (listed in its schema as not_in_every_unit)", stacklevel=2)
+        out["not_in_every_unit"] = partial
     for name, c in out["collections"].items():
         total = sum(int(m.get("n_objects", {}).get(name, 0)) for m in markers)
         if old is not None and old.schema:
