@@ -13,10 +13,15 @@ read cost is realistic; written with uproot in several baskets):
    sizes: it follows the chunk size, not the file size;
 4. parallel ingestion: ``build_store`` of the same input split into units, on a Dask
    LocalCluster of 1 and of 2 worker processes (workers warmed up first), events/s of each,
-   their ratio, and the projected wall time of 120M events on 100 workers.
+   their ratio, and the projected wall time of 120M events on 100 workers;
+5. store format 2 (issue 11): bytes/event of the stored event record and of the paper
+   representation, separately, on this Delphes-like input and on generated ttH (Pythia 8 +
+   emulation); build events/s with the record vs without it (the format-1 content) and
+   loader events/s on the paper representation of both stores, interleaved in this run.
 
-    python -m benchmarks.ingest [--events 20000] [--step 2000] [--workdir /tmp/hepfm-bench]
+    python -m benchmarks.ingest [--events 20000] [--step 2000] [--generated 2000] [--workdir /tmp/hepfm-bench]
     python -m benchmarks.ingest --only parallel [--workers 1,2] [--units 8]
+    python -m benchmarks.ingest --only record [--events 4000] [--generated 2000]
 """
 
 from __future__ import annotations
@@ -130,15 +135,61 @@ def time_kernels(blocks: list[ak.Array]) -> float:
     return time.perf_counter() - t
 
 
-def time_build(path: Path, step: int, out: Path, layout: str = "zarr", compression=None) -> tuple[float, object]:
+def time_build(path: Path, step: int, out: Path, layout: str = "zarr", compression=None,
+               record: bool = True) -> tuple[float, object]:
     from hepfm_data.build import write_store
     from hepfm_data.readers.delphes import iterate_delphes
 
     shutil.rmtree(out, ignore_errors=True)
     t = time.perf_counter()
     store = write_store(str(out), "ttH", iterate_delphes(str(path), "ttH", step_size=step), layout=layout,
-                        compression=compression, progress=False)
+                        compression=compression, progress=False, record=record)
     return time.perf_counter() - t, store
+
+
+def record_sizes(store) -> dict[str, float]:
+    """Bytes/event of the record shards and of the paper representation's shards (manifest sizes)."""
+    m = store.manifest
+    rec = sum(r.bytes for r in m.record_shards)
+    return {"record": rec / m.n_events, "paper": m.bytes / m.n_events, "total": (rec + m.bytes) / m.n_events}
+
+
+def time_loader(store, batch_size: int = 512) -> float:
+    """Seconds for one epoch of make_loader (num_workers=0, CPU) over the store's train split."""
+    from hepfm_data.loader import make_loader
+
+    loader = make_loader(store, device="cpu", num_workers=0, batch_size=batch_size, seed=0)
+    t = time.perf_counter()
+    for _ in loader:
+        pass
+    return time.perf_counter() - t
+
+
+def generated_store(n: int, out: Path, layout: str = "zarr", workdir: Path | None = None):
+    """ttH generated with Pythia 8 + the emulation, built through build_store (kept between runs)."""
+    from hepfm_data.build import build_store
+    from hepfm_data.catalog import load_catalog
+    from hepfm_data.inputs.generated import PythiaGeneration
+    from hepfm_data.store import open_store
+
+    if (out / "ttH" / "manifest.json").exists():
+        return open_store(str(out / "ttH"))
+    gen = PythiaGeneration(load_catalog().process("ttH"), n, seed=1, workdir=str(workdir) if workdir else None)
+    return build_store(gen, str(out), seed=1, layout=layout, progress=True, scheduler="sync")
+
+
+def record_breakdown(store) -> dict[str, float]:
+    """Bytes/event per record collection (Zarr: the files of its sub-group; event fields together)."""
+    m = store.manifest
+    out: dict[str, float] = {}
+    for r in m.record_shards:
+        base = Path(store.path) / r.path
+        for f in base.rglob("*"):
+            if f.is_file():
+                rel = f.relative_to(base).parts
+                key = rel[0] if len(rel) > 2 else "event fields + metadata"
+                out[key] = out.get(key, 0.0) + f.stat().st_size / m.n_events
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 CODECS = [
@@ -273,13 +324,48 @@ def report_parallel(path: Path, n: int, step: int, work: Path, workers: list[int
     print("stores built in-process and with each worker count: identical shard lists (same bytes)")
 
 
+def report_record(path: Path, n: int, step: int, work: Path, generated: int) -> None:
+    """Section 5: record vs paper bytes/event, build and loader events/s with and without the record."""
+    print("\n== Store format 2: record + paper representation (issue 11) ==")
+    t_f1 = t_f2 = l_f1 = l_f2 = float("inf")
+    for _ in range(2):  # interleaved, best of 2
+        t, plain = time_build(path, step, work / "store-f1", record=False)
+        t_f1 = min(t_f1, t)
+        t, full = time_build(path, step, work / "store-f2", record=True)
+        t_f2 = min(t_f2, t)
+    for _ in range(9):  # an epoch is short: interleaved, best of 9
+        l_f1 = min(l_f1, time_loader(plain))
+        l_f2 = min(l_f2, time_loader(full))
+    n_train = full.manifest.split_sizes()["train"]
+    print(f"{'build without the record (format-1 content; baseline)':<58} {n / t_f1:>10,.0f} ev/s")
+    print(f"{'build with the record (format 2)':<58} {n / t_f2:>10,.0f} ev/s   ratio {t_f1 / t_f2:5.2f}")
+    print(f"{'loader, paper columns of the format-1 build (baseline)':<58} {n_train / l_f1:>10,.0f} ev/s")
+    print(f"{'loader, paper representation of the format-2 store':<58} {n_train / l_f2:>10,.0f} ev/s   "
+          f"ratio {l_f1 / l_f2:5.2f}")
+    sizes = [("Delphes-like ttH (this input)", record_sizes(full))]
+    for layout in ("zarr", "parquet"):
+        _, st = time_build(path, step, work / f"store-f2-{layout}", layout=layout)
+        sizes.append((f"Delphes-like ttH, {layout} defaults", record_sizes(st)))
+    if generated:
+        for layout in ("zarr", "parquet"):
+            st = generated_store(generated, work / f"generated-{generated}-{layout}", layout,
+                                 work / f"generated-{generated}-blocks")
+            sizes.append((f"generated ttH ({st.manifest.n_events} ev), {layout} defaults", record_sizes(st)))
+    for label, sz in sizes:
+        print(f"{label:<46} record {sz['record']:7.1f} B/event + paper {sz['paper']:6.1f} B/event = "
+              f"{sz['total']:7.1f} B/event (goal <= 250, lossless)")
+    print("record bytes/event by collection (Zarr, Delphes-like): " + ", ".join(
+        f"{k} {v:.1f}" for k, v in record_breakdown(full).items()))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--events", type=int, default=20000)
     p.add_argument("--step", type=int, default=2000, help="Delphes entries per chunk")
     p.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "hepfm-bench-ingest"))
     p.add_argument("--no-rss", action="store_true", help="skip the peak-RSS subprocesses")
-    p.add_argument("--only", choices=["parallel"], help="run only this section")
+    p.add_argument("--generated", type=int, default=2000, help="generated ttH events for the record sizes (0: skip)")
+    p.add_argument("--only", choices=["parallel", "record"], help="run only this section")
     p.add_argument("--workers", default="1,2", help="Dask worker counts of the parallel section")
     p.add_argument("--units", type=int, default=4,
                    help="units (tasks) the input is split into (default 4 = one per 5000-entry basket)")
@@ -301,6 +387,9 @@ def main(argv: list[str] | None = None) -> int:
     workers = [int(x) for x in args.workers.split(",")]
     if args.only == "parallel":
         report_parallel(path, n, step, work, workers, args.units)
+        return 0
+    if args.only == "record":
+        report_record(path, n, step, work, args.generated)
         return 0
     # warm-up: JIT caches, OS page cache
     _, warm = time_reader(path, step)
@@ -333,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     m = store.manifest
     print(f"nodes/event {m.n_nodes / m.n_events:.2f}; default store ({m.layout} {m.compression}, "
           f"{len(m.shards)} shards): {m.bytes / m.n_events:.1f} B/event")
+
+    report_record(path, n, step, work, args.generated)
 
     if not args.no_rss:
         print("\n== Peak RSS of a build in a fresh process (MiB) ==")

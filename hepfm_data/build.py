@@ -30,14 +30,12 @@ import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from .catalog import Catalog, load_catalog
 from .errors import HepfmError, StoreError, require
 from .events import SampleInfo, validate_events
 from .inputs import EventSource, RecordBlocks, Unit
+from .representations import PAPER, paper_columns
 from .store import DEFAULT_EVENTS_PER_SHARD, StoreBuild, UnitWriter
-from .store.layouts import Columns
 
 if TYPE_CHECKING:  # pragma: no cover
     from .store import Store
@@ -45,16 +43,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["build_store", "write_store", "columns", "processes_are_safe"]
 
 
-def columns(events, label: int, catalog: Catalog, seed: int) -> Columns:
-    """Store columns of an event record: the physics (selection, b-tag, nodes, labels), then the label."""
-    from .kernels.features import process_block
-
-    nb = process_block(events, catalog, seed)
-    b = nb.event_id.shape[0]
-    ev = {"event_id": nb.event_id, "weight": nb.weight, "label": np.full(b, label, np.int16),
-          "multilabel": nb.multilabel, "n_node": nb.n_node}
-    nodes = {"pt": nb.pt, "eta": nb.eta, "phi": nb.phi, "btag": nb.btag, "charge": nb.charge, "type": nb.type}
-    return Columns(ev, nodes)
+#: the paper graph's columns of an event record (``representations.paper_columns``)
+columns = paper_columns
 
 
 def run_unit(source: EventSource, unit: Unit, writer: UnitWriter, catalog: Catalog, on_events=None
@@ -68,7 +58,8 @@ def run_unit(source: EventSource, unit: Unit, writer: UnitWriter, catalog: Catal
     try:
         for i, (events, info) in enumerate(source.read(unit)):
             events = validate_events(events, where=f"{where} block {i}")
-            writer.add(columns(events, label, catalog, seed), info)
+            writer.add(columns(events, label, catalog, seed), info,
+                       record=events if writer.params.get("record") else None)
             if on_events is not None:
                 on_events(len(events))
         return writer.finish(unit.key, unit.spec)
@@ -178,7 +169,8 @@ def build_store(source: EventSource, root: str, *, catalog: Catalog | None = Non
                 events_per_shard: int = DEFAULT_EVENTS_PER_SHARD, split_salt: str = "hepfm-v1",
                 fractions=(0.8, 0.1, 0.1), seed: int = 0, storage_options: dict[str, Any] | None = None,
                 compression: dict[str, Any] | None = None, mode: str = "create", label: int | None = None,
-                scheduler: str | None = None, workers: int | None = None, progress: bool = True) -> Store:
+                scheduler: str | None = None, workers: int | None = None, progress: bool = True,
+                record: bool = True) -> Store:
     """Build ``<root>/<source.process>`` from an event source; returns the :class:`~hepfm_data.store.Store`.
 
     ``catalog``: read once here (default: the packaged catalog) and passed to every task.
@@ -188,12 +180,14 @@ def build_store(source: EventSource, root: str, *, catalog: Catalog | None = Non
     / ``workers``: see the module docstring. Memory per task: one block plus one shard per split.
     Errors: a unit that fails (corrupt file, missing branch) raises naming its file and
     entry range; finished units stay and no manifest is written until every unit is done.
+    ``record``: keep the full event record beside the paper graph (store format 2, the default;
+    ``False`` writes the paper graph only, as format 1 did, for measurements).
     """
     cat = catalog or load_catalog()
     proc = cat.process(source.process)
     build = StoreBuild(root, proc.name, layout=layout, events_per_shard=events_per_shard, split_salt=split_salt,
                        fractions=fractions, seed=seed, label=proc.index if label is None else label,
-                       compression=compression, mode=mode, storage_options=storage_options)
+                       compression=compression, mode=mode, storage_options=storage_options, record=record)
     units = list(source.units())
     if sorted(u.index for u in units) != list(range(len(units))):
         raise HepfmError(f"{source.process}: event source units must be numbered 0..{len(units) - 1}")
@@ -216,7 +210,8 @@ def build_store(source: EventSource, root: str, *, catalog: Catalog | None = Non
     finally:
         bar.close()
     markers = {**done, **{m["unit"]: m for m in new}}
-    return build.commit([markers[u.index] for u in units], catalog=cat, event_id_rule=source.event_id_rule)
+    return build.commit([markers[u.index] for u in units], catalog=cat, event_id_rule=source.event_id_rule,
+                        representations={PAPER.name: PAPER.entry(cat)})
 
 
 def write_store(root: str, process: str, blocks: Iterable[tuple[Any, SampleInfo]], *, event_id_rule: str = "",

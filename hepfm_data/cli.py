@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plot": ("hepfm_data.commands.plot", "plot kinematic distributions per process (PNG)"),
     "build": ("hepfm_data.commands.build", "build a sharded store from Delphes ROOT or generated events"),
     "verify": ("hepfm_data.commands.verify", "re-check every shard checksum of a store"),
+    "derive": ("hepfm_data.commands.derive", "derive a representation from a store's stored event record"),
     "info": ("hepfm_data.commands.info", "summarise a store: events, bytes/event, splits, feature ranges"),
     "export": ("hepfm_data.commands.export", "export a store as a Hugging Face dataset folder"),
 }

@@ -24,6 +24,12 @@ loader (``<cache_dir>/shards/<sha256>/``: verified against the manifest, bounded
 ``$HEPFM_CACHE_BYTES``; :mod:`hepfm_data.store.cache`). Streaming reads shards through
 fsspec, chunk by chunk, with retries; nothing is written to disk. Every manifest is
 validated when its store is opened (:mod:`hepfm_data.store.manifest`).
+
+``representation=``: a graph representation (default ``paper``, or one derived with
+``hepfm-data derive``; its fingerprint is checked against the catalog), or ``"record"``:
+the stored event record itself — event_id, weight, label, the optional ids, and every
+collection as a list of structs (``jets: [{pt, eta, phi, mass, btag...}]``), for any
+selection with ``datasets`` (``ds.filter``) or awkward (``ak.from_arrow(ds.data.table)``).
 """
 
 from __future__ import annotations
@@ -194,6 +200,49 @@ def shard_table(data: ShardData, label: int | None, features: Features):
     return pa.Table.from_arrays([cols[f.name] for f in schema], schema=schema)
 
 
+def record_features(target: Target, stores: list[Store]) -> Features:
+    """``datasets.Features`` of the record: event fields, label, then each collection as a list of structs."""
+    ds = require("datasets", "hf", "load_dataset")
+    from .store.record import arrow_schema
+
+    schemas = []
+    for s in stores:
+        if not s.has_record:
+            raise StoreError(f"{s.url}: this format-{s.manifest.format_version} store keeps no event record; "
+                             f"representation='record' needs a store built with this hepfm (rebuild it from its inputs)")
+        schemas.append(s.manifest.schema)
+    strip = [{"events": sc["events"], "collections": {k: v["fields"] for k, v in sc["collections"].items()}}
+             for sc in schemas]
+    if any(x != strip[0] for x in strip[1:]):
+        raise StoreError(f"{target.name}: the stores' records have different fields "
+                         f"({', '.join(s.url for s in stores)}); load them one by one")
+    arrow = ds.Features.from_arrow_schema(arrow_schema(schemas[0]))
+    feats = {k: v for k, v in arrow.items() if k in schemas[0]["events"]}
+    feats["label"] = ds.ClassLabel(names=list(target.label_names))
+    feats.update({k: v for k, v in arrow.items() if k not in schemas[0]["events"]})
+    return ds.Features(feats)
+
+
+def record_table(store: Store, info: ShardInfo, lo: int, hi: int, label: int | None, features: Features):
+    """One ``pyarrow.Table`` of the record (rows = events) of events ``[lo, hi)`` of a shard."""
+    import pyarrow as pa
+
+    from .store.record import to_arrow
+
+    table = to_arrow(store.read_record(info, lo, hi), store.manifest.schema)
+    labels = np.full(table.num_rows, store.manifest.label if label is None else label, np.int64)
+    cols = {**{n: table.column(n) for n in table.column_names}, "label": pa.array(labels)}
+    schema = features.arrow_schema
+    return pa.Table.from_arrays([cols[f.name] for f in schema], schema=schema)
+
+
+def _part_table(store: Store, part: Part, lo: int, hi: int, features: Features, record: bool, read=None):
+    if record:
+        return record_table(store, part.shard, lo, hi, part.label, features)
+    data = (read or (lambda a, b: store.read_shard(part.shard, a, b)))(lo, hi)
+    return shard_table(data, part.label, features)
+
+
 # ----------------------------------------------------------------------------- planning
 
 
@@ -255,30 +304,31 @@ class _Materializer:
     """Shards -> memory-mapped Arrow files in ``<cache_dir>/arrow/``; a remote shard is read through the
     one shard cache (``<cache_dir>/shards/<sha256>/``: fetched whole, verified, bounded)."""
 
-    def __init__(self, cache_dir: Path, features: Features, cache_bytes: int | None = None):
+    def __init__(self, cache_dir: Path, features: Features, cache_bytes: int | None = None, record: bool = False):
         from .store.cache import RemoteShards
 
-        self.cache_dir, self.features = cache_dir, features
+        self.cache_dir, self.features, self.record = cache_dir, features, record
         self.remote = RemoteShards(cache_dir, cache_bytes)
 
     def arrow_file(self, store: Store, part: Part) -> Path:
         """The cached Arrow file of ``part.shard`` (whole shard), converting it if absent."""
         info = part.shard
-        key = _key(ARROW_FORMAT, info.sha256, part.label, self.features.to_dict())
+        key = _key(ARROW_FORMAT, info.sha256, part.label, self.features.to_dict(),
+                   store.record_shard(info).sha256 if self.record else None)
         out = self.cache_dir / config.ARROW_CACHE / key[:2] / f"{key}.arrow"
         if out.exists():
             return out
         ds = require("datasets", "hf", "load_dataset")
         with contextlib.ExitStack() as stack:
-            read = (lambda lo, hi: store.read_shard(info, lo, hi)) if not _is_remote(store.fs) else \
+            read = None if self.record or not _is_remote(store.fs) else \
                 stack.enter_context(self.remote.reader(store, info))  # held (never evicted) while converting
             out.parent.mkdir(parents=True, exist_ok=True)
             tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:12]}.part")
             try:
                 with ds.arrow_writer.ArrowWriter(features=self.features, path=str(tmp)) as writer:
                     for lo in range(0, info.n_events, CHUNK_EVENTS):
-                        data = read(lo, min(lo + CHUNK_EVENTS, info.n_events))
-                        writer.write_table(shard_table(data, part.label, self.features))
+                        hi = min(lo + CHUNK_EVENTS, info.n_events)
+                        writer.write_table(_part_table(store, part, lo, hi, self.features, self.record, read))
                     writer.finalize()
                 os.replace(tmp, out)
             finally:
@@ -316,15 +366,15 @@ def _stream_tables(parts: list[dict[str, Any]]) -> Iterator[tuple[str, Any]]:
         part: Part = p["part"]
         for lo in range(part.start, part.stop, CHUNK_EVENTS):
             hi = min(lo + CHUNK_EVENTS, part.stop)
-            data = store.read_shard(part.shard, lo, hi)
-            yield f"{part.shard.path}:{lo}", shard_table(data, part.label, p["features"])
+            yield f"{part.shard.path}:{lo}", _part_table(store, part, lo, hi, p["features"], p.get("record", False))
 
 
-def _streaming(stores: dict[str, Store], parts: list[Part], features: Features, info, split: str) -> IterableDataset:
+def _streaming(stores: dict[str, Store], parts: list[Part], features: Features, info, split: str,
+               record: bool = False) -> IterableDataset:
     ds = require("datasets", "hf", "load_dataset")
     from datasets.iterable_dataset import ArrowExamplesIterable
 
-    kwargs = {"parts": [{"store": stores[p.url], "part": p, "features": features} for p in parts]}
+    kwargs = {"parts": [{"store": stores[p.url], "part": p, "features": features, "record": record} for p in parts]}
     return ds.IterableDataset(ArrowExamplesIterable(_stream_tables, kwargs), info=info.copy(),
                               split=ds.NamedSplit(split))
 
@@ -335,28 +385,30 @@ def _streaming(stores: dict[str, Store], parts: list[Part], features: Features, 
 @overload
 def load_dataset(name: str, split: str = ..., *, streaming: Literal[False] = ..., storage: str | os.PathLike | None = ...,
                  cache_dir: str | os.PathLike | None = ..., storage_options: dict[str, Any] | None = ...,
-                 build: bool | int = ..., catalog: Catalog | None = ..., retry: RetryPolicy | None = ...) -> Dataset: ...
+                 build: bool | int = ..., catalog: Catalog | None = ..., retry: RetryPolicy | None = ...,
+                 representation: str | None = ...) -> Dataset: ...
 @overload
 def load_dataset(name: str, split: None, *, streaming: Literal[False] = ..., storage: str | os.PathLike | None = ...,
                  cache_dir: str | os.PathLike | None = ..., storage_options: dict[str, Any] | None = ...,
-                 build: bool | int = ..., catalog: Catalog | None = ..., retry: RetryPolicy | None = ...
-                 ) -> DatasetDict: ...
+                 build: bool | int = ..., catalog: Catalog | None = ..., retry: RetryPolicy | None = ...,
+                 representation: str | None = ...) -> DatasetDict: ...
 @overload
 def load_dataset(name: str, split: str = ..., *, streaming: Literal[True], storage: str | os.PathLike | None = ...,
                  cache_dir: str | os.PathLike | None = ..., storage_options: dict[str, Any] | None = ...,
-                 build: bool | int = ..., catalog: Catalog | None = ..., retry: RetryPolicy | None = ...
-                 ) -> IterableDataset: ...
+                 build: bool | int = ..., catalog: Catalog | None = ..., retry: RetryPolicy | None = ...,
+                 representation: str | None = ...) -> IterableDataset: ...
 @overload
 def load_dataset(name: str, split: None, *, streaming: Literal[True], storage: str | os.PathLike | None = ...,
                  cache_dir: str | os.PathLike | None = ..., storage_options: dict[str, Any] | None = ...,
-                 build: bool | int = ..., catalog: Catalog | None = ..., retry: RetryPolicy | None = ...
-                 ) -> IterableDatasetDict: ...
+                 build: bool | int = ..., catalog: Catalog | None = ..., retry: RetryPolicy | None = ...,
+                 representation: str | None = ...) -> IterableDatasetDict: ...
 
 
 def load_dataset(name: str, split: str | None = "train", *, streaming: bool = False,
                  storage: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
                  storage_options: dict[str, Any] | None = None, build: bool | int = False,
-                 catalog: Catalog | None = None, retry: RetryPolicy | None = None):
+                 catalog: Catalog | None = None, retry: RetryPolicy | None = None,
+                 representation: str | None = None):
     """A hepfm store (or a task's two stores) as a ``datasets.Dataset`` / ``IterableDataset``.
 
     ``split``: HF split spec (``"train[:10%]+test"``), or ``None`` for a dict of
@@ -367,6 +419,10 @@ def load_dataset(name: str, split: str | None = "train", *, streaming: bool = Fa
     exists; or the number given); otherwise the error prints the ``hepfm-data build`` command.
     Columns: event_id u64, weight f32, label ClassLabel, multilabel u8 [38], n_node i32,
     and one list per node feature: pt (GeV), eta, phi (rad), energy (GeV), btag, charge, type.
+    ``representation``: the graph representation to read (default: the store's, ``paper``;
+    others after ``hepfm-data derive``; a fingerprint that no longer matches ``catalog``
+    raises with the command that re-derives it), or ``"record"``: the stored event record
+    (event fields, label, every collection as a list of structs; see :func:`record_features`).
     """
     ds = require("datasets", "hf", "load_dataset")
     cat = catalog or load_catalog()
@@ -376,7 +432,14 @@ def load_dataset(name: str, split: str | None = "train", *, streaming: bool = Fa
     root = storage_root(storage)
     options = copy.deepcopy(storage_options) if storage_options else None  # a private copy
     stores = [open_process_store(p, root, options, build, cat, retry) for p in target.processes]
-    features = features_for(target, cat.labels.n_labels)
+    record = representation == "record"
+    if record:
+        features = record_features(target, stores)
+    else:
+        from .representations import open_representation
+
+        stores = [open_representation(s, representation, cat) for s in stores]
+        features = features_for(target, cat.labels.n_labels)
     check_stores(target, stores, cat)
     info = ds.DatasetInfo(
         description=target.description + " Multilabel order: " + ", ".join(cat.labels.names) + ".",
@@ -386,8 +449,8 @@ def load_dataset(name: str, split: str | None = "train", *, streaming: bool = Fa
     def one(spec: str):
         parts = [p for s, label in zip(stores, target.labels) for p in plan(s, spec, label)]
         if streaming:
-            return _streaming(by_url, parts, features, info, spec)
-        mat = _Materializer(config.cache_dir(cache_dir), features)
+            return _streaming(by_url, parts, features, info, spec, record)
+        mat = _Materializer(config.cache_dir(cache_dir), features, record=record)
         return mat.dataset(by_url, parts, info, spec)
 
     if split is not None:

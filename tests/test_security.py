@@ -113,12 +113,22 @@ HOSTILE = [
     ("huge-events", _set("shards.0.n_events", 1 << 40), r"shard 0 .*n_events"),
     ("nodes-below-events", _set("shards.0.n_nodes", 0), r"shard 0 .*n_nodes 0 < n_events"),
     ("total-mismatch", _set("n_events", 7), r"n_events: total 7 != the sum"),
-    ("version-2", _set("format_version", 2), r"format_version 2"),
+    ("version-3", _set("format_version", 3), r"format_version 3"),
     ("version-true", _set("format_version", True), r"format_version True"),
     ("layout", _set("layout", "pickle"), r"layout: unknown layout 'pickle'"),
     ("process-path", _set("process", "../../etc"), r"process: invalid value"),
     ("shards-not-list", _set("shards", {"path": "x"}), r"shards: must be a list"),
     ("entry-not-object", _set("shards.0", "shards/train-00000.parquet"), r"shard 0: not an object"),
+    # format 2 (issue 11): the declared record schema, record shards, representations
+    ("schema-dtype", _set("schema.collections.jets.fields.pt.dtype", "object"),
+     r"schema collection 'jets'\.pt: unknown dtype 'object'"),
+    ("schema-no-offsets", _set("schema.collections.jets.offsets", None),
+     r"schema collection 'jets': a list collection must declare its offsets"),
+    ("schema-orphan", _set("schema.collections", lambda d: {**d["schema"]["collections"], "jets.parts": {
+        "kind": "list", "offsets": "n", "parent": "jetz", "fields": {}}}), r"collection 'jets\.parts': parent 'jetz'"),
+    ("record-outside", _set("record_shards.0.path", "shards/../x.parquet"), r"record shard 0 .*contains '\.\.'"),
+    ("record-unpaired", _set("record_shards", lambda d: d["record_shards"][:1]), r"record: 1 shards, the store has"),
+    ("rep-fingerprint", _set("representations.paper.fingerprint", "x"), r"representation 'paper'.*sha256 fingerprint"),
 ]
 
 

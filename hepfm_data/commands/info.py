@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 
-HELP = "summarise a store: events, bytes/event, splits, feature ranges"
+HELP = "summarise a store: events, bytes/event, splits, feature ranges, record collections, representations"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -56,9 +56,42 @@ def summarise(store, max_shards: int | None = None, progress: bool = False) -> d
                      for i, n in enumerate(names)},
         "nodes_per_type": {type_names.get(k, str(k)): v for k, v in sorted(types.items())},
         "multilabel_mean": {n: float(ml_sum[i] / max(n_events, 1)) for i, n in enumerate(m.label_names)},
+        "record": _record(m), "representations": _representations(store),
         "provenance": [{k: p.get(k) for k in ("process", "source", "fidelity", "seed", "input_format", "release",
                                               "truth")} for p in m.provenance],
     }
+
+
+def _record(m) -> dict:
+    """Record collections: fields with dtype and unit, mean multiplicity; record bytes/event."""
+    if not m.schema:
+        return {}
+    n = max(m.n_events, 1)
+    rec_bytes = sum(r.bytes for r in m.record_shards)
+    return {
+        "bytes": rec_bytes, "bytes_per_event": rec_bytes / n,
+        "events": {k: f"{v['dtype']}" + (f" [{v['unit']}]" if v["unit"] else "") for k, v in m.schema["events"].items()},
+        "collections": {name: {"kind": c["kind"], "parent": c.get("parent"),
+                               "mean_multiplicity": c.get("n_objects", 0) / n if c["kind"] == "list" else 1.0,
+                               "fields": {f: f"{v['dtype']}" + (f" [{v['unit']}]" if v["unit"] else "")
+                                          for f, v in c["fields"].items()}}
+                        for name, c in m.schema["collections"].items()},
+    }
+
+
+def _representations(store) -> dict:
+    m = store.manifest
+    if not m.representations:
+        return {"paper": {"version": None, "fingerprint": None, "where": "shards/", "default": True,
+                          "bytes_per_event": m.bytes / max(m.n_events, 1)}}
+    out = {}
+    for name, r in m.representations.items():
+        shards = r.get("shards")
+        size = sum(s.bytes for s in shards) if shards else sum(s.bytes for s in (store._base_shards or m.shards))
+        out[name] = {"version": r["version"], "fingerprint": r["fingerprint"], "default": name == m.default_representation,
+                     "where": f"representations/{name}/" if shards else "shards/",
+                     "bytes_per_event": size / max(m.n_events, 1), "doc": r.get("doc", "")}
+    return out
 
 
 def format_summary(s: dict) -> str:
@@ -76,6 +109,19 @@ def format_summary(s: dict) -> str:
         lines.append(f"  {name:<8} {r['min']:>18.4g} {r['max']:>10.4g} {r['mean']:>10.4g}")
     counts = [k for k in s["multilabel_mean"] if k.startswith("n_")]
     lines.append("truth      " + ", ".join(f"<{k}> {s['multilabel_mean'][k]:.3g}" for k in counts))
+    rec = s.get("record") or {}
+    if rec:
+        lines.append(f"record     {rec['bytes']:,} bytes = {rec['bytes_per_event']:.1f} bytes/event; event fields "
+                     + ", ".join(f"{k} {v}" for k, v in rec["events"].items()))
+        for name, c in rec["collections"].items():
+            mult = f"<n> {c['mean_multiplicity']:.2f}" if c["kind"] == "list" else "one per event"
+            lines.append(f"  {name:<12} {mult:<12} " + ", ".join(f"{f} {t}" for f, t in c["fields"].items()))
+    else:
+        lines.append("record     none (format-1 store or built with record=False: the paper graph only)")
+    for name, r in s.get("representations", {}).items():
+        fp = f"v{r['version']} fingerprint {r['fingerprint'][:12]}" if r["fingerprint"] else "format 1, no fingerprint"
+        lines.append(f"repr       {name}{' (default)' if r['default'] else ''}: {fp}, in {r['where']}, "
+                     f"{r['bytes_per_event']:.1f} bytes/event")
     srcs = sorted({f"{p['source']} ({p['fidelity']})" for p in s["provenance"]})
     lines.append(f"provenance {len(s['provenance'])} blocks/files from " + ", ".join(srcs))
     inputs = sorted({(p.get("input_format") or p["source"], p.get("release") or "release not recorded",

@@ -59,7 +59,8 @@ class StreamingLoader:
 
 def make_loader(stores: Any, *, device: torch.device | str | None = None, num_workers: int = 2,
                 pin_memory: bool | None = None, persistent_workers: bool | None = None, prefetch_factor: int = 4,
-                multiprocessing_context: str | None = None, **dataset_kwargs) -> StreamingLoader:
+                multiprocessing_context: str | None = None, representation: str | None = None,
+                **dataset_kwargs) -> StreamingLoader:
     """A resumable loader of :class:`GraphBatch` from ``stores`` on ``device``.
 
     ``dataset_kwargs`` go to :class:`StreamingDataset` (split, labels, weights, mixing,
@@ -68,7 +69,13 @@ def make_loader(stores: Any, *, device: torch.device | str | None = None, num_wo
     Use it as ``for epoch ...: loader.set_epoch(epoch); for batch in loader: ...``;
     ``loader.state_dict()`` / ``load_state_dict()`` resume mid-epoch exactly, also on another
     number of ranks or workers (elastic: the rest of the epoch, each remaining event once).
+    ``representation``: the graph representation to read (default: each store's, ``paper``);
+    its fingerprint must match the catalog (``dataset_kwargs["catalog"]`` or the packaged one).
     """
+    from ..representations import representation_stores
+
+    stores = representation_stores(stores, representation, dataset_kwargs.get("catalog"),
+                                   dataset_kwargs.get("storage_options"))
     if device is None:
         device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else "cpu"
     device = torch.device(device)

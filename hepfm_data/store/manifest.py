@@ -3,7 +3,8 @@
 A manifest is *data from the store*, which may be someone else's server: :meth:`Manifest.from_json`
 validates all of it before any shard is read or any file written (issue 17). The rules:
 
-* ``format == "hepfm-store"`` and ``format_version == 1`` exactly (other versions are refused);
+* ``format == "hepfm-store"`` and ``format_version`` 1 or 2 (other versions are refused; 1 = the
+  paper graph only, read as before; 2 adds the record and the representations below);
   ``layout`` is a known layout; every field has its type (ints are ints, not bools or floats);
 * each shard ``path`` is ``shards/<split>-<5..9 digits>[-<4..9 digits>]<layout suffix>``: relative, normalised,
   inside ``shards/``, ASCII, no ``..``, no absolute path, no URL scheme, no ``::`` chain, no
@@ -15,6 +16,13 @@ validates all of it before any shard is read or any file written (issue 17). The
   ``bytes``), when present, equal the sums over shards;
 * the process, label names and code version are names of a plain pattern (they reach paths,
   tables and dataset cards).
+
+* format 2: ``schema`` (the stored event record: :func:`hepfm_data.store.record.check_schema` —
+  dtypes from a fixed numeric set, every ragged collection declares its offsets, nested
+  collections name a declared parent); ``record_shards`` pair the ``shards`` one to one (same name
+  under ``record/``, same events); ``representations`` maps names to ``{version, fingerprint,
+  definition, inputs[, shards]}`` (derived shards under ``representations/<name>/``, one per
+  paper shard, same events), and ``default_representation`` names one of them.
 
 A refused manifest raises :class:`~hepfm_data.errors.ManifestError` naming the manifest URL and
 the entry (``shard 3 ('shards/../x.zarr')``).
@@ -31,11 +39,17 @@ from typing import Any
 from ..errors import ManifestError
 
 FORMAT = "hepfm-store"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: manifest versions this hepfm opens (1: paper graph only, read-only as before)
+READ_VERSIONS = (1, 2)
 SPLITS = ("train", "validation", "test")
 MANIFEST = "manifest.json"
 #: folder (relative to the store) that holds every shard
 SHARD_DIR = "shards"
+#: folders of the record shards and of derived representations' shards (``representations/<name>``)
+RECORD_DIR = "record"
+REPRESENTATION_DIR = "representations"
+MAX_REPRESENTATIONS = 64
 #: a shard's file or directory name: ``<split>-<unit>-<j><suffix>`` (what the writer produces:
 #: the j-th shard of that split from build unit ``unit``); ``<split>-<index><suffix>`` of older stores
 SHARD_NAME = re.compile(r"(?P<split>train|validation|test)-(?P<index>[0-9]{5,9}(?:-[0-9]{4,9})?)(?P<suffix>\.[a-z]{1,16})",
@@ -53,8 +67,9 @@ MAX_LABELS = 1024
 _U64 = (1 << 64) - 1
 
 
-def shard_path_problem(path: Any, suffix: str | None = None) -> str | None:
-    """Why ``path`` is not an acceptable shard path (``None`` when it is). ``suffix``: the layout's."""
+def shard_path_problem(path: Any, suffix: str | None = None, directory: str = SHARD_DIR) -> str | None:
+    """Why ``path`` is not an acceptable shard path (``None`` when it is). ``suffix``: the layout's;
+    ``directory``: the folder it must be directly inside (``shards``, ``record``, ``representations/<name>``)."""
     if not isinstance(path, str):
         return f"path must be a string, got {type(path).__name__}"
     if not path or len(path) > 256:
@@ -74,13 +89,13 @@ def shard_path_problem(path: Any, suffix: str | None = None) -> str | None:
         return "path contains '..'"
     if any(p in ("", ".") for p in parts):
         return "path is not normalised (empty or '.' component)"
-    if len(parts) != 2 or parts[0] != SHARD_DIR:
-        return f"path is not directly inside {SHARD_DIR}/"
-    m = SHARD_NAME.fullmatch(parts[1])
+    if parts[:-1] != directory.split("/"):
+        return f"path is not directly inside {directory}/"
+    m = SHARD_NAME.fullmatch(parts[-1])
     if m is None:
-        return f"shard name {parts[1]!r} is not of the form <split>-NNNNN-NNNN<suffix>"
+        return f"shard name {parts[-1]!r} is not of the form <split>-NNNNN-NNNN<suffix>"
     if suffix is not None and m["suffix"] != suffix:
-        return f"shard name {parts[1]!r} does not end in {suffix!r} (the manifest's layout)"
+        return f"shard name {parts[-1]!r} does not end in {suffix!r} (the manifest's layout)"
     return None
 
 
@@ -114,7 +129,7 @@ class ShardInfo:
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "manifest", entry: str = "shard entry",
-                  suffix: str | None = None) -> ShardInfo:
+                  suffix: str | None = None, directory: str = SHARD_DIR) -> ShardInfo:
         """A validated ShardInfo from a manifest (or build sidecar) entry; extra keys are ignored."""
         if not isinstance(d, dict):
             raise _bad(where, entry, f"not an object: {d!r:.80}")
@@ -124,12 +139,12 @@ class ShardInfo:
             raise _bad(where, entry, f"lacks {missing}")
         path = d["path"]
         entry = f"{entry} ({path!r:.120})"
-        problem = shard_path_problem(path, suffix)
+        problem = shard_path_problem(path, suffix, directory)
         if problem:
             raise _bad(where, entry, problem)
         if d["split"] not in SPLITS:
             raise _bad(where, entry, f"split {d['split']!r:.40} is not one of {SPLITS}")
-        if SHARD_NAME.fullmatch(path.split("/")[1])["split"] != d["split"]:
+        if SHARD_NAME.fullmatch(path.split("/")[-1])["split"] != d["split"]:
             raise _bad(where, entry, f"name does not match its split {d['split']!r}")
         if not isinstance(d["sha256"], str) or not SHA256.fullmatch(d["sha256"]):
             raise _bad(where, entry, f"sha256 {d['sha256']!r:.80} is not 64 lowercase hex digits")
@@ -165,6 +180,13 @@ class Manifest:
     event_id_rule: str = ""
     code_version: str = ""
     provenance: list[dict[str, Any]] = field(default_factory=list)
+    #: format 2: the declared event-record schema (``store.record``), its shards (paired with
+    #: ``shards``; ``n_nodes`` = events + objects of the ragged collections) and the representations
+    schema: dict[str, Any] = field(default_factory=dict)
+    record_shards: list[ShardInfo] = field(default_factory=list)
+    representations: dict[str, Any] = field(default_factory=dict)
+    default_representation: str = "paper"
+    record_compression: dict[str, Any] = field(default_factory=dict)
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -186,6 +208,7 @@ class Manifest:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["shards"] = [s.to_dict() for s in self.shards]
+        d["record_shards"] = [s.to_dict() for s in self.record_shards]
         d["n_events"] = self.n_events
         d["n_nodes"] = self.n_nodes
         d["bytes"] = self.bytes
@@ -206,9 +229,9 @@ class Manifest:
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             found = d.get("format") if isinstance(d, dict) else type(d).__name__
             raise ManifestError(f"{where}: not a hepfm store manifest (format {found!r:.80})")
-        if not _int(d.get("format_version"), FORMAT_VERSION, FORMAT_VERSION):
+        if not _int(d.get("format_version"), READ_VERSIONS[0], READ_VERSIONS[-1]):
             raise ManifestError(f"{where}: format_version {d.get('format_version')!r:.40}; "
-                                f"this hepfm reads {FORMAT_VERSION} only")
+                                f"this hepfm reads {', '.join(map(str, READ_VERSIONS))}")
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in d.items() if k in names}
         missing = [f.name for f in dataclasses.fields(cls) if f.name not in kwargs and f.default is dataclasses.MISSING
@@ -227,6 +250,7 @@ class Manifest:
                 if key in seen:
                     raise _bad(where, f"shard {i} ({s.path!r})", f"duplicates shard {seen[key]} ({key})")
                 seen[key] = i
+        _check_v2(kwargs, where, suffix)
         manifest = cls(**kwargs)
         for key in ("n_events", "n_nodes", "bytes"):
             if key in d and d[key] != getattr(manifest, key):
@@ -259,7 +283,68 @@ _FIELD_TYPES: dict[str, tuple[type, Any]] = {
     "event_id_rule": (str, None),
     "code_version": (str, lambda v: v == "" or NAME.fullmatch(v)),
     "provenance": (list, lambda v: all(isinstance(x, dict) for x in v)),
+    "schema": (dict, None),
+    "record_shards": (list, lambda v: len(v) <= MAX_SHARDS),
+    "representations": (dict, lambda v: len(v) <= MAX_REPRESENTATIONS),
+    "default_representation": (str, lambda v: NAME.fullmatch(v)),
+    "record_compression": (dict, None),
 }
+
+
+def _paired(where: str, entry: str, raw: list, shards: list[ShardInfo], suffix: str, directory: str
+            ) -> list[ShardInfo]:
+    """Shard entries of ``directory`` that pair ``shards`` one to one (same names, same events)."""
+    if len(raw) != len(shards):
+        raise _bad(where, entry, f"{len(raw)} shards, the store has {len(shards)}: one per paper shard")
+    out = [ShardInfo.from_dict(s, where, f"{entry} shard {i}", suffix, directory) for i, s in enumerate(raw)]
+    for i, (a, b) in enumerate(zip(out, shards)):
+        if a.name != b.name or a.n_events != b.n_events or a.split != b.split:
+            raise _bad(where, f"{entry} shard {i} ({a.path!r})", f"does not pair shard {i} ({b.path!r}, "
+                                                                    f"{b.n_events} events)")
+    seen = set()
+    for i, s in enumerate(out):
+        if s.sha256 in seen:
+            raise _bad(where, f"{entry} shard {i} ({s.path!r})", "duplicates another shard's sha256")
+        seen.add(s.sha256)
+    return out
+
+
+def _check_v2(kwargs: dict[str, Any], where: str, suffix: str) -> None:
+    """Format-2 sections (module docstring); replaces raw shard lists by ShardInfo lists in ``kwargs``."""
+    from .record import check_schema
+
+    v2 = kwargs.get("format_version") == 2
+    for key in ("schema", "record_shards", "representations"):
+        if kwargs.get(key) and not v2:
+            raise _bad(where, key, "only format 2 manifests may declare it")
+    schema = kwargs.get("schema") or {}
+    if schema:
+        kwargs["schema"] = schema = check_schema(schema, where)
+    raw = kwargs.get("record_shards") or []
+    if raw and not schema:
+        raise _bad(where, "record_shards", "listed without a schema")
+    if raw:
+        kwargs["record_shards"] = _paired(where, "record", raw, kwargs["shards"], suffix, RECORD_DIR)
+    reps = kwargs.get("representations") or {}
+    for name, r in reps.items():
+        entry = f"representation {name!r:.60}"
+        if not isinstance(name, str) or not NAME.fullmatch(name) or name == "record":
+            raise _bad(where, entry, "name is not a plain name (and 'record' is reserved)")
+        if not isinstance(r, dict) or set(r) - {"version", "fingerprint", "definition", "inputs", "shards", "doc"}:
+            raise _bad(where, entry, "must be an object with version, fingerprint, definition, inputs[, shards]")
+        if not _int(r.get("version"), 0, 1 << 31) or not isinstance(r.get("fingerprint"), str) \
+                or not SHA256.fullmatch(r["fingerprint"]) or not isinstance(r.get("definition"), dict):
+            raise _bad(where, entry, "needs an integer version, a sha256 fingerprint and a definition object")
+        if not isinstance(r.get("inputs"), list) or not all(isinstance(x, str) and len(x) < 200 for x in r["inputs"]):
+            raise _bad(where, entry, "inputs must be a list of field names")
+        if r.get("shards") is not None:
+            if not isinstance(r["shards"], list):
+                raise _bad(where, entry, "shards must be a list")
+            r["shards"] = _paired(where, entry, r["shards"], kwargs["shards"], suffix,
+                                  f"{REPRESENTATION_DIR}/{name}")
+    if v2 and reps and kwargs.get("default_representation", "paper") not in reps:
+        raise _bad(where, "default_representation", f"{kwargs.get('default_representation')!r:.40} is not one of "
+                                                    f"the representations {sorted(reps)}")
 
 
 def _check_fields(kwargs: dict[str, Any], where: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,11 +27,81 @@ class Store:
         # ``layout.open`` handle per shard (Zarr: its opened arrays; Parquet: None): listed shards are
         # immutable, so metadata is read once per Store
         self._handles: dict[str, Any] = {}
+        self._record: dict[str, Any] = {}  # record shard path -> (opened arrays or None, counts or None)
+        #: the representation this Store reads (``view``); the manifest's default when opened
+        self.representation = manifest.default_representation if manifest.representations else "paper"
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_handles"] = {}  # handles hold I/O resources: reopen in the new process
+        state["_record"] = {}
         return state
+
+    # ------------------------------------------------------------------ format 2: representations, record
+    def view(self, name: str) -> Store:
+        """This store read as representation ``name``: a Store whose ``shards`` are that representation's
+        (``shards/`` for the one materialized by the build, ``representations/<name>/`` for derived ones).
+        No fingerprint check here: ``hepfm_data.representations.open_representation`` does it."""
+        m = self.manifest
+        entry = m.representations.get(name)
+        if entry is None:
+            raise StoreError(f"{self.url}: no representation {name!r} (has {sorted(m.representations) or ['paper']})")
+        if name == self.representation and (self._base_shards is not None or not entry.get("shards")):
+            return self
+        d = entry["definition"]
+        shards = entry.get("shards") or [s for s in (self._base_shards or m.shards)]
+        view = Store(self.fs, self.path, dataclasses.replace(
+            m, shards=list(shards), label_names=list(d.get("label_names", m.label_names)),
+            object_types=dict(d.get("object_types", m.object_types)),
+            node_features=list(d.get("node_features", m.node_features))), self.url)
+        view.representation = name
+        view._base_shards = self._base_shards or m.shards
+        return view
+
+    _base_shards: list[ShardInfo] | None = None
+
+    @property
+    def has_record(self) -> bool:
+        return bool(self.manifest.record_shards)
+
+    def record_shard(self, shard: int | ShardInfo) -> ShardInfo:
+        """The record shard paired with ``shard`` (same name under ``record/``)."""
+        info = self._info(shard)
+        if not self.has_record:
+            raise StoreError(f"{self.url}: this format-{self.manifest.format_version} store keeps no event record "
+                             f"(built before format 2, or with record=False); rebuild it from its inputs")
+        if self._record_by_name is None:
+            self._record_by_name = {r.name: r for r in self.manifest.record_shards}
+        try:
+            return self._record_by_name[info.name]
+        except KeyError:
+            raise StoreError(f"{self.url}: no record shard for shard {info.name}") from None
+
+    _record_by_name: dict[str, ShardInfo] | None = None
+
+    def read_record(self, shard: int | ShardInfo, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
+        """Record columns (``store.record``) of events ``[start, stop)`` of the record shard paired with ``shard``."""
+        from . import record as rec
+
+        r = self.record_shard(shard)
+        stop = r.n_events if stop is None else stop
+        if not 0 <= start <= stop <= r.n_events:
+            raise StoreError(f"{self.url}: record shard {r.name}: range [{start}, {stop}) outside [0, {r.n_events})")
+        schema, path = self.manifest.schema, f"{self.path}/{r.path}"
+        if self.manifest.layout == "parquet":
+            return self._guard(r, lambda: rec.read_parquet_record(self.fs, path, schema, r.n_events, start, stop))
+        if r.path not in self._record:
+            arrays = self._guard(r, lambda: rec.open_zarr_record(self.fs, path, schema))
+            counts = self._guard(r, lambda: rec.check_lengths(arrays, schema, r.n_events))
+            self._record[r.path] = (arrays, counts)
+        arrays, counts = self._record[r.path]
+        return self._guard(r, lambda: rec.read_zarr_record(arrays, counts, schema, start, stop))
+
+    def read_events(self, shard: int | ShardInfo, start: int = 0, stop: int | None = None):
+        """The awkward event record (``hepfm_data.events``) of events ``[start, stop)`` of a shard."""
+        from .record import to_events
+
+        return to_events(self.read_record(shard, start, stop), self.manifest.schema)
 
     def __repr__(self) -> str:
         m = self.manifest
@@ -127,11 +198,14 @@ class Store:
             raise StoreError(f"{self.url}: shard {info.name} cannot be read: {type(exc).__name__}: {exc}") from None
 
     def verify(self, progress: bool = False) -> list[str]:
-        """Re-hash every shard; returns one problem line per bad shard (empty when all are intact)."""
+        """Re-hash every shard (paper, record, derived representations); one problem line per bad shard."""
         from tqdm.auto import tqdm
 
         problems = []
-        for info in tqdm(self.manifest.shards, desc="verify", unit=" shard", disable=not progress):
+        m = self.manifest
+        every = [*(self._base_shards or m.shards), *m.record_shards,
+                 *(s for r in m.representations.values() for s in (r.get("shards") or ()))]
+        for info in tqdm(every, desc="verify", unit=" shard", disable=not progress):
             try:
                 sha, size = remote_sha256(self.fs, f"{self.path}/{info.path}")
             except FileNotFoundError:

@@ -1,0 +1,241 @@
+"""Store format 2 (issue 11): the stored event record with its declared schema, the representations
+(paper materialized at build time, others derived from the record), fingerprints, format-1 stores."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import pytest
+
+from hepfm_data import load_dataset
+from hepfm_data.build import build_store, write_store
+from hepfm_data.catalog import load_catalog
+from hepfm_data.derive import derive
+from hepfm_data.errors import StoreError
+from hepfm_data.events import SampleInfo, validate_events
+from hepfm_data.inputs.delphes import DelphesFiles
+from hepfm_data.readers.delphes import read_delphes
+from hepfm_data.representations import open_representation
+from hepfm_data.store import open_store
+from hepfm_data.store import record as rec
+from hepfm_data.testing import DELPHES_FILE, synthetic_events
+
+SHARD_FIELDS = ("event_id", "weight", "label", "multilabel", "n_node", "offsets", "nodes")
+
+
+def _by_id(arr: ak.Array) -> ak.Array:
+    return arr[np.argsort(ak.to_numpy(arr.event_id), kind="stable")]
+
+
+def _same_shards(a, b) -> None:
+    for i, (x, y) in enumerate(zip(a.manifest.shards, b.manifest.shards)):
+        da, db = a.read_shard(x), b.read_shard(y)
+        for k in SHARD_FIELDS:
+            np.testing.assert_array_equal(getattr(da, k), getattr(db, k), err_msg=f"shard {i} {k}")
+
+
+@pytest.fixture(scope="module", params=["zarr", "parquet"])
+def delphes_store(request, tmp_path_factory):
+    """The real Delphes ttH file built through build_store in 3 units, 4 events per shard."""
+    root = tmp_path_factory.mktemp(f"rec-{request.param}")
+    st = build_store(DelphesFiles("ttH", str(DELPHES_FILE), entries_per_unit=4), str(root / "stores"),
+                     layout=request.param, events_per_shard=4, progress=False, scheduler="sync")
+    return st
+
+
+def test_record_read_back_through_load_dataset_equals_the_source_events(delphes_store, tmp_path):
+    """The record a build keeps is every collection and field the Delphes reader produced (taus,
+    isolation, jet mass, b-tag flag, truth...), lossless, in Zarr and Parquet: load_dataset(
+    representation="record") -> ak.from_arrow gives exactly the validated reader events; the manifest
+    declares each field's dtype and unit; streaming gives the same rows."""
+    st = delphes_store
+    src = validate_events(ak.concatenate(list(read_delphes(str(DELPHES_FILE)))))
+    root = str(Path(st.url).parent)
+    ds = load_dataset("hepfm/ttH", split="train+validation+test", storage=root, cache_dir=tmp_path / "c",
+                      representation="record")
+    got = ak.from_arrow(ds.data.table)
+    assert set(got.fields) == set(src.fields) | {"label"} and set(ds["label"]) == {st.manifest.label}
+    assert ak.to_list(_by_id(got[list(src.fields)])) == ak.to_list(src)
+    sch = st.manifest.schema
+    assert sch["collections"]["jets"]["fields"]["pt"] == {"dtype": "float32", "unit": "GeV"}
+    assert sch["collections"]["taus"]["fields"]["tag"]["dtype"] == "int8"
+    assert sch["collections"]["met"]["kind"] == "record" and sch["collections"]["jets"]["offsets"] == "n"
+    assert sch["collections"]["jets"]["n_objects"] == int(ak.sum(ak.num(src.jets)))
+    # a physicist's own selection on the record with datasets: events with >= 8 jets above 30 GeV
+    sel = ds.filter(lambda e: sum(j["pt"] > 30 for j in e["jets"]) >= 8)
+    assert len(sel) == int(ak.sum(ak.sum(src.jets.pt > 30, axis=1) >= 8))
+    stream = load_dataset("hepfm/ttH", split="train+validation+test", storage=root, streaming=True,
+                          representation="record")
+    rows = sorted(stream, key=lambda r: r["event_id"])
+    assert [r["jets"] for r in rows] == ak.to_list(src.jets)
+
+
+def test_paper_shards_are_byte_identical_to_a_build_without_the_record(delphes_store, tmp_path):
+    """The paper representation keeps the format-1 columns and codecs: the same build with
+    record=False writes shards/ with the same sha256 per shard; the default load_dataset reads them
+    as before, and the paper view of a format-2 store is the store itself."""
+    st = delphes_store
+    plain = build_store(DelphesFiles("ttH", str(DELPHES_FILE), entries_per_unit=4), str(tmp_path / "plain"),
+                        layout=st.manifest.layout, events_per_shard=4, progress=False, record=False,
+                        scheduler="sync")
+    assert [s.sha256 for s in plain.manifest.shards] == [s.sha256 for s in st.manifest.shards]
+    assert not plain.manifest.record_shards and plain.manifest.schema == {}
+    assert open_representation(st) is st and st.manifest.default_representation == "paper"
+    assert [r.path for r in st.manifest.record_shards] == [s.path.replace("shards/", "record/")
+                                                           for s in st.manifest.shards]
+
+
+def test_derive_from_the_record_resumes_after_an_interruption(delphes_store, tmp_path):
+    """derive re-creates the paper graph from the stored record alone (inputs gone) with the same
+    columns as the build; a derive interrupted by a corrupt record shard fails naming it, keeps the
+    shards it finished, and a re-run after the repair re-uses them (same files, untouched)."""
+    st_path = tmp_path / "copy" / "ttH"
+    shutil.copytree(Path(delphes_store.path), st_path)
+    last = sorted((st_path / "record").iterdir())[-1]
+    backup = tmp_path / "backup"
+    shutil.copytree(last, backup) if last.is_dir() else shutil.copyfile(last, backup)
+    if last.is_dir():  # Zarr: damage the jet-pT chunk file (its crc32c fails)
+        victim = next(p for p in (last / "jets" / "pt").rglob("*") if p.is_file() and p.name != "zarr.json")
+    else:
+        victim = last
+    data = bytearray(victim.read_bytes())
+    for i in range(len(data) // 3, min(len(data), len(data) // 3 + 64)):
+        data[i] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match=rf"{last.name}"):
+        derive(str(st_path), "paper", progress=False)
+    assert [p.split(":")[0] for p in open_store(str(st_path)).verify()] == [f"record/{last.name}"]  # verify sees it
+    done = sorted(p.name for p in (st_path / "_derive" / "paper").glob("*.json"))
+    assert len(done) == len(delphes_store.manifest.shards) - 1
+    mtimes = {p.name: os.stat(p).st_mtime_ns for p in (st_path / "representations" / "paper").iterdir()}
+    assert "paper" in open_store(str(st_path)).manifest.representations  # the build's entry only
+    assert open_store(str(st_path)).manifest.representations["paper"]["shards"] is None
+    shutil.rmtree(last) if last.is_dir() else last.unlink()
+    shutil.copytree(backup, last) if backup.is_dir() else shutil.copyfile(backup, last)
+    out = derive(str(st_path), "paper", progress=False)
+    for name, t in mtimes.items():
+        assert os.stat(st_path / "representations" / "paper" / name).st_mtime_ns == t
+    view = open_representation(out, "paper")
+    assert all(s.path.startswith("representations/paper/") for s in view.manifest.shards)
+    _same_shards(delphes_store, view)
+    assert out.verify() == []  # paper, record and derived shards re-hash to the manifest
+    assert not (st_path / "_derive").exists()
+
+
+def test_changed_selection_fails_with_the_derive_command_and_derive_fixes_it(tmp_path):
+    """A store built with the packaged catalog, opened with a catalog whose jet cut changed, fails in
+    load_dataset and make_loader with the `hepfm-data derive` command; running it (Dask, 2 worker
+    processes) derives the paper graph under the new cut, which then loads (no jet below 120 GeV)."""
+    import hepfm_data
+    from hepfm_data.loader import make_loader
+
+    text = (Path(hepfm_data.__file__).parent / "catalog.yaml").read_text()
+    jet = "  jet:      {pt_min: 25.0, pt_inclusive: true,  abs_eta_max: 2.5,  eta_crack: null}"
+    (tmp_path / "cat.yaml").write_text(text.replace(jet, jet.replace("25.0", "120.0")))
+    cat = load_catalog(tmp_path / "cat.yaml")
+    root = tmp_path / "stores"
+    st = write_store(str(root), "ttH", [(synthetic_events(120, 3), SampleInfo(process="ttH", source="x"))],
+                     events_per_shard=30, progress=False)
+    msg = rf"selection.*\n  hepfm-data derive {st.url} --representation paper --catalog {tmp_path / 'cat.yaml'}"
+    with pytest.raises(StoreError, match=msg):
+        load_dataset("hepfm/ttH", storage=root, cache_dir=tmp_path / "c", catalog=cat)
+    with pytest.raises(StoreError, match=msg):
+        make_loader(st.url, catalog=cat, num_workers=0)
+    derive(st.url, "paper", catalog=cat, workers=2, progress=False)
+    ds = load_dataset("hepfm/ttH", storage=root, cache_dir=tmp_path / "c", catalog=cat)
+    pts = np.concatenate([np.asarray(p)[np.asarray(t) == 0] for p, t in zip(ds["pt"], ds["type"])])
+    assert len(pts) and pts.min() >= 120.0
+    with pytest.raises(StoreError, match="hepfm-data derive"):  # the packaged catalog now mismatches
+        load_dataset("hepfm/ttH", storage=root, cache_dir=tmp_path / "c")
+
+
+def test_a_representation_whose_inputs_the_record_lacks_names_store_representation_and_field(tmp_path):
+    """paper_taus reads taus.*; a store whose record has no taus refuses it in derive, load_dataset and
+    make_loader, naming the store, the representation and the missing fields; where the record has
+    taus (Delphes) it derives, and make_loader reads it (every τ node type 5 before MET)."""
+    from hepfm_data.loader import make_loader
+
+    st = write_store(str(tmp_path), "ttH", [(synthetic_events(40, 1), SampleInfo(process="ttH", source="x"))],
+                     progress=False)
+    msg = rf"{st.url}: representation 'paper_taus' needs record field\(s\) \['taus.pt'"
+    with pytest.raises(StoreError, match=msg):
+        derive(st.url, "paper_taus", progress=False)
+    with pytest.raises(StoreError, match=msg):
+        load_dataset("hepfm/ttH", storage=tmp_path, cache_dir=tmp_path / "c", representation="paper_taus")
+    with pytest.raises(StoreError, match=msg):
+        make_loader(st.url, representation="paper_taus", num_workers=0)
+    d = build_store(DelphesFiles("ttH", str(DELPHES_FILE)), str(tmp_path / "d"), progress=False)
+    with pytest.raises(StoreError, match=r"not derived yet.*\n  hepfm-data derive .* --representation paper_taus"):
+        make_loader(d.url, representation="paper_taus", num_workers=0)
+    derive(d.url, "paper_taus", progress=False)
+    loader = make_loader(d.url, representation="paper_taus", num_workers=0, batch_size=4, shuffle=False,
+                         device="cpu")
+    n = 0
+    for b in loader:
+        n += int(b.graph_mask.sum())
+        last = np.cumsum(b.n_node.numpy()) - 1
+        assert (b.nodes[last, 6].numpy() == 4).all()  # MET still last
+    assert n == d.manifest.split_sizes()["train"]
+
+
+def test_nested_collection_with_parent_index_round_trips_in_both_layouts(tmp_path):
+    """A nested collection (each jet's constituents, declared with its parent) is stored with its own
+    offsets and read back exactly for any event range, in Zarr and Parquet; the schema names the parent."""
+    from hepfm_data.sources import resolve
+
+    ev = validate_events(synthetic_events(300, 5))
+    n_jets = ak.num(ev.jets)
+    flat = ak.flatten(ev.jets)
+    k = np.random.default_rng(0).integers(0, 6, len(flat))
+    cons = ak.unflatten(ak.zip({"pt": np.repeat(ak.to_numpy(flat.pt), k) / 3,
+                                "pid": np.full(int(k.sum()), 211, np.int32)}), k)
+    jets = ak.unflatten(ak.zip({**{f: flat[f] for f in flat.fields}, "constituents": cons}, depth_limit=1), n_jets)
+    events = ak.zip({**{f: ev[f] for f in ev.fields if f != "jets"}, "jets": jets}, depth_limit=1)
+    schema = rec.schema_of(events)
+    assert schema["collections"]["jets.constituents"]["parent"] == "jets"
+    schema = rec.check_schema(json.loads(json.dumps(schema, sort_keys=True)), "here")
+    cols = rec.to_columns(events, schema)
+    for layout in ("zarr", "parquet"):
+        path = str(tmp_path / f"r.{layout}")
+        rec.write_record(layout, cols, path, {"codec": "zstd", "level": 3}, schema)
+        fs, p = resolve(path)
+        for lo, hi in ((0, 300), (17, 203), (299, 300), (5, 5)):
+            if layout == "zarr":
+                arrays = rec.open_zarr_record(fs, p, schema)
+                got = rec.read_zarr_record(arrays, rec.check_lengths(arrays, schema, 300), schema, lo, hi)
+            else:
+                got = rec.read_parquet_record(fs, p, schema, 300, lo, hi)
+            assert ak.to_list(rec.to_events(got, schema)) == ak.to_list(events[lo:hi]), (layout, lo, hi)
+
+
+def test_format1_store_opens_read_only_and_record_needs_a_rebuild(tmp_path):
+    """A format-1 manifest (no schema, record, representations) opens and loads as before (paper);
+    asking it for the record or another representation names the store and says to rebuild; info
+    lists collections and representations of a format-2 store."""
+    from hepfm_data.commands.info import format_summary, summarise
+
+    st = write_store(str(tmp_path), "ttH", [(synthetic_events(60, 2), SampleInfo(process="ttH", source="x"))],
+                     progress=False)
+    s = summarise(st)
+    assert s["record"]["collections"]["jets"]["fields"]["pt"] == "float32 [GeV]"
+    assert s["record"]["collections"]["jets"]["mean_multiplicity"] == pytest.approx(
+        st.manifest.schema["collections"]["jets"]["n_objects"] / 60)
+    assert "paper" in s["representations"] and "record     " in format_summary(s)
+    mpath = Path(st.path) / "manifest.json"
+    d = json.loads(mpath.read_text())
+    for k in ("schema", "record_shards", "representations", "default_representation"):
+        d.pop(k)
+    d["format_version"] = 1
+    mpath.write_text(json.dumps(d))
+    old = open_store(st.url)
+    assert old.manifest.format_version == 1 and open_representation(old) is old
+    assert len(load_dataset("hepfm/ttH", storage=tmp_path, cache_dir=tmp_path / "c")) == st.manifest.split_sizes()["train"]
+    with pytest.raises(StoreError, match=rf"{old.url}: this format-1 store keeps no event record.*rebuild"):
+        load_dataset("hepfm/ttH", storage=tmp_path, cache_dir=tmp_path / "c", representation="record")
+    with pytest.raises(StoreError, match=rf"{old.url}: representation 'paper_taus' needs the stored event record"):
+        derive(old.url, "paper_taus", progress=False)
