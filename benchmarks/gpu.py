@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                     ld.set_epoch(0)
                     cached[pad] = [g for _, g in zip(range(args.warmup + 12), ld)]
                 guarded(report["model_alone"], f"{variant} batch {bs}",
-                        lambda: rate(step, cached[pad], device, args.warmup, args.seconds))
+                        lambda step=step, batches=cached[pad]: rate(step, batches, device, args.warmup, args.seconds))
             del cached
 
         print("2. loader alone into device batches", flush=True)

@@ -320,7 +320,8 @@ def report_parallel(path: Path, n: int, step: int, work: Path, workers: list[int
     wall = PAPER_EVENTS / (per_worker * PROJECTED_WORKERS * eff)
     print(f"parallel efficiency at {k_max} workers: {eff:.2f}; projected {PAPER_EVENTS / 1e6:.0f}M events on "
           f"{PROJECTED_WORKERS} workers (per-worker {per_worker:,.0f} ev/s x efficiency {eff:.2f}): "
-          f"{wall / 60:.1f} min ({wall / 3600:.2f} h); at efficiency 1: {PAPER_EVENTS / (per_worker * PROJECTED_WORKERS) / 60:.1f} min")
+          f"{wall / 60:.1f} min ({wall / 3600:.2f} h); at efficiency 1: "
+          f"{PAPER_EVENTS / (per_worker * PROJECTED_WORKERS) / 60:.1f} min")
     print("stores built in-process and with each worker count: identical shard lists (same bytes)")
 
 

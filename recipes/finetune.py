@@ -21,7 +21,17 @@ if __package__ in (None, ""):  # `python recipes/finetune.py`
 
 from hepfm_models import TrainConfig
 from hepfm_models.protocol import VARIANTS, finetune, format_results, relative_cost
-from recipes.common import DEFAULT_THREADS, DataConfig, ModelSection, cleanup_distributed, parse_args, setup, task_sets, to_dict, write_json
+from recipes.common import (
+    DEFAULT_THREADS,
+    DataConfig,
+    ModelSection,
+    cleanup_distributed,
+    parse_args,
+    setup,
+    task_sets,
+    to_dict,
+    write_json,
+)
 
 
 @dataclass

@@ -5,7 +5,6 @@ catalogs, and the one-way import rule."""
 from __future__ import annotations
 
 import ast
-import json
 import os
 import shutil
 import signal

@@ -8,11 +8,11 @@ import os
 import numpy as np
 import pytest
 
+from hepfm_data.build import write_store
+from hepfm_data.catalog import load_catalog
 from hepfm_data.errors import ChecksumError, StoreError
 from hepfm_data.events import SampleInfo
 from hepfm_data.kernels import process_block
-from hepfm_data.catalog import load_catalog
-from hepfm_data.build import write_store
 from hepfm_data.store import SPLITS, Manifest, ShardData, ShardInfo, Store, open_store
 from hepfm_data.testing import synthetic_events
 

@@ -69,8 +69,8 @@ def write_synthetic_stores(root: str, spec: dict[str, tuple[str, int, int, int]]
 
     ``spec`` maps process -> (layout, n_events, seed, first event id); any fsspec root.
     """
-    from ..events import SampleInfo
     from ..build import write_store
+    from ..events import SampleInfo
 
     for proc, (layout, n, seed, first) in spec.items():
         write_store(str(root), proc, [(synthetic_events(n, seed, first), SampleInfo(process=proc, source="synthetic"))],
