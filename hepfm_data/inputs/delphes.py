@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import Unit, register_source
 
 DEFAULT_ENTRIES_PER_UNIT = 100_000
+
+
+def file_units(inputs: Any, storage_options: dict[str, Any] | None, entries_per_unit: int,
+               offsets: Callable[[str], list[int]]) -> list[Unit]:
+    """Units of ROOT input files: each file's entries (``offsets(url)`` = its basket-aligned entry
+    offsets ``[0, ..., n]``) cut into ranges of about ``entries_per_unit``, files in glob-sorted order."""
+    from ..errors import HepfmError
+    from ..readers.delphes import expand_inputs
+
+    if int(entries_per_unit) < 1:
+        raise HepfmError(f"entries_per_unit must be positive, got {entries_per_unit!r}")
+    units: list[Unit] = []
+    for url in expand_inputs(inputs, storage_options):
+        for lo, hi in _ranges(offsets(url), int(entries_per_unit)):
+            units.append(Unit(len(units), f"{url} entries [{lo}, {hi})", {"url": url, "start": lo, "stop": hi}, hi - lo))
+    return units
 
 
 def _ranges(offsets: list[int], per_unit: int) -> list[tuple[int, int]]:
@@ -52,18 +69,11 @@ class DelphesFiles:
         return EVENT_ID_RULE
 
     def units(self) -> list[Unit]:
-        from ..errors import HepfmError
-        from ..readers.delphes import entry_offsets, expand_inputs
+        from ..readers.delphes import entry_offsets
 
         if self._units is None:
-            if int(self.entries_per_unit) < 1:
-                raise HepfmError(f"entries_per_unit must be positive, got {self.entries_per_unit!r}")
-            units: list[Unit] = []
-            for url in expand_inputs(self.inputs, self.storage_options):
-                for lo, hi in _ranges(entry_offsets(url, self.storage_options), int(self.entries_per_unit)):
-                    units.append(Unit(len(units), f"{url} entries [{lo}, {hi})",
-                                      {"url": url, "start": lo, "stop": hi}, hi - lo))
-            self._units = units
+            self._units = file_units(self.inputs, self.storage_options, self.entries_per_unit,
+                                     lambda url: entry_offsets(url, self.storage_options))
         return self._units
 
     def read(self, unit: Unit):

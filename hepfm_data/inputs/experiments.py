@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import Unit, register_source
-from .delphes import _ranges
+from .delphes import file_units
 
 DEFAULT_ENTRIES_PER_UNIT = 100_000
 
@@ -41,19 +41,12 @@ class _ExperimentFiles:
         return self._reader().EVENT_ID_RULE
 
     def units(self) -> list[Unit]:
-        from ..errors import HepfmError
-        from ..readers.delphes import expand_inputs
+        def offsets(url: str) -> list[int]:  # each file is described once; read() reuses it
+            self._described[url] = d = self._reader().describe(url, self.storage_options)
+            return d["entry_offsets"]
 
         if self._units is None:
-            if int(self.entries_per_unit) < 1:
-                raise HepfmError(f"entries_per_unit must be positive, got {self.entries_per_unit!r}")
-            units: list[Unit] = []
-            for url in expand_inputs(self.inputs, self.storage_options):
-                self._described[url] = d = self._reader().describe(url, self.storage_options)
-                for lo, hi in _ranges(d["entry_offsets"], int(self.entries_per_unit)):
-                    units.append(Unit(len(units), f"{url} entries [{lo}, {hi})",
-                                      {"url": url, "start": lo, "stop": hi}, hi - lo))
-            self._units = units
+            self._units = file_units(self.inputs, self.storage_options, self.entries_per_unit, offsets)
         return self._units
 
     def read(self, unit: Unit):
