@@ -240,7 +240,9 @@ class UnitWriter:
                 self.schema = schema
             elif schema != self.schema:
                 raise StoreError(f"{self.url}: unit {self.unit}: a block's record fields {_fields(schema)} differ "
-                                 f"from the unit's first block {_fields(self.schema)}")
+                                 f"from the unit's first block {_fields(self.schema)}; inputs of different "
+                                 f"productions must be separate units: build them with "
+                                 f"build_store(open_source(FORMAT, PROCESS, FILES), ...) (one unit per file range)")
         if info is not None and info.to_dict() not in self.provenance:
             self.provenance.append(info.to_dict())
         self.n_events += cols.n_events
