@@ -126,6 +126,10 @@ def _run_in_process(source, todo, build, catalog, bar) -> list[dict[str, Any]]:
     return [run_unit(source, u, build.unit_writer(u.index), catalog, on_events=bar.update) for u in todo]
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
 def _run_on_dask(source, todo, build, catalog, bar, scheduler: str | None, workers: int | None):
     distributed = require("dask.distributed", "gen", "parallel builds")
     if scheduler:
@@ -138,10 +142,12 @@ def _run_on_dask(source, todo, build, catalog, bar, scheduler: str | None, worke
     markers = []
     try:
         n_running = len(client.scheduler_info().get("workers", {})) or (workers or os.cpu_count() or 1)
-        cat = client.scatter(catalog, broadcast=True)
+        token = uuid.uuid4().hex[:12]
+        # the catalog is a computed task, not scattered data: when the worker holding it dies, the
+        # scheduler re-runs the task from its spec (scattered data would be lost with the worker)
+        cat = client.submit(_same, catalog, pure=False, key=f"hepfm-catalog-{token}")
         pending = iter(todo)
         unit_of = {}
-        token = uuid.uuid4().hex[:12]
 
         def submit(u: Unit):
             fut = client.submit(run_unit, source, u, build.unit_writer(u.index), cat, pure=False,
