@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,8 @@ import torch
 from hepfm_data.errors import HepfmError
 from hepfm_data.events import SampleInfo
 from hepfm_data.graph import ETA, PHI
-from hepfm_data.loader import BoostZ, Compose, FlipEta, LoaderStateError, RotatePhi, StreamingDataset, make_loader
+from hepfm_data.loader import (BoostZ, Compose, FlipEta, LoaderStateError, NodeBatcher, RotatePhi, StreamingDataset,
+                               make_loader, register_batch_type)
 from hepfm_data.store import open_store, write_store
 from hepfm_data.testing import synthetic_events
 
@@ -238,6 +240,48 @@ def test_augmentations_are_seeded_and_physical(stores):
         # rotation + flip + boost keep |deta| and dphi-magnitude among non-MET nodes -> dr between them
         keep = ~met[x.senders] & ~met[x.receivers]
         torch.testing.assert_close(x.edges[keep, 2], p.edges[keep, 2], atol=2e-4, rtol=0)
+
+
+@dataclass
+class SumBatch:
+    """A batch type of the transform test: per-event node pt sums and a random tag."""
+
+    pt_sum: torch.Tensor
+    tag: torch.Tensor
+    event_id: torch.Tensor
+
+    def to(self, device, non_blocking=False):
+        return self
+
+
+register_batch_type("test_sum", SumBatch)
+
+
+def sum_transform(host, rng):
+    seg = torch.repeat_interleave(torch.arange(len(host.n_node)), host.n_node)
+    pt = torch.zeros(len(host.n_node)).index_add_(0, seg, host.nodes[:, 0])
+    return SumBatch(pt, torch.from_numpy(rng.integers(0, 1 << 30, len(host.n_node))), host.event_id)
+
+
+def test_transform_hook_yields_its_batch_type_identically_on_any_worker_count(stores):
+    """``make_loader(transform=)``: workers turn each HostBatch into a registered batch type that
+    crosses the pipe as one buffer; the batches (incl. the transform's random draws, seeded per
+    batch) are the same with 0 and 2 workers, and hold the events of the plain loader."""
+    kw = dict(device="cpu", batch_size=32, seed=4, **FAST)
+    a = list(make_loader(urls(stores), num_workers=0, transform=sum_transform, **kw))
+    b = list(make_loader(urls(stores), num_workers=2, transform=sum_transform, **kw))
+    plain = list(make_loader(urls(stores), num_workers=0, **kw))
+    assert all(isinstance(x, SumBatch) for x in a + b)
+    by_events = {tuple(y.event_id.tolist()): y for y in b}
+    assert len(by_events) == len(a) == len(plain)
+    for x, p in zip(a, plain):
+        y = by_events[tuple(x.event_id.tolist())]
+        assert torch.equal(x.tag, y.tag) and torch.equal(x.pt_sum, y.pt_sum)
+        seg = torch.repeat_interleave(torch.arange(len(p.n_node)), p.n_node)
+        torch.testing.assert_close(x.pt_sum, torch.zeros(len(p.n_node)).index_add_(0, seg, p.nodes[:, 0]))
+    assert len({x.tag[0].item() for x in a}) == len(a)  # each batch draws its own numbers
+    with pytest.raises(HepfmError, match="builder or a transform"):
+        make_loader(urls(stores), num_workers=0, transform=sum_transform, builder=NodeBatcher(), **kw)
 
 
 def test_remote_s3_store_through_bounded_cache(stores, tmp_path):

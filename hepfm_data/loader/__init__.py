@@ -7,17 +7,19 @@
 ...         ...
 
 Layers: :mod:`.sampler` (who reads what: pure index arithmetic), :mod:`.dataset`
-(``StreamingDataset``, reads + packs), :mod:`.loader` (``make_loader``: DataLoader +
+(``StreamingDataset``: iteration + state), :mod:`.builders` (how a window
+becomes batches: ``NodeBatcher`` and its ``transform`` hook), :mod:`.loader` (``make_loader``: DataLoader +
 device), :mod:`.augment` (SPEC §7 augmentations), :mod:`.cache` (remote shard cache).
 """
 
 from __future__ import annotations
 
 from .augment import BoostZ, Compose, FlipEta, RotatePhi
-from .batch import HostBatch
+from .batch import HostBatch, register_batch_type
+from .builders import BatchBuilder, Block, NodeBatcher, batch_rng
 from .dataset import LoaderStateError, StreamingDataset
 from .loader import StreamingLoader, make_loader
 from .sampler import BatchSpec, EpochPlan, StreamSampler
 
 __all__ = ["make_loader", "StreamingLoader", "StreamingDataset", "LoaderStateError", "StreamSampler", "BatchSpec", "EpochPlan",
-           "HostBatch", "RotatePhi", "FlipEta", "BoostZ", "Compose"]
+           "HostBatch", "register_batch_type", "BatchBuilder", "Block", "NodeBatcher", "batch_rng", "RotatePhi", "FlipEta", "BoostZ", "Compose"]

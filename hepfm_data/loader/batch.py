@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -12,7 +13,7 @@ import torch
 from .._arrays import counts_to_offsets
 from ..graph import GraphBatch
 
-__all__ = ["HostBatch", "PackedBatch", "gather_events"]
+__all__ = ["HostBatch", "PackedBatch", "gather_events", "register_batch_type"]
 
 
 @dataclass
@@ -59,10 +60,30 @@ def gather_events(offsets: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.
 
 _ALIGN = 16
 
+#: batch types that cross a DataLoader worker's pipe as one buffer (name -> dataclass of tensors)
+BATCH_TYPES: dict[str, type] = {}
+
+
+def register_batch_type(name: str, cls: type) -> type:
+    """Let ``PackedBatch`` carry ``cls`` (a dataclass whose fields are tensors or None) under ``name``."""
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"batch type {cls.__name__} must be a dataclass of tensors")
+    if BATCH_TYPES.get(name, cls) is not cls:
+        raise ValueError(f"batch type name {name!r} is taken by {BATCH_TYPES[name].__name__}")
+    BATCH_TYPES[name] = cls
+    return cls
+
+
+def _kind(batch: Any) -> str:
+    for name, cls in BATCH_TYPES.items():
+        if type(batch) is cls:
+            return name
+    raise TypeError(f"{type(batch).__name__} is not a registered batch type (register_batch_type)")
+
 
 @dataclass
 class PackedBatch:
-    """A :class:`GraphBatch` or :class:`HostBatch` packed into one numpy byte buffer.
+    """A registered batch (:class:`GraphBatch`, :class:`HostBatch`, ...) packed into one numpy byte buffer.
 
     DataLoader workers would send every tensor of a batch through its own shared-memory
     segment (a socket handshake each); one numpy buffer per batch travels as one pickled
@@ -70,11 +91,11 @@ class PackedBatch:
     """
 
     buffer: np.ndarray | torch.Tensor  # uint8 [bytes] (a tensor once pinned)
-    kind: str  # "graph" | "host"
+    kind: str  # a name in BATCH_TYPES: "graph", "host", ...
     fields: tuple  # ((name, dtype, shape, offset) | (name, None, None, None), ...)
 
     @classmethod
-    def pack(cls, batch: GraphBatch | HostBatch) -> PackedBatch:
+    def pack(cls, batch: Any) -> PackedBatch:
         items, size = [], 0
         for f in dataclasses.fields(batch):
             t = getattr(batch, f.name)
@@ -88,12 +109,12 @@ class PackedBatch:
             if dtype is not None:
                 a = getattr(batch, name).contiguous().numpy().reshape(-1).view(np.uint8)
                 buf[off:off + a.shape[0]] = a
-        return cls(buf, "graph" if isinstance(batch, GraphBatch) else "host", tuple(items))
+        return cls(buf, _kind(batch), tuple(items))
 
     def pin_memory(self) -> PackedBatch:
         return PackedBatch(torch.from_numpy(self.buffer).pin_memory(), self.kind, self.fields)
 
-    def unpack(self) -> GraphBatch | HostBatch:
+    def unpack(self) -> Any:
         buf = self.buffer if isinstance(self.buffer, torch.Tensor) else torch.from_numpy(self.buffer)
         out = {}
         for name, dtype, shape, off in self.fields:
@@ -102,4 +123,8 @@ class PackedBatch:
                 continue
             n = int(np.prod(shape, dtype=np.int64)) * torch.empty(0, dtype=dtype).element_size()
             out[name] = buf[off:off + n].view(dtype).reshape(shape)
-        return (GraphBatch if self.kind == "graph" else HostBatch)(**out)
+        return BATCH_TYPES[self.kind](**out)
+
+
+register_batch_type("graph", GraphBatch)
+register_batch_type("host", HostBatch)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,7 +19,8 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from .._arrays import counts_to_offsets
 from ..errors import HepfmError, StoreError
-from .batch import HostBatch, PackedBatch, gather_events
+from .batch import PackedBatch
+from .builders import BatchBuilder, Block, NodeBatcher
 from .sampler import BatchSpec, EpochPlan, StreamSampler
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,18 +51,6 @@ def dist_rank_world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
-
-
-@dataclass
-class _Window:
-    """Events of one window, blocks concatenated in plan order."""
-
-    nodes: np.ndarray  # [N, 7] float32
-    offsets: np.ndarray  # [n+1] int64
-    event_id: np.ndarray  # [n] int64
-    weight: np.ndarray  # [n] float32 (mixing multiplier applied)
-    label: np.ndarray  # [n] int64
-    multilabel: np.ndarray | None  # [n, L] uint8
 
 
 class StreamingDataset(IterableDataset):
@@ -96,6 +84,9 @@ class StreamingDataset(IterableDataset):
         local reads gain nothing from it on few cores).
     catalog: the :class:`~hepfm_data.catalog.Catalog` for task names and ``weights="catalog"``
         (default: the packaged catalog).
+    builder: how a window's rows become batches (:mod:`hepfm_data.loader.builders`; default
+        :class:`NodeBatcher`: HostBatch / GraphBatch). ``transform(host, rng)``: shorthand for
+        ``NodeBatcher(transform=...)`` (e.g. typed slots or a pretext task, applied in the worker).
     """
 
     def __init__(self, stores: Any, *, split: str = "train", labels: Mapping[str, int] | str | None = None,
@@ -105,7 +96,8 @@ class StreamingDataset(IterableDataset):
                  window_blocks: int = 8, augment: Callable | None = None, build_edges: bool = True,
                  multilabels: bool = True, rank: int | None = None, world_size: int | None = None,
                  storage_options: dict[str, Any] | None = None, cache_dir: str | os.PathLike | None = None,
-                 cache_bytes: int | None = None, prefetch: bool | None = None, catalog: Catalog | None = None):
+                 cache_bytes: int | None = None, prefetch: bool | None = None, catalog: Catalog | None = None,
+                 builder: BatchBuilder | None = None, transform: Callable | None = None):
         super().__init__()
         from ..catalog import load_catalog
         from ..store import open_store
@@ -148,6 +140,9 @@ class StreamingDataset(IterableDataset):
                                      block_size=block_size or DEFAULT_BLOCK,
                                      window_blocks=window_blocks, quotas=quotas)
         self.augment, self.build_edges, self.multilabels = augment, build_edges, multilabels
+        if builder is not None and transform is not None:
+            raise HepfmError("give a builder or a transform, not both (a transform belongs to a NodeBatcher)")
+        self.builder: BatchBuilder = builder if builder is not None else NodeBatcher(transform=transform)
         self.prefetch = prefetch
         if (rank is None) != (world_size is None):
             raise HepfmError("give both rank and world_size, or neither")
@@ -317,51 +312,19 @@ class StreamingDataset(IterableDataset):
             return self._cache.read(store, info, start, stop)
         return store.read_shard(info, start, stop)
 
-    def _read_window(self, plan: EpochPlan, w: int) -> _Window:
-        """Read the blocks of window ``w`` and permute its events into stream order."""
-        nodes, n_node, eid, weight, label, ml = [], [], [], [], [], []
-        for b in plan.window_blocks_of(w):
-            s, k = int(plan.block_source[b]), int(plan.block_shard[b])
-            start, stop = int(plan.block_start[b]), int(plan.block_stop[b])
-            d = self._read(s, k, start, stop)
-            if len(d) != stop - start:
-                raise StoreError(f"{self.processes[s]}: shard {self._infos[s][k].path} gave {len(d)} events "
-                                 f"for rows [{start}, {stop})")
-            nodes.append(d.nodes)
-            n_node.append(d.n_node)
-            eid.append(d.event_id)
-            weight.append(d.weight * self.source_scale[s])
-            label.append(np.full(len(d), self.source_labels[s], np.int64))
-            if self.multilabels:
-                ml.append(d.multilabel)
-        n = np.concatenate(n_node).astype(np.int64)
-        perm = plan.window_perm(w)
-        rows, offsets = gather_events(counts_to_offsets(n), perm)
-        gathered = np.concatenate(nodes).astype(np.float32, copy=False)[rows]
-        return _Window(gathered, offsets,
-                       np.concatenate(eid).astype(np.int64)[perm], np.concatenate(weight).astype(np.float32)[perm],
-                       np.concatenate(label)[perm], np.concatenate(ml)[perm] if self.multilabels else None)
+    def _read_window(self, plan: EpochPlan, w: int):
+        """Read the blocks of window ``w`` and permute its events into stream order (the builder's window)."""
+        blocks = [Block(int(plan.block_source[b]), int(plan.block_shard[b]), int(plan.block_start[b]),
+                        int(plan.block_stop[b])) for b in plan.window_blocks_of(w)]
+        return self.builder.read_window(self, blocks, plan.window_perm(w))
 
-    def _batch(self, plan: EpochPlan, win: _Window | None, w: int, p0: int, p1: int, seed_key: tuple):
+    def _batch(self, plan: EpochPlan, win, w: int, p0: int, p1: int, seed_key: tuple):
         """Pack stream positions [p0, p1) of window ``w`` (loaded as ``win``) into one batch."""
         if win is None:  # an empty batch (a worker range without events)
-            win, a, b = _EMPTY, 0, 0
+            win, a, b = self.builder.empty_window(self), 0, 0
         else:
             a, b = p0 - int(plan.window_pos[w]), p1 - int(plan.window_pos[w])
-        nodes = win.nodes[win.offsets[a]:win.offsets[b]]
-        n_node = np.diff(win.offsets[a:b + 1])
-        if self.augment is not None:
-            rng = np.random.default_rng([self.sampler.seed, plan.epoch, 2, *seed_key])
-            nodes = np.ascontiguousarray(self.augment(nodes, counts_to_offsets(n_node), rng), dtype=np.float32)
-        ml = win.multilabel[a:b] if self.multilabels and win.multilabel is not None else np.zeros((b - a, 0), np.uint8)
-        host = HostBatch(
-            nodes=torch.from_numpy(nodes), n_node=torch.from_numpy(n_node),
-            labels=torch.from_numpy(win.label[a:b]), weights=torch.from_numpy(win.weight[a:b]),
-            event_id=torch.from_numpy(win.event_id[a:b]),
-            multilabels=torch.from_numpy(ml) if self.multilabels else None)
-        if not self.build_edges:
-            return host
-        return host.to_graph("cpu", self.pad_shape, edge_backend="numba")
+        return self.builder.batch(self, win, a, b, (self.sampler.seed, plan.epoch, *seed_key))
 
     # ------------------------------------------------------------------ iteration
     def __iter__(self):
@@ -384,7 +347,7 @@ class StreamingDataset(IterableDataset):
         pending: dict[int, Future] = {}
         nxt = 0
 
-        def get(w: int) -> _Window:
+        def get(w: int):
             nonlocal nxt
             while order[nxt] != w:
                 nxt += 1
@@ -427,9 +390,6 @@ class StreamingDataset(IterableDataset):
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
 
-
-_EMPTY = _Window(np.zeros((0, 7), np.float32), np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32),
-                 np.zeros(0, np.int64), np.zeros((0, 0), np.uint8))
 
 
 def validate_state(state: Any) -> dict[str, Any]:

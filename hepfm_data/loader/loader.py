@@ -9,15 +9,16 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..graph import GraphBatch
-from .batch import HostBatch, PackedBatch
+from .batch import PackedBatch
 from .dataset import StreamingDataset
 
 __all__ = ["StreamingLoader", "make_loader"]
 
 
 class StreamingLoader:
-    """Iterates a :class:`StreamingDataset` through a ``DataLoader`` and yields
-    :class:`GraphBatch` on ``device``; tracks the resumable position in the main process.
+    """Iterates a :class:`StreamingDataset` through a ``DataLoader`` and yields its batches
+    (default :class:`GraphBatch`; the dataset's builder decides) on ``device``; tracks the
+    resumable position in the main process.
 
     Workers read, shuffle and pack nodes; the main process copies the (pinned) nodes once
     to the device and computes the edges there (torch on a GPU, the Numba kernel on CPU).
@@ -29,7 +30,7 @@ class StreamingLoader:
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __iter__(self) -> Iterator[GraphBatch]:
+    def __iter__(self) -> Iterator[Any]:
         ds = self.dataset
         epoch, start = ds.epoch, ds.consumed
         total = ds.n_batches(epoch)
@@ -37,10 +38,7 @@ class StreamingLoader:
         for item in self.loader:
             if isinstance(item, PackedBatch):
                 item = item.unpack()
-            if isinstance(item, HostBatch):
-                batch = item.to_graph(self.device, ds.pad_shape)
-            else:
-                batch = item.to(self.device, non_blocking=True) if item.device != self.device else item
+            batch = ds.builder.finish(ds, item, self.device)
             i += 1
             ds._set_state(epoch, start + i)
             yield batch
@@ -61,7 +59,8 @@ def make_loader(stores: Any, *, device: torch.device | str | None = None, num_wo
                 pin_memory: bool | None = None, persistent_workers: bool | None = None, prefetch_factor: int = 4,
                 multiprocessing_context: str | None = None, representation: str | None = None,
                 **dataset_kwargs) -> StreamingLoader:
-    """A resumable loader of :class:`GraphBatch` from ``stores`` on ``device``.
+    """A resumable loader of :class:`GraphBatch` (or the batches of ``builder=`` / ``transform=``,
+    see :mod:`hepfm_data.loader.builders`) from ``stores`` on ``device``.
 
     ``dataset_kwargs`` go to :class:`StreamingDataset` (split, labels, weights, mixing,
     batch_size, max_nodes, max_edges, pad, seed, augment, rank, world_size, ...).
