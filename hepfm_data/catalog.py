@@ -241,6 +241,35 @@ class LabelSchema:
 
 
 @dataclass(frozen=True)
+class View:
+    """A re-simulation variation (``resimulation.views`` of the catalog; ``hepfm_data.resimulate``).
+
+    ``settings``: Pythia settings appended to the process's for the shower/hadronisation of the
+    kept hard process (empty: the nominal settings with another seed); ``stands_for``: what the
+    RS3L paper used where this is a stand-in (e.g. Herwig 7)."""
+
+    name: str
+    description: str
+    settings: tuple[str, ...] = ()
+    stands_for: str = ""
+
+
+@dataclass(frozen=True)
+class Resimulation:
+    """``resimulation`` block: the known views and a note on what is not modelled."""
+
+    note: str = ""
+    views: tuple[View, ...] = ()
+
+    def view(self, name: str) -> View:
+        """The view called ``name``; UnknownNameError listing the known views."""
+        for v in self.views:
+            if v.name == name:
+                return v
+        raise UnknownNameError(f"unknown view {name!r}; known views: {', '.join(v.name for v in self.views)}")
+
+
+@dataclass(frozen=True)
 class Catalog:
     schema_version: int
     source: str
@@ -253,6 +282,7 @@ class Catalog:
     graph: GraphSchema
     labels: LabelSchema
     datasets: tuple[Dataset, ...] = ()
+    resimulation: Resimulation = Resimulation()
     _by_name: Mapping[str, Process] = field(default_factory=dict, repr=False, compare=False)
 
     def process(self, name: str) -> Process:
@@ -519,11 +549,27 @@ def _parse_datasets(source: str, raw: list, citations: Mapping[str, Citation], p
     return tuple(out)
 
 
+def _parse_resimulation(source: str, data: Any) -> Resimulation:
+    r = _Reader(source, "resimulation", data, ["note", "views"])
+    views = []
+    for i, v in enumerate(r.get("views", list, optional=True, default=[])):
+        vr = _Reader(source, f"resimulation.views[{i}]", v, ["name", "description", "settings", "stands_for"])
+        name = vr.get("name", str)
+        settings = tuple(vr.strings("settings")) if "settings" in vr.data else ()
+        if any(s.split("=", 1)[0].strip().startswith("Random:") for s in settings):
+            vr.fail("settings", "Random: settings are set per view and block by hepfm (seed derivation)")
+        views.append(View(name, vr.get("description", str), settings, vr.get("stands_for", str, optional=True,
+                                                                            default="")))
+    if len({v.name for v in views}) != len(views):
+        r.fail("views", "duplicate view names")
+    return Resimulation(r.get("note", str, optional=True, default=""), tuple(views))
+
+
 def parse_catalog(data: Any, source: str = "<catalog>") -> Catalog:
     """Validate the mapping ``data`` (parsed YAML) and build a :class:`Catalog`."""
     top = _Reader(source, "<top level>", data, [
         "schema_version", "citations", "upstream", "paper_chain", "processes", "tasks",
-        "selection", "graph", "labels", "datasets",
+        "selection", "graph", "labels", "datasets", "resimulation",
     ])
     version = top.get("schema_version", int)
     if version != SCHEMA_VERSION:
@@ -576,6 +622,7 @@ def parse_catalog(data: Any, source: str = "<catalog>") -> Catalog:
         selection=_parse_selection(source, top.get("selection", dict)),
         graph=_parse_graph(source, top.get("graph", dict)),
         labels=_parse_labels(source, top.get("labels", dict)),
+        resimulation=_parse_resimulation(source, top.get("resimulation", dict, optional=True, default={})),
         _by_name={p.name: p for p in processes},
     )
 

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "derive": ("hepfm_data.commands.derive", "derive a representation from a store's stored event record"),
     "info": ("hepfm_data.commands.info", "summarise a store: events, bytes/event, splits, feature ranges"),
     "export": ("hepfm_data.commands.export", "export a store as a Hugging Face dataset folder"),
+    "resimulate": ("hepfm_data.commands.resimulate", "re-simulated views of a store with kept hard processes (RS3L)"),
 }
 PLUGIN_GROUP = "hepfm_data.commands"
 

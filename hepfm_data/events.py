@@ -109,6 +109,24 @@ RECORD: dict[str, Collection] = {
                                  "sumet": Field("float32", "GeV", "scalar sum of transverse energy", False)}),
     "truth": Collection("list", {"pid": Field("int32", "", "signed PDG id"), **_kin(mass=True)}, required=False,
                         doc="last copies of H, t, W, Z and b/c quarks"),
+    # the kept hard process (generation with keep_hard_process=True): the LHE event, columnar
+    "hard": Collection("list", {
+        "pid": Field("int32", "", "signed PDG id (IDUP)"), "status": Field("int32", "", "ISTUP: -1 in, 1 out, 2 resonance"),
+        "mother1": Field("int32", "", "MOTHUP(1), 1-based, 0 = none"), "mother2": Field("int32", "", "MOTHUP(2)"),
+        "color1": Field("int32", "", "ICOLUP(1)"), "color2": Field("int32", "", "ICOLUP(2)"),
+        "px": Field("float64", "GeV"), "py": Field("float64", "GeV"), "pz": Field("float64", "GeV"),
+        "e": Field("float64", "GeV"), "m": Field("float64", "GeV"),
+        "lifetime": Field("float64", "mm", "VTIMUP"), "spin": Field("float64", "", "SPINUP (9 = unknown)"),
+    }, required=False, doc="hard-process particles as written to LHE (re-simulation input)"),
+    "hard_event": Collection("record", {
+        "process_id": Field("int32", "", "IDPRUP"), "lhe_weight": Field("float64", "", "XWGTUP"),
+        "scale": Field("float64", "GeV", "SCALUP"), "alpha_qed": Field("float64", "", "AQEDUP"),
+        "alpha_qcd": Field("float64", "", "AQCDUP"),
+    }, required=False, doc="hard-process event header (LHE)"),
+    "view": Collection("record", {
+        "seed": Field("uint32", "", "Pythia seed the view of this event was re-simulated with"),
+        "attempt": Field("int8", "", "0, or the retry after a failed shower of this hard process"),
+    }, required=False, doc="re-simulated view provenance (hepfm_data.resimulate)"),
 }
 
 #: field -> (kind, {subfield: numpy dtype}) of the required core every builder may rely on

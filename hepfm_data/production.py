@@ -61,15 +61,17 @@ def id_base(process: str, seed: int) -> int:
 
 
 def generate_block(proc: Process, seed: int, index: int, n: int, block_size: int, lhe: str | None = None,
-                   workdir: str | os.PathLike | None = None) -> tuple:
-    """(event record, SampleInfo) of block ``index`` (``n`` events) of a run seeded ``seed``."""
+                   workdir: str | os.PathLike | None = None, keep_hard_process: bool = False) -> tuple:
+    """(event record, SampleInfo) of block ``index`` (``n`` events) of a run seeded ``seed``
+    (``keep_hard_process``: with every event's hard process, for re-simulation)."""
     from .readers.pythia import generate
 
     if (index + 1) * block_size > 2**32:
         raise GenerationError(f"{proc.name}: more than 2^32 events per (process, seed); event ids would collide")
     return generate(proc, n, block_seed(seed, index), lhe=lhe,
                     first_event_id=id_base(proc.name, seed) + index * block_size,
-                    lhe_skip=index * block_size if lhe is not None else 0, workdir=workdir)
+                    lhe_skip=index * block_size if lhe is not None else 0, workdir=workdir,
+                    keep_hard_process=keep_hard_process)
 
 
 def block_paths(workdir: str | os.PathLike, process: str, index: int) -> tuple[Path, Path]:
@@ -90,28 +92,31 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
-def _request(proc: Process, seed: int, index: int, block_size: int, n: int, lhe) -> dict:
-    return {"format": SIDE_FORMAT, "format_version": SIDE_VERSION, "process": proc.name, "base_seed": int(seed),
+def _request(proc: Process, seed: int, index: int, block_size: int, n: int, lhe, keep_hard: bool = False) -> dict:
+    extra = {"keep_hard_process": True} if keep_hard else {}  # absent when off: older sidecars stay valid
+    return {**extra, "format": SIDE_FORMAT, "format_version": SIDE_VERSION, "process": proc.name, "base_seed": int(seed),
             "block": index, "block_size": block_size, "n_requested": n, "settings": list(proc.pythia or ()),
             "lhe": str(lhe) if lhe is not None else None, "event_id_rule": EVENT_ID_RULE,
             "cp_mixing": dataclasses.asdict(proc.cp_mixing) if proc.cp_mixing is not None else None}
 
 
 def run_block(proc: Process, seed: int, index: int, n: int, block_size: int, workdir: str,
-              lhe: str | None = None) -> str:
+              lhe: str | None = None, keep_hard_process: bool = False) -> str:
     """Generate and write block ``index`` (``n`` events); returns the Parquet path. Runs on a worker."""
     import awkward as ak
 
     parquet, side = block_paths(workdir, proc.name, index)
     parquet.parent.mkdir(parents=True, exist_ok=True)
-    events, info = generate_block(proc, seed, index, n, block_size, lhe, parquet.parent / "inputs")
+    events, info = generate_block(proc, seed, index, n, block_size, lhe, parquet.parent / "inputs",
+                                  keep_hard_process=keep_hard_process)
     _atomic_write(parquet, lambda tmp: ak.to_parquet(events, tmp, compression="zstd"))
-    doc = {**_request(proc, seed, index, block_size, n, lhe), "n_events": len(events), "sample": info.to_dict()}
+    doc = {**_request(proc, seed, index, block_size, n, lhe, keep_hard_process), "n_events": len(events), "sample": info.to_dict()}
     _atomic_write(side, lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=1, sort_keys=True)))
     return str(parquet)
 
 
-def _complete(proc: Process, seed: int, index: int, n: int, block_size: int, workdir, lhe) -> bool:
+def _complete(proc: Process, seed: int, index: int, n: int, block_size: int, workdir, lhe,
+              keep_hard: bool = False) -> bool:
     parquet, side = block_paths(workdir, proc.name, index)
     if not side.exists():
         return False
@@ -119,7 +124,8 @@ def _complete(proc: Process, seed: int, index: int, n: int, block_size: int, wor
         doc = json.loads(side.read_text())
     except (OSError, ValueError) as exc:
         raise InputFileError(f"block sidecar {str(side)!r} is unreadable: {exc}") from None
-    want = _request(proc, seed, index, block_size, n, lhe)
+    want = _request(proc, seed, index, block_size, n, lhe, keep_hard)
+    want.setdefault("keep_hard_process", None)
     diff = [k for k, v in want.items() if doc.get(k) != v]
     if diff:
         raise GenerationError(
@@ -133,8 +139,11 @@ def _complete(proc: Process, seed: int, index: int, n: int, block_size: int, wor
 
 def produce(process: str | Process, n_events: int, seed: int, workdir: str | os.PathLike, block_size: int = 500,
             scheduler: str | None = None, n_workers: int | None = None, progress: bool = True, *,
-            lhe: str | os.PathLike | None = None, catalog: Catalog | None = None) -> list[Path]:
+            lhe: str | os.PathLike | None = None, catalog: Catalog | None = None,
+            keep_hard_process: bool = False) -> list[Path]:
     """Generate ``n_events`` of ``process`` in Dask tasks of ``block_size``; returns the block Parquet paths.
+
+    ``keep_hard_process``: keep every event's hard process in its record (re-simulation, hepfm_data.resimulate).
 
     Input errors (unknown process, rejected setting, missing LHE/SLHA, external-only
     process) are raised here, before any worker starts.
@@ -152,7 +161,8 @@ def produce(process: str | Process, n_events: int, seed: int, workdir: str | os.
         n_blocks = -(-n_events // block_size)
         sizes = [min(block_size, n_events - i * block_size) for i in range(n_blocks)]
         paths = [block_paths(workdir, proc.name, i)[0] for i in range(n_blocks)]
-        todo = [i for i in range(n_blocks) if not _complete(proc, seed, i, sizes[i], block_size, workdir, lhe_path)]
+        todo = [i for i in range(n_blocks)
+                if not _complete(proc, seed, i, sizes[i], block_size, workdir, lhe_path, keep_hard_process)]
         if not todo:
             return paths
         make_pythia(settings, f"process {proc.name!r}")
@@ -179,7 +189,7 @@ def produce(process: str | Process, n_events: int, seed: int, workdir: str | os.
 
         def submit(i: int):
             fut = client.submit(run_block, proc, seed, i, sizes[i], block_size, str(workdir), lhe_path,
-                                key=f"hepfm-{proc.name}-{seed}-{block_size}-{i}", pure=False)
+                                keep_hard_process, key=f"hepfm-{proc.name}-{seed}-{block_size}-{i}", pure=False)
             block_of[fut] = i
             return fut
 

@@ -40,6 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"input entries per build task (default {DEFAULT_ENTRIES_PER_UNIT:,})")
     p.add_argument("--block-size", type=int, default=DEFAULT_BLOCK_SIZE,
                    help=f"events per generation block = build task (--generate; default {DEFAULT_BLOCK_SIZE})")
+    p.add_argument("--keep-hard-process", action="store_true",
+                   help="--generate: keep every event's hard process in the record (needed by hepfm-data resimulate)")
     p.add_argument("--workdir", help="generated blocks are kept here (default OUT/_generated, must be local)")
     p.add_argument("--scheduler", help="Dask scheduler address, or 'sync' for this process (default: a "
                    "LocalCluster when there is more than one unit)")
@@ -76,7 +78,7 @@ def source_from_args(args: argparse.Namespace, catalog, opts):
         raise HepfmError("--generate with a remote --out needs a local --workdir for the generated blocks")
     workdir = args.workdir or str(Path(args.out) / "_generated")
     return PythiaGeneration(catalog.process(args.process), args.generate, args.seed, block_size=args.block_size,
-                            workdir=workdir)
+                            workdir=workdir, keep_hard_process=args.keep_hard_process)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,5 +1,5 @@
 """``hepfm-data generate PROCESS --events N --seed S --out DIR [--scheduler ADDR] [--workers N] [--lhe FILE]
-[--cp-angle DEG [--kappa K] [--kappa-tilde KT] [--cp-weighted]]``."""
+[--cp-angle DEG [--kappa K] [--kappa-tilde KT] [--cp-weighted]] [--keep-hard-process]``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, help="LocalCluster worker processes (default: number of cores)")
     p.add_argument("--lhe", help="read the hard process from this LHE file (Beams:frameType = 4)")
     p.add_argument("--catalog", help="catalog YAML (default: the shipped catalog)")
+    p.add_argument("--keep-hard-process", action="store_true",
+                   help="keep every event's hard process (LHE columns) in its record, for hepfm-data resimulate")
     p.add_argument("--cp-angle", type=float, metavar="DEG",
                    help="tt̄H only: CP-mixing angle alpha in degrees of the top Yukawa "
                         "kappa cos(alpha) + i kappa_tilde gamma5 sin(alpha) (LO matrix-element reweighting "
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     proc = with_cp_options(cat.process(args.process), args.cp_angle, args.kappa, args.kappa_tilde, args.cp_weighted)
     paths = produce(proc, args.events, args.seed, args.out, block_size=args.block_size,
                     scheduler=args.scheduler, n_workers=args.workers, progress=not args.no_progress,
-                    lhe=args.lhe, catalog=cat)
+                    lhe=args.lhe, catalog=cat, keep_hard_process=args.keep_hard_process)
     n, sigma = 0, []
     for path in paths:
         events, info = load_block(path)

@@ -29,6 +29,8 @@ class PythiaGeneration:
     block_size: int = DEFAULT_BLOCK_SIZE
     lhe: str | None = None
     workdir: str | None = None
+    #: keep every event's hard process in the record (``hard``, ``hard_event``): needed by ``resimulate``
+    keep_hard_process: bool = False
 
     @property
     def process(self) -> str:
@@ -59,7 +61,8 @@ class PythiaGeneration:
             n = min(self.block_size, self.n_events - i * self.block_size)
             out.append(Unit(i, f"{self.proc.name} seed {self.seed} block {i} ({n} events)",
                             {"process": self.proc.name, "seed": int(self.seed), "block": i, "n": n,
-                             "block_size": int(self.block_size), "lhe": self.lhe}, n))
+                             "block_size": int(self.block_size), "lhe": self.lhe,
+                             **({"keep_hard_process": True} if self.keep_hard_process else {})}, n))
         return out
 
     def read(self, unit: Unit):
@@ -67,8 +70,10 @@ class PythiaGeneration:
 
         i, n = unit.spec["block"], unit.spec["n"]
         if self.workdir is None:
-            yield production.generate_block(self.proc, self.seed, i, n, self.block_size, self.lhe)
+            yield production.generate_block(self.proc, self.seed, i, n, self.block_size, self.lhe,
+                                            keep_hard_process=self.keep_hard_process)
             return
-        if not production._complete(self.proc, self.seed, i, n, self.block_size, self.workdir, self.lhe):
-            production.run_block(self.proc, self.seed, i, n, self.block_size, self.workdir, self.lhe)
+        keep = self.keep_hard_process
+        if not production._complete(self.proc, self.seed, i, n, self.block_size, self.workdir, self.lhe, keep):
+            production.run_block(self.proc, self.seed, i, n, self.block_size, self.workdir, self.lhe, keep)
         yield production.load_block(production.block_paths(self.workdir, self.proc.name, i)[0])

@@ -154,3 +154,77 @@ def select_events(sources: list[str | os.PathLike], dest: str | os.PathLike, kee
         f.write(tail)
     os.replace(tmp, dest)
     return len(chosen)
+
+
+# ----------------------------------------------------------------------------- columnar hard processes
+
+#: the particle columns of a hard process (``events.RECORD["hard"]``), in LHE line order
+HARD_INT = ("pid", "status", "mother1", "mother2", "color1", "color2")
+HARD_FLOAT = ("px", "py", "pz", "e", "m", "lifetime", "spin")
+HARD_EVENT = ("process_id", "lhe_weight", "scale", "alpha_qed", "alpha_qcd")
+
+
+def read_hard(path: str | os.PathLike) -> tuple[str, ak.Array, ak.Array]:
+    """(init block text, ``hard`` var * {pid, status, mother1/2, color1/2, px..m GeV, lifetime, spin},
+    ``hard_event`` {process_id, lhe_weight, scale, alpha_qed, alpha_qcd}) of an LHE file, one row per event.
+
+    The columnar form of :data:`events.RECORD` ``hard`` / ``hard_event``; :func:`write_hard` is its inverse
+    (other event tags, e.g. ``<rwgt>``, are not kept). InputFileError naming the file and event when malformed.
+    """
+    path = Path(path)
+    head, blocks, _ = _split(path)
+    init = head[head.index("<init>"):]
+    heads, rows, counts = [], [], []
+    for i, block in enumerate(blocks):
+        lines = [ln for ln in block.splitlines()[1:] if ln.strip() and not ln.lstrip().startswith(("<", "#"))]
+        try:
+            nup = int(lines[0].split()[0])
+            heads.append(lines[0])
+            part = lines[1:1 + nup]
+        except (IndexError, ValueError) as exc:
+            raise InputFileError(f"LHE file {str(path)!r}: event {i} is malformed ({exc})") from None
+        if len(part) < nup:
+            raise InputFileError(f"LHE file {str(path)!r}: event {i} lists {nup} particles, has {len(part)}")
+        rows += part
+        counts.append(nup)
+    try:
+        h = np.loadtxt(heads, dtype=np.float64, ndmin=2)
+        p = np.loadtxt(rows, dtype=np.float64, ndmin=2)
+    except ValueError as exc:
+        raise InputFileError(f"LHE file {str(path)!r}: a non-numeric event or particle line ({exc})") from None
+    if h.shape[1] != 6 or p.shape[1] != 13:
+        raise InputFileError(f"LHE file {str(path)!r}: event lines need 6 numbers and particle lines 13, "
+                             f"got {h.shape[1]} and {p.shape[1]}")
+    cols = {k: p[:, j].astype(np.int32) for j, k in enumerate(HARD_INT)}
+    cols.update({k: np.ascontiguousarray(p[:, 6 + j]) for j, k in enumerate(HARD_FLOAT)})
+    hard = ak.unflatten(ak.zip(cols), np.asarray(counts, dtype=np.int64))
+    h = np.ascontiguousarray(h.T)
+    hard_event = ak.zip({"process_id": h[1].astype(np.int32), "lhe_weight": h[2], "scale": h[3],
+                         "alpha_qed": h[4], "alpha_qcd": h[5]})
+    return init, hard, hard_event
+
+
+def write_hard(path: str | os.PathLike, init: str, hard: ak.Array, hard_event: ak.Array) -> Path:
+    """Write hard processes (the columns of :func:`read_hard`) as an LHE file (temp + rename); returns the path.
+
+    Momenta are written with 17 significant digits, so :func:`read_hard` returns the same float64s.
+    """
+    path = Path(path)
+    counts = ak.to_numpy(ak.num(hard, axis=1))
+    flat = ak.flatten(hard)
+    ints = np.stack([ak.to_numpy(flat[k]).astype(np.int64) for k in HARD_INT], axis=1)
+    flts = np.stack([ak.to_numpy(flat[k]).astype(np.float64) for k in HARD_FLOAT], axis=1)
+    fmt = " %d %d %d %d %d %d" + " %.17g" * len(HARD_FLOAT)
+    plines = [fmt % (*a, *b) for a, b in zip(ints.tolist(), flts.tolist())]
+    ev = [ak.to_numpy(hard_event[k]) for k in HARD_EVENT]
+    out = ['<LesHouchesEvents version="3.0">\n', init if init.endswith("\n") else init + "\n"]
+    at = 0
+    for i, n in enumerate(counts.tolist()):
+        out.append("<event>\n %d %d %.17g %.17g %.17g %.17g\n" % (n, ev[0][i], ev[1][i], ev[2][i], ev[3][i], ev[4][i]))
+        out.append("\n".join(plines[at:at + n]) + "\n</event>\n")
+        at += n
+    out.append("</LesHouchesEvents>\n")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(out))
+    os.replace(tmp, path)
+    return path

@@ -211,13 +211,18 @@ def final_state(prt: ak.Array) -> ak.Array:
     return ak.zip({"pid": fs.id, "px": fs.p.px, "py": fs.p.py, "pz": fs.p.pz, "e": fs.p.e})
 
 
-def batch_to_events(run: ak.Array, rng: np.random.Generator, first_event_id: int) -> ak.Array:
-    """Event record for one ``nextBatch`` result (failed events already removed)."""
+def batch_to_events(run: ak.Array, rng: np.random.Generator, first_event_id: int,
+                    event_ids: np.ndarray | None = None) -> ak.Array:
+    """Event record for one ``nextBatch`` result (failed events already removed).
+
+    Ids are ``first_event_id + 0..n-1``, or ``event_ids`` [n] when given (re-simulation)."""
     det = emulate(final_state(run.prt), rng, taus=visible_taus(run.prt))
     weights = ak.to_numpy(ak.fill_none(ak.firsts(run.info.weights), 1.0)).astype(np.float32)
     n = len(run)
+    ids = np.arange(first_event_id, first_event_id + n, dtype=np.uint64) if event_ids is None else \
+        np.asarray(event_ids, dtype=np.uint64)
     return ak.zip({
-        "event_id": np.arange(first_event_id, first_event_id + n, dtype=np.uint64),
+        "event_id": ids,
         "weight": weights,
         "jets": det.jets, "electrons": det.electrons, "muons": det.muons, "photons": det.photons,
         "met": det.met, "taus": det.taus, "truth": truth_record(run.prt),
@@ -234,17 +239,26 @@ def detector_rng(seed: int) -> np.random.Generator:
 
 def generate(process: str | Process, n_events: int, seed: int, *, lhe: str | os.PathLike | None = None,
              catalog: Catalog | None = None, progress: bool = False, first_event_id: int = 0,
-             lhe_skip: int = 0, workdir: str | os.PathLike | None = None) -> tuple[ak.Array, SampleInfo]:
+             lhe_skip: int = 0, workdir: str | os.PathLike | None = None,
+             keep_hard_process: bool = False) -> tuple[ak.Array, SampleInfo]:
     """Generate ``n_events`` of ``process`` with seed ``seed`` -> (event record, SampleInfo).
 
     ``lhe``: read the hard process from this LHE file (``lhe_skip`` events
     skipped first); fewer events are returned when the file ends early.
     ``first_event_id`` offsets ``event_id`` (blocks of one sample stay unique).
     ``workdir`` receives builtin SLHA spectra (default: a temporary directory).
+    ``keep_hard_process``: generate in two stages (:func:`generate_with_hard`) and keep every
+    event's hard process in the record (``hard``, ``hard_event``) for re-simulation.
     Same arguments -> same bytes.
     """
     proc = resolve_process(process, catalog)
     check_count("n_events", n_events)
+    if keep_hard_process:
+        if lhe is not None or proc.cp_mixing is not None:
+            raise GenerationError(f"process {proc.name!r}: keep_hard_process works with Pythia's own hard "
+                                  "processes only (not with --lhe input or CP-mixed reweighting)")
+        return generate_with_hard(proc, n_events, seed, first_event_id=first_event_id, workdir=workdir,
+                                  progress=progress)
     if proc.cp_mixing is not None and lhe is None:  # CP-mixed tt̄H: reweighted SM hard processes
         from .ttH_reweight import generate_cp_mixed
 
@@ -314,3 +328,133 @@ def _progress(enabled: bool, total: int, name: str):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=f"generate {name}", unit="ev")
+
+
+# ------------------------------------------------------------------ hard process kept (re-simulation)
+
+#: the hard-process stage: resonance decays stay in the hard process (H -> b b̄, t -> W b, W/Z decays)
+HARD_STAGE = ("PartonLevel:all = off", "HadronLevel:all = off")
+#: LHE momenta are written with ~8 significant digits: hard-process copies agree to this relative precision
+HARD_MATCH_RTOL = 1e-6
+
+
+def generate_hard(proc: Process, n_events: int, seed: int, path: str | os.PathLike, *,
+                  workdir: str | os.PathLike) -> list[str]:
+    """Write ``n_events`` hard processes of ``proc`` (seed ``seed``) to the LHE file ``path``; returns the settings."""
+    from .lhe import HardProcessWriter
+
+    settings = process_settings(proc, seed, workdir=workdir) + list(HARD_STAGE)
+    pythia = make_pythia(settings, f"process {proc.name!r} (hard-process stage)")
+    failed = 0
+    with HardProcessWriter(pythia, path) as out:
+        while out.n_written < n_events:
+            if pythia.next():
+                out.write()
+            else:
+                failed += 1
+                if failed > 10 * n_events:
+                    raise GenerationError(f"process {proc.name!r}: Pythia failed {failed} hard processes in a row")
+    return settings
+
+
+def hard_process_momenta(prt: ak.Array) -> ak.Array:
+    """[n, k, 4] (px, py, pz, e) of the hard-process incoming partons (status -21) and the resonances
+    they produce directly (status -22, mother = entry 3) in Pythia's event record: copied unchanged from
+    the LHE input (later copies and decay products move with shower recoil)."""
+    sel = prt[(prt.status == -21) | ((prt.status == -22) & (prt.mother1 == 3))]
+    return ak.concatenate([sel.p[k][..., None] for k in ("px", "py", "pz", "e")], axis=-1)
+
+
+def _lhe_momenta(hard: ak.Array) -> ak.Array:
+    sel = hard[(hard.status == -1) | ((hard.status == 2) & (hard.mother1 == 1))]
+    return ak.concatenate([sel[k][..., None] for k in ("px", "py", "pz", "e")], axis=-1)
+
+
+def shower(proc: Process, init: str, hard: ak.Array, hard_event: ak.Array, event_ids: np.ndarray, seed: int, *,
+           settings: tuple[str, ...] = (), workdir: str | os.PathLike, what: str = "shower"
+           ) -> tuple[ak.Array, np.ndarray, list[str], dict]:
+    """Shower, hadronise and emulate kept hard processes -> (records of the events that succeeded, ok mask [n],
+    Pythia settings, cross-section info).
+
+    ``settings`` are appended to the process's (the view's variation). Every showered event is checked
+    to come from its own hard process (incoming partons and resonances equal to the LHE input to
+    :data:`HARD_MATCH_RTOL`); a mismatch raises GenerationError rather than mislabelling events.
+    """
+    from .lhe import write_hard
+
+    n = len(hard)
+    path = Path(workdir) / f"hard-{seed}.lhe"
+    write_hard(path, init, hard, hard_event)
+    all_settings = process_settings(proc, seed, lhe=path, workdir=workdir) + list(settings)
+    pythia = make_pythia(all_settings, f"process {proc.name!r} ({what})")
+    rng = detector_rng(seed)
+    want = _lhe_momenta(hard)
+    ok = np.zeros(n, dtype=bool)
+    blocks, at = [], 0
+    while at < n:
+        k = min(BATCH, n - at)
+        run = pythia.nextBatch(k, "none")
+        if len(run) != k:
+            raise GenerationError(f"process {proc.name!r} ({what}): Pythia returned {len(run)} of {k} events")
+        good = ~ak.to_numpy(ak.is_none(run, axis=0))
+        run = ak.drop_none(run, axis=0)
+        idx = at + np.flatnonzero(good)
+        if len(run):
+            got = hard_process_momenta(run.prt)
+            exp = want[idx]
+            same = ak.all(ak.num(got, axis=1) == ak.num(exp, axis=1)) and np.allclose(
+                ak.to_numpy(ak.flatten(got, axis=1)), ak.to_numpy(ak.flatten(exp, axis=1)),
+                rtol=HARD_MATCH_RTOL, atol=1e-4)
+            if not same:
+                raise GenerationError(f"process {proc.name!r} ({what}): showered events {event_ids[idx[0]]}... do not "
+                                      "carry their own hard process (LHE events and Pythia output misaligned)")
+            blocks.append(batch_to_events(run, rng, 0, event_ids=event_ids[idx]))
+        ok[idx] = True
+        at += k
+    info = pythia.infoPython()
+    xs = {"sigma_pb": info.sigmaGen() * 1e9, "n_tried": int(info.nTried()), "n_accepted": int(info.nAccepted())}
+    events = concatenate(blocks) if blocks else None
+    return events, ok, [s for s in all_settings if not s.startswith(("SLHA:file", "Beams:LHEF"))], xs
+
+
+def with_hard(events: ak.Array, hard: ak.Array, hard_event: ak.Array) -> ak.Array:
+    """``events`` with the ``hard`` / ``hard_event`` record fields (same length and order)."""
+    out = {f: events[f] for f in events.fields}
+    out["hard"], out["hard_event"] = hard, hard_event
+    return ak.zip(out, depth_limit=1)
+
+
+def generate_with_hard(proc: Process, n_events: int, seed: int, *, first_event_id: int = 0,
+                       workdir: str | os.PathLike | None = None, progress: bool = False) -> tuple[ak.Array, SampleInfo]:
+    """Two-stage generation keeping the hard process: Pythia hard processes (resonance decays included) ->
+    LHE -> shower, hadronisation, emulation (``Beams:frameType = 4``). Event ``i`` of the block has id
+    ``first_event_id + i`` and its hard process in ``hard`` / ``hard_event``; an event whose shower
+    fails is dropped (its id is skipped). The LHE ``<init>`` block goes into the provenance."""
+    from .lhe import read_hard
+
+    with tempfile.TemporaryDirectory(prefix="hepfm-gen-") as tmp:
+        path = Path(tmp) / "hard.lhe"
+        hard_settings = generate_hard(proc, n_events, seed, path, workdir=workdir or tmp)
+        init, hard, hard_event = read_hard(path)
+        ids = np.arange(first_event_id, first_event_id + n_events, dtype=np.uint64)
+        events, ok, settings, xs = shower(proc, init, hard, hard_event, ids, seed, workdir=tmp,
+                                          what="shower of kept hard processes")
+    if events is None:
+        raise GenerationError(f"process {proc.name!r}: no event could be showered")
+    events = validate_events(with_hard(events, hard[ok], hard_event[ok]), f"generated {proc.name}")
+    sample = SampleInfo(
+        process=proc.name, source="pythia8", fidelity=proc.fidelity, seed=int(seed),
+        generator={
+            "name": "pythia8", "pythia_version": pythia_version(),
+            "settings": [s for s in hard_settings if not s.startswith("SLHA:file")],
+            "shower_settings": settings, "slha": proc.slha,
+            "sigma_pb": xs["sigma_pb"] if math.isfinite(xs["sigma_pb"]) else None,
+            "n_tried": xs["n_tried"], "n_accepted": xs["n_accepted"], "n_events": len(events),
+            "first_event_id": int(first_event_id),
+            "hard_process": {"kept": True, "lhe_init": init, "n_shower_failed": int((~ok).sum()),
+                             "stages": "hard process (resonance decays incl.) -> LHE -> shower/hadronisation"},
+            "detector": "hepfm ATLAS-like emulation (Delphes 3.4.2 ATLAS card formulas)",
+            "proxy_note": proc.description if proc.fidelity == "proxy" else None,
+        },
+    )
+    return events, sample
