@@ -6,7 +6,7 @@ Imports only :mod:`hepfm_data.graph` from the data layer (never storage).
 from .checkpoint import load_checkpoint, save_checkpoint
 from .cka import ensemble_cka, linear_cka
 from .losses import loss_fn, multiclass_loss, multilabel_loss
-from .metrics import accuracy, background_rejection, binary_scores, roc_auc, roc_curve
+from .metrics import accuracy, background_rejection, binary_scores, roc_auc, roc_curve, wasserstein_1d
 from .model import (
     GraphNet,
     ModelConfig,
@@ -16,6 +16,7 @@ from .model import (
     reference_forward,
     replace_head,
 )
+from .rs3l import BackboneConfig, EdgeConvBackbone, LinearProbe, nt_xent
 from .training import DistInfo, FitResult, TrainConfig, collect, evaluate, fit, setup_distributed, time_to_accuracy
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "replace_head", "loss_fn", "multiclass_loss", "multilabel_loss", "accuracy", "roc_auc", "roc_curve",
     "background_rejection", "binary_scores", "linear_cka", "ensemble_cka", "save_checkpoint", "load_checkpoint",
     "TrainConfig", "DistInfo", "FitResult", "fit", "evaluate", "collect", "setup_distributed", "time_to_accuracy",
+    "nt_xent", "EdgeConvBackbone", "BackboneConfig", "LinearProbe", "wasserstein_1d",
 ]

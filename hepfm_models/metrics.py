@@ -84,3 +84,15 @@ def background_rejection(scores: torch.Tensor, labels: torch.Tensor, signal_effi
     k = int(torch.searchsorted(eff_s, torch.tensor([signal_efficiency], dtype=torch.float64)))
     eb = float(eff_b[min(k, len(eff_b) - 1)])
     return float("inf") if eb == 0 else 1.0 / eb
+
+
+def wasserstein_1d(a: torch.Tensor, b: torch.Tensor, weights_a: torch.Tensor | None = None,
+                   weights_b: torch.Tensor | None = None) -> float:
+    """1-D Wasserstein (earth mover's) distance between two samples of classifier outputs
+    (``scipy.stats.wasserstein_distance``); the RS3L robustness metric: nominal vs one view type."""
+    from scipy.stats import wasserstein_distance
+
+    def np_(x):
+        return None if x is None else x.detach().double().cpu().numpy()
+
+    return float(wasserstein_distance(np_(a), np_(b), np_(weights_a), np_(weights_b)))
