@@ -19,7 +19,9 @@ from .batch import HostBatch, register_batch_type
 from .builders import BatchBuilder, Block, NodeBatcher, batch_rng
 from .dataset import LoaderStateError, StreamingDataset
 from .loader import StreamingLoader, make_loader
+from .pairs import ViewPairBatcher, ViewPairs
 from .sampler import BatchSpec, EpochPlan, StreamSampler
 
 __all__ = ["make_loader", "StreamingLoader", "StreamingDataset", "LoaderStateError", "StreamSampler", "BatchSpec", "EpochPlan",
-           "HostBatch", "register_batch_type", "BatchBuilder", "Block", "NodeBatcher", "batch_rng", "RotatePhi", "FlipEta", "BoostZ", "Compose"]
+           "HostBatch", "register_batch_type", "BatchBuilder", "Block", "NodeBatcher", "batch_rng", "RotatePhi", "FlipEta", "BoostZ", "Compose",
+           "ViewPairBatcher", "ViewPairs"]
