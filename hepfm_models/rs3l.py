@@ -52,7 +52,8 @@ def knn_indices(coords: torch.Tensor, n_node: torch.Tensor, k: int, wrap_dim: in
 
     ``coords`` [N, c] (e.g. η, φ); ``n_node`` [B]; ``wrap_dim``: the coordinate whose differences
     wrap at ±π (φ). Returns (``neighbours`` [N, k'] global node indices, ``valid`` [N, k'] bool), with
-    k' = min(k, n_max - 1); neighbours of events with fewer than k' + 1 nodes are marked invalid.
+    k' = min(k, n_max - 1); in events with fewer than k' + 1 nodes the missing neighbours are marked
+    invalid (and point at the node itself).
     """
     device = coords.device
     n = coords.shape[0]
@@ -77,7 +78,9 @@ def knn_indices(coords: torch.Tensor, n_node: torch.Tensor, k: int, wrap_dim: in
     bad = ~(real[:, :, None] & real[:, None, :]) | torch.eye(n_max, dtype=torch.bool, device=device)[None]
     dist = dist.masked_fill(bad, float("inf"))
     dist_k, idx = torch.topk(dist[graph, local], kk, dim=1, largest=False)  # [N, kk] local indices
-    return start[graph][:, None] + idx, torch.isfinite(dist_k)
+    valid = torch.isfinite(dist_k)
+    self_index = torch.arange(n, device=device)[:, None]
+    return torch.where(valid, start[graph][:, None] + idx, self_index), valid
 
 
 @dataclass
