@@ -17,7 +17,7 @@ from hepfm_data.build import build_store
 from hepfm_data.catalog import load_catalog
 from hepfm_data.errors import StoreError, UnknownNameError
 from hepfm_data.inputs.generated import PythiaGeneration
-from hepfm_data.loader import ViewPairBatcher, make_loader
+from hepfm_data.loader import StreamingDataset, ViewPairBatcher, ViewPairs, make_loader
 from hepfm_data.resimulate import check_aligned, list_views, open_view, resimulate
 from hepfm_data.store import open_store
 
@@ -150,16 +150,25 @@ def test_lhe_columns_round_trip(tmp_path):
 def _pairs(stores, workers: int, epoch: int = 0):
     urls = [str(stores / p) for p in ("ZH", "ttbar")]
     views = {u: [open_view(u, v).url for v in VIEWS] for u in urls}
-    ld = make_loader(urls, batch_size=16, seed=7, num_workers=workers, device="cpu", block_size=32, window_blocks=3,
+    ld = make_loader(urls, batch_size=8, seed=7, num_workers=workers, device="cpu", block_size=8, window_blocks=1,
                      builder=ViewPairBatcher(views), mixing="none")
     ld.set_epoch(epoch)
     return list(ld), views
 
 
+def _plain(stores, workers: int):
+    urls = [str(stores / p) for p in ("ZH", "ttbar")]
+    ld = make_loader(urls, batch_size=8, seed=7, num_workers=workers, device="cpu", block_size=8, window_blocks=1,
+                     mixing="none")
+    ld.set_epoch(0)
+    return list(ld)
+
+
 def test_pair_loader_interleaves_each_nominal_event_with_one_view(stores):
     """Each nominal train event appears exactly once per epoch, at an even position, followed by
     the same event from one of its views (nodes equal to that view store's); the choice is seeded
-    per batch: identical with 0 and 2 DataLoader workers, different in another epoch, both views used."""
+    per batch: a batch of the same events is identical with 0 and 2 DataLoader workers, the plan is the
+    plain loader's, the choice differs in another epoch and both views are used."""
     a, views = _pairs(stores, 0)
     b, _ = _pairs(stores, 2)
     ids = np.concatenate([x.event_id.numpy() for x in a])
@@ -185,10 +194,23 @@ def test_pair_loader_interleaves_each_nominal_event_with_one_view(stores):
             assert match
             used.update(match)
     assert used == {0, 1}
+    # the plan is the plain loader's (nominal events of each batch, same worker count); a batch of the same
+    # events has the same bytes with 0 and 2 workers (the view choice is keyed by the batch, not the worker)
+    for got, workers in ((a, 0), (b, 2)):
+        plain = _plain(stores, workers)
+        assert [tuple(x.event_id[0::2].tolist()) for x in got] == [tuple(p.event_id.tolist()) for p in plain]
+    # windows of one block: each worker owns whole windows, so the batches (and their ids) are the same
     by = {tuple(y.event_id.tolist()): y for y in b}
     assert len(by) == len(a) and all(torch.equal(x.nodes, by[tuple(x.event_id.tolist())].nodes) for x in a)
-    c, _ = _pairs(stores, 0, epoch=1)
-    assert not all(torch.equal(x.nodes, y.nodes) for x, y in zip(a, c) if x.nodes.shape == y.nodes.shape)
+    choice = []
+    for epoch in (0, 1):  # the dataset itself yields ViewPairs (with the view index of each event)
+        ds = StreamingDataset([str(stores / p) for p in ("ZH", "ttbar")], batch_size=8, seed=7, block_size=8,
+                              window_blocks=1, mixing="none", build_edges=False, builder=ViewPairBatcher(views))
+        ds.set_epoch(epoch)
+        pairs = list(ds)
+        assert all(isinstance(x, ViewPairs) and x.view[0::2].eq(-1).all() for x in pairs)
+        choice.append({int(e): int(v) for x in pairs for e, v in zip(x.event_id[1::2], x.view[1::2])})
+    assert choice[0].keys() == choice[1].keys() and choice[0] != choice[1]
 
 
 def test_rs3l_recipe_tiny_end_to_end(stores, tmp_path):
