@@ -110,7 +110,8 @@ def run_block(proc: Process, seed: int, index: int, n: int, block_size: int, wor
     events, info = generate_block(proc, seed, index, n, block_size, lhe, parquet.parent / "inputs",
                                   keep_hard_process=keep_hard_process)
     _atomic_write(parquet, lambda tmp: ak.to_parquet(events, tmp, compression="zstd"))
-    doc = {**_request(proc, seed, index, block_size, n, lhe, keep_hard_process), "n_events": len(events), "sample": info.to_dict()}
+    doc = {**_request(proc, seed, index, block_size, n, lhe, keep_hard_process), "n_events": len(events),
+           "sample": info.to_dict()}
     _atomic_write(side, lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=1, sort_keys=True)))
     return str(parquet)
 

@@ -36,7 +36,7 @@ if __package__ in (None, ""):  # `python recipes/rs3l.py`
 import torch
 
 from hepfm_models import BackboneConfig, EdgeConvBackbone, LinearProbe, background_rejection, nt_xent, wasserstein_1d
-from recipes.common import DEFAULT_THREADS, DataConfig, ConfigError, catalog_of, parse_args, setup, stream, to_dict, write_json
+from recipes.common import DEFAULT_THREADS, ConfigError, DataConfig, catalog_of, parse_args, setup, stream, to_dict, write_json
 
 EFFICIENCIES = (0.3, 0.5, 0.7)
 VARIANTS = ("fixed", "floating", "supervised")

@@ -128,7 +128,7 @@ def test_fsr_scale_variation_changes_jet_substructure_in_the_expected_direction(
                                   workdir=tmp)
             assert ok.sum() >= 390
             j = ev.jets[ev.jets.pt > 25]
-            ratio[name] = flat((j.mass / j.pt))
+            ratio[name] = flat(j.mass / j.pt)
     up, down = ratio["fsr_up"], ratio["fsr_down"]
     err = np.hypot(up.std() / np.sqrt(len(up)), down.std() / np.sqrt(len(down)))
     print(f"fsr_down - fsr_up: {(down.mean() - up.mean()) / err:.2f} standard errors")

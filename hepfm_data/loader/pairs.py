@@ -77,6 +77,7 @@ class ViewPairBatcher(NodeBatcher):
     def _open(self, ds: StreamingDataset) -> list[list]:
         if self._stores is not None:
             return self._stores
+        from ..representations import open_representation
         from ..resimulate import check_aligned
         from ..store import open_store
 
@@ -88,7 +89,9 @@ class ViewPairBatcher(NodeBatcher):
             if not urls:
                 raise HepfmError(f"{store.url}: no view stores given for this nominal store "
                                  f"(ViewPairBatcher({{url: [view store, ...]}}); build them with hepfm-data resimulate)")
-            views = [open_store(u, self.storage_options) for u in urls]
+            # each view is read as the nominal's representation (paper now, jet_constituents once derived)
+            rep = getattr(store, "representation", None)
+            views = [open_representation(open_store(u, self.storage_options), rep, ds.catalog) for u in urls]
             for v in views:
                 if [(i.name, i.n_events) for i in v.manifest.shards] != [(i.name, i.n_events)
                                                                           for i in store.manifest.shards]:

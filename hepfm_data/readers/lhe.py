@@ -220,7 +220,7 @@ def write_hard(path: str | os.PathLike, init: str, hard: ak.Array, hard_event: a
     out = ['<LesHouchesEvents version="3.0">\n', init if init.endswith("\n") else init + "\n"]
     at = 0
     for i, n in enumerate(counts.tolist()):
-        out.append("<event>\n %d %d %.17g %.17g %.17g %.17g\n" % (n, ev[0][i], ev[1][i], ev[2][i], ev[3][i], ev[4][i]))
+        out.append(f"<event>\n {n} {ev[0][i]} {ev[1][i]:.17g} {ev[2][i]:.17g} {ev[3][i]:.17g} {ev[4][i]:.17g}\n")
         out.append("\n".join(plines[at:at + n]) + "\n</event>\n")
         at += n
     out.append("</LesHouchesEvents>\n")
