@@ -109,6 +109,8 @@ class Process:
     citation: str
     slha: str | None = None
     cp_mixing: CPMixing | None = None  # LO matrix-element reweighting of SM tt̄H (readers/ttH_reweight.py)
+    #: also emulate particle-flow candidates and anti-kt R = 0.8 jets (record ``fatjets``; readers/particleflow.py)
+    particle_flow: bool = False
 
     @property
     def generatable(self) -> bool:
@@ -402,6 +404,7 @@ def _parse_process(source: str, i: int, raw: Any) -> Process:
         description=r.get("description", str), paper_events=events,
         upstream_name=r.get("upstream_name", str), fidelity=fidelity, pythia=pythia,
         citation=r.get("citation", str), slha=r.get("slha", str, optional=True), cp_mixing=cp,
+        particle_flow=bool(r.get("particle_flow", bool, optional=True, default=False)),
     )
 
 

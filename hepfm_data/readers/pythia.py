@@ -211,17 +211,24 @@ def final_state(prt: ak.Array) -> ak.Array:
     return ak.zip({"pid": fs.id, "px": fs.p.px, "py": fs.p.py, "pz": fs.p.pz, "e": fs.p.e})
 
 
-def batch_to_events(run: ak.Array, rng: np.random.Generator, first_event_id: int) -> ak.Array:
-    """Event record for one ``nextBatch`` result (failed events already removed)."""
+def batch_to_events(run: ak.Array, rng: np.random.Generator, first_event_id: int,
+                    pflow_rng: np.random.Generator | None = None) -> ak.Array:
+    """Event record for one ``nextBatch`` result (failed events already removed); with ``pflow_rng``
+    also the large-R jets and their particle-flow constituents (``fatjets``, readers/particleflow.py)."""
     det = emulate(final_state(run.prt), rng, taus=visible_taus(run.prt))
     weights = ak.to_numpy(ak.fill_none(ak.firsts(run.info.weights), 1.0)).astype(np.float32)
     n = len(run)
-    return ak.zip({
+    fields = {
         "event_id": np.arange(first_event_id, first_event_id + n, dtype=np.uint64),
         "weight": weights,
         "jets": det.jets, "electrons": det.electrons, "muons": det.muons, "photons": det.photons,
         "met": det.met, "taus": det.taus, "truth": truth_record(run.prt),
-    }, depth_limit=1)
+    }
+    if pflow_rng is not None:  # its own random stream: the object-level record is the same with or without
+        from .particleflow import fatjets
+
+        fields["fatjets"] = fatjets(run.prt, pflow_rng)
+    return ak.zip(fields, depth_limit=1)
 
 
 # ------------------------------------------------------------------ generation
@@ -256,6 +263,7 @@ def generate(process: str | Process, n_events: int, seed: int, *, lhe: str | os.
             settings.append(f"Beams:nSkipLHEFatInit = {int(lhe_skip)}")
         pythia = make_pythia(settings, f"process {proc.name!r}")
         rng = detector_rng(seed)
+        pflow_rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x0DE7EC8])) if proc.particle_flow else None
         blocks, done = [], 0
         bar = _progress(progress, n_events, proc.name)
         try:
@@ -263,7 +271,7 @@ def generate(process: str | Process, n_events: int, seed: int, *, lhe: str | os.
                 k = min(BATCH, n_events - done)
                 run = _next_batch(pythia, k, lhe is not None, proc.name)
                 if len(run):
-                    blocks.append(batch_to_events(run, rng, first_event_id + done))
+                    blocks.append(batch_to_events(run, rng, first_event_id + done, pflow_rng))
                 done += len(run)
                 if bar is not None:
                     bar.update(len(run))
