@@ -256,3 +256,59 @@ def large_r_jets(cands: ak.Array, prt: ak.Array | None = None) -> ak.Array:
 def fatjets(prt: ak.Array, rng: np.random.Generator) -> ak.Array:
     """The record's ``fatjets`` collection of one ``nextBatch`` particle list (candidates + jets + labels)."""
     return large_r_jets(candidates(prt, rng), prt)
+
+
+# ------------------------------------------------------------------ Delphes EFlow + FatJet
+
+#: Delphes branches read for ``fatjets`` (all needed; the collection is absent when any is missing)
+DELPHES_BRANCHES = {
+    "EFlowTrack": ("EFlowTrack.PT", "EFlowTrack.Eta", "EFlowTrack.Phi", "EFlowTrack.P", "EFlowTrack.Charge",
+                   "EFlowTrack.PID", "EFlowTrack.D0", "EFlowTrack.DZ"),
+    "EFlowPhoton": ("EFlowPhoton.ET", "EFlowPhoton.Eta", "EFlowPhoton.Phi", "EFlowPhoton.E"),
+    "EFlowNeutralHadron": ("EFlowNeutralHadron.ET", "EFlowNeutralHadron.Eta", "EFlowNeutralHadron.Phi",
+                           "EFlowNeutralHadron.E"),
+    "FatJet": ("FatJet.PT", "FatJet.Eta", "FatJet.Phi", "FatJet.Mass"),
+}
+
+
+def delphes_candidates(arrays: ak.Array) -> ak.Array:
+    """Particle-flow candidates (same fields as :func:`candidates`) from Delphes EFlow collections:
+    tracks (kind by |PID|: 11 electron, 13 muon, else charged hadron; E = |p|, D0/DZ in mm),
+    EFlowPhoton (photon) and EFlowNeutralHadron (neutral hadron; E from the branch)."""
+    t = "EFlowTrack."
+    apid = abs(arrays[t + "PID"])
+    kind = ak.where(apid == 11, ELECTRON, ak.where(apid == 13, MUON, CHARGED_HADRON))
+    tracks = ak.zip({"pt": arrays[t + "PT"], "eta": arrays[t + "Eta"], "phi": arrays[t + "Phi"],
+                     "energy": arrays[t + "P"], "charge": arrays[t + "Charge"], "kind": kind,
+                     "d0": arrays[t + "D0"], "dz": arrays[t + "DZ"]})
+    parts = [tracks]
+    for coll, k in (("EFlowPhoton", PHOTON), ("EFlowNeutralHadron", NEUTRAL_HADRON)):
+        pt = arrays[f"{coll}.ET"]
+        zero = pt * 0
+        parts.append(ak.zip({"pt": pt, "eta": arrays[f"{coll}.Eta"], "phi": arrays[f"{coll}.Phi"],
+                             "energy": arrays[f"{coll}.E"], "charge": zero, "kind": zero + k, "d0": zero, "dz": zero}))
+    c = ak.concatenate(parts, axis=1)
+    types = {"pt": np.float32, "eta": np.float32, "phi": np.float32, "energy": np.float32, "charge": np.int8,
+             "kind": np.int8, "d0": np.float32, "dz": np.float32}
+    return ak.zip({k: ak.values_astype(c[k], v) for k, v in types.items()})
+
+
+def delphes_fatjets(arrays: ak.Array) -> ak.Array:
+    """The record's ``fatjets`` from Delphes ``FatJet`` (pT, η, φ, mass as stored, pT-ordered) with constituents =
+    the EFlow candidates within ΔR < 0.8 of the axis (the file's TRefArray links are not read); soft-drop mass
+    and N2 recomputed from them with FastJet as for generated events; no truth label."""
+    cands = delphes_candidates(arrays)
+    jets = ak.zip({k: ak.values_astype(arrays[f"FatJet.{b}"], np.float32)
+                   for k, b in (("pt", "PT"), ("eta", "Eta"), ("phi", "Phi"), ("mass", "Mass"))})
+    jets = jets[ak.argsort(jets.pt, axis=1, ascending=False)]
+    pairs = ak.cartesian({"j": jets, "c": cands}, nested=True)
+    inside = _delta_r(pairs.j.eta, pairs.j.phi, pairs.c.eta, pairs.c.phi) < FATJET_R
+    const = pairs.c[inside]
+    const = const[ak.argsort(const.pt, axis=2, ascending=False)]
+    per_jet = ak.flatten(const, axis=1)
+    msd, n2 = _substructure(_p4(per_jet))
+    n_jets = ak.to_numpy(ak.num(jets, axis=1))
+    flat = {k: ak.Array(ak.to_numpy(ak.flatten(jets[k]))) for k in ("pt", "eta", "phi", "mass")}
+    flat["phi"] = ak.Array(wrap_phi(ak.to_numpy(flat["phi"])).astype(np.float32))
+    flat.update(sd_mass=ak.Array(msd), n2=ak.Array(n2), constituents=per_jet)
+    return ak.unflatten(ak.zip(flat, depth_limit=1), n_jets)
