@@ -185,20 +185,26 @@ def _delta_r(eta1, phi1, eta2, phi2):
 
 def hard_partons(prt: ak.Array) -> tuple[ak.Array, ak.Array]:
     """(Higgs → bb̄ systems var * {eta, phi, b1_eta, b1_phi, b2_eta, b2_phi}, partons var * {pid, eta, phi})."""
-    pid, status, m1 = prt.id, prt.status, prt.mother1
-    p = prt.p
-    pt = np.sqrt(p.px**2 + p.py**2)
-    eta = np.arcsinh(p.pz / ak.where(pt > 0, pt, 1.0))
-    phi = np.arctan2(p.py, p.px)
-    d1, d2 = prt.daughter1, prt.daughter2
+    counts = ak.to_numpy(ak.num(prt.id, axis=1))
+    off = np.concatenate([[0], np.cumsum(counts)])
+    event = np.repeat(np.arange(counts.size), counts)
+    base = off[:-1][event]
+    pid = _flat(prt.id).astype(np.int64)
+    status = _flat(prt.status)
+    m1, d1, d2 = (_flat(prt[k]).astype(np.int64) + base for k in ("mother1", "daughter1", "daughter2"))
+    px, py, pz = (_flat(prt.p[k]).astype(np.float64) for k in ("px", "py", "pz"))
+    pt = np.hypot(px, py)
+    eta = np.arcsinh(pz / np.where(pt > 0, pt, 1.0))
+    phi = np.arctan2(py, px)
     last_h = (pid == 25) & (pid[d1] != 25) & (pid[d2] != 25)
-    b1_is_b, b2_is_b = abs(pid[d1]) == 5, abs(pid[d2]) == 5
-    hbb = last_h & b1_is_b & b2_is_b
-    higgs = ak.zip({"eta": eta[hbb], "phi": phi[hbb], "b1_eta": eta[d1][hbb], "b1_phi": phi[d1][hbb],
-                    "b2_eta": eta[d2][hbb], "b2_phi": phi[d2][hbb]})
-    apid = abs(pid)
-    parton = (abs(status) == 23) & ((apid <= 5) | (apid == 21)) & (pid[m1] != 25)
-    partons = ak.zip({"pid": pid[parton], "eta": eta[parton], "phi": phi[parton]})
+    hbb = np.flatnonzero(last_h & (np.abs(pid[d1]) == 5) & (np.abs(pid[d2]) == 5))
+    higgs = ak.unflatten(ak.zip({"eta": eta[hbb], "phi": phi[hbb], "b1_eta": eta[d1[hbb]], "b1_phi": phi[d1[hbb]],
+                                 "b2_eta": eta[d2[hbb]], "b2_phi": phi[d2[hbb]]}),
+                         np.bincount(event[hbb], minlength=counts.size))
+    apid = np.abs(pid)
+    parton = np.flatnonzero((np.abs(status) == 23) & ((apid <= 5) | (apid == 21)) & (pid[m1] != 25))
+    partons = ak.unflatten(ak.zip({"pid": pid[parton], "eta": eta[parton], "phi": phi[parton]}),
+                           np.bincount(event[parton], minlength=counts.size))
     return higgs, partons
 
 
