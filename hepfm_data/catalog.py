@@ -25,7 +25,7 @@ import yaml
 from .errors import CatalogError, UnknownNameError
 
 SCHEMA_VERSION = 1
-Role = Literal["pretrain", "eval"]
+Role = Literal["pretrain", "eval", "study"]  # study: samples of the related studies (SPEC §7), not the paper's sets
 Fidelity = Literal["native", "proxy", "external-only"]
 OBJECTS = ("photon", "electron", "muon", "jet")
 
@@ -377,8 +377,8 @@ def _parse_process(source: str, i: int, raw: Any) -> Process:
     name = raw.get("name", f"#{i}") if isinstance(raw, dict) else f"#{i}"
     r = _Reader(source, f"processes[{i}] {name}", raw, _fields(Process))
     role = r.get("role", str)
-    if role not in ("pretrain", "eval"):
-        r.fail("role", f"must be 'pretrain' or 'eval', got {role!r}")
+    if role not in ("pretrain", "eval", "study"):
+        r.fail("role", f"must be 'pretrain' or 'eval' (the paper's sets) or 'study' (SPEC §7 samples), got {role!r}")
     fidelity = r.get("fidelity", str)
     if fidelity not in ("native", "proxy", "external-only"):
         r.fail("fidelity", f"must be native, proxy or external-only, got {fidelity!r}")

@@ -5,6 +5,7 @@ DataLoader workers, and the real Delphes file's EFlow / FatJet collections."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import re
@@ -48,7 +49,9 @@ def stores(tmp_path_factory) -> dict[str, str]:
     return out
 
 
+@functools.lru_cache(maxsize=16)
 def all_events(url: str, split: str | None = None) -> ak.Array:
+    """The stored record of a store's shards (of one split), read once per test module run."""
     st = open_store(url)
     return ak.concatenate([st.read_events(i) for i in st.shards(split)])
 
@@ -144,10 +147,11 @@ def test_kernels_match_a_plain_python_reference(stores):
 
 def selected_jets(url: str, spec, split: str = "train") -> set[tuple[int, int]]:
     out = set()
-    for e in all_events(url, split).to_list():
-        for i, j in enumerate(e["fatjets"]):
+    ev = all_events(url, split)
+    for eid, jets in zip(ev.event_id.tolist(), ev.fatjets[["pt", "eta", "mass"]].to_list()):
+        for i, j in enumerate(jets):
             if j["pt"] > spec.pt_min and abs(j["eta"]) < spec.abs_eta_max and j["mass"] >= spec.mass_min:
-                out.add((e["event_id"], i))
+                out.add((eid, i))
     return out
 
 
@@ -173,10 +177,11 @@ def test_jet_constituents_batches_every_jet_once_identically_on_0_and_2_workers(
     labels = {int(x) for batch in a for x in batch.labels}
     assert labels == {load_catalog().process("rs3l_hz").index, load_catalog().process("rs3l_zjet").index}
     # one batch checked against the stored jet
-    by_id = {e["event_id"]: e for e in all_events(urls[0], "train").to_list()}
-    x = next(x for x in a if any(int(e) in by_id for e in x.event_id))
-    k = next(k for k, e in enumerate(x.event_id.tolist()) if e in by_id)
-    jet = by_id[x.event_id[k].item()]["fatjets"][x.jet_index[k].item()]
+    hz = all_events(urls[0], "train")
+    row = {e: r for r, e in enumerate(hz.event_id.tolist())}
+    x = next(x for x in a if any(int(e) in row for e in x.event_id))
+    k = next(k for k, e in enumerate(x.event_id.tolist()) if e in row)
+    jet = hz[row[x.event_id[k].item()]].fatjets[x.jet_index[k].item()].to_list()
     ref = reference_points(jet)
     np.testing.assert_allclose(x.points[k, :len(ref)].numpy(), ref, rtol=2e-5, atol=2e-5)
     assert x.mask[k].sum().item() == len(ref)
@@ -210,13 +215,14 @@ def test_event_jets_batches_are_events_with_up_to_five_jets(stores):
     batches = list(make_loader(urls, device="cpu", batch_size=12, seed=1, num_workers=0,
                                builder=ConstituentBatcher("event_jets"), **FAST))
     ids = [int(e) for x in batches for e in x.event_id]
-    events = {e["event_id"]: e for u in urls for e in all_events(u, "train").to_list()}
+    events = {eid: jets for u in urls for eid, jets in zip(all_events(u, "train").event_id.tolist(),
+                                                           all_events(u, "train").fatjets[["pt", "eta"]].to_list())}
     assert len(ids) == len(set(ids)) == len(events)
     for x in batches:
         assert x.points.shape[1:] == (5, 100, 15) and x.jet_mask.shape[1:] == (5,)
         assert not x.mask[~x.jet_mask].any()
         for k, e in enumerate(x.event_id.tolist()):
-            n = sum(j["pt"] > spec.pt_min and abs(j["eta"]) < spec.abs_eta_max for j in events[e]["fatjets"])
+            n = sum(j["pt"] > spec.pt_min and abs(j["eta"]) < spec.abs_eta_max for j in events[e])
             assert x.jet_mask[k].sum().item() == min(n, 5)
 
 
@@ -257,3 +263,15 @@ def test_delphes_file_without_eflow_builds_the_object_record_and_refuses_jet_con
     with pytest.raises(StoreError, match=re.escape(st.url) + r".*'jet_constituents'.*\['fatjets', 'fatjets.constituents'\]"):
         list(make_loader(st.url, split=split, device="cpu", batch_size=4, num_workers=0,
                          builder=ConstituentBatcher("jet_constituents")))
+
+
+def test_plot_jets_writes_the_higgs_vs_qcd_png(stores, tmp_path):
+    """plot_jets (hepfm-data plot --jets): a PNG of constituent multiplicity, soft-drop mass and N2
+    of leading large-R jets, Higgs vs QCD, from the stored records."""
+    from hepfm_data.plotting import jet_distributions, plot_jets
+
+    samples = {n: all_events(u) for n, u in stores.items()}
+    d = jet_distributions(samples["rs3l_hz"])
+    assert len(d["H -> bb (matched)"]["sd_mass"]) > 80 and len(d["QCD q/g (matched)"]["sd_mass"]) < 5
+    out = plot_jets(samples, tmp_path / "jets.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000

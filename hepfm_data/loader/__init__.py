@@ -23,3 +23,8 @@ from .sampler import BatchSpec, EpochPlan, StreamSampler
 
 __all__ = ["make_loader", "StreamingLoader", "StreamingDataset", "LoaderStateError", "StreamSampler", "BatchSpec", "EpochPlan",
            "HostBatch", "register_batch_type", "BatchBuilder", "Block", "NodeBatcher", "batch_rng", "RotatePhi", "FlipEta", "BoostZ", "Compose"]
+
+# issue #12: point-cloud batches of large-R jet constituents (hepfm_data.pointcloud.PointCloudBatch)
+from .constituents import ConstituentBatcher  # noqa: E402
+
+__all__ += ["ConstituentBatcher"]

@@ -47,8 +47,18 @@ import awkward as ak
 import numpy as np
 
 from ..events import wrap_phi
-from .detector import (ETA_MAX_CALO, ETA_MAX_TRACK, INVISIBLE, _fastjet, ecal_resolution, hcal_resolution,
-                       lepton_resolution, log_normal, particle_charge, tracking_efficiency)
+from .detector import (
+    ETA_MAX_CALO,
+    ETA_MAX_TRACK,
+    INVISIBLE,
+    _fastjet,
+    ecal_resolution,
+    hcal_resolution,
+    lepton_resolution,
+    log_normal,
+    particle_charge,
+    tracking_efficiency,
+)
 
 FATJET_R = 0.8
 FATJET_PT_MIN = 150.0  # GeV
@@ -153,9 +163,7 @@ def candidates(prt: ak.Array, rng: np.random.Generator) -> ak.Array:
 def _p4(c: ak.Array) -> ak.Array:
     """px, py, pz, E records of candidates (massless when E < |p| after smearing: E kept)."""
     pt, eta, phi = c.pt, c.eta, c.phi
-    import numpy as _np
-
-    return ak.zip({"px": pt * _np.cos(phi), "py": pt * _np.sin(phi), "pz": pt * _np.sinh(eta), "E": c.energy},
+    return ak.zip({"px": pt * np.cos(phi), "py": pt * np.sin(phi), "pz": pt * np.sinh(eta), "E": c.energy},
                   with_name="Momentum4D")
 
 
@@ -231,7 +239,6 @@ def large_r_jets(cands: ak.Array, prt: ak.Array | None = None) -> ak.Array:
     """Anti-kt R = 0.8 jets (pT > 150 GeV, pT-ordered) of ``cands`` with their constituents (pT-ordered):
     var * {pt, eta, phi, mass, sd_mass, n2 f32, [truth_label i8,] constituents: var * candidate}."""
     fastjet = _fastjet()
-    n_events = len(cands)
     cs = fastjet.ClusterSequence(_p4(cands), fastjet.JetDefinition(fastjet.antikt_algorithm, FATJET_R))
     jets = cs.inclusive_jets(min_pt=FATJET_PT_MIN)
     idx = cs.constituent_index(min_pt=FATJET_PT_MIN)
