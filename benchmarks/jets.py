@@ -6,8 +6,9 @@
 2. Bytes/event of the stored record's ``fatjets.constituents`` collection (and of ``fatjets``,
    the rest of the record, the paper graph) from a store built from those events.
 3. Loader: events/s of ``jet_constituents`` (RS3L cuts relaxed to |η| < 2.5 so that every jet
-   counts) and ``event_jets`` batches (``make_loader``, 0 workers) vs the raw read of the same
-   record shards (``Store.read_record``), same run.
+   counts) and ``event_jets`` batches (``make_loader`` on the same opened Store, 0 workers) vs the
+   raw read of the same record shards (``Store.read_record``), same run. Both read the record
+   through zarr-python; the loader reads block by block (more, smaller reads).
 
     python -m benchmarks.jets [--events 2000] [--repeat 3]
 """
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"raw record read (Store.read_record) {n_train / tr:10.0f} ev/s  baseline")
         for label, spec in loaders.items():
             def run(spec=spec):
-                for _ in make_loader(st.url, device="cpu", batch_size=256, num_workers=0, seed=1,
+                for _ in make_loader(st, device="cpu", batch_size=256, num_workers=0, seed=1,
                                      builder=ConstituentBatcher(spec)):
                     pass
             run()

@@ -63,6 +63,18 @@ _BINS = {
 }
 
 
+def _save(fig, out: str | Path) -> Path:
+    """Write ``fig`` as a PNG at ``out`` (parent directories made) and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
+
+
 def plot_processes(samples: Mapping[str, ak.Array], out: str | Path, catalog: Catalog | None = None,
                    labels: Mapping[str, str] | None = None) -> Path:
     """Write a PNG grid of normalised distributions, one line per process; returns the path."""
@@ -94,12 +106,7 @@ def plot_processes(samples: Mapping[str, ak.Array], out: str | Path, catalog: Ca
     n = {name: len(ev) for name, ev in samples.items()}
     fig.suptitle("hepfm: Pythia 8 + ATLAS-like emulation, " + ", ".join(f"{k} ({v} ev)" for k, v in n.items()),
                  fontsize=10)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 #: truth-label groups of large-R jets shown by :func:`plot_jets`
@@ -152,9 +159,4 @@ def plot_jets(samples: Mapping[str, ak.Array], out: str | Path) -> Path:
     axes[0].legend(fontsize=8)
     fig.suptitle("hepfm: leading anti-kt R=0.8 jet, particle-flow emulation; " + ", ".join(
         f"{k} ({len(v)} ev)" for k, v in samples.items()), fontsize=10)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
