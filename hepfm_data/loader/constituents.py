@@ -73,6 +73,9 @@ class ConstituentBatcher:
         self.spec = get_point_cloud(self.spec)
 
     def _check(self, ds: StreamingDataset, source: int) -> None:
+        if ds.sampler.batch.needs_sizes:
+            raise HepfmError(f"ConstituentBatcher ({self.spec.name}) batches by event count: give batch_size, "
+                             f"not max_nodes / max_edges (those budget the paper graph's nodes)")
         if source not in self._checked:
             store = ds._stores[source]
             if not store.has_record:
