@@ -7,8 +7,9 @@
    the rest of the record, the paper graph) from a store built from those events.
 3. Loader: events/s of ``jet_constituents`` (RS3L cuts relaxed to |η| < 2.5 so that every jet
    counts) and ``event_jets`` batches (``make_loader`` on the same opened Store, 0 workers) vs the
-   raw read of the same record shards (``Store.read_record``), same run, alternating passes (best of ``--repeat``). Both read the record
-   through zarr-python; the loader reads block by block (more, smaller reads).
+   raw read of the same record shards (``Store.read_record``), same run, alternating passes
+   (best of ``--repeat``). Both read the record through zarr-python; the loader reads block by
+   block (more, smaller reads).
 
     python -m benchmarks.jets [--events 2000] [--repeat 3]
 """
