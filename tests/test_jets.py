@@ -17,6 +17,7 @@ import torch
 
 from hepfm_data.build import build_store
 from hepfm_data.catalog import load_catalog
+from hepfm_data.cli import main
 from hepfm_data.errors import StoreError
 from hepfm_data.inputs.delphes import DelphesFiles
 from hepfm_data.inputs.generated import PythiaGeneration
@@ -248,14 +249,19 @@ def test_real_delphes_file_has_fatjets_and_serves_event_jets(tmp_path):
     assert got == int(ak.sum((fj.pt > 150) & (abs(fj.eta) < 2.5)))
 
 
-def test_delphes_file_without_eflow_builds_the_object_record_and_refuses_jet_constituents(tmp_path):
-    """A Delphes file without EFlow / FatJet builds the object-level record; the store says it cannot
-    serve the point-cloud representations, and asking for jet_constituents fails naming the store
-    and the missing collection."""
+def test_delphes_file_without_eflow_builds_the_object_record_and_refuses_jet_constituents(tmp_path, capsys):
+    """A Delphes file without EFlow / FatJet builds the object-level record (`hepfm-data build`, which
+    says which representations the store cannot serve); asking for jet_constituents fails naming the
+    store and the missing collection."""
     ev = synthetic_events(40, seed=2)
     path = tmp_path / "objects-only.root"
     write_delphes_like(str(path), ev)  # Jet, Electron, Muon, Photon, MissingET, Particle: no EFlow, no FatJet
-    st = build_store(DelphesFiles("ttH", str(path)), str(tmp_path / "s"), scheduler="sync", progress=False)
+    assert main(["build", "ttH", "--input", str(path), "--out", str(tmp_path / "s"), "--scheduler", "sync",
+                 "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "cannot serve representation 'jet_constituents': the record lacks fatjets, fatjets.constituents" in printed
+    assert "cannot serve representation 'event_jets'" in printed
+    st = open_store(str(tmp_path / "s" / "ttH"))
     assert st.manifest.n_events == len(ev) and "jets" in st.manifest.schema["collections"]
     missing = point_clouds_missing(st.manifest.schema)
     assert missing["jet_constituents"] and missing["event_jets"]
