@@ -12,8 +12,8 @@ from visible final-state particles (no neutrinos / LSP) with |η| < 4.9:
   ``ChargedHadronTrackingEfficiency``: 0.70 (|η| ≤ 1.5, 0.1 < pT ≤ 1), 0.95 (|η| ≤ 1.5,
   pT > 1), 0.60 (1.5 < |η| ≤ 2.5, 0.1 < pT ≤ 1), 0.85 (1.5 < |η| ≤ 2.5, pT > 1); pT
   smeared (card ``ChargedHadronMomentumSmearing``, Gaussian) with σ(pT)/pT =
-  sqrt(a² + (b·pT)²), (a, b) = (0.01, 1.5e-4) |η| ≤ 0.5, (0.015, 2.5e-4) ≤ 1.5,
-  (0.025, 5.5e-4) ≤ 2.5. A charged hadron without a track (lost or |η| > 2.5) deposits its
+  sqrt(a² + (b·pT)²), (a, b) = (0.06, 1.3e-3) |η| ≤ 0.5, (0.10, 1.7e-3) ≤ 1.5,
+  (0.25, 3.1e-3) ≤ 2.5 (``cards/delphes_card_ATLAS.tcl``). A charged hadron without a track (lost or |η| > 2.5) deposits its
   energy as a neutral hadron (the card's EFlowMerger of towers).
 * Electrons / muons: the card's tracking efficiencies and momentum resolutions
   (:func:`~hepfm_data.readers.detector.tracking_efficiency`, ``lepton_resolution``);
@@ -83,8 +83,8 @@ def hadron_tracking_efficiency(pt: np.ndarray, abs_eta: np.ndarray) -> np.ndarra
 
 def hadron_resolution(pt: np.ndarray, abs_eta: np.ndarray) -> np.ndarray:
     """Card ChargedHadronMomentumSmearing: relative σ(pT)/pT."""
-    a = np.select([abs_eta <= 0.5, abs_eta <= 1.5], [0.01, 0.015], 0.025)
-    b = np.select([abs_eta <= 0.5, abs_eta <= 1.5], [1.5e-4, 2.5e-4], 5.5e-4)
+    a = np.select([abs_eta <= 0.5, abs_eta <= 1.5], [0.06, 0.10], 0.25)
+    b = np.select([abs_eta <= 0.5, abs_eta <= 1.5], [1.3e-3, 1.7e-3], 3.1e-3)
     return np.sqrt(a**2 + (b * pt) ** 2)
 
 
