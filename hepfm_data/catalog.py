@@ -25,7 +25,7 @@ import yaml
 from .errors import CatalogError, UnknownNameError
 
 SCHEMA_VERSION = 1
-Role = Literal["pretrain", "eval"]
+Role = Literal["pretrain", "eval", "study"]  # study: samples of the related studies (SPEC §7), not the paper's sets
 Fidelity = Literal["native", "proxy", "external-only"]
 OBJECTS = ("photon", "electron", "muon", "jet")
 
@@ -109,6 +109,8 @@ class Process:
     citation: str
     slha: str | None = None
     cp_mixing: CPMixing | None = None  # LO matrix-element reweighting of SM tt̄H (readers/ttH_reweight.py)
+    #: also emulate particle-flow candidates and anti-kt R = 0.8 jets (record ``fatjets``; readers/particleflow.py)
+    particle_flow: bool = False
 
     @property
     def generatable(self) -> bool:
@@ -405,8 +407,8 @@ def _parse_process(source: str, i: int, raw: Any) -> Process:
     name = raw.get("name", f"#{i}") if isinstance(raw, dict) else f"#{i}"
     r = _Reader(source, f"processes[{i}] {name}", raw, _fields(Process))
     role = r.get("role", str)
-    if role not in ("pretrain", "eval"):
-        r.fail("role", f"must be 'pretrain' or 'eval', got {role!r}")
+    if role not in ("pretrain", "eval", "study"):
+        r.fail("role", f"must be 'pretrain' or 'eval' (the paper's sets) or 'study' (SPEC §7 samples), got {role!r}")
     fidelity = r.get("fidelity", str)
     if fidelity not in ("native", "proxy", "external-only"):
         r.fail("fidelity", f"must be native, proxy or external-only, got {fidelity!r}")
@@ -432,6 +434,7 @@ def _parse_process(source: str, i: int, raw: Any) -> Process:
         description=r.get("description", str), paper_events=events,
         upstream_name=r.get("upstream_name", str), fidelity=fidelity, pythia=pythia,
         citation=r.get("citation", str), slha=r.get("slha", str, optional=True), cp_mixing=cp,
+        particle_flow=bool(r.get("particle_flow", bool, optional=True, default=False)),
     )
 
 

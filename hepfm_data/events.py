@@ -70,6 +70,8 @@ class Collection:
     fields: dict[str, Field]
     required: bool = True
     doc: str = ""
+    #: nested list collections, one list per object of this one (e.g. a large-R jet's constituents)
+    children: dict[str, Collection] = field(default_factory=dict)
 
 
 def _kin(mass: bool = False) -> dict[str, Field]:
@@ -127,6 +129,20 @@ RECORD: dict[str, Collection] = {
         "seed": Field("uint32", "", "Pythia seed the view of this event was re-simulated with"),
         "attempt": Field("int8", "", "0, or the retry after a failed shower of this hard process"),
     }, required=False, doc="re-simulated view provenance (hepfm_data.resimulate)"),
+    "fatjets": Collection("list", {
+        **_kin(mass=True),
+        "sd_mass": Field("float32", "GeV", "soft-drop mass (beta = 0, z_cut = 0.1, R0 = 0.8)", False),
+        "n2": Field("float32", "", "N2 (beta = 1) from generalized energy correlation functions", False),
+        "truth_label": Field("int8", "", "0 none, 1 H->bb, 2 quark, 3 gluon (hard-process match, dR < 0.8)",
+                             False),
+    }, required=False, doc="anti-kt R = 0.8 large-R jets, pT-ordered", children={
+        "constituents": Collection("list", {
+            **_kin(), "energy": Field("float32", "GeV", "energy"), "charge": _CHARGE,
+            "kind": Field("int8", "", "0 charged hadron, 1 neutral hadron, 2 photon, 3 electron, 4 muon"),
+            "d0": Field("float32", "mm", "transverse impact parameter (0 for neutrals)", False),
+            "dz": Field("float32", "mm", "longitudinal impact parameter (0 for neutrals)", False),
+        }, doc="particle-flow candidates of the jet, pT-ordered"),
+    }),
 }
 
 #: field -> (kind, {subfield: numpy dtype}) of the required core every builder may rely on
@@ -203,23 +219,38 @@ def validate_events(events: ak.Array, where: str = "events") -> ak.Array:
             continue
         if kind == "list" and col.ndim != 2:
             raise HepfmError(f"{where}: field {name!r} must be a variable-length list per event")
-        lacking = [s for s, f in spec.fields.items() if f.required and s not in col.fields]
-        if lacking:
-            raise HepfmError(f"{where}: field {name!r} lacks {lacking}")
-        extra = [s for s in col.fields if s not in spec.fields]
-        if extra:
-            raise HepfmError(f"{where}: field {name!r} has sub-field(s) {extra} the record schema does not define")
-        parts = {}
-        for s, f in spec.fields.items():
-            if s not in col.fields:
-                continue
-            values = col[s]
-            flat = ak.to_numpy(_flat(values, kind))
-            if flat.dtype.kind == "f" and not np.all(np.isfinite(flat)):
-                raise HepfmError(f"{where}: field {name}.{s} holds non-finite values")
-            parts[s] = ak.values_astype(values, f.dtype)
-        out[name] = ak.zip(parts, depth_limit=2) if kind == "list" else ak.zip(parts)
+        out[name] = _validate_collection(col, spec, name, where)
     return ak.zip(out, depth_limit=1)
+
+
+def _validate_collection(col: ak.Array, spec: Collection, name: str, where: str) -> ak.Array:
+    """One record/list collection (lists: one list per parent row), nested children validated recursively."""
+    kind = spec.kind
+    lacking = [s for s, f in spec.fields.items() if f.required and s not in col.fields]
+    lacking += [c for c, cs in spec.children.items() if cs.required and c not in col.fields]
+    if lacking:
+        raise HepfmError(f"{where}: field {name!r} lacks {lacking}")
+    extra = [s for s in col.fields if s not in spec.fields and s not in spec.children]
+    if extra:
+        raise HepfmError(f"{where}: field {name!r} has sub-field(s) {extra} the record schema does not define")
+    parts = {}
+    for s, f in spec.fields.items():
+        if s not in col.fields:
+            continue
+        values = col[s]
+        flat = ak.to_numpy(_flat(values, kind))
+        if flat.dtype.kind == "f" and not np.all(np.isfinite(flat)):
+            raise HepfmError(f"{where}: field {name}.{s} holds non-finite values")
+        parts[s] = ak.values_astype(values, f.dtype)
+    for c, cspec in spec.children.items():
+        if c not in col.fields:
+            continue
+        sub = col[c]
+        if sub.ndim != 3:
+            raise HepfmError(f"{where}: field {name}.{c} must be a variable-length list per {name} object")
+        parts[c] = ak.unflatten(_validate_collection(ak.flatten(sub, axis=1), cspec, f"{name}.{c}", where),
+                                ak.num(sub, axis=1), axis=0)
+    return ak.zip(parts, depth_limit=2) if kind == "list" else ak.zip(parts)
 
 
 def empty_events() -> ak.Array:

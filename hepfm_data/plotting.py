@@ -63,6 +63,18 @@ _BINS = {
 }
 
 
+def _save(fig, out: str | Path) -> Path:
+    """Write ``fig`` as a PNG at ``out`` (parent directories made) and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
+
+
 def plot_processes(samples: Mapping[str, ak.Array], out: str | Path, catalog: Catalog | None = None,
                    labels: Mapping[str, str] | None = None) -> Path:
     """Write a PNG grid of normalised distributions, one line per process; returns the path."""
@@ -94,9 +106,57 @@ def plot_processes(samples: Mapping[str, ak.Array], out: str | Path, catalog: Ca
     n = {name: len(ev) for name, ev in samples.items()}
     fig.suptitle("hepfm: Pythia 8 + ATLAS-like emulation, " + ", ".join(f"{k} ({v} ev)" for k, v in n.items()),
                  fontsize=10)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
+    return _save(fig, out)
+
+
+#: truth-label groups of large-R jets shown by :func:`plot_jets`
+JET_GROUPS = {"H -> bb (matched)": (1,), "QCD q/g (matched)": (2, 3)}
+
+
+def jet_distributions(events: ak.Array) -> dict[str, dict[str, np.ndarray]]:
+    """{group: {constituents, sd_mass, n2}} of the leading large-R jet of each event, by truth label."""
+    if "fatjets" not in events.fields:
+        from .errors import HepfmError
+
+        raise HepfmError("these events have no fatjets (large-R jets): generate a process with particle_flow: true "
+                         "or read a Delphes file with EFlow and FatJet collections")
+    fj = events.fatjets[ak.num(events.fatjets) > 0][:, 0]
+    labels = ak.to_numpy(fj.truth_label) if "truth_label" in fj.fields else np.zeros(len(fj), np.int8)
+    out = {}
+    for group, codes in JET_GROUPS.items():
+        sel = fj[np.isin(labels, codes)]
+        out[group] = {"constituents": ak.to_numpy(ak.num(sel.constituents)).astype(float),
+                      "sd_mass": ak.to_numpy(sel.sd_mass), "n2": ak.to_numpy(sel.n2)}
     return out
+
+
+def plot_jets(samples: Mapping[str, ak.Array], out: str | Path) -> Path:
+    """PNG of constituent multiplicity, soft-drop mass (GeV) and N2 of leading large-R jets, Higgs vs QCD
+    (truth labels; all processes pooled), normalised to unit area; returns the path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pooled = {g: {k: [] for k in ("constituents", "sd_mass", "n2")} for g in JET_GROUPS}
+    for ev in samples.values():
+        for g, d in jet_distributions(ev).items():
+            for k, v in d.items():
+                pooled[g][k].append(v)
+    bins = {"constituents": np.arange(0, 151, 5), "sd_mass": np.arange(0, 251, 10), "n2": np.linspace(0, 0.6, 31)}
+    xlabel = {"constituents": "constituents per jet", "sd_mass": "soft-drop mass [GeV] (beta=0, z_cut=0.1)",
+              "n2": "N2 (beta=1)"}
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for ax, key in zip(axes, bins):
+        for i, (g, d) in enumerate(pooled.items()):
+            v = np.concatenate(d[key]) if d[key] else np.zeros(0)
+            if len(v):
+                ax.hist(np.clip(v, bins[key][0], bins[key][-1]), bins=bins[key], density=True, histtype="step",
+                        linewidth=1.4, color=f"C{i}", label=f"{g}: {len(v)} jets")
+        ax.set_xlabel(xlabel[key])
+        ax.set_ylabel("fraction (normalised)")
+    axes[1].axvline(125.0, color="grey", linestyle=":", linewidth=1)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("hepfm: leading anti-kt R=0.8 jet, particle-flow emulation; " + ", ".join(
+        f"{k} ({len(v)} ev)" for k, v in samples.items()), fontsize=10)
+    return _save(fig, out)

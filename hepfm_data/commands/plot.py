@@ -14,13 +14,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="directory written by hepfm-data generate --out (default: ./generated)")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--catalog", help="catalog YAML (default: the shipped catalog)")
+    p.add_argument("--jets", action="store_true",
+                   help="large-R jets instead: constituent multiplicity, soft-drop mass and N2, Higgs vs QCD "
+                        "(processes with particle_flow: true, e.g. rs3l_hz rs3l_zjet)")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..catalog import load_catalog
     from ..errors import InputFileError
     from ..events import concatenate
-    from ..plotting import plot_processes
+    from ..plotting import plot_jets, plot_processes
     from ..production import load_block
 
     cat = load_catalog(args.catalog)
@@ -33,6 +36,6 @@ def run(args: argparse.Namespace) -> int:
                                  f"(run: hepfm-data generate {name} --events N --seed S --out {args.input})")
         samples[name] = concatenate([load_block(b)[0] for b in blocks])
         labels[name] = f"{name} (PROXY)" if proc.fidelity == "proxy" else name
-    out = plot_processes(samples, args.out, cat, labels)
+    out = plot_jets(samples, args.out) if args.jets else plot_processes(samples, args.out, cat, labels)
     print(f"wrote {out}")
     return 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 from .augment import BoostZ, Compose, FlipEta, RotatePhi
 from .batch import HostBatch, register_batch_type
 from .builders import BatchBuilder, Block, NodeBatcher, batch_rng
+from .constituents import ConstituentBatcher
 from .dataset import LoaderStateError, StreamingDataset
 from .loader import StreamingLoader, make_loader
 from .pairs import ViewPairBatcher, ViewPairs
@@ -24,4 +25,4 @@ from .sampler import BatchSpec, EpochPlan, StreamSampler
 
 __all__ = ["make_loader", "StreamingLoader", "StreamingDataset", "LoaderStateError", "StreamSampler", "BatchSpec", "EpochPlan",
            "HostBatch", "register_batch_type", "BatchBuilder", "Block", "NodeBatcher", "batch_rng", "RotatePhi", "FlipEta", "BoostZ", "Compose",
-           "ViewPairBatcher", "ViewPairs"]
+           "ViewPairBatcher", "ViewPairs", "ConstituentBatcher"]

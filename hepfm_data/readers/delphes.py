@@ -18,8 +18,10 @@ Optional fields, read when the file has them (:data:`OPTIONAL`): ``jets.btag``
 ``jets.tau_tag`` = ``Jet.TauTag & 1``, ``{electrons,muons,photons}.isolation``
 = ``IsolationVar`` (Σ pT in the card's cone / pT); ``taus`` = the τ-tagged jets
 (pt, eta, phi, mass, ``Jet.Charge``; tag = 1; absent without ``Jet.TauTag`` and
-``Jet.Charge``). The field table is README
-"Input formats".
+``Jet.Charge``). ``fatjets`` (large-R jets + particle-flow constituents,
+readers/particleflow.py) when the file has every :data:`~.particleflow.DELPHES_BRANCHES`
+branch; absent otherwise (the jet_constituents / event_jets representations then
+cannot be served). The field table is README "Input formats".
 """
 
 from __future__ import annotations
@@ -121,7 +123,13 @@ def _tree(f, url: str):
     tree = get_tree(f, url, TREE, "Delphes")
     have = branch_names(tree)
     require_branches(url, TREE, have, {c: list(b.values()) for c, b in COLLECTIONS.values()}, "Delphes")
-    return tree, WEIGHT_BRANCH in have, {k: b for k, b in OPTIONAL.items() if b in have}
+    optional = {k: b for k, b in OPTIONAL.items() if b in have}
+    from .particleflow import DELPHES_BRANCHES
+
+    pflow = [b for bs in DELPHES_BRANCHES.values() for b in bs]
+    if all(b in have for b in pflow):  # large-R jets + EFlow constituents: all or nothing
+        optional.update({("fatjets", b): b for b in pflow})
+    return tree, WEIGHT_BRANCH in have, optional
 
 
 def _record(arrays: ak.Array, url: str, start: int, has_weight: bool,
@@ -164,6 +172,10 @@ def _record(arrays: ak.Array, url: str, start: int, has_weight: bool,
         flat = _flat(arrays, t[k])[0][keep]
         truth[k] = _phi32_flat(flat) if k == "phi" else flat.astype(f32)
     out["truth"] = _jagged(truth, kept)
+    if any(coll == "fatjets" for coll, _ in (optional or {})):
+        from .particleflow import delphes_fatjets
+
+        out["fatjets"] = delphes_fatjets(arrays)
     return ak.zip(out, depth_limit=1)
 
 

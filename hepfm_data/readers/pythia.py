@@ -212,21 +212,28 @@ def final_state(prt: ak.Array) -> ak.Array:
 
 
 def batch_to_events(run: ak.Array, rng: np.random.Generator, first_event_id: int,
-                    event_ids: np.ndarray | None = None) -> ak.Array:
+                    event_ids: np.ndarray | None = None, pflow_rng: np.random.Generator | None = None) -> ak.Array:
     """Event record for one ``nextBatch`` result (failed events already removed).
 
-    Ids are ``first_event_id + 0..n-1``, or ``event_ids`` [n] when given (re-simulation)."""
+    Ids are ``first_event_id + 0..n-1``, or ``event_ids`` [n] when given (re-simulation); with
+    ``pflow_rng`` also the large-R jets and their particle-flow constituents (``fatjets``,
+    readers/particleflow.py)."""
     det = emulate(final_state(run.prt), rng, taus=visible_taus(run.prt))
     weights = ak.to_numpy(ak.fill_none(ak.firsts(run.info.weights), 1.0)).astype(np.float32)
     n = len(run)
     ids = np.arange(first_event_id, first_event_id + n, dtype=np.uint64) if event_ids is None else \
         np.asarray(event_ids, dtype=np.uint64)
-    return ak.zip({
+    fields = {
         "event_id": ids,
         "weight": weights,
         "jets": det.jets, "electrons": det.electrons, "muons": det.muons, "photons": det.photons,
         "met": det.met, "taus": det.taus, "truth": truth_record(run.prt),
-    }, depth_limit=1)
+    }
+    if pflow_rng is not None:  # its own random stream: the object-level record is the same with or without
+        from .particleflow import fatjets
+
+        fields["fatjets"] = fatjets(run.prt, pflow_rng)
+    return ak.zip(fields, depth_limit=1)
 
 
 # ------------------------------------------------------------------ generation
@@ -235,6 +242,11 @@ def batch_to_events(run: ak.Array, rng: np.random.Generator, first_event_id: int
 def detector_rng(seed: int) -> np.random.Generator:
     """The emulation's random stream for a run seeded ``seed`` (independent of Pythia's)."""
     return np.random.default_rng(np.random.SeedSequence([int(seed), 0x0DE7EC7]))
+
+
+def pflow_stream(proc: Process, seed: int) -> np.random.Generator | None:
+    """The particle-flow emulation's random stream of a run seeded ``seed`` (None: ``proc`` has no particle flow)."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), 0x0DE7EC8])) if proc.particle_flow else None
 
 
 def generate(process: str | Process, n_events: int, seed: int, *, lhe: str | os.PathLike | None = None,
@@ -270,6 +282,7 @@ def generate(process: str | Process, n_events: int, seed: int, *, lhe: str | os.
             settings.append(f"Beams:nSkipLHEFatInit = {int(lhe_skip)}")
         pythia = make_pythia(settings, f"process {proc.name!r}")
         rng = detector_rng(seed)
+        pflow_rng = pflow_stream(proc, seed)
         blocks, done = [], 0
         bar = _progress(progress, n_events, proc.name)
         try:
@@ -277,7 +290,7 @@ def generate(process: str | Process, n_events: int, seed: int, *, lhe: str | os.
                 k = min(BATCH, n_events - done)
                 run = _next_batch(pythia, k, lhe is not None, proc.name)
                 if len(run):
-                    blocks.append(batch_to_events(run, rng, first_event_id + done))
+                    blocks.append(batch_to_events(run, rng, first_event_id + done, pflow_rng=pflow_rng))
                 done += len(run)
                 if bar is not None:
                     bar.update(len(run))
@@ -387,7 +400,7 @@ def shower(proc: Process, init: str, hard: ak.Array, hard_event: ak.Array, event
     write_hard(path, init, hard, hard_event)
     all_settings = process_settings(proc, seed, lhe=path, workdir=workdir) + list(settings)
     pythia = make_pythia(all_settings, f"process {proc.name!r} ({what})")
-    rng = detector_rng(seed)
+    rng, pflow_rng = detector_rng(seed), pflow_stream(proc, seed)
     want = _lhe_momenta(hard)
     ok = np.zeros(n, dtype=bool)
     blocks, at = [], 0
@@ -408,7 +421,7 @@ def shower(proc: Process, init: str, hard: ak.Array, hard_event: ak.Array, event
             if not same:
                 raise GenerationError(f"process {proc.name!r} ({what}): showered events {event_ids[idx[0]]}... do not "
                                       "carry their own hard process (LHE events and Pythia output misaligned)")
-            blocks.append(batch_to_events(run, rng, 0, event_ids=event_ids[idx]))
+            blocks.append(batch_to_events(run, rng, 0, event_ids=event_ids[idx], pflow_rng=pflow_rng))
         ok[idx] = True
         at += k
     info = pythia.infoPython()

@@ -57,7 +57,10 @@ RecordColumns = dict[str, np.ndarray]
 def _unit(collection: str, field: str) -> str:
     from ..events import RECORD
 
-    spec = RECORD.get(collection)
+    head, *nested = collection.split(".")
+    spec = RECORD.get(head)
+    for child in nested:  # a nested collection: walk the schema's children (fatjets.constituents)
+        spec = spec.children.get(child) if spec is not None else None
     if spec is None:
         return ""
     f = spec.fields.get(field)
@@ -93,7 +96,7 @@ def schema_of(events) -> dict[str, Any]:
             if sub.ndim == 2 and sub.fields:  # nested collection (e.g. a jet's constituents)
                 collection(f"{name}.{f}", ak.flatten(sub, axis=1), name)
             else:
-                fields[f] = {"dtype": _leaf(sub, f"{name}.{f}").name, "unit": _unit(name.split(".")[0], f)}
+                fields[f] = {"dtype": _leaf(sub, f"{name}.{f}").name, "unit": _unit(name, f)}
 
     for name in events.fields:
         col = events[name]
