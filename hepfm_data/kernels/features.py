@@ -102,6 +102,24 @@ def node_matrix(pt, eta, phi, btag, charge, typ):
     return out
 
 
+
+@nb.njit(cache=True, nogil=True)
+def gather_node_matrix(pt, eta, phi, btag, charge, typ, rows, out):
+    """``node_matrix(...)[rows]`` without the intermediate matrix, written into ``out`` float32 [n, 7]:
+    node rows ``rows`` [n] (int64 indices into the columns [N]); energy as in :func:`node_matrix` (same bits)."""
+    n = rows.shape[0]
+    for k in range(n):
+        r = rows[k]
+        p = np.float32(pt[r])
+        out[k, 0] = p
+        out[k, 1] = eta[r]
+        out[k, 2] = phi[r]
+        out[k, 3] = np.float32(p * np.cosh(np.float32(eta[r])))
+        out[k, 4] = btag[r]
+        out[k, 5] = charge[r]
+        out[k, 6] = typ[r]
+    return out
+
 class NodeBlock(NamedTuple):
     """Per-event tables of a block of B events, ready for a store shard."""
 
