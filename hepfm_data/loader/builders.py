@@ -151,7 +151,7 @@ def node_window(ds: StreamingDataset, blocks: Sequence[Block], parts: Sequence, 
     rows, offsets = gather_events(counts_to_offsets(n), perm)
     if columns:
         c = [_cat([d.nodes[k] for d in parts]) for k in ("pt", "eta", "phi", "btag", "charge", "type")]
-        gathered = gather_node_matrix(*c, rows, _BUFFERS.get(rows.shape[0], 7))
+        gathered = gather_node_matrix(*c, rows, _BUFFERS.get(rows.shape[0], 7), _BUFFERS.get(c[0].shape[0], 4))
     else:
         gathered = _cat([d.nodes for d in parts]).astype(np.float32, copy=False).take(rows, axis=0)
     eid = _cat([ev(d, "event_id") for d in parts]).astype(np.int64)
