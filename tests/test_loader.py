@@ -393,3 +393,25 @@ def test_cuda_batches_equal_cpu_batches(stores):
     for g, c in zip(gpu, cpu):
         assert torch.equal(g.event_id.cpu(), c.event_id) and torch.equal(g.senders.cpu(), c.senders)
         torch.testing.assert_close(g.edges.cpu(), c.edges, atol=2e-6, rtol=0)
+
+
+def test_window_buffers_are_reused_only_when_unreferenced():
+    """The recycled window matrices (``builders._Buffers``) hand a buffer out again only once
+    no view of it (a window, a batch's tensor) is alive: a kept batch keeps its bytes."""
+    import torch
+
+    from hepfm_data.loader.builders import _Buffers
+
+    pool = _Buffers(keep=2)
+    a = pool.get(100, 7)
+    a[:] = 1.0
+    kept = torch.from_numpy(a[10:20])  # a batch view outlives its window
+    ptr = {a.__array_interface__["data"][0]}
+    del a
+    b = pool.get(100, 7)
+    b[:] = 2.0
+    assert float(kept.min()) == 1.0  # not handed out again while viewed
+    ptr.add(b.__array_interface__["data"][0])
+    del kept, b
+    c = pool.get(90, 7)  # now free: reused (same memory, no new allocation)
+    assert c.shape == (90, 7) and c.__array_interface__["data"][0] in ptr and len(pool.free) == 2

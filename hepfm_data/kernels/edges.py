@@ -28,6 +28,7 @@ def _edge_counts(offsets):
 def _fill_edges(eta, phi, offsets, senders, receivers, feat):
     two_pi = np.float32(2.0 * np.pi)
     pi = np.float32(np.pi)
+    inner = np.float32(6.28)  # below 2pi by far more than the rounding of x / 2pi
     e = 0
     for b in range(offsets.shape[0] - 1):
         lo, hi = offsets[b], offsets[b + 1]
@@ -37,7 +38,10 @@ def _fill_edges(eta, phi, offsets, senders, receivers, feat):
                     continue
                 de = np.float32(eta[j] - eta[i])
                 x = np.float32(phi[j] - phi[i]) + pi
-                dp = np.float32(x - np.floor(x / two_pi) * two_pi) - pi
+                if x >= 0 and x < inner:  # floor(x / 2pi) == 0 exactly: skip the division (same bits)
+                    dp = x - pi
+                else:
+                    dp = np.float32(x - np.floor(x / two_pi) * two_pi) - pi
                 senders[e] = i
                 receivers[e] = j
                 feat[e, 0] = de

@@ -102,6 +102,46 @@ def node_matrix(pt, eta, phi, btag, charge, typ):
     return out
 
 
+
+@nb.njit(cache=True, nogil=True)
+def _pack_rows(pt, eta, phi, btag, charge, typ, f, b):
+    for k in range(pt.shape[0]):
+        f[k, 0] = pt[k]
+        f[k, 1] = eta[k]
+        f[k, 2] = phi[k]
+        b[k, 12] = btag[k]
+        b[k, 13] = charge[k]
+        b[k, 14] = typ[k]
+
+
+@nb.njit(cache=True, nogil=True)
+def _gather_packed(f, b, rows, out):
+    for k in range(rows.shape[0]):
+        r = rows[k]
+        p = np.float32(f[r, 0])
+        out[k, 0] = p
+        out[k, 1] = f[r, 1]
+        out[k, 2] = f[r, 2]
+        out[k, 3] = np.float32(p * np.cosh(np.float32(f[r, 1])))
+        out[k, 4] = b[r, 12]
+        out[k, 5] = b[r, 13]
+        out[k, 6] = b[r, 14]
+
+
+def gather_node_matrix(pt, eta, phi, btag, charge, typ, rows, out, scratch=None):
+    """``node_matrix(...)[rows]`` without the intermediate [N, 7] matrix, written into ``out`` float32 [n, 7].
+
+    ``rows`` [n] int64 indices into the columns [N] (float32 pt, eta, phi; int8 btag, charge,
+    type); energy as in :func:`node_matrix` (same bits). The columns are first interleaved
+    sequentially into 16-byte rows (``scratch``: float32 [>= N, 4], allocated if None), so the
+    random gather reads one place per event instead of six."""
+    n_in = pt.shape[0]
+    scratch = np.empty((n_in, 4), np.float32) if scratch is None else scratch[:n_in]
+    raw = scratch.view(np.int8).reshape(n_in, 16)
+    _pack_rows(pt, eta, phi, btag.view(np.int8), charge.view(np.int8), typ.view(np.int8), scratch, raw)
+    _gather_packed(scratch, raw, rows, out)
+    return out
+
 class NodeBlock(NamedTuple):
     """Per-event tables of a block of B events, ready for a store shard."""
 

@@ -306,11 +306,12 @@ class StreamingDataset(IterableDataset):
         return self.n_batches()
 
     # ------------------------------------------------------------------ reading
-    def _read(self, source: int, shard: int, start: int, stop: int | None):
+    def _read(self, source: int, shard: int, start: int, stop: int | None, columns: bool = False):
+        """``ShardData`` of rows ``[start, stop)`` (``columns``: the stored ``layouts.Columns``)."""
         store, info = self._stores[source], self._infos[source][shard]
         if self._cache is not None and not _is_local(store):
-            return self._cache.read(store, info, start, stop)
-        return store.read_shard(info, start, stop)
+            return self._cache.read(store, info, start, stop, columns)
+        return (store.read_columns if columns else store.read_shard)(info, start, stop)
 
     def _read_window(self, plan: EpochPlan, w: int):
         """Read the blocks of window ``w`` and permute its events into stream order (the builder's window)."""

@@ -57,17 +57,20 @@ class RemoteShards:
             return self._local[store.url]
 
     @contextlib.contextmanager
-    def reader(self, store: Store, info: ShardInfo) -> Iterator[Callable[[int, int | None], ShardData]]:
-        """``read(start, stop) -> ShardData`` on the verified local copy of ``info``, held for the block."""
+    def reader(self, store: Store, info: ShardInfo,
+               columns: bool = False) -> Iterator[Callable[[int, int | None], ShardData]]:
+        """``read(start, stop) -> ShardData`` (``columns``: the stored ``Columns``) on the verified
+        local copy of ``info``, held for the block."""
         remote = f"{store.path}/{info.path}"
         with self.cache.hold(store.fs, remote, sha256=info.sha256, name=info.name, nbytes=info.bytes,
                              digest=_digest, tree=store.manifest.layout == "zarr", member=ZARR_MEMBER,
                              url=f"{store.url.rstrip('/')}/{info.path}"):
             local = self._local_store(store)
             entry = dataclasses.replace(info, path=f"{info.sha256}/{info.name}")  # content-addressed
-            yield lambda start, stop: local.read_shard(entry, start, stop)
+            yield lambda start, stop: (local.read_columns if columns else local.read_shard)(entry, start, stop)
 
-    def read(self, store: Store, info: ShardInfo, start: int = 0, stop: int | None = None) -> ShardData:
-        """``store.read_shard(info, start, stop)`` served from the verified local copy."""
-        with self.reader(store, info) as read:
+    def read(self, store: Store, info: ShardInfo, start: int = 0, stop: int | None = None,
+             columns: bool = False) -> ShardData:
+        """``store.read_shard(info, start, stop)`` (``columns``: ``read_columns``) from the verified local copy."""
+        with self.reader(store, info, columns) as read:
             return read(start, stop)
