@@ -45,7 +45,7 @@ from ._arrays import counts_to_offsets
 from .errors import HepfmError
 from .graph import BTAG, CHARGE, ENERGY, ETA, N_NODE_FEATURES, PHI, PT, TYPE
 
-__all__ = ["SLOT_TYPES", "PRETEXT_CLASSES", "SlotLayout", "SlotBatch", "slot_arrays", "ObjectReplacement",
+__all__ = ["SLOT_TYPES", "PRETEXT_CLASSES", "SlotLayout", "SlotBatch", "SlotTransform", "slot_arrays", "ObjectReplacement",
            "N_SLOT_FEATURES"]
 
 #: slot types, in slot order (the index is ``slot_type`` and the one-hot position)
@@ -350,3 +350,22 @@ def _resort(x, mask, slot_type, rows, tt, starts, counts, replaced):
     replaced = replaced.copy()
     replaced[rows] = starts[tt] + np.argmax(order == (replaced[rows] - starts[tt])[:, None], axis=1)
     return x, replaced
+
+
+@dataclass(frozen=True)
+class SlotTransform:
+    """The loader's ``transform(host, rng)`` hook for slots: a HostBatch -> :class:`SlotBatch`
+    (in the DataLoader worker), then the ``pretext`` task (e.g. :class:`ObjectReplacement`) when given::
+
+        make_loader(stores, representation="paper_taus", augment=Compose(RotatePhi(), FlipEta(), BoostZ()),
+                    transform=SlotTransform(pretext=ObjectReplacement()))
+
+    Augmentations act on the packed nodes before the slots are built (boosts recompute E and eta;
+    MET is untouched)."""
+
+    layout: SlotLayout = SlotLayout()
+    pretext: ObjectReplacement | None = None
+
+    def __call__(self, host, rng: np.random.Generator) -> SlotBatch:
+        batch = SlotBatch.from_host(host, self.layout)
+        return batch if self.pretext is None else self.pretext(batch, rng)
