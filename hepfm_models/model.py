@@ -69,9 +69,14 @@ class ModelConfig:
     n_global_features: int = 1
     residual: bool = True  # x += MLP(...) updates (False: the literal x = MLP(...))
 
+    kind = "graph"  # the checkpoint's model kind (hepfm_models.checkpoint.MODEL_KINDS)
+
     @property
     def n_node_inputs(self) -> int:
         return N_NODE_INPUTS_BASE + self.n_types
+
+    def build(self) -> GraphNet:
+        return GraphNet(self)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
