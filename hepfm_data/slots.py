@@ -310,12 +310,14 @@ class ObjectReplacement:
         # the replaced object: the j-th filled slot of the type (slots are filled from the block start)
         nf = filled[rows, tt]
         slot = starts[tt] + np.minimum((u_slot[rows] * nf).astype(np.int64), nf - 1)
-        # the donor: uniform among the other events holding the type
-        has = filled[:, tt].T > 0  # [r, B]
-        has[np.arange(rows.size), rows] = False
-        nd = has.sum(1)
-        kd = np.minimum((u_donor[rows] * nd).astype(np.int64), nd - 1)
-        donor = np.argmax(np.cumsum(has, 1) > kd[:, None], axis=1)
+        # the donor: uniform among the other events holding the type (a loop over types, not events)
+        donor = np.empty(rows.size, np.int64)
+        for typ in np.unique(tt):
+            sel = tt == typ
+            holders_t = np.flatnonzero(filled[:, typ] > 0)  # includes each replaced event itself
+            own = np.searchsorted(holders_t, rows[sel])
+            kd = np.minimum((u_donor[rows[sel]] * (holders_t.size - 1)).astype(np.int64), holders_t.size - 2)
+            donor[sel] = holders_t[kd + (kd >= own)]
         nfd = filled[donor, tt]
         dslot = starts[tt] + np.minimum((u_dslot[rows] * nfd).astype(np.int64), nfd - 1)
         x[rows, slot] = x[donor, dslot]
