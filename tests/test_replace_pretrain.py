@@ -51,3 +51,32 @@ def test_recipe_runs_end_to_end(tmp_path):
     assert all(r["pretrained"] for r in doc["runs"] if r["variant"] == "finetuned")
     again = replace_pretrain.run(replace_pretrain.parse_args(replace_pretrain.ReplaceConfig, argv))
     assert [r["test_auc"] for r in again["runs"]] == [r["test_auc"] for r in doc["runs"]]
+
+
+def test_nanoaod_store_pretrains_on_slots_with_taus(tmp_path):
+    """The same path on CMS NanoAOD (tests/data, 40 events): `hepfm-data build` a store from the real
+    file, `derive` its paper_taus representation, stream it as slot batches with the replacement
+    pretext (tau slots filled from NanoAOD's Tau collection where it has candidates) and take an
+    optimisation step of the slot Transformer through the training engine."""
+    import numpy as np
+
+    from hepfm_data.cli import main
+    from hepfm_data.loader import make_loader
+    from hepfm_data.slots import ObjectReplacement, SlotTransform
+    from hepfm_data.testing import NANOAOD_FILE
+    from hepfm_models import TrainConfig, fit
+    from hepfm_models.slots_model import SlotConfig
+
+    root = tmp_path / "st"
+    assert main(["build", "ttbar", "--input", str(NANOAOD_FILE), "--out", str(root), "--quiet"]) == 0
+    assert main(["derive", str(root / "ttbar"), "--representation", "paper_taus", "--quiet"]) == 0
+    loader = make_loader([str(root / "ttbar")], representation="paper_taus", device="cpu", num_workers=0,
+                         batch_size=16, labels={"ttbar": 0}, mixing="none",
+                         transform=SlotTransform(pretext=ObjectReplacement()))
+    batches = list(loader)
+    n = sum(b.n_graph for b in batches)
+    assert n > 20 and all(b.mask[:, -1].all() for b in batches)  # every event has its MET slot
+    assert np.isin(np.concatenate([b.labels.numpy() for b in batches]), np.arange(6)).all()
+    model = SlotConfig(width=16, n_layers=1, ff_width=32).build()
+    res = fit(model, lambda e: batches, None, TrainConfig(epochs=1, progress=False))
+    assert np.isfinite(res.history[0]["train_loss"])
