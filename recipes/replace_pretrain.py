@@ -19,7 +19,6 @@ are skipped on a re-run), ``results.json``, ``results.md`` (AUC vs size) and ``a
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -173,7 +172,7 @@ def run(cfg: ReplaceConfig) -> dict[str, Any]:
             for k in cfg.seeds:
                 train_set = task_slots(cfg, "train", n, k, True)
                 for variant in ("finetuned", "scratch"):
-                    r = finetune(variant, lambda e: batches(train_set, bs, e, k, dist.rank, dist.world_size),
+                    r = finetune(variant, lambda e, s=train_set, k=k: batches(s, bs, e, k, dist.rank, dist.world_size),
                                  lambda: batches(val_set, bs, 0, 0, dist.rank, dist.world_size, shuffle=False),
                                  batches(test_set, bs, 0, 0, 0, 1, shuffle=False),
                                  pretrained=pre_dir / "model" if variant == "finetuned" else None,

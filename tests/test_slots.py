@@ -23,28 +23,8 @@ from hepfm_data.slots import (
     slot_arrays,
 )
 from hepfm_data.store import open_store, write_store
+from hepfm_data.testing import packed_nodes as random_nodes
 from hepfm_data.testing import synthetic_events
-
-# node types of the paper_taus graph: jet 0, electron 1, muon 2, photon 3, MET 4, tau 5
-
-
-def random_nodes(n_events: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Packed [N, 7] nodes (massless E = pt cosh eta) with every type, more jets than slots, pT ties."""
-    rng = np.random.default_rng(seed)
-    rows, counts = [], []
-    for i in range(n_events):
-        n = int(rng.integers(0, 16))
-        kind = rng.choice([0, 0, 0, 1, 2, 3, 5], n)
-        pt = np.round(rng.exponential(40.0, n) + 10, 0 if i % 3 == 0 else 3)  # rounded: ties
-        eta = rng.uniform(-2.5, 2.5, n)
-        ev = np.stack([pt, eta, rng.uniform(-np.pi, np.pi, n), pt * np.cosh(eta),
-                       (kind == 0) * rng.integers(0, 2, n), np.where(np.isin(kind, [1, 2, 5]),
-                                                                    rng.choice([-1, 1], n), 0), kind], 1)
-        met = np.array([[rng.exponential(50), 0.0, rng.uniform(-np.pi, np.pi), 0.0, 0, 0, 4]])
-        met[0, 3] = met[0, 0]
-        rows.append(np.concatenate([ev, met]))
-        counts.append(n + 1)
-    return np.concatenate(rows).astype(np.float32), np.asarray(counts, np.int64)
 
 
 def reference_slots(nodes: np.ndarray, n_node: np.ndarray, layout: SlotLayout) -> tuple[np.ndarray, np.ndarray]:

@@ -8,12 +8,19 @@ import pytest
 import torch
 
 from hepfm_data.slots import PRETEXT_CLASSES, ObjectReplacement, SlotBatch
-from hepfm_models import TrainConfig, count_parameters, fit, freeze, load_checkpoint, parameter_groups, \
-    replace_head, save_checkpoint
+from hepfm_data.testing import packed_nodes as random_nodes
+from hepfm_models import (
+    TrainConfig,
+    count_parameters,
+    fit,
+    freeze,
+    load_checkpoint,
+    parameter_groups,
+    replace_head,
+    save_checkpoint,
+)
 from hepfm_models.slots_model import SlotConfig, SlotTransformer
 from hepfm_models.training import evaluate
-
-from test_slots import random_nodes
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -53,10 +60,10 @@ def test_pretext_is_learned_and_finetuning_tools_apply(tmp_path):
     parameter-group tools and checkpoints work on the slot model unchanged."""
     torch.manual_seed(0)
     pre = ObjectReplacement()
-    train = [pre(slots(128, 100 + i), np.random.default_rng(i)) for i in range(12)]
+    train = [pre(slots(128, 100 + i), np.random.default_rng(i)) for i in range(8)]
     val = [pre(slots(256, 7), np.random.default_rng(99))]
     model = SlotConfig(width=32, n_layers=2, n_heads=4, ff_width=64).build()
-    cfg = TrainConfig(epochs=6, lr=3e-3, progress=False, patience=10)
+    cfg = TrainConfig(epochs=5, lr=3e-3, progress=False, patience=10)
     res = fit(model, lambda e: train, lambda: val, cfg)
     assert res.history[-1]["val_loss"] < 0.9 * np.log(6), res.history
     path = tmp_path / "slots"

@@ -15,7 +15,7 @@ HARD_ONLY = ["PartonLevel:all = off", "HadronLevel:all = off"]
 
 
 def hard_events(name: str, n: int, seed: int):
-    """Hard-process records [(id, mass, |daughter ids|)] (every entry after the beams) of ``n`` events of catalog process ``name``."""
+    """Hard-process records [(id, mass, |daughter ids|)] (entries after the beams) of ``n`` events of ``name``."""
     p = make_pythia(process_settings(load_catalog().process(name), seed) + HARD_ONLY, name)
     out = []
     for _ in range(n):
