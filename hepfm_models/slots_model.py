@@ -20,7 +20,7 @@ from torch import nn
 
 from hepfm_data.slots import N_SLOT_FEATURES, SlotBatch
 
-from .model import MLP
+from .model import MLP, config_from_dict
 
 #: log(1 + E/GeV) of a typical object (~90 GeV): centred like the graph network's inputs
 LOG_E_CENTER = 4.5
@@ -46,11 +46,7 @@ class SlotConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> SlotConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"SlotConfig: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**d)
+        return config_from_dict(cls, d)
 
     def build(self) -> SlotTransformer:
         return SlotTransformer(self)
