@@ -18,6 +18,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .model import GraphNet, ModelConfig
+from .slots_model import SlotConfig
+
+#: model kind (``config.kind``) -> its config class; ``config.build()`` makes the network
+MODEL_KINDS = {"graph": ModelConfig, "slots": SlotConfig}
 
 FORMAT = "hepfm-checkpoint"
 FORMAT_VERSION = 1
@@ -69,6 +73,7 @@ def save_checkpoint(path: str | os.PathLike, model: GraphNet, optimizer: torch.o
         optim_json = {"param_groups": sd["param_groups"], "scalars": scalars}
     _atomic(st_path, lambda tmp: save_file(tensors, str(tmp)))
     doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "model_config": model.config.to_dict(),
+           "model_kind": model.config.kind,
            "optimizer": optim_json, "meta": meta or {}}
     _atomic(json_path, lambda tmp: tmp.write_text(json.dumps(doc, indent=1, sort_keys=True)))
     return json_path
@@ -91,7 +96,10 @@ def load_checkpoint(path: str | os.PathLike, optimizer: torch.optim.Optimizer | 
                     map_location: str | torch.device = "cpu") -> tuple[GraphNet, dict[str, Any]]:
     """Rebuild the model from a checkpoint (and restore ``optimizer`` in place); returns (model, meta)."""
     doc, tensors = read_checkpoint(path)
-    model = GraphNet(ModelConfig.from_dict(doc["model_config"]))
+    kind = doc.get("model_kind", "graph")  # checkpoints before slot models are graph networks
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"{path}: unknown model kind {kind!r}; known: {sorted(MODEL_KINDS)}")
+    model = MODEL_KINDS[kind].from_dict(doc["model_config"]).build()
     state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

@@ -69,20 +69,30 @@ class ModelConfig:
     n_global_features: int = 1
     residual: bool = True  # x += MLP(...) updates (False: the literal x = MLP(...))
 
+    kind = "graph"  # the checkpoint's model kind (hepfm_models.checkpoint.MODEL_KINDS)
+
     @property
     def n_node_inputs(self) -> int:
         return N_NODE_INPUTS_BASE + self.n_types
+
+    def build(self) -> GraphNet:
+        return GraphNet(self)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"ModelConfig: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**d)
+        return config_from_dict(cls, d)
+
+
+def config_from_dict(cls: type, d: dict):
+    """``cls(**d)`` for a config dataclass; ValueError naming unknown fields."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - known
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
+    return cls(**d)
 
 
 # ----------------------------------------------------------------------------- inputs

@@ -122,7 +122,7 @@ def pretrain(train, val, *, classes: list[str], mode: str, model_config: ModelCo
     out = Path(out_dir)
     n_out = len(classes) if mode == "multiclass" else model_config.n_out
     torch.manual_seed(seed)
-    model = GraphNet(dataclasses.replace(model_config, n_out=n_out))
+    model = dataclasses.replace(model_config, n_out=n_out).build()
     info = {"stage": "pretrain", "mode": mode, "classes": list(classes), "seed": seed,
             "n_parameters": count_parameters(model), **(meta or {})}
     result = fit(model, train, val, train_config, dist, checkpoint_dir=out / "checkpoints", meta=info)
@@ -143,7 +143,7 @@ def build_variant(variant: str, pretrained: str | os.PathLike | None, model_conf
         raise ValueError(f"unknown fine-tuning variant {variant!r}; choose from {VARIANTS}")
     if variant == "scratch":
         torch.manual_seed(seed)
-        model = GraphNet(dataclasses.replace(model_config, n_out=n_out))
+        model = dataclasses.replace(model_config, n_out=n_out).build()
         return model, parameter_groups(model, train_config.lr, train_config.lr)
     if pretrained is None:
         raise ValueError(f"variant {variant!r} needs a pretrained checkpoint")

@@ -12,6 +12,7 @@ import torch
 
 from .._arrays import counts_to_offsets
 from ..graph import GraphBatch
+from ..slots import SlotBatch
 
 __all__ = ["HostBatch", "PackedBatch", "gather_events", "register_batch_type"]
 
@@ -128,3 +129,4 @@ class PackedBatch:
 
 register_batch_type("graph", GraphBatch)
 register_batch_type("host", HostBatch)
+register_batch_type("slots", SlotBatch)

@@ -63,6 +63,29 @@ def synthetic_events(n_events: int, seed: int = 0, first_event_id: int = 0):
     }, depth_limit=1)
 
 
+def packed_nodes(n_events: int, seed: int = 0):
+    """(nodes [N, 7] float32, n_node [B]) of random packed graph nodes (massless E = pt cosh eta) with
+    every paper_taus type (jet 0, electron 1, muon 2, photon 3, MET 4 last, tau 5), often more jets than
+    slots and pT ties (every third event's pT rounded to GeV). Not physics; same seed -> same bytes."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rows, counts = [], []
+    for i in range(n_events):
+        n = int(rng.integers(0, 16))
+        kind = rng.choice([0, 0, 0, 1, 2, 3, 5], n)
+        pt = np.round(rng.exponential(40.0, n) + 10, 0 if i % 3 == 0 else 3)  # rounded: ties
+        eta = rng.uniform(-2.5, 2.5, n)
+        ev = np.stack([pt, eta, rng.uniform(-np.pi, np.pi, n), pt * np.cosh(eta),
+                       (kind == 0) * rng.integers(0, 2, n), np.where(np.isin(kind, [1, 2, 5]),
+                                                                    rng.choice([-1, 1], n), 0), kind], 1)
+        met = np.array([[rng.exponential(50), 0.0, rng.uniform(-np.pi, np.pi), 0.0, 0, 0, 4]])
+        met[0, 3] = met[0, 0]
+        rows.append(np.concatenate([ev, met]))
+        counts.append(n + 1)
+    return np.concatenate(rows).astype(np.float32), np.asarray(counts, np.int64)
+
+
 def write_synthetic_stores(root: str, spec: dict[str, tuple[str, int, int, int]], *,
                            events_per_shard: int = 64, storage_options=None) -> None:
     """Write one store per process under ``root`` from :func:`synthetic_events`.

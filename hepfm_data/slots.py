@@ -1,0 +1,373 @@
+"""SlotBatch: typed object slots (Kishimoto et al., SPEC §7.3), a contract between data and models.
+
+An event becomes a fixed number of typed slots, filled from the packed graph nodes of the
+``paper_taus`` (or ``paper``) representation (:mod:`hepfm_data.graph`: pt GeV, eta, phi rad,
+E GeV, btag, charge, type)::
+
+    slots [0, 4)    leptons (electrons and muons)   pT-ordered (descending) within the type
+    slots [4, 8)    hadronic taus                    "
+    slots [8, 12)   b-tagged jets                    "
+    slots [12, 20)  light (not b-tagged) jets        "
+    slot  20        MET
+
+(the counts are a :class:`SlotLayout`; photons and objects beyond a type's count are dropped).
+
+================  ================  ==================================================
+field             shape / dtype     meaning
+================  ================  ==================================================
+x                 [B, S, 11] f32    log(1 + E/GeV), eta, sin phi, cos phi,
+                                    log(1 + m/GeV), charge, one-hot of the 5 slot types
+                                    (lepton, tau, b-jet, light jet, MET); 0 in empty slots
+mask              [B, S] bool       slot holds an object
+slot_type         [B, S] int64      slot type of each slot (:data:`SLOT_TYPES` index)
+labels            [B] int64         process / task label, or the pretext label
+weights           [B] f32           per-event training weight
+event_id          [B] int64         store event id
+multilabels       [B, L] | None     SPEC §4 labels when read
+replaced          [B] int64 | None  object replacement: the slot now holding the donor's
+                                    object, -1 for none (:class:`ObjectReplacement`)
+================  ================  ==================================================
+
+MET has eta = 0 and E = its pT. The mass is ``sqrt(max(E^2 - (pT cosh eta)^2, 0))``: 0
+for the massless nodes of the paper representations. log(1 + .) keeps empty and
+massless slots finite (the paper's "log of E and mass").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ._arrays import counts_to_offsets
+from .errors import HepfmError
+from .graph import BTAG, CHARGE, ENERGY, ETA, N_NODE_FEATURES, PHI, PT, TYPE
+
+__all__ = ["SLOT_TYPES", "PRETEXT_CLASSES", "SlotLayout", "SlotBatch", "SlotTransform", "slot_arrays", "ObjectReplacement",
+           "N_SLOT_FEATURES"]
+
+#: slot types, in slot order (the index is ``slot_type`` and the one-hot position)
+SLOT_TYPES = ("lepton", "tau", "bjet", "light", "met")
+#: the object-replacement label: which slot type was replaced, or none (SPEC §7.3)
+PRETEXT_CLASSES = (*SLOT_TYPES, "none")
+NONE_CLASS = len(SLOT_TYPES)
+#: features per slot: log E, eta, sin phi, cos phi, log m, charge, one-hot(5)
+N_SLOT_FEATURES = 6 + len(SLOT_TYPES)
+LOG_E, S_ETA, SIN_PHI, COS_PHI, LOG_M, S_CHARGE = range(6)
+
+
+@dataclass(frozen=True)
+class SlotLayout:
+    """Slots per type (SPEC §7.3 defaults: 4 leptons, 4 τ, 4 b-jets, 8 light jets, 1 MET) and the
+    graph node types that feed them (catalog ``graph.object_types`` + τ = 5)."""
+
+    n_lepton: int = 4
+    n_tau: int = 4
+    n_bjet: int = 4
+    n_light: int = 8
+    n_met: int = 1
+    jet_type: int = 0
+    lepton_types: tuple[int, ...] = (1, 2)  # electron, muon
+    met_type: int = 4
+    tau_type: int = 5
+
+    def __post_init__(self):
+        for name, n in zip(SLOT_TYPES, self.counts):
+            if n < 0 or (name == "met" and n not in (0, 1)):
+                raise HepfmError(f"SlotLayout: n_{name} = {n} (counts are >= 0; MET has 0 or 1 slot)")
+        if self.n_slots == 0:
+            raise HepfmError("SlotLayout: every count is 0")
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        return (self.n_lepton, self.n_tau, self.n_bjet, self.n_light, self.n_met)
+
+    @property
+    def n_slots(self) -> int:
+        return sum(self.counts)
+
+    @property
+    def starts(self) -> np.ndarray:
+        """[5] first slot of each type."""
+        return counts_to_offsets(np.asarray(self.counts, np.int64))[:-1]
+
+    @property
+    def slot_types(self) -> np.ndarray:
+        """[S] int64 slot type of every slot."""
+        return np.repeat(np.arange(len(SLOT_TYPES), dtype=np.int64), self.counts)
+
+    def node_slot_type(self, nodes: np.ndarray) -> np.ndarray:
+        """[N] int64 slot type of each packed node, -1 for nodes no slot takes (photons, unknown types)."""
+        kind = np.rint(nodes[:, TYPE]).astype(np.int64)
+        out = np.full(kind.shape, -1, np.int64)
+        out[np.isin(kind, self.lepton_types)] = 0
+        out[kind == self.tau_type] = 1
+        jet = kind == self.jet_type
+        out[jet & (nodes[:, BTAG] > 0.5)] = 2
+        out[jet & (nodes[:, BTAG] <= 0.5)] = 3
+        out[kind == self.met_type] = 4
+        return out
+
+
+def slot_arrays(nodes: np.ndarray, offsets: np.ndarray, layout: SlotLayout = SlotLayout()
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(x [B, S, 11] float32, mask [B, S] bool) of packed ``nodes`` [N, 7] with event ``offsets`` [B+1].
+
+    Vectorised: each node's (event, slot type, rank by descending pT) is computed by one
+    stable lexsort; nodes whose rank is below the type's count are scattered into slots.
+    Ties in pT keep the stored node order.
+    """
+    nodes = np.asarray(nodes)
+    offsets = np.asarray(offsets, np.int64)
+    if nodes.ndim != 2 or nodes.shape[1] != N_NODE_FEATURES:
+        raise HepfmError(f"slot_arrays: nodes must have shape [N, {N_NODE_FEATURES}], got {nodes.shape}")
+    if offsets.ndim != 1 or offsets.shape[0] < 1 or offsets[0] != 0 or offsets[-1] != nodes.shape[0] \
+            or (np.diff(offsets) < 0).any():
+        raise HepfmError(f"slot_arrays: offsets must rise from 0 to the {nodes.shape[0]} nodes")
+    b, s = offsets.shape[0] - 1, layout.n_slots
+    x = np.zeros((b, s, N_SLOT_FEATURES), np.float32)
+    mask = np.zeros((b, s), bool)
+    event = np.repeat(np.arange(b, dtype=np.int64), np.diff(offsets))
+    stype = layout.node_slot_type(nodes)
+    keep = stype >= 0
+    pt = nodes[:, PT].astype(np.float64)
+    order = np.lexsort((-pt, stype, event))  # last key first: event, then type, then pT descending
+    order = order[keep[order]]
+    ev, st = event[order], stype[order]
+    group_start = np.r_[True, (ev[1:] != ev[:-1]) | (st[1:] != st[:-1])] if order.size else np.zeros(0, bool)
+    first = np.maximum.accumulate(np.where(group_start, np.arange(order.size), 0)) if order.size else order
+    rank = np.arange(order.size) - first
+    counts = np.asarray(layout.counts, np.int64)
+    inside = rank < counts[st]
+    order, ev, st, rank = order[inside], ev[inside], st[inside], rank[inside]
+    slot = layout.starts[st] + rank
+    n = nodes[order].astype(np.float64)
+    is_met = st == SLOT_TYPES.index("met")
+    eta = np.where(is_met, 0.0, n[:, ETA])
+    energy = np.where(is_met, n[:, PT], n[:, ENERGY])
+    p = n[:, PT] * np.cosh(eta)
+    mass = np.sqrt(np.clip(energy * energy - p * p, 0.0, None))
+    feats = np.zeros((order.size, N_SLOT_FEATURES), np.float64)
+    feats[:, LOG_E] = np.log1p(np.clip(energy, 0.0, None))
+    feats[:, S_ETA] = eta
+    feats[:, SIN_PHI] = np.sin(n[:, PHI])
+    feats[:, COS_PHI] = np.cos(n[:, PHI])
+    feats[:, LOG_M] = np.log1p(mass)
+    feats[:, S_CHARGE] = np.where((st == 0) | (st == 1), n[:, CHARGE], 0.0)
+    feats[np.arange(order.size), 6 + st] = 1.0
+    x[ev, slot] = feats
+    mask[ev, slot] = True
+    return x, mask
+
+
+def slot_pt(x: np.ndarray) -> np.ndarray:
+    """pT (GeV) of slot features ``x`` [..., 11]: sqrt(E^2 - m^2) / cosh eta (the ordering key)."""
+    e, m = np.expm1(x[..., LOG_E].astype(np.float64)), np.expm1(x[..., LOG_M].astype(np.float64))
+    return np.sqrt(np.clip(e * e - m * m, 0.0, None)) / np.cosh(x[..., S_ETA].astype(np.float64))
+
+
+@dataclass
+class SlotBatch:
+    """``B`` events as typed slots (shapes in the module docstring)."""
+
+    x: torch.Tensor
+    mask: torch.Tensor
+    slot_type: torch.Tensor
+    labels: torch.Tensor
+    weights: torch.Tensor
+    event_id: torch.Tensor
+    multilabels: torch.Tensor | None = None
+    replaced: torch.Tensor | None = None
+
+    @property
+    def n_graph(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def graph_mask(self) -> torch.Tensor:
+        """[B] bool, all True (slot batches have no padding events; the training engine reads it)."""
+        return torch.ones(self.x.shape[0], dtype=torch.bool, device=self.x.device)
+
+    @property
+    def device(self) -> torch.device:
+        return self.x.device
+
+    def to(self, device, non_blocking: bool = False) -> SlotBatch:
+        return dataclasses.replace(self, **{
+            f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
+            for f in dataclasses.fields(self) if isinstance(getattr(self, f.name), torch.Tensor)})
+
+    def pin_memory(self) -> SlotBatch:
+        return dataclasses.replace(self, **{
+            f.name: getattr(self, f.name).pin_memory()
+            for f in dataclasses.fields(self) if isinstance(getattr(self, f.name), torch.Tensor)})
+
+    @classmethod
+    def from_nodes(cls, nodes: np.ndarray, n_node: np.ndarray, labels: np.ndarray, weights: np.ndarray,
+                   event_id: np.ndarray, multilabels: np.ndarray | None = None,
+                   layout: SlotLayout = SlotLayout()) -> SlotBatch:
+        """Slots of packed numpy ``nodes`` [N, 7] with ``n_node`` [B] (see :func:`slot_arrays`)."""
+        x, mask = slot_arrays(nodes, counts_to_offsets(np.asarray(n_node, np.int64)), layout)
+        b = x.shape[0]
+        return cls(torch.from_numpy(x), torch.from_numpy(mask),
+                   torch.from_numpy(np.ascontiguousarray(np.broadcast_to(layout.slot_types, (b, layout.n_slots)))),
+                   torch.as_tensor(np.asarray(labels, np.int64)), torch.as_tensor(np.asarray(weights, np.float32)),
+                   torch.as_tensor(np.asarray(event_id, np.int64)),
+                   None if multilabels is None else torch.as_tensor(np.asarray(multilabels)))
+
+    @classmethod
+    def from_host(cls, host, layout: SlotLayout = SlotLayout()) -> SlotBatch:
+        """Slots of a :class:`~hepfm_data.loader.batch.HostBatch` (CPU tensors)."""
+        return cls.from_nodes(host.nodes.numpy(), host.n_node.numpy(), host.labels.numpy(), host.weights.numpy(),
+                              host.event_id.numpy(), None if host.multilabels is None else host.multilabels.numpy(),
+                              layout)
+
+    def select(self, idx: torch.Tensor) -> SlotBatch:
+        """Events ``idx`` [b] (int), in that order."""
+        return dataclasses.replace(self, **{
+            f.name: getattr(self, f.name)[idx]
+            for f in dataclasses.fields(self) if isinstance(getattr(self, f.name), torch.Tensor)})
+
+    @classmethod
+    def concat(cls, batches: list[SlotBatch]) -> SlotBatch:
+        if not batches:
+            raise HepfmError("SlotBatch.concat: no batches")
+        out = {}
+        for f in dataclasses.fields(cls):
+            parts = [getattr(b, f.name) for b in batches]
+            out[f.name] = None if any(p is None for p in parts) else torch.cat(parts)
+        return cls(**out)
+
+
+@dataclass(frozen=True)
+class ObjectReplacement:
+    """The object-replacement pretext task (Kishimoto et al., SPEC §7.3) on slot arrays.
+
+    Per event: with probability ``p_none`` nothing changes (label ``none``); otherwise a slot
+    type is drawn uniformly from ``types`` and one object of that type (uniform among the
+    event's filled slots of the type) is replaced by an object of the same type (uniform
+    among the filled slots) of another event of the batch (uniform among those having one).
+    The type block is then re-sorted by pT, so the slot order gives nothing away
+    (``resort=False`` keeps the donor in the replaced slot).
+
+    ``empty`` — when the drawn type has no object in the event, or no other event of the batch
+    has one: ``"redraw"`` draws among the types that are possible for this event (label
+    ``none`` when there are none); ``"none"`` leaves the event unchanged with label ``none``.
+
+    ``labels`` become the :data:`PRETEXT_CLASSES` index (6 classes); ``replaced`` the slot
+    holding the donor's object (-1 for none). All draws come from ``rng`` (the loader seeds it
+    from (seed, epoch, rank, batch)), vectorised over the batch.
+    """
+
+    p_none: float = 1.0 / len(PRETEXT_CLASSES)
+    types: tuple[str, ...] = SLOT_TYPES
+    empty: str = "redraw"
+    resort: bool = True
+
+    def __post_init__(self):
+        if not 0.0 <= self.p_none <= 1.0:
+            raise HepfmError(f"ObjectReplacement: p_none = {self.p_none} is not a probability")
+        bad = [t for t in self.types if t not in SLOT_TYPES]
+        if bad or not self.types:
+            raise HepfmError(f"ObjectReplacement: types {list(self.types)}: each one of {SLOT_TYPES}")
+        if self.empty not in ("redraw", "none"):
+            raise HepfmError(f"ObjectReplacement: empty must be 'redraw' or 'none', got {self.empty!r}")
+
+    def arrays(self, x: np.ndarray, mask: np.ndarray, slot_type: np.ndarray, rng: np.random.Generator
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(new x, new mask, label [B] int64, replaced slot [B] int64) of ``x`` [B, S, F], ``mask`` [B, S],
+        ``slot_type`` [S]; inputs are not modified."""
+        b, s = mask.shape
+        n_types = len(SLOT_TYPES)
+        allowed = np.isin(np.arange(n_types), [SLOT_TYPES.index(t) for t in self.types])
+        onehot = slot_type[None, :] == np.arange(n_types)[:, None]  # [T, S]
+        filled = (mask[:, None, :] & onehot[None]).sum(-1)  # [B, T] objects per type
+        holders = (filled > 0).sum(0)  # [T] events having the type
+        # a donor exists for event i and type t when another event has that type
+        possible = (filled > 0) & ((holders[None, :] - (filled > 0)) > 0) & allowed[None, :]
+        u_none, u_type, u_slot, u_donor, u_dslot = (rng.random(b) for _ in range(5))
+        draw_none = u_none < self.p_none
+        if self.empty == "redraw":
+            n_poss = possible.sum(1)
+            k = np.minimum((u_type * n_poss).astype(np.int64), np.maximum(n_poss - 1, 0))
+            cum = np.cumsum(possible, 1)
+            t = np.argmax(cum > k[:, None], axis=1)
+            ok = ~draw_none & (n_poss > 0)
+        else:
+            choices = np.flatnonzero(allowed)
+            t = choices[np.minimum((u_type * choices.size).astype(np.int64), choices.size - 1)]
+            ok = ~draw_none & possible[np.arange(b), t]
+        label = np.where(ok, t, NONE_CLASS).astype(np.int64)
+        replaced = np.full(b, -1, np.int64)
+        x, mask = x.copy(), mask.copy()
+        rows = np.flatnonzero(ok)
+        if rows.size == 0:
+            return x, mask, label, replaced
+        tt = t[rows]
+        starts = np.r_[0, np.cumsum(onehot.sum(1))][:-1]
+        # the replaced object: the j-th filled slot of the type (slots are filled from the block start)
+        nf = filled[rows, tt]
+        slot = starts[tt] + np.minimum((u_slot[rows] * nf).astype(np.int64), nf - 1)
+        # the donor: uniform among the other events holding the type (a loop over types, not events)
+        donor = np.empty(rows.size, np.int64)
+        for typ in np.unique(tt):
+            sel = tt == typ
+            holders_t = np.flatnonzero(filled[:, typ] > 0)  # includes each replaced event itself
+            own = np.searchsorted(holders_t, rows[sel])
+            kd = np.minimum((u_donor[rows[sel]] * (holders_t.size - 1)).astype(np.int64), holders_t.size - 2)
+            donor[sel] = holders_t[kd + (kd >= own)]
+        nfd = filled[donor, tt]
+        dslot = starts[tt] + np.minimum((u_dslot[rows] * nfd).astype(np.int64), nfd - 1)
+        x[rows, slot] = x[donor, dslot]
+        replaced[rows] = slot
+        if self.resort:
+            x, replaced = _resort(x, mask, slot_type, rows, tt, starts, onehot.sum(1), replaced)
+        return x, mask, label, replaced
+
+    def __call__(self, batch: SlotBatch, rng: np.random.Generator) -> SlotBatch:
+        """The pretext batch of ``batch`` (CPU tensors): labels = replaced type or none."""
+        if batch.n_graph == 0:
+            return dataclasses.replace(batch, replaced=torch.zeros(0, dtype=torch.int64))
+        x, mask, label, replaced = self.arrays(batch.x.numpy(), batch.mask.numpy(), batch.slot_type[0].numpy(), rng)
+        return dataclasses.replace(batch, x=torch.from_numpy(x), mask=torch.from_numpy(mask),
+                                   labels=torch.from_numpy(label), replaced=torch.from_numpy(replaced))
+
+
+def _resort(x, mask, slot_type, rows, tt, starts, counts, replaced):
+    """Re-sort the replaced type block of events ``rows`` by descending pT (filled slots first,
+    ties in stored order); returns (x, replaced) with ``replaced`` following the donor's object."""
+    width = int(counts[tt].max())
+    j = np.arange(width)[None, :]
+    valid = j < counts[tt][:, None]  # [r, W]
+    cols = starts[tt][:, None] + np.where(valid, j, 0)
+    r = rows[:, None]
+    key = np.where(valid & mask[r, cols], slot_pt(x[r, cols]), -np.inf)
+    order = np.argsort(-key, axis=1, kind="stable")  # a block's valid positions come first
+    block = np.take_along_axis(x[r, cols], order[..., None], 1)
+    for k in range(width):  # at most the largest type count: a loop over slots, not events
+        sel = valid[:, k]
+        x[rows[sel], cols[sel, k]] = block[sel, k]
+    replaced = replaced.copy()
+    replaced[rows] = starts[tt] + np.argmax(order == (replaced[rows] - starts[tt])[:, None], axis=1)
+    return x, replaced
+
+
+@dataclass(frozen=True)
+class SlotTransform:
+    """The loader's ``transform(host, rng)`` hook for slots: a HostBatch -> :class:`SlotBatch`
+    (in the DataLoader worker), then the ``pretext`` task (e.g. :class:`ObjectReplacement`) when given::
+
+        make_loader(stores, representation="paper_taus", augment=Compose(RotatePhi(), FlipEta(), BoostZ()),
+                    transform=SlotTransform(pretext=ObjectReplacement()))
+
+    Augmentations act on the packed nodes before the slots are built (boosts recompute E and eta;
+    MET is untouched)."""
+
+    layout: SlotLayout = SlotLayout()
+    pretext: ObjectReplacement | None = None
+
+    def __call__(self, host, rng: np.random.Generator) -> SlotBatch:
+        batch = SlotBatch.from_host(host, self.layout)
+        return batch if self.pretext is None else self.pretext(batch, rng)
