@@ -62,7 +62,7 @@ def test_cli_catalog_table_and_entry(capsys):
     """`hepfm-data catalog` lists 12 + 4 processes and 5 tasks; NAME shows one entry."""
     assert main(["catalog"]) == 0
     out = capsys.readouterr().out
-    assert "12 pretraining, 4 evaluation" in out and "Tasks (5)" in out
+    assert "12 pretraining, 4 evaluation," in out and "Tasks (5 of the paper," in out
     for name in ("ggF_H", "tttt", "ttH_cp_odd", "stop_vs_ttH"):
         assert name in out
     assert main(["catalog", "ttW"]) == 0
@@ -87,7 +87,7 @@ def test_console_script_installed():
     """The `hepfm-data` entry point is installed and runs in a fresh process."""
     exe = [sys.executable, "-m", "hepfm_data.cli", "catalog"]
     res = subprocess.run(exe, capture_output=True, text=True, check=True)
-    assert "Processes (12 pretraining, 4 evaluation)" in res.stdout
+    assert "Processes (12 pretraining, 4 evaluation," in res.stdout
 
 
 def test_public_api_resolves():

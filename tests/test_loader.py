@@ -151,6 +151,37 @@ def test_resume_mid_epoch_is_exact(stores, workers):
     assert [b.event_id.tolist() for b in head] + epoch_ids(first) == [e[0] for e in epoch2]
 
 
+def _late_worker(worker_id: int) -> None:
+    if worker_id == 1:
+        import time
+
+        time.sleep(1.5)  # starts after the main process has received worker 0's first batches
+
+
+def test_a_worker_that_starts_late_still_starts_at_the_iterations_beginning(stores):
+    """The main process moves the shared position with every batch it receives; a DataLoader
+    worker that begins after that (a loaded machine) must still begin where the iteration began,
+    not skip the batches the other worker already delivered: the same batches as without workers,
+    also when resumed mid-epoch (the regression of a flaky CI failure)."""
+    from torch.utils.data import DataLoader
+
+    from hepfm_data.loader import StreamingLoader
+
+    kw = dict(batch_size=16, seed=11, **FAST)
+    two = [b.event_id.tolist() for b in make_loader(urls(stores), device="cpu", num_workers=2, **kw)]
+    for resume in (0, 3):
+        ds = StreamingDataset(urls(stores), build_edges=False, **kw)
+        ds.num_workers = 2
+        if resume:
+            ds.load_state_dict({**ds.state_dict(), "consumed": resume})
+        loader = StreamingLoader(ds, DataLoader(ds, batch_size=None, num_workers=2, worker_init_fn=_late_worker),
+                                 torch.device("cpu"))
+        got = [b.event_id.tolist() for b in loader]
+        assert got == two[resume:]
+    ids = [e for b in two for e in b]
+    assert len(ids) == len(set(ids)) == sum(len(store_events(u)) for u in urls(stores))
+
+
 def test_resume_refuses_another_configuration(stores):
     """A state from other settings is refused with the reason; one from another worker count
     resumes the rest of the epoch (elastic), every remaining event once."""

@@ -22,9 +22,12 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 def format_catalog(cat: Catalog) -> str:
     rows = [[p.index, p.name, p.role, p.fidelity, f"{p.paper_events:,}", p.upstream_name] for p in cat.processes]
-    out = [f"Processes ({len(cat.pretraining)} pretraining, {len(cat.evaluation)} evaluation) - {cat.source}",
+    study = {p.name for p in cat.processes if p.role == "study"}
+    n_paper = sum(1 for t in cat.tasks if not study & set(t.classes))
+    out = [f"Processes ({len(cat.pretraining)} pretraining, {len(cat.evaluation)} evaluation, {len(study)} of "
+           f"related studies) - {cat.source}",
            _table(rows, ["idx", "name", "role", "fidelity", "paper events", "upstream"]), "",
-           f"Tasks ({len(cat.tasks)})",
+           f"Tasks ({n_paper} of the paper, {len(cat.tasks) - n_paper} of related studies)",
            _table([[t.name, t.classes[0], t.classes[1]] for t in cat.tasks], ["task", "label 0", "label 1"])]
     return "\n".join(out)
 

@@ -155,8 +155,11 @@ class StreamingDataset(IterableDataset):
 
             self._cache = RemoteShards(cache_dir, cache_bytes)
         # (epoch, consumed batches, n levels, (world_size, num_workers, consumed) per earlier
-        # partition of this epoch) in shared memory: persistent DataLoader workers see updates
-        self._state = torch.zeros(3 + 3 * MAX_LEVELS, dtype=torch.int64).share_memory_()
+        # partition of this epoch) in shared memory: persistent DataLoader workers see updates.
+        # Row 0: the live position (moves with every delivered batch); row 1: where the current
+        # iteration starts — what workers read when they begin, so a worker that starts late
+        # (a loaded machine) does not see batches already delivered by the others as consumed.
+        self._state = torch.zeros((2, 3 + 3 * MAX_LEVELS), dtype=torch.int64).share_memory_()
         self._n_node: dict[tuple[int, int], np.ndarray] = {}  # non-Zarr / remote shards only
         self._plan: EpochPlan | None = None
         #: DataLoader workers the rank order is laid out for (set by make_loader)
@@ -196,26 +199,38 @@ class StreamingDataset(IterableDataset):
     # ------------------------------------------------------------------ state
     @property
     def epoch(self) -> int:
-        return int(self._state[0])
+        return int(self._state[0, 0])
 
     @property
     def consumed(self) -> int:
         """Batches of the current epoch (of its current partition) already delivered on this rank."""
-        return int(self._state[1])
+        return int(self._state[0, 1])
 
     @property
     def levels(self) -> list[list[int]]:
         """Earlier partitions of the current epoch: [[world_size, num_workers, consumed], ...]."""
-        n = int(self._state[2])
-        return [[int(x) for x in self._state[3 + 3 * i:6 + 3 * i]] for i in range(n)]
+        return _levels(self._state[0])
 
-    def _set_state(self, epoch: int, consumed: int, levels: list | None = None) -> None:
+    def _set_state(self, epoch: int, consumed: int, levels: list | None = None, progress: bool = False) -> None:
+        """Move the position; ``progress=True``: a batch was delivered (the iteration's start stays)."""
         view = self._state.numpy()  # the shared memory itself
-        view[0], view[1] = epoch, consumed
+        view[0, 0], view[0, 1] = epoch, consumed
         if levels is not None:
-            self._state[2] = len(levels)
+            view[0, 2] = len(levels)
             for i, lv in enumerate(levels):
-                self._state[3 + 3 * i:6 + 3 * i] = torch.tensor([int(x) for x in lv])
+                view[0, 3 + 3 * i:6 + 3 * i] = [int(x) for x in lv]
+        if not progress:
+            self._begin()
+
+    def _begin(self) -> None:
+        """The next iteration starts at the live position (called before workers are (re)started)."""
+        view = self._state.numpy()
+        view[1] = view[0]
+
+    def _start(self) -> tuple[int, int, list[list[int]]]:
+        """(epoch, consumed, levels) where the current iteration starts."""
+        row = self._state[1]
+        return int(row[0]), int(row[1]), _levels(row)
 
     def set_epoch(self, epoch: int) -> None:
         """Start ``epoch`` from its beginning — unless it is the current (resumed) epoch."""
@@ -332,7 +347,9 @@ class StreamingDataset(IterableDataset):
         info = get_worker_info()
         in_main = info is None
         worker, num_workers = (0, 0) if in_main else (info.id, info.num_workers)
-        epoch, consumed, levels = self.epoch, self.consumed, self.levels
+        # workers start where the iteration started, not at the live position (which the main
+        # process moves as batches arrive, possibly before a slow worker has begun)
+        epoch, consumed, levels = (self.epoch, self.consumed, self.levels) if in_main else self._start()
         plan = self.plan(epoch)
         need = self._need()
         iv = self.intervals(epoch, levels)
@@ -380,7 +397,7 @@ class StreamingDataset(IterableDataset):
                         out = self._batch(plan, cur, w, int(bounds[x]), int(bounds[x + 1]), (level, self.rank, bid))
                         k += 1
                         if in_main:  # a DataLoader worker's copy must not move the shared state
-                            self._set_state(epoch, consumed + k)
+                            self._set_state(epoch, consumed + k, progress=True)
                             yield out
                         else:  # one pickled buffer per batch through the worker's pipe
                             yield PackedBatch.pack(out)
@@ -391,6 +408,11 @@ class StreamingDataset(IterableDataset):
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
 
+
+
+def _levels(row: torch.Tensor) -> list[list[int]]:
+    n = int(row[2])
+    return [[int(x) for x in row[3 + 3 * i:6 + 3 * i]] for i in range(n)]
 
 
 def validate_state(state: Any) -> dict[str, Any]:

@@ -32,6 +32,7 @@ class StreamingLoader:
 
     def __iter__(self) -> Iterator[Any]:
         ds = self.dataset
+        ds._begin()  # workers (re)started by iter(self.loader) begin here
         epoch, start = ds.epoch, ds.consumed
         total = ds.n_batches(epoch)
         i = 0
@@ -40,7 +41,7 @@ class StreamingLoader:
                 item = item.unpack()
             batch = ds.builder.finish(ds, item, self.device)
             i += 1
-            ds._set_state(epoch, start + i)
+            ds._set_state(epoch, start + i, progress=True)
             yield batch
         if start + i == total:
             ds._set_state(epoch + 1, 0, [])
