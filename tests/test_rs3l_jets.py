@@ -19,16 +19,15 @@ from hepfm_data.testing import build_resimulated, wide_jet_constituents
 pytest.importorskip("pythia8mc")
 
 VIEWS = ("seed", "fsr_up")
-N_EVENTS = 40
+N_EVENTS = 24
 WIDE = wide_jet_constituents()
 
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory) -> tuple[Path, dict]:
-    """rs3l_hz and rs3l_zjet, 40 events each (2 generation units), and their seed / fsr_up views."""
+    """rs3l_hz and rs3l_zjet, 24 events each (one generation unit), and their seed / fsr_up views."""
     root = tmp_path_factory.mktemp("rs3ljets")
-    urls = build_resimulated(str(root), ("rs3l_hz", "rs3l_zjet"), VIEWS, N_EVENTS, block_size=N_EVENTS // 2,
-                             events_per_shard=20)
+    urls = build_resimulated(str(root), ("rs3l_hz", "rs3l_zjet"), VIEWS, N_EVENTS, events_per_shard=12)
     return root, urls
 
 
