@@ -184,7 +184,8 @@ def pretrain(cfg: RS3LConfig, dist, nominal: dict[str, str], views: dict[str, li
             tot, n = tot + loss.item() * pairs, n + pairs
         history.append({"epoch": epoch, "loss": tot / max(n, 1), "pairs": n, "unpaired": unpaired,
                         "seconds": time.time() - t0})
-        print(f"  pretrain epoch {epoch}: NT-Xent {history[-1]['loss']:.4f} ({history[-1]['seconds']:.1f} s)")
+        print(f"  pretrain epoch {epoch}: NT-Xent {history[-1]['loss']:.4f} on {n} pairs, {unpaired} unpaired "
+              f"({history[-1]['seconds']:.1f} s)")
     out.mkdir(parents=True, exist_ok=True)
     save_file(model.state_dict(), str(path))
     return model, history

@@ -55,18 +55,24 @@ def test_match_jets_against_brute_force():
     assert near.tolist() == [0]
 
 
-def _pairs(urls: dict, workers: int, epoch: int = 0, spec=WIDE):
+def _loader(urls: dict, workers: int, epoch: int = 0, spec=WIDE):
     nominal = [urls[p]["nominal"] for p in ("rs3l_hz", "rs3l_zjet")]
     views = {urls[p]["nominal"]: [urls[p][v] for v in VIEWS] for p in ("rs3l_hz", "rs3l_zjet")}
-    ld = make_loader(nominal, batch_size=8, seed=7, num_workers=workers, device="cpu", block_size=8,
+    ld = make_loader(nominal, batch_size=8, seed=7, num_workers=workers, device="cpu", block_size=16,
                      window_blocks=1, mixing="none", builder=ConstituentPairBatcher(views, spec, names=list(VIEWS)))
     ld.set_epoch(epoch)
+    return ld, nominal, views
+
+
+def _pairs(urls: dict, workers: int, epoch: int = 0, spec=WIDE):
+    ld, nominal, views = _loader(urls, workers, epoch, spec)
     return list(ld), nominal, views
 
 
 def _jets(url: str, spec=WIDE) -> dict[tuple[int, int], np.ndarray]:
     """{(event id, jet index): points} of the selected train jets of one store (plain jet loader)."""
-    ld = make_loader([url], batch_size=64, shuffle=False, device="cpu", mixing="none", builder=ConstituentBatcher(spec))
+    ld = make_loader([url], batch_size=64, block_size=64, shuffle=False, device="cpu", mixing="none",
+                     builder=ConstituentBatcher(spec))
     return {(int(e), int(j)): p.numpy() for b in ld for e, j, p in zip(b.event_id, b.jet_index, b.points)}
 
 
@@ -85,7 +91,7 @@ def test_jet_pairs_each_nominal_jet_once_with_its_view_jet(stores):
     got = [(int(e), int(j)) for x in a for e, j in zip(x.event_id[0::2], x.jet_index[0::2])]
     unpaired = sum(int(x.unpaired) for x in a)
     assert len(got) == len(set(got)) and set(got) <= set(nom_jets) and len(got) + unpaired == len(nom_jets)
-    assert len(got) > 20
+    assert len(got) >= 12, (len(got), unpaired)
     used = set()
     for x in a:
         assert torch.equal(x.event_id[0::2], x.event_id[1::2]) and x.view[0::2].eq(-1).all()
@@ -116,7 +122,7 @@ def test_backbone_on_point_clouds_matches_packed_nodes(stores):
     from hepfm_models.rs3l import BackboneConfig, EdgeConvBackbone, pack_points
 
     _, urls = stores
-    batch = next(iter(_pairs(urls, 0)[0]))
+    batch = next(b for b in _loader(urls, 0)[0] if len(b) >= 4)
     torch.manual_seed(0)
     model = EdgeConvBackbone.for_constituents(BackboneConfig(width=16, k=8))
     z = model(batch)
@@ -136,7 +142,7 @@ def test_rs3l_recipe_tiny_on_jet_constituents(stores, tmp_path):
 
     root, _ = stores
     cfg = Path(__file__).resolve().parents[1] / "recipes" / "configs" / "rs3l_jets_tiny.yaml"
-    results = rs3l.main([str(cfg), f"--data.stores={root}", f"--out={tmp_path / 'run'}"])
+    results = rs3l.main([str(cfg), f"--data.stores={root}", f"--out={tmp_path / 'run'}", "--finetune.epochs=1"])
     assert set(results) == {"fixed", "floating", "supervised"}
     for r in results.values():
         assert set(r["rejection"]) == {"0.3", "0.5", "0.7"} and all(v >= 1 for v in r["rejection"].values())
