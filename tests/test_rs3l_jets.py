@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from hepfm_data.kernels.constituents import match_jets
-from hepfm_data.loader import ConstituentBatcher, ConstituentPairBatcher, PointCloudPairs, StreamingDataset, make_loader
+from hepfm_data.loader import ConstituentBatcher, ConstituentPairBatcher, PointCloudPairs, make_loader
 from hepfm_data.testing import build_resimulated, wide_jet_constituents
 
 pytest.importorskip("pythia8mc")
@@ -53,6 +53,18 @@ def test_match_jets_against_brute_force():
     near = match_jets(np.array([0.0]), np.array([3.1]), np.array([0, 1]), np.array([0.0]), np.array([-3.1]),
                       np.array([0, 1]))
     assert near.tolist() == [0]
+
+
+def test_bad_input_event_unit_and_point_cloud_shapes():
+    """Pairing is per jet: an ``event_jets`` representation is refused naming it; pack_points refuses an
+    [B, J, P, F] batch with a message (flatten the jets first)."""
+    from hepfm_data.errors import HepfmError
+    from hepfm_models.rs3l import pack_points
+
+    with pytest.raises(HepfmError, match="'event_jets' has unit 'event'"):
+        ConstituentPairBatcher(["a", "b"], "event_jets")
+    with pytest.raises(ValueError, match="flatten"):
+        pack_points(torch.zeros(2, 5, 100, 15), torch.zeros(2, 5, 100, dtype=torch.bool))
 
 
 def _loader(urls: dict, workers: int, epoch: int = 0, spec=WIDE):

@@ -12,8 +12,11 @@ the same bytes whatever the number of workers.
 
 Batches are :class:`ViewPairs` (a HostBatch with ``view`` [2b]: -1 for nominal events, else the
 index into ``views``) in workers, and a :class:`~hepfm_data.graph.GraphBatch` on the device (the
-contract; pairs by position). Any representation derivable from the view's record pairs the same
-way (the paper graph now; jet constituents once their representation is in the store).
+contract; pairs by position).
+
+:class:`ConstituentPairBatcher` does the same for large-R jets (``jet_constituents``): each selected
+nominal jet with the ΔR-matched selected jet of the same event in one view (its docstring says how
+jets that differ across views are paired), as :class:`PointCloudPairs`.
 """
 
 from __future__ import annotations
@@ -27,9 +30,9 @@ import torch
 
 from .._arrays import counts_to_offsets
 from ..errors import HepfmError, StoreError
-from .batch import HostBatch, gather_events, register_batch_type
 from ..kernels.constituents import match_jets
 from ..pointcloud import PointCloudBatch, PointCloudSpec
+from .batch import HostBatch, gather_events, register_batch_type
 from .builders import AUGMENT_STREAM, Block, NodeBatcher, NodeWindow, batch_rng, node_window, read_blocks
 from .constituents import ConstituentBatcher, ConstituentWindow, jet_fields
 
