@@ -68,9 +68,10 @@ def test_bad_input_event_unit_and_point_cloud_shapes():
 
 
 def _loader(urls: dict, workers: int, epoch: int = 0, spec=WIDE):
+    # windows of one block of one batch: each worker owns whole windows, so batches match across worker counts
     nominal = [urls[p]["nominal"] for p in ("rs3l_hz", "rs3l_zjet")]
     views = {urls[p]["nominal"]: [urls[p][v] for v in VIEWS] for p in ("rs3l_hz", "rs3l_zjet")}
-    ld = make_loader(nominal, batch_size=8, seed=7, num_workers=workers, device="cpu", block_size=16,
+    ld = make_loader(nominal, batch_size=8, seed=7, num_workers=workers, device="cpu", block_size=8,
                      window_blocks=1, mixing="none", builder=ConstituentPairBatcher(views, spec, names=list(VIEWS)))
     ld.set_epoch(epoch)
     return ld, nominal, views
