@@ -10,7 +10,12 @@
   nodes now, jet constituents later); the kNN is per event, vectorised (padded [B, n_max, n_max]).
 * :class:`LinearProbe` — downstream: one Linear layer to a logit on the (fixed or floating) backbone.
 
-Only :mod:`hepfm_data.graph` is imported from the data layer.
+On jet constituents (:class:`~hepfm_data.pointcloud.PointCloudBatch`, ``jet_constituents``),
+:func:`pack_points` turns the padded points + mask into packed nodes + counts and
+:meth:`EdgeConvBackbone.for_constituents` takes the 15 RS3L features as they are, with the kNN in
+their (Δη, Δφ) columns.
+
+Only the batch types (:mod:`hepfm_data.graph`, :mod:`hepfm_data.pointcloud`) are imported from the data layer.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import torch
 from torch import nn
 
 from hepfm_data.graph import ETA, PHI, GraphBatch
+from hepfm_data.pointcloud import CONSTITUENT_FEATURES, PointCloudBatch
 
 from .model import node_inputs
 
@@ -83,6 +89,19 @@ def knn_indices(coords: torch.Tensor, n_node: torch.Tensor, k: int, wrap_dim: in
     return torch.where(valid, start[graph][:, None] + idx, self_index), valid
 
 
+#: columns of (Δη, Δφ) to the jet axis among the 15 constituent features (the kNN coordinates)
+DETA_DPHI = (CONSTITUENT_FEATURES.index("deta"), CONSTITUENT_FEATURES.index("dphi"))
+
+
+def pack_points(points: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Padded point clouds ``points`` [B, P, F] with ``mask`` [B, P] (True: real) -> (``nodes`` [N, F],
+    ``n_node`` [B]): the real points of each cloud in their order, clouds in batch order."""
+    if points.dim() != 3 or mask.shape != points.shape[:2]:
+        raise ValueError(f"pack_points: points {tuple(points.shape)} must be [B, P, F] with mask [B, P], "
+                         f"got mask {tuple(mask.shape)} (event_jets batches: one cloud per jet, flatten B x J first)")
+    return points[mask], mask.sum(1)
+
+
 @dataclass
 class BackboneConfig:
     """Widths of :class:`EdgeConvBackbone`; ``k`` = 24 and ``n_iter`` = 3 as in the paper."""
@@ -119,6 +138,12 @@ class EdgeConvBackbone(nn.Module):
         self.norm = nn.LayerNorm(c.width)
         self.out = _mlp(c.width, c.width, c.n_out)
 
+    @classmethod
+    def for_constituents(cls, config: BackboneConfig | None = None) -> EdgeConvBackbone:
+        """The backbone on ``jet_constituents``: the 15 RS3L features as inputs (not normalised, as in the
+        paper), kNN in (Δη, Δφ)."""
+        return cls(config, n_in=len(CONSTITUENT_FEATURES), inputs=nn.Identity(), coords=DETA_DPHI)
+
     def forward_points(self, nodes: torch.Tensor, n_node: torch.Tensor) -> torch.Tensor:
         """``nodes`` [N, F] raw features, ``n_node`` [B] -> [B, n_out]."""
         h = self.embed(self.inputs(nodes))
@@ -133,8 +158,10 @@ class EdgeConvBackbone(nn.Module):
         graph = torch.repeat_interleave(torch.arange(n_node.shape[0], device=nodes.device), n_node)
         return per_node.new_zeros(n_node.shape[0], per_node.shape[1]).index_add_(0, graph, per_node)
 
-    def forward(self, g: GraphBatch) -> torch.Tensor:
-        """A GraphBatch (edges unused) -> [B, n_out] embeddings."""
+    def forward(self, g: GraphBatch | PointCloudBatch) -> torch.Tensor:
+        """A GraphBatch (edges unused; B events) or a ``jet_constituents`` PointCloudBatch (B jets) -> [B, n_out]."""
+        if isinstance(g, PointCloudBatch):
+            return self.forward_points(*pack_points(g.points, g.mask))
         return self.forward_points(g.nodes, g.n_node)
 
 
@@ -149,7 +176,7 @@ class LinearProbe(nn.Module):
             for p in self.backbone.parameters():
                 p.requires_grad_(False)
 
-    def forward(self, g: GraphBatch) -> torch.Tensor:
+    def forward(self, g: GraphBatch | PointCloudBatch) -> torch.Tensor:
         if self.fixed:
             with torch.no_grad():
                 z = self.backbone(g)

@@ -4,11 +4,21 @@
     hepfm-data build ttbar --generate 20000 --keep-hard-process --out stores
     hepfm-data resimulate stores/ZH --views seed,fsr_up,fsr_down,vincia,lund_z
     hepfm-data resimulate stores/ttbar --views seed,fsr_up,fsr_down,vincia,lund_z
+    python recipes/rs3l.py recipes/configs/rs3l_paper.yaml --out=runs/rs3l_paper
+
+On jet constituents (the paper's setting; ``input: jet_constituents``, recipes/configs/rs3l.yaml):
+
+    hepfm-data build rs3l_hz --generate 100000 --keep-hard-process --out stores
+    hepfm-data build rs3l_zjet --generate 100000 --keep-hard-process --out stores
+    hepfm-data resimulate stores/rs3l_hz --views seed,fsr_up,fsr_down,vincia,lund_z
+    hepfm-data resimulate stores/rs3l_zjet --views seed,fsr_up,fsr_down,vincia,lund_z
     python recipes/rs3l.py recipes/configs/rs3l.yaml --out=runs/rs3l
 
-1. Pretraining: the EdgeConv backbone (``hepfm_models.rs3l``) on batches of nominal events each
-   paired with one of its views drawn at random (``ViewPairBatcher``), NT-Xent loss (temperature
-   0.1); no labels are used.
+1. Pretraining: the EdgeConv backbone (``hepfm_models.rs3l``) on batches of nominal events
+   (``input: paper``; ``ViewPairBatcher``) or selected large-R jets (``input: jet_constituents``;
+   ``ConstituentPairBatcher``: each nominal jet with the ΔR-matched jet of the same event in one view,
+   jets without a match counted as ``unpaired`` in the history) each paired with one of its views
+   drawn at random, NT-Xent loss (temperature 0.1); no labels are used.
 2. Downstream (signal vs background, labels from the process): one Linear layer to a logit on the
    backbone, ``fixed`` (pretrained backbone frozen), ``floating`` (pretrained, all trained) and
    ``supervised`` (same network from scratch).
@@ -17,10 +27,11 @@
    events and on each view type (the same events re-simulated). Writes ``results.json``,
    ``results.md`` and ``rs3l.png``; the pretrained backbone is reused on a re-run.
 
-Stand-in (until the ``jet_constituents`` representation lands): the paper classifies large-R jets
-from their constituents (H -> bb̄ vs QCD); this recipe runs on the paper's event graph of two
-generated processes (default ZH, which contains H -> bb̄, vs tt̄). The backbone takes any packed
-point set, so switching ``representation`` is the only change needed then.
+``input: jet_constituents`` classifies large-R jets from their 15 constituent features (H -> bb̄
+jets of rs3l_hz vs QCD jets of rs3l_zjet, labels from the process), kNN in (Δη, Δφ); ``cuts``
+overrides the representation's jet cuts (the tiny test config relaxes |η| < 0.1). ``input: paper``
+runs on the paper's event graph of two generated processes (ZH vs tt̄). Stand-ins: the views'
+"another generator" is Vincia / Lund-string variations (Herwig 7 is not installable here).
 """
 
 from __future__ import annotations
@@ -63,10 +74,15 @@ class BackboneSection:
     n_out: int = 8
 
 
+INPUTS = ("paper", "jet_constituents")
+
+
 @dataclass
 class RS3LConfig:
     signal: str = "ZH"
     background: str = "ttbar"
+    input: str = "paper"  # "paper" (event graph) | "jet_constituents" (large-R jets)
+    cuts: dict = field(default_factory=dict)  # jet_constituents: overrides of pt_min / abs_eta_max / mass_min
     views: list[str] = field(default_factory=lambda: ["seed", "fsr_up", "fsr_down", "vincia", "lund_z"])
     variants: list[str] = field(default_factory=lambda: list(VARIANTS))
     data: DataConfig = field(default_factory=DataConfig)
@@ -100,9 +116,41 @@ def _urls(cfg: RS3LConfig) -> tuple[dict[str, str], dict[str, list[str]]]:
     return nominal, views
 
 
+def _jets(cfg: RS3LConfig) -> bool:
+    return cfg.input == "jet_constituents"
+
+
+def _spec(cfg: RS3LConfig):
+    """The point-cloud representation of ``input: jet_constituents`` with the config's ``cuts``."""
+    import dataclasses
+
+    from hepfm_data.pointcloud import get_point_cloud
+
+    if not isinstance(cfg.cuts, dict):
+        raise ConfigError(f"cuts: expected a mapping, got {cfg.cuts!r}")
+    known = {"pt_min", "abs_eta_max", "mass_min", "max_constituents"}
+    bad = sorted(set(cfg.cuts) - known)
+    if bad:
+        raise ConfigError(f"cuts: unknown {bad}; known: {sorted(known)}")
+    spec = get_point_cloud("jet_constituents")
+    return dataclasses.replace(spec, name=f"{spec.name}_custom", **cfg.cuts) if cfg.cuts else spec
+
+
+def _builder(cfg: RS3LConfig, views: dict[str, list[str]] | None = None):
+    """The loader's batch builder: pairs (``views`` given) or single examples, for the config's input."""
+    from hepfm_data.loader import ConstituentBatcher, ConstituentPairBatcher, ViewPairBatcher
+
+    if _jets(cfg):
+        spec = _spec(cfg)
+        return ConstituentBatcher(spec) if views is None else ConstituentPairBatcher(views, spec, names=cfg.views)
+    return None if views is None else ViewPairBatcher(views, names=cfg.views)
+
+
 def _backbone(cfg: RS3LConfig, seed: int) -> EdgeConvBackbone:
     torch.manual_seed(seed)
     b = cfg.backbone
+    if _jets(cfg):
+        return EdgeConvBackbone.for_constituents(BackboneConfig(width=b.width, k=b.k, n_iter=b.n_iter, n_out=b.n_out))
     n_types = len(catalog_of(cfg.data).graph.object_types)
     return EdgeConvBackbone(BackboneConfig(n_types=n_types, width=b.width, k=b.k, n_iter=b.n_iter, n_out=b.n_out))
 
@@ -111,42 +159,52 @@ def pretrain(cfg: RS3LConfig, dist, nominal: dict[str, str], views: dict[str, li
     """Contrastive pretraining (NT-Xent on nominal/view pairs) -> the backbone; reused when saved."""
     from safetensors.torch import load_file, save_file
 
-    from hepfm_data.loader import ViewPairBatcher
-
     model = _backbone(cfg, cfg.seed).to(dist.device)
     path = out / "backbone.safetensors"
     if path.exists():
         model.load_state_dict(load_file(str(path)))
         return model, []
     loader = stream(list(nominal.values()), "train", cfg.data, dist, labels={cfg.signal: 1, cfg.background: 0},
-                    seed=cfg.seed, mixing="none", builder=ViewPairBatcher(views, names=cfg.views))
+                    seed=cfg.seed, mixing="none", builder=_builder(cfg, views))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.pretrain.lr)
     history = []
     for epoch in range(cfg.pretrain.epochs):
         loader.set_epoch(epoch)
-        t0, tot, n = time.time(), 0.0, 0
+        t0, tot, n, unpaired = time.time(), 0.0, 0, 0
         for batch in loader:
+            unpaired += int(batch.unpaired.sum()) if getattr(batch, "unpaired", None) is not None else 0
+            pairs = _size(batch) // 2
+            if pairs < 2:  # no negatives (a jet batch may hold 0 or 1 selected jets)
+                continue
             z = model(batch)
             loss = nt_xent(z[0::2], z[1::2], cfg.pretrain.temperature)
             opt.zero_grad()
             loss.backward()
             opt.step()
-            pairs = len(batch.n_node) // 2
             tot, n = tot + loss.item() * pairs, n + pairs
-        history.append({"epoch": epoch, "loss": tot / max(n, 1), "seconds": time.time() - t0})
-        print(f"  pretrain epoch {epoch}: NT-Xent {history[-1]['loss']:.4f} ({history[-1]['seconds']:.1f} s)")
+        history.append({"epoch": epoch, "loss": tot / max(n, 1), "pairs": n, "unpaired": unpaired,
+                        "seconds": time.time() - t0})
+        print(f"  pretrain epoch {epoch}: NT-Xent {history[-1]['loss']:.4f} on {n} pairs, {unpaired} unpaired "
+              f"({history[-1]['seconds']:.1f} s)")
     out.mkdir(parents=True, exist_ok=True)
     save_file(model.state_dict(), str(path))
     return model, history
 
 
+def _size(batch) -> int:
+    """Examples in a batch: events of a GraphBatch, jets of a PointCloudBatch."""
+    return len(batch.labels)
+
+
 def _scores(model, stores: list[str], cfg: RS3LConfig, dist, split: str = "test"):
     loader = stream(stores, split, cfg.data, dist, labels={cfg.signal: 1, cfg.background: 0}, seed=0,
-                    shuffle=False, mixing="none")
+                    shuffle=False, mixing="none", builder=_builder(cfg))
     model.eval()
     scores, labels, ids = [], [], []
     with torch.no_grad():
         for batch in loader:
+            if _size(batch) == 0:
+                continue
             scores.append(torch.sigmoid(model(batch)).cpu())
             labels.append(batch.labels.cpu())
             ids.append(batch.event_id.cpu())
@@ -163,10 +221,12 @@ def finetune(cfg: RS3LConfig, dist, variant: str, pretrained: EdgeConvBackbone, 
     model = LinearProbe(backbone, fixed=(variant == "fixed")).to(dist.device)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.finetune.lr)
     loader = stream(list(nominal.values()), "train", cfg.data, dist, labels={cfg.signal: 1, cfg.background: 0},
-                    seed=cfg.seed + 10, mixing="reweight")
+                    seed=cfg.seed + 10, mixing="reweight", builder=_builder(cfg))
     for epoch in range(cfg.finetune.epochs):
         loader.set_epoch(epoch)
         for batch in loader:
+            if _size(batch) == 0:
+                continue
             loss = torch.nn.functional.binary_cross_entropy_with_logits(
                 model(batch), batch.labels.float(), weight=batch.weights)
             opt.zero_grad()
@@ -182,7 +242,8 @@ def evaluate(cfg: RS3LConfig, dist, model, nominal: dict[str, str], views: dict[
            "n_test": int(len(s))}
     for k, name in enumerate(cfg.views):
         sv, yv, iv = _scores(model, [views[u][k] for u in nominal.values()], cfg, dist)
-        if not torch.equal(torch.sort(iv).values, torch.sort(ids).values):
+        # events pair 1:1 (paper); a view selects its own jets, so jets only share the events' split
+        if not _jets(cfg) and not torch.equal(torch.sort(iv).values, torch.sort(ids).values):
             raise ConfigError(f"view {name!r}: its test events differ from the nominal ones (rebuild the views)")
         out["wasserstein"][name] = wasserstein_1d(s, sv)
     return out
@@ -226,6 +287,8 @@ def main(argv: list[str] | None = None) -> dict:
     bad = [v for v in cfg.variants if v not in VARIANTS]
     if bad:
         raise ConfigError(f"variants: unknown {bad}; known: {list(VARIANTS)}")
+    if cfg.input not in INPUTS:
+        raise ConfigError(f"input: unknown {cfg.input!r}; known: {list(INPUTS)}")
     dist = setup(cfg.device, cfg.threads, cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -242,7 +305,8 @@ def main(argv: list[str] | None = None) -> dict:
     text = table(results)
     print(text)
     write_json(out / "results.json", {"results": results, "pretrain_history": history, "signal": cfg.signal,
-                                      "background": cfg.background, "representation": "paper (event graph)"})
+                                      "background": cfg.background,
+                                      "representation": "jet_constituents" if _jets(cfg) else "paper (event graph)"})
     (out / "results.md").write_text(text)
     plot(results, out / "rs3l.png")
     return results

@@ -28,12 +28,11 @@ from hepfm_data.pointcloud import POINT_CLOUDS, PointCloudBatch, point_clouds_mi
 from hepfm_data.readers.delphes import read_delphes, write_delphes_like
 from hepfm_data.readers.particleflow import LABEL_GLUON, LABEL_HBB, LABEL_QUARK
 from hepfm_data.store import open_store
-from hepfm_data.testing import DELPHES_FILE, synthetic_events
+from hepfm_data.testing import DELPHES_FILE, synthetic_events, wide_jet_constituents
 
 N_EVENTS = 150  # per process: ~110 H->bb jets, enough for the mass-peak test
 #: jet_constituents with RS3L's pT cut relaxed in |eta| (a few hundred events hold few |eta| < 0.1 jets)
-WIDE = dataclasses.replace(POINT_CLOUDS["jet_constituents"], name="jet_constituents_wide", abs_eta_max=2.5,
-                           pt_min=300.0)
+WIDE = wide_jet_constituents()
 FAST = {"block_size": 16, "window_blocks": 3}
 
 

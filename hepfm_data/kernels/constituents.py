@@ -66,3 +66,26 @@ def pad_points(features: np.ndarray, pt: np.ndarray, offsets: np.ndarray, max_po
     points[jet_of[keep], pos[keep]] = features[order[keep]]
     mask[jet_of[keep], pos[keep]] = True
     return points, mask
+
+
+def match_jets(eta_a: np.ndarray, phi_a: np.ndarray, off_a: np.ndarray, eta_b: np.ndarray, phi_b: np.ndarray,
+               off_b: np.ndarray, dr_max: float = 0.4) -> np.ndarray:
+    """For each jet of ``a`` [Na] the index (into ``b``) of the nearest jet of ``b`` in the same event
+    (offsets ``off_a`` / ``off_b`` [n+1], same events) in ΔR = sqrt(Δη² + Δφ²) (φ wrapped, radians)
+    if ΔR < ``dr_max``, else -1. Two anti-kt R = 0.8 jets of ``a`` are > 0.8 apart, so for
+    ``dr_max`` <= 0.4 no jet of ``b`` is the match of two jets of ``a``."""
+    na, nb = np.diff(off_a), np.diff(off_b)
+    ev_a = np.repeat(np.arange(na.size), na)
+    m = nb[ev_a]  # candidates per jet of a
+    a_idx = np.repeat(np.arange(ev_a.size), m)
+    first = np.concatenate([[0], np.cumsum(m)])[:-1]
+    b_idx = np.repeat(off_b[:-1][ev_a], m) + np.arange(int(m.sum())) - np.repeat(first, m)
+    dphi = (phi_a[a_idx] - phi_b[b_idx] + np.pi) % (2 * np.pi) - np.pi
+    dr = np.hypot(eta_a[a_idx] - eta_b[b_idx], dphi)
+    out = np.full(ev_a.size, -1, np.int64)
+    if dr.size:
+        order = np.lexsort((dr, a_idx))
+        lead = order[np.concatenate([[True], a_idx[order][1:] != a_idx[order][:-1]])]
+        ok = dr[lead] < dr_max
+        out[a_idx[lead[ok]]] = b_idx[lead[ok]]
+    return out

@@ -20,9 +20,9 @@ from .builders import BatchBuilder, Block, NodeBatcher, batch_rng
 from .constituents import ConstituentBatcher
 from .dataset import LoaderStateError, StreamingDataset
 from .loader import StreamingLoader, make_loader
-from .pairs import ViewPairBatcher, ViewPairs
+from .pairs import ConstituentPairBatcher, PointCloudPairs, ViewPairBatcher, ViewPairs
 from .sampler import BatchSpec, EpochPlan, StreamSampler
 
 __all__ = ["make_loader", "StreamingLoader", "StreamingDataset", "LoaderStateError", "StreamSampler", "BatchSpec", "EpochPlan",
            "HostBatch", "register_batch_type", "BatchBuilder", "Block", "NodeBatcher", "batch_rng", "RotatePhi", "FlipEta", "BoostZ", "Compose",
-           "ViewPairBatcher", "ViewPairs", "ConstituentBatcher"]
+           "ViewPairBatcher", "ViewPairs", "ConstituentBatcher", "ConstituentPairBatcher", "PointCloudPairs"]

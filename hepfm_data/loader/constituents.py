@@ -33,7 +33,7 @@ from .builders import Block
 if TYPE_CHECKING:  # pragma: no cover
     from .dataset import StreamingDataset
 
-__all__ = ["ConstituentBatcher", "ConstituentWindow"]
+__all__ = ["ConstituentBatcher", "ConstituentWindow", "jet_fields"]
 
 register_batch_type("pointcloud", PointCloudBatch)
 
@@ -62,6 +62,14 @@ class ConstituentWindow:
         return len(self.event_id)
 
 
+def jet_fields(win: ConstituentWindow, rows: np.ndarray, events: np.ndarray) -> dict[str, np.ndarray]:
+    """PointCloudBatch fields (``jet_constituents`` layout) of the selected jets ``rows`` [m] of ``win``,
+    with the event columns of window positions ``events`` [m]."""
+    return {"points": win.points[rows], "mask": win.mask[rows], "jets": win.jets[rows],
+            "jet_labels": win.jet_labels[rows], "labels": win.label[events], "weights": win.weight[events],
+            "event_id": win.event_id[events], "jet_index": win.jet_index[rows]}
+
+
 @dataclass
 class ConstituentBatcher:
     """Point-cloud batches of representation ``spec`` (a name in ``pointcloud.POINT_CLOUDS`` or a spec)."""
@@ -84,18 +92,31 @@ class ConstituentBatcher:
             check_point_cloud_inputs(store, self.spec)
             self._checked.add(source)
 
-    def _block(self, ds: StreamingDataset, blk: Block) -> dict[str, np.ndarray]:
+    def _block(self, ds: StreamingDataset, blk: Block, store: Any = None) -> dict[str, np.ndarray]:
+        """Record columns of ``blk`` from the dataset's store (or from ``store``, e.g. an aligned view of it)."""
         self._check(ds, blk.source)
-        store = ds._stores[blk.source]
-        info = ds._infos[blk.source][blk.shard]
+        if store is None:
+            store, info = ds._stores[blk.source], ds._infos[blk.source][blk.shard]
+        else:
+            check_point_cloud_inputs(store, self.spec)
+            info = store.shards(ds.split)[blk.shard]
         cols = store.read_record(info, blk.start, blk.stop)
         if cols["event_id"].shape[0] != blk.stop - blk.start:
             raise StoreError(f"{store.url}: record shard of {info.path} gave {cols['event_id'].shape[0]} events "
                              f"for rows [{blk.start}, {blk.stop})")
         return cols
 
+    def read_parts(self, ds: StreamingDataset, blocks: Sequence[Block], stores: Sequence[Any] | None = None
+                   ) -> list[dict[str, np.ndarray]]:
+        """Record columns of each block; ``stores[source]`` replaces the dataset's store of that source."""
+        return [self._block(ds, blk, None if stores is None else stores[blk.source]) for blk in blocks]
+
     def read_window(self, ds: StreamingDataset, blocks: Sequence[Block], perm: np.ndarray) -> ConstituentWindow:
-        parts = [self._block(ds, blk) for blk in blocks]
+        return self.window(ds, blocks, self.read_parts(ds, blocks), perm)
+
+    def window(self, ds: StreamingDataset, blocks: Sequence[Block], parts: Sequence[dict[str, np.ndarray]],
+               perm: np.ndarray) -> ConstituentWindow:
+        """The :class:`ConstituentWindow` of ``parts`` (record columns per block) permuted into stream order."""
         s = self.spec
         cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
         n_jet = cat[f"{_J}/n"].astype(np.int64)
@@ -141,10 +162,7 @@ class ConstituentBatcher:
         if self.spec.unit == "jet":
             counts = np.diff(win.jet_offsets[a:b + 1])
             ev = np.repeat(np.arange(a, b), counts)
-            return PointCloudBatch(points=t(win.points[j0:j1].copy()), mask=t(win.mask[j0:j1].copy()),
-                                   jets=t(win.jets[j0:j1].copy()), jet_labels=t(win.jet_labels[j0:j1].copy()),
-                                   labels=t(win.label[ev]), weights=t(win.weight[ev]), event_id=t(win.event_id[ev]),
-                                   jet_index=t(win.jet_index[j0:j1].copy()))
+            return PointCloudBatch(**{k: t(v) for k, v in jet_fields(win, np.arange(j0, j1), ev).items()})
         n, jmax = b - a, self.spec.max_jets
         p, f = win.points.shape[1], win.points.shape[2]
         points = np.zeros((n, jmax, p, f), np.float32)

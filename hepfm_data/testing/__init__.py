@@ -151,3 +151,34 @@ def shard_digest(data) -> str:
     for f in ("event_id", "weight", "label", "multilabel", "n_node", "offsets", "nodes"):
         h.update(np.ascontiguousarray(getattr(data, f)).tobytes())
     return h.hexdigest()
+
+
+def wide_jet_constituents(abs_eta_max: float = 2.5, pt_min: float = 300.0):
+    """``jet_constituents`` with RS3L's jet cuts relaxed (|η| < 2.5, pT > 300 GeV): a few hundred generated
+    events hold few jets with |η| < 0.1, so small tests select jets with this spec instead."""
+    import dataclasses
+
+    from ..pointcloud import POINT_CLOUDS
+
+    return dataclasses.replace(POINT_CLOUDS["jet_constituents"], name="jet_constituents_wide",
+                               abs_eta_max=abs_eta_max, pt_min=pt_min)
+
+
+def build_resimulated(root: str, processes, views, n_events: int, *, catalog=None, seed: int = 3,
+                      block_size: int | None = None, **build_kw) -> dict[str, dict[str, str]]:
+    """Generate ``processes`` with Pythia (hard processes kept), build each into a store under ``root`` and
+    re-simulate it in ``views``; returns ``{process: {"nominal": url, view: url, ...}}``."""
+    from ..build import build_store
+    from ..catalog import load_catalog
+    from ..inputs.generated import PythiaGeneration
+    from ..resimulate import resimulate
+
+    cat = catalog or load_catalog()
+    out = {}
+    for proc in processes:
+        src = PythiaGeneration(cat.process(proc), n_events, seed=seed, block_size=block_size or n_events,
+                               keep_hard_process=True)
+        st = build_store(src, str(root), catalog=cat, scheduler="sync", progress=False, **build_kw)
+        made = resimulate(st.url, list(views), catalog=cat, scheduler="sync", progress=False)
+        out[proc] = {"nominal": st.url, **{v: s.url for v, s in made.items()}}
+    return out
