@@ -17,8 +17,17 @@ import torch
 from hepfm_data.errors import HepfmError
 from hepfm_data.events import SampleInfo
 from hepfm_data.graph import ETA, PHI
-from hepfm_data.loader import (BoostZ, Compose, FlipEta, LoaderStateError, NodeBatcher, RotatePhi, StreamingDataset,
-                               make_loader, register_batch_type)
+from hepfm_data.loader import (
+    BoostZ,
+    Compose,
+    FlipEta,
+    LoaderStateError,
+    NodeBatcher,
+    RotatePhi,
+    StreamingDataset,
+    make_loader,
+    register_batch_type,
+)
 from hepfm_data.store import open_store, write_store
 from hepfm_data.testing import synthetic_events
 

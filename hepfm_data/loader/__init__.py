@@ -23,6 +23,7 @@ from .loader import StreamingLoader, make_loader
 from .pairs import ConstituentPairBatcher, PointCloudPairs, ViewPairBatcher, ViewPairs
 from .sampler import BatchSpec, EpochPlan, StreamSampler
 
-__all__ = ["make_loader", "StreamingLoader", "StreamingDataset", "LoaderStateError", "StreamSampler", "BatchSpec", "EpochPlan",
-           "HostBatch", "register_batch_type", "BatchBuilder", "Block", "NodeBatcher", "batch_rng", "RotatePhi", "FlipEta", "BoostZ", "Compose",
-           "ViewPairBatcher", "ViewPairs", "ConstituentBatcher", "ConstituentPairBatcher", "PointCloudPairs"]
+__all__ = ["make_loader", "StreamingLoader", "StreamingDataset", "LoaderStateError", "StreamSampler",
+           "BatchSpec", "EpochPlan", "HostBatch", "register_batch_type", "BatchBuilder", "Block",
+           "NodeBatcher", "batch_rng", "RotatePhi", "FlipEta", "BoostZ", "Compose", "ViewPairBatcher",
+           "ViewPairs", "ConstituentBatcher", "ConstituentPairBatcher", "PointCloudPairs"]

@@ -8,7 +8,6 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from ..graph import GraphBatch
 from .batch import PackedBatch
 from .dataset import StreamingDataset
 
