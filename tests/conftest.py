@@ -59,3 +59,16 @@ def s3_bucket(s3_server, request):
     if not fs.exists(name):
         fs.mkdir(name)
     yield name, opts
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op torch thread for a module: small graphs gain nothing from more, and a busy
+    2-core CI box makes multi-threaded OpenMP spin (10x slower); the previous count is restored
+    after. Use: ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

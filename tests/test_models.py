@@ -34,15 +34,7 @@ from hepfm_models import (
 )
 from hepfm_models.testing import random_batch
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: small graphs gain nothing from more, and a busy 2-core CI box
-    makes multi-threaded OpenMP spin (10x slower). Restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _model(seed: int = 0, **kw) -> GraphNet:

@@ -27,13 +27,7 @@ from recipes.common import ConfigError, load_config  # noqa: E402
 PROCESSES = ("ggF_H", "VBF_H", "WH", "ZH")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread (small graphs; avoids OpenMP spinning on a busy 2-core box); restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from hepfm_data.events import SampleInfo
 from hepfm_data.store import write_store
@@ -19,13 +18,7 @@ sys.path.insert(0, str(REPO))
 
 from recipes import replace_pretrain  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_recipe_runs_end_to_end(tmp_path):

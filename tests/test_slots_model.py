@@ -22,13 +22,7 @@ from hepfm_models import (
 from hepfm_models.slots_model import SlotConfig, SlotTransformer
 from hepfm_models.training import evaluate
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def slots(n: int, seed: int) -> SlotBatch:
