@@ -1,8 +1,7 @@
 """SlotBatch: typed object slots (Kishimoto et al., SPEC §7.3), a contract between data and models.
 
-An event becomes a fixed number of typed slots, filled from the packed graph nodes of the
-``paper_taus`` (or ``paper``) representation (:mod:`hepfm_data.graph`: pt GeV, eta, phi rad,
-E GeV, btag, charge, type)::
+An event becomes a fixed number of typed slots, filled from the stored event record by
+:class:`~hepfm_data.loader.slots.SlotBatcher` (selected objects with their masses)::
 
     slots [0, 4)    leptons (electrons and muons)   pT-ordered (descending) within the type
     slots [4, 8)    hadronic taus                    "
@@ -10,7 +9,7 @@ E GeV, btag, charge, type)::
     slots [12, 20)  light (not b-tagged) jets        "
     slot  20        MET
 
-(the counts are a :class:`SlotLayout`; photons and objects beyond a type's count are dropped).
+(the counts are a :class:`SlotLayout`; objects beyond a type's count are dropped).
 
 ================  ================  ==================================================
 field             shape / dtype     meaning
@@ -28,9 +27,9 @@ replaced          [B] int64 | None  object replacement: the slot now holding the
                                     object, -1 for none (:class:`ObjectReplacement`)
 ================  ================  ==================================================
 
-MET has eta = 0 and E = its pT. The mass is ``sqrt(max(E^2 - (pT cosh eta)^2, 0))``: 0
-for the massless nodes of the paper representations. log(1 + .) keeps empty and
-massless slots finite (the paper's "log of E and mass").
+E = sqrt((pT cosh eta)^2 + m^2) with the record's mass (jets, τ) or the PDG mass (e, μ);
+MET has eta = 0, m = 0 and E = its pT. log(1 + .) keeps empty slots finite (the paper's
+"log of E and mass").
 """
 
 from __future__ import annotations
@@ -43,9 +42,9 @@ import torch
 
 from ._arrays import counts_to_offsets
 from .errors import HepfmError
-from .graph import BTAG, CHARGE, ENERGY, ETA, N_NODE_FEATURES, PHI, PT, TYPE
+from .graph import CHARGE, ENERGY, ETA, N_NODE_FEATURES, PHI
 
-__all__ = ["SLOT_TYPES", "PRETEXT_CLASSES", "SlotLayout", "SlotBatch", "SlotTransform", "slot_arrays", "ObjectReplacement",
+__all__ = ["SLOT_TYPES", "PRETEXT_CLASSES", "SlotLayout", "SlotBatch", "slot_features", "ObjectReplacement",
            "N_SLOT_FEATURES"]
 
 #: slot types, in slot order (the index is ``slot_type`` and the one-hot position)
@@ -60,18 +59,13 @@ LOG_E, S_ETA, SIN_PHI, COS_PHI, LOG_M, S_CHARGE = range(6)
 
 @dataclass(frozen=True)
 class SlotLayout:
-    """Slots per type (SPEC §7.3 defaults: 4 leptons, 4 τ, 4 b-jets, 8 light jets, 1 MET) and the
-    graph node types that feed them (catalog ``graph.object_types`` + τ = 5)."""
+    """Slots per type (SPEC §7.3 defaults: 4 leptons, 4 τ, 4 b-jets, 8 light jets, 1 MET)."""
 
     n_lepton: int = 4
     n_tau: int = 4
     n_bjet: int = 4
     n_light: int = 8
     n_met: int = 1
-    jet_type: int = 0
-    lepton_types: tuple[int, ...] = (1, 2)  # electron, muon
-    met_type: int = 4
-    tau_type: int = 5
 
     def __post_init__(self):
         for name, n in zip(SLOT_TYPES, self.counts):
@@ -98,65 +92,37 @@ class SlotLayout:
         """[S] int64 slot type of every slot."""
         return np.repeat(np.arange(len(SLOT_TYPES), dtype=np.int64), self.counts)
 
-    def node_slot_type(self, nodes: np.ndarray) -> np.ndarray:
-        """[N] int64 slot type of each packed node, -1 for nodes no slot takes (photons, unknown types)."""
-        kind = np.rint(nodes[:, TYPE]).astype(np.int64)
-        out = np.full(kind.shape, -1, np.int64)
-        out[np.isin(kind, self.lepton_types)] = 0
-        out[kind == self.tau_type] = 1
-        jet = kind == self.jet_type
-        out[jet & (nodes[:, BTAG] > 0.5)] = 2
-        out[jet & (nodes[:, BTAG] <= 0.5)] = 3
-        out[kind == self.met_type] = 4
-        return out
 
-
-def slot_arrays(nodes: np.ndarray, offsets: np.ndarray, layout: SlotLayout = SlotLayout()
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """(x [B, S, 11] float32, mask [B, S] bool) of packed ``nodes`` [N, 7] with event ``offsets`` [B+1].
-
-    Vectorised: each node's (event, slot type, rank by descending pT) is computed by one
-    stable lexsort; nodes whose rank is below the type's count are scattered into slots.
-    Ties in pT keep the stored node order.
-    """
+def slot_features(nodes: np.ndarray, mass: np.ndarray, slot: np.ndarray, offsets: np.ndarray,
+                  layout: SlotLayout = SlotLayout()) -> tuple[np.ndarray, np.ndarray]:
+    """(x [B, S, 11] float32, mask [B, S] bool) of slot objects: packed ``nodes`` [M, 7] (pt GeV, eta,
+    phi rad, E GeV, btag, charge, type; e.g. augmented), their ``mass`` [M] GeV and ``slot`` [M]
+    index (each used at most once per event), grouped by event with ``offsets`` [B+1]."""
     nodes = np.asarray(nodes)
     offsets = np.asarray(offsets, np.int64)
-    if nodes.ndim != 2 or nodes.shape[1] != N_NODE_FEATURES:
-        raise HepfmError(f"slot_arrays: nodes must have shape [N, {N_NODE_FEATURES}], got {nodes.shape}")
+    if nodes.ndim != 2 or nodes.shape[1] != N_NODE_FEATURES or mass.shape != (nodes.shape[0],) \
+            or slot.shape != mass.shape:
+        raise HepfmError(f"slot_features: nodes [M, {N_NODE_FEATURES}], mass [M] and slot [M], got "
+                         f"{nodes.shape}, {mass.shape}, {slot.shape}")
     if offsets.ndim != 1 or offsets.shape[0] < 1 or offsets[0] != 0 or offsets[-1] != nodes.shape[0] \
             or (np.diff(offsets) < 0).any():
-        raise HepfmError(f"slot_arrays: offsets must rise from 0 to the {nodes.shape[0]} nodes")
-    b, s = offsets.shape[0] - 1, layout.n_slots
-    x = np.zeros((b, s, N_SLOT_FEATURES), np.float32)
-    mask = np.zeros((b, s), bool)
-    event = np.repeat(np.arange(b, dtype=np.int64), np.diff(offsets))
-    stype = layout.node_slot_type(nodes)
-    keep = stype >= 0
-    pt = nodes[:, PT].astype(np.float64)
-    order = np.lexsort((-pt, stype, event))  # last key first: event, then type, then pT descending
-    order = order[keep[order]]
-    ev, st = event[order], stype[order]
-    group_start = np.r_[True, (ev[1:] != ev[:-1]) | (st[1:] != st[:-1])] if order.size else np.zeros(0, bool)
-    first = np.maximum.accumulate(np.where(group_start, np.arange(order.size), 0)) if order.size else order
-    rank = np.arange(order.size) - first
-    counts = np.asarray(layout.counts, np.int64)
-    inside = rank < counts[st]
-    order, ev, st, rank = order[inside], ev[inside], st[inside], rank[inside]
-    slot = layout.starts[st] + rank
-    n = nodes[order].astype(np.float64)
-    is_met = st == SLOT_TYPES.index("met")
-    eta = np.where(is_met, 0.0, n[:, ETA])
-    energy = np.where(is_met, n[:, PT], n[:, ENERGY])
-    p = n[:, PT] * np.cosh(eta)
-    mass = np.sqrt(np.clip(energy * energy - p * p, 0.0, None))
-    feats = np.zeros((order.size, N_SLOT_FEATURES), np.float64)
-    feats[:, LOG_E] = np.log1p(np.clip(energy, 0.0, None))
-    feats[:, S_ETA] = eta
+        raise HepfmError(f"slot_features: offsets must rise from 0 to the {nodes.shape[0]} objects")
+    if slot.size and (slot.min() < 0 or slot.max() >= layout.n_slots):
+        raise HepfmError(f"slot_features: slot indices outside [0, {layout.n_slots})")
+    b, m = offsets.shape[0] - 1, nodes.shape[0]
+    ev = np.repeat(np.arange(b, dtype=np.int64), np.diff(offsets))
+    st = layout.slot_types[slot]
+    n = nodes.astype(np.float64, copy=False)
+    feats = np.zeros((m, N_SLOT_FEATURES), np.float64)
+    feats[:, LOG_E] = np.log1p(np.clip(n[:, ENERGY], 0.0, None))
+    feats[:, S_ETA] = n[:, ETA]
     feats[:, SIN_PHI] = np.sin(n[:, PHI])
     feats[:, COS_PHI] = np.cos(n[:, PHI])
-    feats[:, LOG_M] = np.log1p(mass)
-    feats[:, S_CHARGE] = np.where((st == 0) | (st == 1), n[:, CHARGE], 0.0)
-    feats[np.arange(order.size), 6 + st] = 1.0
+    feats[:, LOG_M] = np.log1p(np.clip(mass, 0.0, None))
+    feats[:, S_CHARGE] = np.where(st <= 1, n[:, CHARGE], 0.0)  # leptons and taus
+    feats[np.arange(m), 6 + st] = 1.0
+    x = np.zeros((b, layout.n_slots, N_SLOT_FEATURES), np.float32)
+    mask = np.zeros((b, layout.n_slots), bool)
     x[ev, slot] = feats
     mask[ev, slot] = True
     return x, mask
@@ -203,26 +169,6 @@ class SlotBatch:
         return dataclasses.replace(self, **{
             f.name: getattr(self, f.name).pin_memory()
             for f in dataclasses.fields(self) if isinstance(getattr(self, f.name), torch.Tensor)})
-
-    @classmethod
-    def from_nodes(cls, nodes: np.ndarray, n_node: np.ndarray, labels: np.ndarray, weights: np.ndarray,
-                   event_id: np.ndarray, multilabels: np.ndarray | None = None,
-                   layout: SlotLayout = SlotLayout()) -> SlotBatch:
-        """Slots of packed numpy ``nodes`` [N, 7] with ``n_node`` [B] (see :func:`slot_arrays`)."""
-        x, mask = slot_arrays(nodes, counts_to_offsets(np.asarray(n_node, np.int64)), layout)
-        b = x.shape[0]
-        return cls(torch.from_numpy(x), torch.from_numpy(mask),
-                   torch.from_numpy(np.ascontiguousarray(np.broadcast_to(layout.slot_types, (b, layout.n_slots)))),
-                   torch.as_tensor(np.asarray(labels, np.int64)), torch.as_tensor(np.asarray(weights, np.float32)),
-                   torch.as_tensor(np.asarray(event_id, np.int64)),
-                   None if multilabels is None else torch.as_tensor(np.asarray(multilabels)))
-
-    @classmethod
-    def from_host(cls, host, layout: SlotLayout = SlotLayout()) -> SlotBatch:
-        """Slots of a :class:`~hepfm_data.loader.batch.HostBatch` (CPU tensors)."""
-        return cls.from_nodes(host.nodes.numpy(), host.n_node.numpy(), host.labels.numpy(), host.weights.numpy(),
-                              host.event_id.numpy(), None if host.multilabels is None else host.multilabels.numpy(),
-                              layout)
 
     def select(self, idx: torch.Tensor) -> SlotBatch:
         """Events ``idx`` [b] (int), in that order."""
@@ -352,22 +298,3 @@ def _resort(x, mask, slot_type, rows, tt, starts, counts, replaced):
     replaced = replaced.copy()
     replaced[rows] = starts[tt] + np.argmax(order == (replaced[rows] - starts[tt])[:, None], axis=1)
     return x, replaced
-
-
-@dataclass(frozen=True)
-class SlotTransform:
-    """The loader's ``transform(host, rng)`` hook for slots: a HostBatch -> :class:`SlotBatch`
-    (in the DataLoader worker), then the ``pretext`` task (e.g. :class:`ObjectReplacement`) when given::
-
-        make_loader(stores, representation="paper_taus", augment=Compose(RotatePhi(), FlipEta(), BoostZ()),
-                    transform=SlotTransform(pretext=ObjectReplacement()))
-
-    Augmentations act on the packed nodes before the slots are built (boosts recompute E and eta;
-    MET is untouched)."""
-
-    layout: SlotLayout = SlotLayout()
-    pretext: ObjectReplacement | None = None
-
-    def __call__(self, host, rng: np.random.Generator) -> SlotBatch:
-        batch = SlotBatch.from_host(host, self.layout)
-        return batch if self.pretext is None else self.pretext(batch, rng)

@@ -1,94 +1,174 @@
-"""Typed object slots (SPEC §7.3): SlotBatch from packed nodes, the object-replacement pretext,
-and slot batches through the real streaming loader (DataLoader worker processes)."""
+"""Typed object slots (SPEC §7.3) from the stored event record: selection, masses, augmentations,
+the object-replacement pretext, and slot batches through the real streaming loader (DataLoader
+worker processes, Zarr stores written by the store writer)."""
 
 from __future__ import annotations
 
+import json
 import math
 
+import awkward as ak
 import numpy as np
 import pytest
 import torch
 
-from hepfm_data.errors import HepfmError
+from hepfm_data import load_catalog
+from hepfm_data._arrays import counts_to_offsets
+from hepfm_data.errors import HepfmError, StoreError
 from hepfm_data.events import SampleInfo
-from hepfm_data.loader import BoostZ, Compose, FlipEta, HostBatch, RotatePhi, make_loader
+from hepfm_data.loader import BoostZ, Compose, FlipEta, RotatePhi, SlotBatcher, SlotSelection, make_loader
+from hepfm_data.loader.slots import lepton_masses, slot_batch, slot_objects
 from hepfm_data.slots import (
+    LOG_E,
+    LOG_M,
     NONE_CLASS,
     PRETEXT_CLASSES,
+    S_ETA,
     SLOT_TYPES,
     ObjectReplacement,
     SlotBatch,
     SlotLayout,
-    SlotTransform,
-    slot_arrays,
+    slot_features,
+    slot_pt,
 )
 from hepfm_data.store import open_store, write_store
-from hepfm_data.testing import packed_nodes as random_nodes
-from hepfm_data.testing import synthetic_events
+from hepfm_data.store.record import schema_of, to_columns
+from hepfm_data.testing import synthetic_events, synthetic_slots
+
+CAT = load_catalog()
+SEL = SlotSelection.from_catalog(CAT)
 
 
-def reference_slots(nodes: np.ndarray, n_node: np.ndarray, layout: SlotLayout) -> tuple[np.ndarray, np.ndarray]:
-    """The plain per-event Python definition of the slots."""
-    b, s = len(n_node), layout.n_slots
+def _record_with_btag(n: int, seed: int):
+    """Synthetic events with taus, a record b-tag flag on the jets and pT ties (every third event's
+    jet pT rounded to 10 GeV)."""
+    ev = synthetic_events(n, seed, taus=True)
+    rng = np.random.default_rng(seed)
+    jets = ev.jets
+    flat_pt = ak.to_numpy(ak.flatten(jets.pt))
+    tie = np.repeat(np.arange(n) % 3 == 0, ak.to_numpy(ak.num(jets)))
+    flat_pt = np.where(tie, np.round(flat_pt, -1) + 30.0, flat_pt).astype(np.float32)
+    counts = ak.num(jets)
+    jets = ak.with_field(jets, ak.unflatten(flat_pt, counts), "pt")
+    jets = ak.with_field(jets, ak.unflatten(rng.integers(0, 2, len(flat_pt)).astype(np.int8), counts), "btag")
+    return ak.with_field(ev, jets, "jets")
+
+
+def _passes(pt, eta, c) -> bool:
+    """The SPEC §2 cuts of one object, plainly (float32 like the record)."""
+    pt, a = np.float32(pt), np.float32(abs(eta))
+    ok = pt >= np.float32(c.pt_min) if c.pt_inclusive else pt > np.float32(c.pt_min)
+    crack = c.eta_crack is not None and np.float32(c.eta_crack[0]) < a < np.float32(c.eta_crack[1])
+    return bool(ok and a <= np.float32(c.abs_eta_max) and not crack)
+
+
+def reference_slots(ev, layout: SlotLayout, masses: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """The plain per-event Python definition of the slots of an event record (record b-tag)."""
+    b, s = len(ev), layout.n_slots
     x, mask = np.zeros((b, s, 11), np.float32), np.zeros((b, s), bool)
-    start = 0
-    for i, n in enumerate(n_node):
+    sel = CAT.selection
+    for i, e in enumerate(ev.to_list()):
         groups: dict[int, list] = {k: [] for k in range(5)}
-        for row in nodes[start:start + n]:
-            t = int(row[6])
-            st = {1: 0, 2: 0, 5: 1, 4: 4}.get(t, (2 if row[4] > 0.5 else 3) if t == 0 else None)
-            if st is not None:
-                groups[st].append(row)
-        start += n
+        kept = {"electron": [], "muon": [], "photon": []}
+        for coll, obj, cuts in (("electrons", "electron", sel.electron), ("muons", "muon", sel.muon),
+                                ("photons", "photon", sel.photon)):
+            for o in e[coll]:
+                if _passes(o["pt"], o["eta"], cuts):
+                    kept[obj].append(o)
+                    if coll != "photons":
+                        groups[0].append((o["pt"], o["eta"], o["phi"], masses[coll], o["charge"]))
+        for t in e["taus"]:
+            if t["pt"] > 20.0 and abs(t["eta"]) < 2.5 and t["tag"] == 1:
+                groups[1].append((t["pt"], t["eta"], t["phi"], t["mass"], t["charge"]))
+        for j in e["jets"]:
+            near = any((j["eta"] - o["eta"]) ** 2 + ((j["phi"] - o["phi"] + math.pi) % (2 * math.pi) - math.pi) ** 2
+                       < sel.overlap_dr ** 2 for obj in sel.overlap_against for o in kept[obj])
+            if _passes(j["pt"], j["eta"], sel.jet) and not near:
+                groups[2 if j["btag"] else 3].append((j["pt"], j["eta"], j["phi"], j["mass"], 0.0))
+        groups[4].append((e["met"]["pt"], 0.0, e["met"]["phi"], 0.0, 0.0))
         slot0 = 0
         for st, count in enumerate(layout.counts):
-            for j, row in enumerate(sorted(groups[st], key=lambda r: -float(r[0]))[:count]):
-                pt, eta, phi, e = (float(v) for v in row[:4])
-                if st == 4:
-                    eta, e = 0.0, pt
-                m = math.sqrt(max(e * e - (pt * math.cosh(eta)) ** 2, 0.0))
-                onehot = [1.0 if k == st else 0.0 for k in range(5)]
-                charge = float(row[5]) if st in (0, 1) else 0.0
-                x[i, slot0 + j] = [math.log1p(e), eta, math.sin(phi), math.cos(phi), math.log1p(m), charge, *onehot]
-                mask[i, slot0 + j] = True
+            for k, (pt, eta, phi, m, q) in enumerate(sorted(groups[st], key=lambda r: -r[0])[:count]):
+                energy = math.sqrt((pt * math.cosh(eta)) ** 2 + m * m)
+                onehot = [1.0 if t == st else 0.0 for t in range(5)]
+                x[i, slot0 + k] = [math.log1p(energy), eta, math.sin(phi), math.cos(phi), math.log1p(m), q, *onehot]
+                mask[i, slot0 + k] = True
             slot0 += count
     return x, mask
 
 
+def _slots_of(ev, layout: SlotLayout, selection: SlotSelection = SEL) -> SlotBatch:
+    obj = slot_objects(to_columns(ev, schema_of(ev)), selection, layout)
+    n = len(ev)
+    return slot_batch(obj.nodes, obj.mass, obj.slot, counts_to_offsets(obj.counts), layout, np.zeros(n),
+                      np.ones(n), np.arange(n))
+
+
 @pytest.mark.parametrize("layout", [SlotLayout(), SlotLayout(n_lepton=2, n_tau=1, n_bjet=3, n_light=5)])
-def test_slots_match_the_per_event_reference(layout):
-    """The vectorised slot builder equals the per-event Python reference (types, pT order with ties,
-    truncation per type, photons dropped, MET last with eta 0, log E / log m, charge of leptons and
-    taus only) for the default layout and for other counts."""
-    nodes, n_node = random_nodes(40, seed=3)
-    x, mask = slot_arrays(nodes, np.r_[0, np.cumsum(n_node)], layout)
-    rx, rmask = reference_slots(nodes, n_node, layout)
-    assert x.shape == (40, layout.n_slots, 11) and np.array_equal(mask, rmask)
-    np.testing.assert_allclose(x, rx, atol=2e-4, rtol=1e-5)
-    assert (x[~mask] == 0).all() and mask[:, -1].all()  # zero padding; MET always present
-    host = HostBatch(torch.from_numpy(nodes), torch.from_numpy(n_node), torch.arange(40), torch.ones(40),
-                     torch.arange(40) + 7)
-    sb = SlotBatch.from_host(host, layout)
-    assert torch.equal(sb.x, torch.from_numpy(x)) and sb.slot_type.shape == (40, layout.n_slots)
-    assert sb.slot_type[0].tolist() == np.repeat(np.arange(5), layout.counts).tolist()
-    with pytest.raises(HepfmError, match="nodes must have shape"):
-        slot_arrays(nodes[:, :6], np.r_[0, np.cumsum(n_node)])
+def test_slots_match_the_per_event_reference_with_record_masses(layout):
+    """The vectorised slot builder equals the per-event Python reference on a record: SPEC §2 cuts,
+    jet overlap removal, τ cuts and tag, record b-tag, pT order with ties (stored order), truncation
+    per type, MET last with eta 0; E and the mass from the record's jet / τ masses and the PDG
+    e / μ masses (the bug of the node-based slots: every mass 0)."""
+    ev = _record_with_btag(60, seed=3)
+    masses = lepton_masses()
+    assert masses["electrons"] == pytest.approx(0.000511, rel=1e-3) and masses["muons"] == pytest.approx(0.10566, rel=1e-4)
+    sb = _slots_of(ev, layout)
+    rx, rmask = reference_slots(ev, layout, masses)
+    assert sb.x.shape == (60, layout.n_slots, 11) and np.array_equal(sb.mask.numpy(), rmask)
+    np.testing.assert_allclose(sb.x.numpy(), rx, atol=2e-5, rtol=1e-5)
+    x, mask = sb.x.numpy(), sb.mask.numpy()
+    assert (x[~mask] == 0).all() and mask[:, -1].all()
+    st = layout.slot_types
+    jet_m = np.expm1(x[:, np.isin(st, [2, 3]), LOG_M][mask[:, np.isin(st, [2, 3])]].astype(np.float64))
+    assert jet_m.size > 50 and (jet_m > 0.01).mean() > 0.95  # record jet masses, uniform in [0, 20] GeV
+    lep_m = np.expm1(x[:, st == 0, LOG_M][mask[:, st == 0]].astype(np.float64))
+    assert lep_m.size > 10 and np.isin(np.round(lep_m, 6), np.round([masses["electrons"], masses["muons"]], 6)).all()
+    assert (x[:, st == 1][mask[:, st == 1]][:, LOG_M] > 0.3).all()  # τ: the record's mass (0.5 - 1.8 GeV)
+    with pytest.raises(HepfmError, match="nodes"):
+        slot_features(np.zeros((3, 6)), np.zeros(3), np.zeros(3, np.int64), np.array([0, 3]))
     with pytest.raises(HepfmError, match="n_met"):
         SlotLayout(n_met=2)
 
 
-def _batch(seed: int = 5, n: int = 64) -> SlotBatch:
-    nodes, n_node = random_nodes(n, seed)
-    return SlotBatch.from_nodes(nodes, n_node, np.zeros(n), np.ones(n), np.arange(n))
+def test_boost_keeps_the_mass_and_matches_vector():
+    """BoostZ on massive slot objects is the Lorentz boost of ``vector`` (E, eta; pT, phi kept) with
+    the same beta per event; the invariant mass is unchanged; MET is untouched; a massless object
+    shifts eta by artanh(beta) exactly as before."""
+    vector = pytest.importorskip("vector")
+    ev = _record_with_btag(80, seed=5)
+    obj = slot_objects(to_columns(ev, schema_of(ev)), SEL)
+    off = counts_to_offsets(obj.counts)
+    out = BoostZ(0.3)(obj.nodes, off, np.random.default_rng(7))
+    beta = np.repeat(np.random.default_rng(7).uniform(0.0, 0.3, len(obj.counts)), obj.counts)
+    met = obj.nodes[:, 6] == 4
+    n, m = obj.nodes[~met], obj.mass[~met]
+    v = vector.array({"pt": n[:, 0], "eta": n[:, 1], "phi": n[:, 2], "mass": m}).boostZ(beta=beta[~met])
+    np.testing.assert_allclose(out[~met, 1], v.eta, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(out[~met, 3], v.E, rtol=1e-9)
+    np.testing.assert_allclose(out[:, [0, 2, 4, 5, 6]], obj.nodes[:, [0, 2, 4, 5, 6]])
+    np.testing.assert_array_equal(out[met], obj.nodes[met])
+    mass_after = np.sqrt(np.clip(out[:, 3] ** 2 - (out[:, 0] * np.cosh(out[:, 1])) ** 2, 0, None))
+    np.testing.assert_allclose(mass_after[~met], m, atol=1e-6 * out[~met, 3].max())
+    assert (np.abs(out[~met, 1] - n[:, 1]) > 0).mean() > 0.9
+    # the slot features after the boost: same log mass, E of vector
+    x, mask = slot_features(out, obj.mass, obj.slot, off)
+    x0, _ = slot_features(obj.nodes, obj.mass, obj.slot, off)
+    np.testing.assert_array_equal(x[..., LOG_M], x0[..., LOG_M])
+    massless = np.array([[50.0, 0.7, 0.1, 50.0 * math.cosh(0.7), 0, 0, 0]])
+    moved = BoostZ(0.3)(massless, np.array([0, 1]), np.random.default_rng(1))
+    b1 = np.random.default_rng(1).uniform(0.0, 0.3, 1)[0]
+    assert moved[0, 1] == pytest.approx(0.7 + math.atanh(b1), abs=1e-12)
+    assert moved[0, 3] == pytest.approx(50.0 * math.cosh(moved[0, 1]), rel=1e-12)
 
 
 @pytest.mark.parametrize("resort", [True, False])
 def test_object_replacement_labels_agree_with_replacements(resort):
     """Label none => the event is unchanged; label t => exactly one object of type t differs, the
     slot ``replaced`` holds an object of type t copied from another event of the batch, every other
-    slot (other types, mask) is as before; with resort the block stays pT-ordered. Same rng seed ->
-    same bytes; every class occurs."""
-    b = _batch()
+    slot (other types, mask) is as before; with resort the block stays pT-ordered (pT from E and the
+    mass). Same rng seed -> same bytes; every class occurs."""
+    b = synthetic_slots(64, 5)
     pre = ObjectReplacement(p_none=0.2, resort=resort)
     out = pre(b, np.random.default_rng(1))
     again = pre(b, np.random.default_rng(1))
@@ -112,12 +192,10 @@ def test_object_replacement_labels_agree_with_replacements(resort):
         assert bool(same.any())  # the donor's object comes from another event of the batch
         before = b.x[i, lo:hi][b.mask[i, lo:hi]]
         after = out.x[i, lo:hi][out.mask[i, lo:hi]]
-        # the multiset of the block: one original object removed, the donor's added
         kept = sum(bool(((after - r).abs().max(1).values < 1e-6).any()) for r in before)
-        assert kept >= len(before) - 1
+        assert kept >= len(before) - 1  # the multiset of the block: one object removed, the donor's added
         if resort:
-            e = after[:, 0].exp() - 1
-            pt = e / torch.cosh(after[:, 1])
+            pt = slot_pt(after.numpy())
             assert bool((pt[:-1] >= pt[1:] - 1e-3).all())
 
 
@@ -125,11 +203,12 @@ def test_object_replacement_policies():
     """p_none = 1 leaves every event unchanged; the 'none' empty-slot policy labels events lacking the
     drawn type as none (unchanged), 'redraw' never does for events that have replaceable objects; a
     restricted type list only replaces those types; bad settings raise HepfmError."""
-    b = _batch(seed=9, n=48)
+    b = synthetic_slots(48, 9)
     out = ObjectReplacement(p_none=1.0)(b, np.random.default_rng(0))
     assert (out.labels == NONE_CLASS).all() and torch.equal(out.x, b.x)
     only_tau = ObjectReplacement(p_none=0.0, types=("tau",), empty="none")(b, np.random.default_rng(0))
     has_tau = b.mask[:, 4:8].any(1)
+    assert 0 < int(has_tau.sum()) < b.n_graph
     assert torch.equal(only_tau.labels == 1, has_tau) and (only_tau.labels[~has_tau] == NONE_CLASS).all()
     redraw = ObjectReplacement(p_none=0.0)(b, np.random.default_rng(0))
     assert (redraw.labels != NONE_CLASS).all()  # MET is in every event
@@ -140,32 +219,38 @@ def test_object_replacement_policies():
 
 @pytest.fixture(scope="module")
 def store_urls(tmp_path_factory) -> list[str]:
+    """Two Zarr stores of synthetic events with taus (no record b-tag: emulated like the paper graph),
+    and one without taus."""
     root = tmp_path_factory.mktemp("slot_stores")
     out = []
-    for i, proc in enumerate(("ttbar", "ttH")):
-        ev = synthetic_events(200, seed=40 + i, first_event_id=1_000_000 * (i + 1))
+    for i, proc in enumerate(("ttbar", "ttH", "tttt")):
+        ev = synthetic_events(200, seed=40 + i, first_event_id=1_000_000 * (i + 1), taus=proc != "tttt")
         write_store(str(root), proc, [(ev, SampleInfo(process=proc, source="synthetic"))], events_per_shard=70,
-                    progress=False)
+                    progress=False, seed=11)
         out.append(str(root / proc))
     return out
 
 
-def test_loader_yields_slot_batches_exactly_once_same_bytes_any_workers(store_urls):
-    """``make_loader(transform=SlotTransform(pretext=ObjectReplacement()))`` with the SPEC §7.3
-    augmentations: every train event exactly once per epoch as SlotBatch; the same bytes (slots,
-    pretext labels, replaced slots) with 0 and 2 DataLoader worker processes; without the pretext
-    the slots equal SlotBatch.from_host of the plain HostBatch stream."""
+def _loader_kw(**kw):
     aug = Compose(RotatePhi(), FlipEta(), BoostZ(0.3))
-    kw = dict(device="cpu", batch_size=32, seed=3, block_size=32, window_blocks=3, augment=aug,
-              transform=SlotTransform(pretext=ObjectReplacement()))
-    a = list(make_loader(store_urls, num_workers=0, **kw))
-    b = list(make_loader(store_urls, num_workers=2, **kw))
+    return dict(device="cpu", batch_size=32, seed=3, block_size=32, window_blocks=3, augment=aug, catalog=CAT,
+                builder=SlotBatcher(SEL, pretext=ObjectReplacement())) | kw
+
+
+def test_loader_slot_batches_exactly_once_same_bytes_any_workers_and_resume(store_urls):
+    """``make_loader(builder=SlotBatcher(sel, pretext=ObjectReplacement()))`` with the SPEC §7.3
+    augmentations: every train event exactly once per epoch; the same bytes (slots, pretext labels,
+    replaced slots) with 0 and 2 DataLoader worker processes; a JSON checkpoint after 2 batches
+    resumes to exactly the rest of the epoch."""
+    urls = store_urls[:2]
+    a = list(make_loader(urls, num_workers=0, **_loader_kw()))
+    b = list(make_loader(urls, num_workers=2, **_loader_kw()))
     assert all(isinstance(x, SlotBatch) for x in a + b) and len(a) == len(b)
     expected = set()
-    for u in store_urls:
+    for u in urls:
         st = open_store(u)
         for info in st.shards("train"):
-            expected |= set(st.read_shard(info).event_id.tolist())
+            expected |= set(st.read_record(info)["event_id"].tolist())
     ids = [i for x in a for i in x.event_id.tolist()]
     assert len(ids) == len(set(ids)) and set(ids) == expected
     by = {tuple(y.event_id.tolist()): y for y in b}
@@ -173,10 +258,61 @@ def test_loader_yields_slot_batches_exactly_once_same_bytes_any_workers(store_ur
         y = by[tuple(x.event_id.tolist())]
         for f in ("x", "mask", "labels", "replaced", "weights"):
             assert torch.equal(getattr(x, f), getattr(y, f)), f
-    plain_kw = {**kw, "transform": SlotTransform()}
-    slots = list(make_loader(store_urls, num_workers=0, **plain_kw))
-    host = list(make_loader(store_urls, num_workers=0, **{k: v for k, v in kw.items() if k != "transform"}))
-    for s, h in zip(slots, host):
-        assert torch.equal(s.x, SlotBatch.from_host(h).x) and s.replaced is None
-        assert torch.equal(s.labels, h.labels)
-    assert SLOT_TYPES[-1] == "met"
+    assert (np.expm1(torch.cat([x.x[:, 8:20, LOG_M][x.mask[:, 8:20]] for x in a]).numpy()) > 0.01).mean() > 0.95
+    first = make_loader(urls, num_workers=0, **_loader_kw())
+    it = iter(first)
+    head = [next(it) for _ in range(2)]
+    state = json.loads(json.dumps(first.state_dict()))
+    del it
+    again = make_loader(urls, num_workers=0, **_loader_kw())
+    again.load_state_dict(state)
+    got = head + list(again)
+    assert [g.event_id.tolist() for g in got] == [f.event_id.tolist() for f in a]
+    assert all(torch.equal(g.x, f.x) and torch.equal(g.labels, f.labels) for g, f in zip(got, a))
+
+
+def test_emulated_btag_and_selection_equal_the_paper_graph(store_urls):
+    """On a record without a detector b-tag, the slots' b-jets and light jets are the paper graph's
+    b-tagged and untagged jets of the same store (same cuts, overlap removal, truth flavour and
+    b-tag seed), with the record's masses instead of 0; leptons are its electrons and muons."""
+    st = open_store(store_urls[0])
+    kw = _loader_kw(builder=SlotBatcher(SEL), augment=None, shuffle=False)
+    slots = {int(e): (x, m) for b in make_loader([store_urls[0]], num_workers=0, **kw)
+             for e, x, m in zip(b.event_id, b.x.numpy(), b.mask.numpy())}
+    lay = SlotLayout()
+    checked = 0
+    for info in st.shards("train"):
+        d = st.read_shard(info)
+        off = counts_to_offsets(d.n_node.astype(np.int64))
+        for i, eid in enumerate(d.event_id.tolist()):
+            nodes = d.nodes[off[i]:off[i + 1]]
+            x, m = slots[int(eid)]
+            for st_type, want in ((2, (nodes[:, 6] == 0) & (nodes[:, 4] == 1)), (3, (nodes[:, 6] == 0) & (nodes[:, 4] == 0)),
+                                  (0, np.isin(nodes[:, 6], [1, 2]))):
+                cols = lay.slot_types == st_type
+                paper_pt = np.sort(nodes[want, 0])[::-1][:cols.sum()]
+                np.testing.assert_allclose(slot_pt(x[cols][m[cols]]), paper_pt, rtol=2e-4)
+            checked += 1
+    assert checked > 100
+
+
+def test_missing_record_fields_fail_naming_store_representation_and_field(store_urls, tmp_path):
+    """A record without taus fails at the first window naming the store, 'slots' and 'taus' (and
+    works with SlotLayout(n_tau=0)); btag='record' on a record without jets.btag names jets.btag; a
+    store without the record (record=False) says so."""
+    no_tau = store_urls[2]
+    with pytest.raises(StoreError, match=r"tttt.*'slots'.*taus\.pt"):
+        next(iter(make_loader([no_tau], num_workers=0, **_loader_kw())))
+    ok = next(iter(make_loader([no_tau], num_workers=0, **_loader_kw(
+        builder=SlotBatcher(SEL, layout=SlotLayout(n_tau=0))))))
+    assert ok.x.shape[1] == 17
+    with pytest.raises(StoreError, match=r"'slots'.*jets\.btag"):
+        next(iter(make_loader([store_urls[0]], num_workers=0, **_loader_kw(
+            builder=SlotBatcher(SlotSelection.from_catalog(CAT, btag="record"))))))
+    write_store(str(tmp_path), "ttbar", [(synthetic_events(40, 1, taus=True), SampleInfo("ttbar", "synthetic"))],
+                progress=False, record=False)
+    with pytest.raises(StoreError, match=r"ttbar.*'slots' reads the stored event record"):
+        next(iter(make_loader([str(tmp_path / "ttbar")], num_workers=0, **_loader_kw())))
+    with pytest.raises(HepfmError, match="btag must be"):
+        SlotSelection.from_catalog(CAT, btag="maybe")
+    assert SLOT_TYPES[-1] == "met" and S_ETA == 1 and LOG_E == 0

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hepfm_data.slots import PRETEXT_CLASSES, ObjectReplacement, SlotBatch
-from hepfm_data.testing import packed_nodes as random_nodes
+from hepfm_data.testing import synthetic_slots
 from hepfm_models import (
     TrainConfig,
     count_parameters,
@@ -26,8 +26,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def slots(n: int, seed: int) -> SlotBatch:
-    nodes, n_node = random_nodes(n, seed)
-    return SlotBatch.from_nodes(nodes, n_node, np.zeros(n), np.ones(n), np.arange(n))
+    return synthetic_slots(n, seed)
 
 
 def test_mask_and_permutation_invariance():

@@ -22,8 +22,10 @@ from .dataset import LoaderStateError, StreamingDataset
 from .loader import StreamingLoader, make_loader
 from .pairs import ConstituentPairBatcher, PointCloudPairs, ViewPairBatcher, ViewPairs
 from .sampler import BatchSpec, EpochPlan, StreamSampler
+from .slots import SlotBatcher, SlotSelection
 
 __all__ = ["make_loader", "StreamingLoader", "StreamingDataset", "LoaderStateError", "StreamSampler",
            "BatchSpec", "EpochPlan", "HostBatch", "register_batch_type", "BatchBuilder", "Block",
            "NodeBatcher", "batch_rng", "RotatePhi", "FlipEta", "BoostZ", "Compose", "ViewPairBatcher",
-           "ViewPairs", "ConstituentBatcher", "ConstituentPairBatcher", "PointCloudPairs"]
+           "ViewPairs", "ConstituentBatcher", "ConstituentPairBatcher", "PointCloudPairs",
+           "SlotBatcher", "SlotSelection"]

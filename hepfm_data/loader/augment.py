@@ -51,8 +51,10 @@ class FlipEta:
 class BoostZ:
     """Longitudinal boost with beta uniform in [0, ``beta_max``] (Kishimoto et al.: 0.3).
 
-    Massless objects: eta -> eta + artanh(beta), energy -> pt cosh(eta); the MET node
-    (``met_type``, transverse) is unchanged.
+    A Lorentz boost of each object's four-vector (pT, eta, phi, E), massive or not:
+    E' = gamma (E + beta pz), pz' = gamma (pz + beta E), eta' = asinh(pz' / pT); pT, phi and the
+    mass sqrt(E^2 - p^2) are kept (for massless nodes eta' = eta + artanh beta, E' = pT cosh eta').
+    The MET node (``met_type``, transverse) is unchanged. Computed in float64.
     """
 
     beta_max: float = 0.3
@@ -60,10 +62,15 @@ class BoostZ:
 
     def __call__(self, nodes, offsets, rng):
         out = nodes.copy()
-        shift = _per_node(np.arctanh(rng.uniform(0.0, self.beta_max, len(offsets) - 1)), offsets)
-        moving = out[:, TYPE] != self.met_type
-        out[moving, ETA] += shift[moving].astype(np.float32)
-        out[moving, ENERGY] = (out[moving, PT] * np.cosh(out[moving, ETA])).astype(np.float32)
+        beta = _per_node(rng.uniform(0.0, self.beta_max, len(offsets) - 1), offsets)
+        moving = (out[:, TYPE] != self.met_type) & (out[:, PT] > 0)
+        b = beta[moving]
+        gamma = 1.0 / np.sqrt(1.0 - b * b)
+        pt = out[moving, PT].astype(np.float64)
+        pz = pt * np.sinh(out[moving, ETA].astype(np.float64))
+        e = out[moving, ENERGY].astype(np.float64)
+        out[moving, ETA] = np.arcsinh(gamma * (pz + b * e) / pt)
+        out[moving, ENERGY] = gamma * (e + b * pz)
         return out
 
 

@@ -15,13 +15,14 @@ NANOAOD_FILE = TEST_DATA / "cms-nanoaod-dy-40events.root"
 PHYSLITE_FILE = TEST_DATA / "atlas-physlite-100events.root"
 
 
-def synthetic_events(n_events: int, seed: int = 0, first_event_id: int = 0):
+def synthetic_events(n_events: int, seed: int = 0, first_event_id: int = 0, taus: bool = False):
     """A valid, deterministic event record of ``n_events`` random events.
 
     Not physics: object multiplicities and kinematics are drawn from simple
     distributions (pT exponential above ~5 GeV, |eta| < 3, uniform phi) so that
     some objects fail the selection. Truth holds 0-2 tops, 0-1 Higgs and b quarks.
-    Same ``seed`` -> same bytes.
+    ``taus``: add a ``taus`` collection (mass, charge, tag; drawn after everything else, so the
+    other collections are the same bytes as without). Same ``seed`` -> same bytes.
     """
     import awkward as ak
     import numpy as np
@@ -50,7 +51,7 @@ def synthetic_events(n_events: int, seed: int = 0, first_event_id: int = 0):
         "phi": rng.uniform(-np.pi, np.pi, nt).astype(np.float32),
         "mass": np.full(nt, 100.0, np.float32),
     }), truth_counts)
-    return ak.zip({
+    out = {
         "event_id": np.arange(first_event_id, first_event_id + n_events, dtype=np.uint64),
         "weight": np.ones(n_events, np.float32),
         "jets": objects(6.0, {"mass": lambda n: rng.uniform(0, 20, n).astype(np.float32)}),
@@ -60,30 +61,33 @@ def synthetic_events(n_events: int, seed: int = 0, first_event_id: int = 0):
         "met": ak.zip({"pt": rng.exponential(50.0, n_events).astype(np.float32),
                        "phi": rng.uniform(-np.pi, np.pi, n_events).astype(np.float32)}),
         "truth": truth,
-    }, depth_limit=1)
+    }
+    if taus:
+        out["taus"] = objects(0.8, {"mass": lambda n: rng.uniform(0.5, 1.8, n).astype(np.float32), "charge": charge,
+                                    "tag": lambda n: (rng.random(n) < 0.8).astype(np.int8)})
+    return ak.zip(out, depth_limit=1)
 
 
-def packed_nodes(n_events: int, seed: int = 0):
-    """(nodes [N, 7] float32, n_node [B]) of random packed graph nodes (massless E = pt cosh eta) with
-    every paper_taus type (jet 0, electron 1, muon 2, photon 3, MET 4 last, tau 5), often more jets than
-    slots and pT ties (every third event's pT rounded to GeV). Not physics; same seed -> same bytes."""
+def synthetic_slots(n_events: int, seed: int = 0, layout=None, catalog=None):
+    """A :class:`~hepfm_data.slots.SlotBatch` of :func:`synthetic_events` (with taus, and a random record
+    b-tag flag on 30% of the jets) through the slot builder's selection (``catalog``: the packaged one
+    by default); labels 0, weights 1, ids 0..n-1."""
+    import awkward as ak
     import numpy as np
 
-    rng = np.random.default_rng(seed)
-    rows, counts = [], []
-    for i in range(n_events):
-        n = int(rng.integers(0, 16))
-        kind = rng.choice([0, 0, 0, 1, 2, 3, 5], n)
-        pt = np.round(rng.exponential(40.0, n) + 10, 0 if i % 3 == 0 else 3)  # rounded: ties
-        eta = rng.uniform(-2.5, 2.5, n)
-        ev = np.stack([pt, eta, rng.uniform(-np.pi, np.pi, n), pt * np.cosh(eta),
-                       (kind == 0) * rng.integers(0, 2, n), np.where(np.isin(kind, [1, 2, 5]),
-                                                                    rng.choice([-1, 1], n), 0), kind], 1)
-        met = np.array([[rng.exponential(50), 0.0, rng.uniform(-np.pi, np.pi), 0.0, 0, 0, 4]])
-        met[0, 3] = met[0, 0]
-        rows.append(np.concatenate([ev, met]))
-        counts.append(n + 1)
-    return np.concatenate(rows).astype(np.float32), np.asarray(counts, np.int64)
+    from .._arrays import counts_to_offsets
+    from ..catalog import load_catalog
+    from ..loader.slots import SlotSelection, slot_batch, slot_objects
+    from ..slots import SlotLayout
+    from ..store.record import schema_of, to_columns
+
+    layout = layout or SlotLayout()
+    ev = synthetic_events(n_events, seed, taus=True)
+    flag = (np.random.default_rng(seed).random(int(ak.sum(ak.num(ev.jets)))) < 0.3).astype(np.int8)
+    ev = ak.with_field(ev, ak.with_field(ev.jets, ak.unflatten(flag, ak.num(ev.jets)), "btag"), "jets")
+    obj = slot_objects(to_columns(ev, schema_of(ev)), SlotSelection.from_catalog(catalog or load_catalog()), layout)
+    return slot_batch(obj.nodes, obj.mass, obj.slot, counts_to_offsets(obj.counts), layout, np.zeros(n_events),
+                      np.ones(n_events), np.arange(n_events))
 
 
 def write_synthetic_stores(root: str, spec: dict[str, tuple[str, int, int, int]], *,
