@@ -8,7 +8,9 @@ Kishimoto et al.).
    or NanoAOD stores of collision data): no process label and no process weight is used
    (``mixing: none``); each batch's label is the object-replacement class (which slot type was
    replaced by another event's object, or none) drawn in the loader workers, with the rotation,
-   eta-flip and boost augmentations.
+   eta-flip and boost augmentations. Slots come from each store's event record
+   (:class:`~hepfm_data.loader.SlotBatcher`: objects with their masses, the catalog's cuts); a
+   record without τ candidates needs ``--slots.n_tau=0``.
 2. Fine-tuning on ``task`` at every size of ``sizes`` (events per class) and seed of ``seeds``:
    ``finetuned`` (pretrained slot Transformer, new head) and ``scratch`` (same network, random
    init), scored on one fixed test set.
@@ -30,8 +32,8 @@ if __package__ in (None, ""):  # `python recipes/replace_pretrain.py`
 
 import torch
 
-from hepfm_data.loader import BoostZ, Compose, FlipEta, RotatePhi
-from hepfm_data.slots import PRETEXT_CLASSES, ObjectReplacement, SlotBatch, SlotLayout, SlotTransform
+from hepfm_data.loader import BoostZ, Compose, FlipEta, RotatePhi, SlotBatcher, SlotSelection
+from hepfm_data.slots import PRETEXT_CLASSES, ObjectReplacement, SlotBatch, SlotLayout
 from hepfm_models import TrainConfig
 from hepfm_models.protocol import finetune, pretrain
 from hepfm_models.slots_model import SlotConfig
@@ -76,7 +78,7 @@ class SlotSection:
 @dataclass
 class ReplaceConfig:
     data: DataConfig = field(default_factory=DataConfig)
-    representation: str = ""  # "" = each store's default (paper); "paper_taus" fills the tau slots
+    slots: SlotLayout = field(default_factory=SlotLayout)  # slots per type (SPEC §7.3: 4, 4, 4, 8, 1)
     pretrain_processes: list[str] = field(default_factory=lambda: ["ttbar", "Hplus_tb", "ttH_bb"])
     pretext: PretextSection = field(default_factory=PretextSection)
     model: SlotSection = field(default_factory=SlotSection)
@@ -93,8 +95,9 @@ class ReplaceConfig:
     threads: int = DEFAULT_THREADS
 
 
-def _loader_kw(cfg: ReplaceConfig) -> dict[str, Any]:
-    return {"representation": cfg.representation or None}
+def slot_builder(cfg: ReplaceConfig, pretext: ObjectReplacement | None = None) -> SlotBatcher:
+    """Slots of the stores' event records with the catalog's object selection (passed in explicitly)."""
+    return SlotBatcher(SlotSelection.from_catalog(catalog_of(cfg.data)), pretext=pretext, layout=cfg.slots)
 
 
 def slot_split(cfg: ReplaceConfig, name: str, label: int, split: str, n: int, seed: int, shuffle: bool
@@ -104,7 +107,7 @@ def slot_split(cfg: ReplaceConfig, name: str, label: int, split: str, n: int, se
 
     url = find_stores(cfg.data.stores, [name], catalog_of(cfg.data))
     loader = stream(url, split, cfg.data, DistInfo(), labels={name: label}, seed=seed, shuffle=shuffle,
-                    mixing="none", transform=SlotTransform(SlotLayout()), **_loader_kw(cfg))
+                    mixing="none", builder=slot_builder(cfg))
     parts, got = [], 0
     for b in loader:
         parts.append(b)
@@ -141,7 +144,7 @@ def run(cfg: ReplaceConfig) -> dict[str, Any]:
         pre = ObjectReplacement(p_none=cfg.pretext.p_none, empty=cfg.pretext.empty)
         aug = Compose(RotatePhi(), FlipEta(), BoostZ(cfg.pretext.beta_max)) if cfg.pretext.augment else None
         unlabelled = {s.rstrip("/").rsplit("/", 1)[-1]: 0 for s in stores}  # one class: no process label
-        kw = dict(labels=unlabelled, mixing="none", transform=SlotTransform(SlotLayout(), pre), **_loader_kw(cfg))
+        kw = dict(labels=unlabelled, mixing="none", builder=slot_builder(cfg, pre))
         train = stream(stores, "train", cfg.data, dist, seed=cfg.seed, augment=aug, **kw)
         val = stream(stores, "validation", cfg.data, dist, shuffle=False, **kw)
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from hepfm_data.events import SampleInfo
 from hepfm_data.store import write_store
@@ -27,7 +28,7 @@ def test_recipe_runs_end_to_end(tmp_path):
     plot and the checkpoints; a re-run resumes from the finished runs and gives the same results."""
     root = tmp_path / "stores"
     for i, p in enumerate(("ttbar", "Hplus_tb", "ttH_bb")):
-        write_store(str(root), p, [(synthetic_events(300, seed=20 + i, first_event_id=10_000 * i),
+        write_store(str(root), p, [(synthetic_events(300, seed=20 + i, first_event_id=10_000 * i, taus=True),
                                     SampleInfo(p, "synthetic", seed=i))], progress=False)
     out = tmp_path / "run"
     argv = [str(REPO / "recipes/configs/replace_pretrain.yaml"), f"--data.stores={root}", "--data.batch_size=64",
@@ -48,27 +49,29 @@ def test_recipe_runs_end_to_end(tmp_path):
 
 def test_nanoaod_store_pretrains_on_slots_with_taus(tmp_path):
     """The same path on CMS NanoAOD (tests/data, 40 events): `hepfm-data build` a store from the real
-    file, `derive` its paper_taus representation, stream it as slot batches with the replacement
-    pretext (tau slots filled from NanoAOD's Tau collection where it has candidates) and take an
-    optimisation step of the slot Transformer through the training engine."""
+    file, stream its event record as slot batches with the replacement pretext (jet masses and the
+    DeepJet b-tag of the record, tau slots from NanoAOD's Tau collection where it has candidates) and
+    take an optimisation step of the slot Transformer through the training engine."""
     import numpy as np
 
+    from hepfm_data import load_catalog
     from hepfm_data.cli import main
-    from hepfm_data.loader import make_loader
-    from hepfm_data.slots import ObjectReplacement, SlotTransform
+    from hepfm_data.loader import SlotBatcher, SlotSelection, make_loader
+    from hepfm_data.slots import LOG_M, ObjectReplacement
     from hepfm_data.testing import NANOAOD_FILE
     from hepfm_models import TrainConfig, fit
     from hepfm_models.slots_model import SlotConfig
 
     root = tmp_path / "st"
     assert main(["build", "ttbar", "--input", str(NANOAOD_FILE), "--out", str(root), "--quiet"]) == 0
-    assert main(["derive", str(root / "ttbar"), "--representation", "paper_taus", "--quiet"]) == 0
-    loader = make_loader([str(root / "ttbar")], representation="paper_taus", device="cpu", num_workers=0,
-                         batch_size=16, labels={"ttbar": 0}, mixing="none",
-                         transform=SlotTransform(pretext=ObjectReplacement()))
+    builder = SlotBatcher(SlotSelection.from_catalog(load_catalog(), btag="record"), pretext=ObjectReplacement())
+    loader = make_loader([str(root / "ttbar")], device="cpu", num_workers=0, batch_size=16, labels={"ttbar": 0},
+                         mixing="none", builder=builder)
     batches = list(loader)
     n = sum(b.n_graph for b in batches)
     assert n > 20 and all(b.mask[:, -1].all() for b in batches)  # every event has its MET slot
+    jets = torch.cat([b.x[:, 8:20, LOG_M][b.mask[:, 8:20]] for b in batches])
+    assert jets.numel() > 5 and (jets > 0).all()  # NanoAOD (Drell-Yan) jet masses, not 0
     assert np.isin(np.concatenate([b.labels.numpy() for b in batches]), np.arange(6)).all()
     model = SlotConfig(width=16, n_layers=1, ff_width=32).build()
     res = fit(model, lambda e: batches, None, TrainConfig(epochs=1, progress=False))
