@@ -33,7 +33,7 @@ truth              var * {pid i32, pt, eta, phi, mass f32} (optional: absent for
 =================  =========================================================================
 
 ``truth`` holds the hard-process record (SPEC §4): the last copies of Higgs
-bosons (PDG 25, 35, 36), top quarks (6), W (24) and Z (23) bosons, plus the b
+bosons (PDG 25, 35, 36; charged 37), top quarks (6), W (24) and Z (23) bosons, plus the b
 and c quarks (5, 4) used for jet flavour matching. ``pid`` keeps its sign.
 
 Sample-level metadata (process, generator, seed, input format and release,
@@ -153,7 +153,7 @@ EVENT_FIELDS: dict[str, tuple[str, dict[str, str]]] = {
 }
 
 #: PDG ids kept in the truth record.
-TRUTH_PIDS = (4, 5, 6, 23, 24, 25, 35, 36)
+TRUTH_PIDS = (4, 5, 6, 23, 24, 25, 35, 36, 37)
 
 
 @dataclass

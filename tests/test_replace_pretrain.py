@@ -76,3 +76,30 @@ def test_nanoaod_store_pretrains_on_slots_with_taus(tmp_path):
     model = SlotConfig(width=16, n_layers=1, ff_width=32).build()
     res = fit(model, lambda e: batches, None, TrainConfig(epochs=1, progress=False))
     assert np.isfinite(res.history[0]["train_loss"])
+
+
+def test_recipe_under_torchrun_two_ranks(tmp_path):
+    """A real torchrun job (2 ranks, gloo, CPU) of `recipes/replace_pretrain.py` on a tiny config:
+    DDP pretraining on the pretext labels, then fine-tuning; rank 0 writes the results, both ranks
+    report the 2-rank world and finish (exit code 0)."""
+    import os
+    import subprocess
+
+    root = tmp_path / "stores"
+    for i, p in enumerate(("ttbar", "Hplus_tb", "ttH_bb")):
+        write_store(str(root), p, [(synthetic_events(160, seed=30 + i, first_event_id=10_000 * i, taus=True),
+                                    SampleInfo(p, "synthetic", seed=i))], progress=False)
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
+           str(REPO / "recipes/replace_pretrain.py"), str(REPO / "recipes/configs/replace_pretrain.yaml"),
+           f"--data.stores={root}", "--data.batch_size=32", "--data.num_workers=0", "--pretrain.epochs=1",
+           "--finetune.epochs=1", "--pretrain.progress=false", "--finetune.progress=false", "--model.width=16",
+           "--model.n_layers=1", "--model.ff_width=32", "--sizes=[30]", "--seeds=[0]", "--n_val_per_class=10",
+           "--n_test_per_class=10", "--device=cpu", "--threads=1", f"--out={out}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 rank(s)" in proc.stdout
+    doc = json.loads((out / "results.json").read_text())
+    assert {(r["n_per_class"], r["variant"]) for r in doc["table"]} == {(30, "finetuned"), (30, "scratch")}
+    assert len(json.loads((out / "pretrain" / "history.json").read_text())["history"]) == 1

@@ -12,7 +12,7 @@ missing LHE or SLHA file -> :class:`~hepfm_data.errors.GenerationError` /
 :class:`~hepfm_data.errors.InputFileError`.
 
 Truth record (SPEC §4): last copies (no daughter with the same PDG id) of
-H (25, 35, 36), t, W, Z; plus last copies of b and c quarks (before
+H (25, 35, 36), H± (37), t, W, Z; plus last copies of b and c quarks (before
 hadronisation, from any source: hard process, decays, shower) with pT > 5 GeV
 and |η| < 2.5 — the partons Delphes' JetFlavorAssociation uses (card:
 PartonEtaMax 2.5) with a higher pT floor to keep the record compact.
@@ -47,7 +47,7 @@ BASE_SETTINGS = (
     "Next:numberCount = 0",
     "Next:numberShowEvent = 0",
 )
-TRUTH_BOSON_TOP = (6, 23, 24, 25, 35, 36)
+TRUTH_BOSON_TOP = (6, 23, 24, 25, 35, 36, 37)
 TRUTH_QUARKS = (4, 5)
 QUARK_PT_MIN = 5.0  # GeV
 QUARK_ETA_MAX = 2.5
