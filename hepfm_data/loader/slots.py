@@ -39,6 +39,7 @@ import torch
 
 from .._arrays import counts_to_offsets
 from ..errors import HepfmError, StoreError
+from ..kernels.features import _cuts  # the catalog ObjectCuts -> object_mask arguments (one helper)
 from ..slots import SlotBatch, SlotLayout, slot_features
 from .batch import gather_events
 from .builders import AUGMENT_STREAM, TRANSFORM_STREAM, Block, batch_rng
@@ -125,11 +126,6 @@ def _flat(cols, coll: str, field: str, dtype=np.float64) -> np.ndarray:
     return np.ascontiguousarray(cols[f"{coll}/{field}"], dtype=dtype)
 
 
-def _cuts(c) -> tuple:
-    lo, hi = c.eta_crack if c.eta_crack is not None else (1.0, 0.0)
-    return (float(c.pt_min), bool(c.pt_inclusive), float(c.abs_eta_max), float(lo), float(hi))
-
-
 @dataclass
 class SlotObjects:
     """The slot objects of ``n`` events, grouped by event (in the input order), then by slot."""
@@ -157,7 +153,7 @@ def slot_objects(cols: dict[str, np.ndarray], selection: SlotSelection, layout: 
 
     def coll(name: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         off = counts_to_offsets(np.asarray(cols[f"{name}/n"], np.int64))
-        return off, {k: _flat(cols, name, k) for k in _KIN}
+        return off, {k: _flat(cols, name, k, np.float32) for k in _KIN}  # the record's precision, as the paper graph
 
     def add(name, off, kin, keep, stype, mass, btag, charge, kind):
         event = np.repeat(np.arange(n, dtype=np.int64), np.diff(off))
@@ -197,7 +193,7 @@ def slot_objects(cols: dict[str, np.ndarray], selection: SlotSelection, layout: 
         add("jets", off, kin, keep, np.where(btag > 0, 2, 3), _flat(cols, "jets", "mass"), btag.astype(np.float64),
             0.0, JET)
     if layout.n_met:
-        met = {"pt": _flat(cols, "met", "pt"), "eta": np.zeros(n), "phi": _flat(cols, "met", "phi")}
+        met = {k: _flat(cols, "met", k, np.float32) if k != "eta" else np.zeros(n, np.float32) for k in _KIN}
         add("met", np.arange(n + 1, dtype=np.int64), met, np.ones(n, bool), 4, 0.0, 0.0, 0.0, MET)
     cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     order = np.lexsort((-cat["pt"], cat["stype"], cat["event"]))  # last key first: event, type, pT descending
@@ -206,7 +202,7 @@ def slot_objects(cols: dict[str, np.ndarray], selection: SlotSelection, layout: 
     rank = np.arange(order.size) - np.maximum.accumulate(np.where(new_group, np.arange(order.size), 0))
     inside = rank < np.asarray(layout.counts, np.int64)[st]
     order, ev, st, rank = order[inside], ev[inside], st[inside], rank[inside]
-    c = {k: v[order] for k, v in cat.items()}
+    c = {k: v[order].astype(np.float64) if v.dtype.kind == "f" else v[order] for k, v in cat.items()}
     energy = np.hypot(c["pt"] * np.cosh(c["eta"]), c["mass"])
     nodes = np.stack([c["pt"], c["eta"], c["phi"], energy, c["btag"], c["charge"], c["type"].astype(np.float64)], 1)
     return SlotObjects(nodes, c["mass"].astype(np.float64), layout.starts[st] + rank,
@@ -215,16 +211,18 @@ def slot_objects(cols: dict[str, np.ndarray], selection: SlotSelection, layout: 
 
 def _jet_btag(cols, selection: SlotSelection, off: np.ndarray, kin: dict[str, np.ndarray], seed: int) -> np.ndarray:
     """int8 [n_jets]: the record's ``jets.btag``, or the catalog efficiency on the truth flavour (paper graph)."""
-    if selection.btag != "emulate" and "jets/btag" in cols:
+    if selection.btag == "record" or (selection.btag == "auto" and "jets/btag" in cols):
+        if "jets/btag" not in cols:
+            raise HepfmError(f"representation {REPRESENTATION!r}: btag='record' but the record has no jets.btag")
         return np.asarray(cols["jets/btag"], np.int8)
     from ..kernels.btag import btag_decisions, efficiency_table, seed_key
     from ..kernels.selection import jet_flavour
 
     t_off = counts_to_offsets(np.asarray(cols["truth/n"], np.int64))
-    flav = jet_flavour(kin["eta"].astype(np.float32), kin["phi"].astype(np.float32), off,
+    flav = jet_flavour(kin["eta"], kin["phi"], off,
                        np.asarray(cols["truth/pid"], np.int32), _flat(cols, "truth", "eta", np.float32),
                        _flat(cols, "truth", "phi", np.float32), t_off, float(selection.btag_params.match_dr))
-    return btag_decisions(flav, kin["pt"].astype(np.float32), off, np.ascontiguousarray(cols["event_id"], np.uint64),
+    return btag_decisions(flav, kin["pt"], off, np.ascontiguousarray(cols["event_id"], np.uint64),
                           efficiency_table(selection.btag_params), seed_key(seed))
 
 
