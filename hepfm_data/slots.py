@@ -25,6 +25,8 @@ event_id          [B] int64         store event id
 multilabels       [B, L] | None     SPEC §4 labels when read
 replaced          [B] int64 | None  object replacement: the slot now holding the donor's
                                     object, -1 for none (:class:`ObjectReplacement`)
+selected          [B] bool | None   the event passes the event selection (``graph_mask``);
+                                    None: no event selection
 ================  ================  ==================================================
 
 E = sqrt((pT cosh eta)^2 + m^2) with the record's mass (jets, τ) or the PDG mass (e, μ);
@@ -146,6 +148,7 @@ class SlotBatch:
     event_id: torch.Tensor
     multilabels: torch.Tensor | None = None
     replaced: torch.Tensor | None = None
+    selected: torch.Tensor | None = None
 
     @property
     def n_graph(self) -> int:
@@ -153,7 +156,10 @@ class SlotBatch:
 
     @property
     def graph_mask(self) -> torch.Tensor:
-        """[B] bool, all True (slot batches have no padding events; the training engine reads it)."""
+        """[B] bool: the events that pass the event selection (``selected``; all True without one).
+        The training engine and the losses read it: a masked event counts nowhere."""
+        if self.selected is not None:
+            return self.selected
         return torch.ones(self.x.shape[0], dtype=torch.bool, device=self.x.device)
 
     @property
@@ -221,15 +227,18 @@ class ObjectReplacement:
         if self.empty not in ("redraw", "none"):
             raise HepfmError(f"ObjectReplacement: empty must be 'redraw' or 'none', got {self.empty!r}")
 
-    def arrays(self, x: np.ndarray, mask: np.ndarray, slot_type: np.ndarray, rng: np.random.Generator
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def arrays(self, x: np.ndarray, mask: np.ndarray, slot_type: np.ndarray, rng: np.random.Generator,
+               events: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(new x, new mask, label [B] int64, replaced slot [B] int64) of ``x`` [B, S, F], ``mask`` [B, S],
-        ``slot_type`` [S]; inputs are not modified."""
+        ``slot_type`` [S]; ``events`` [B] bool: the selected events (only they give and receive
+        objects; the others keep label none); inputs are not modified."""
         b, s = mask.shape
         n_types = len(SLOT_TYPES)
         allowed = np.isin(np.arange(n_types), [SLOT_TYPES.index(t) for t in self.types])
         onehot = slot_type[None, :] == np.arange(n_types)[:, None]  # [T, S]
         filled = (mask[:, None, :] & onehot[None]).sum(-1)  # [B, T] objects per type
+        if events is not None:
+            filled = filled * np.asarray(events, bool)[:, None]
         holders = (filled > 0).sum(0)  # [T] events having the type
         # a donor exists for event i and type t when another event has that type
         possible = (filled > 0) & ((holders[None, :] - (filled > 0)) > 0) & allowed[None, :]
@@ -276,7 +285,9 @@ class ObjectReplacement:
         """The pretext batch of ``batch`` (CPU tensors): labels = replaced type or none."""
         if batch.n_graph == 0:
             return dataclasses.replace(batch, replaced=torch.zeros(0, dtype=torch.int64))
-        x, mask, label, replaced = self.arrays(batch.x.numpy(), batch.mask.numpy(), batch.slot_type[0].numpy(), rng)
+        events = None if batch.selected is None else batch.selected.numpy()
+        x, mask, label, replaced = self.arrays(batch.x.numpy(), batch.mask.numpy(), batch.slot_type[0].numpy(), rng,
+                                               events)
         return dataclasses.replace(batch, x=torch.from_numpy(x), mask=torch.from_numpy(mask),
                                    labels=torch.from_numpy(label), replaced=torch.from_numpy(replaced))
 

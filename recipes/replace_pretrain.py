@@ -10,7 +10,9 @@ Kishimoto et al.).
    replaced by another event's object, or none) drawn in the loader workers, with the rotation,
    eta-flip and boost augmentations. Slots come from each store's event record
    (:class:`~hepfm_data.loader.SlotBatcher`: objects with their masses, the catalog's cuts); a
-   record without τ candidates needs ``--slots.n_tau=0``.
+   record without τ candidates needs ``--slots.n_tau=0``. ``event_selection`` (default on) applies
+   the study's >= 1 lepton, >= 2 jets, >= 1 b-jet: failing events stay in their batch, masked out
+   (``graph_mask``), so every rank still sees the same number of batches.
 2. Fine-tuning on ``task`` at every size of ``sizes`` (events per class) and seed of ``seeds``:
    ``finetuned`` (pretrained slot Transformer, new head) and ``scratch`` (same network, random
    init), scored on one fixed test set.
@@ -79,6 +81,7 @@ class SlotSection:
 class ReplaceConfig:
     data: DataConfig = field(default_factory=DataConfig)
     slots: SlotLayout = field(default_factory=SlotLayout)  # slots per type (SPEC §7.3: 4, 4, 4, 8, 1)
+    event_selection: bool = True  # SPEC §7.3: >= 1 lepton, >= 2 jets, >= 1 b-jet (others are masked out)
     pretrain_processes: list[str] = field(default_factory=lambda: ["ttbar", "Hplus_tb", "ttH_bb"])
     pretext: PretextSection = field(default_factory=PretextSection)
     model: SlotSection = field(default_factory=SlotSection)
@@ -96,13 +99,16 @@ class ReplaceConfig:
 
 
 def slot_builder(cfg: ReplaceConfig, pretext: ObjectReplacement | None = None) -> SlotBatcher:
-    """Slots of the stores' event records with the catalog's object selection (passed in explicitly)."""
-    return SlotBatcher(SlotSelection.from_catalog(catalog_of(cfg.data)), pretext=pretext, layout=cfg.slots)
+    """Slots of the stores' event records with the catalog's object selection (passed in explicitly)
+    and, with ``event_selection``, the study's event selection."""
+    cat = catalog_of(cfg.data)
+    sel = SlotSelection.kishimoto(cat) if cfg.event_selection else SlotSelection.from_catalog(cat)
+    return SlotBatcher(sel, pretext=pretext, layout=cfg.slots)
 
 
 def slot_split(cfg: ReplaceConfig, name: str, label: int, split: str, n: int, seed: int, shuffle: bool
                ) -> SlotBatch:
-    """``n`` events (0 = all) of process ``name`` as one SlotBatch labelled ``label`` (no augmentation)."""
+    """``n`` selected events (0 = all) of process ``name`` as one SlotBatch labelled ``label`` (no augmentation)."""
     from hepfm_models.training import DistInfo
 
     url = find_stores(cfg.data.stores, [name], catalog_of(cfg.data))
@@ -110,12 +116,15 @@ def slot_split(cfg: ReplaceConfig, name: str, label: int, split: str, n: int, se
                     mixing="none", builder=slot_builder(cfg))
     parts, got = [], 0
     for b in loader:
+        b = b.select(torch.nonzero(b.graph_mask).flatten())
         parts.append(b)
         got += b.n_graph
         if n and got >= n:
             break
     if not parts or (n and got < n):
-        raise ConfigError(f"task {cfg.task}: store {url[0]} has {got} {split} events, {n} per class were asked for")
+        passing = " passing the event selection (>= 1 lepton, >= 2 jets, >= 1 b-jet)" if cfg.event_selection else ""
+        raise ConfigError(f"task {cfg.task}: store {url[0]} has {got} {split} events{passing}, {n} per class were "
+                          f"asked for")
     out = SlotBatch.concat(parts)
     return out.select(torch.arange(n)) if n else out
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from hepfm_data.events import SampleInfo
-from hepfm_data.store import write_store
+from hepfm_data.store import open_store, write_store
 from hepfm_data.testing import synthetic_events
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,18 +23,20 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_recipe_runs_end_to_end(tmp_path):
-    """The recipe pretrains on the pretext labels only (6 classes, mixture of three stores), then
-    fine-tunes 'finetuned' and 'scratch' at two sizes x two seeds; writes the AUC table, the PNG
+    """The recipe pretrains on the pretext labels only (6 classes, mixture of three stores), with the
+    study's event selection (>= 1 lepton, >= 2 jets, >= 1 record-b-tagged jet: ~40% of these events;
+    fine-tuning and test sets hold selected events only), then fine-tunes 'finetuned' and 'scratch'
+    at two sizes x two seeds; writes the AUC table, the PNG
     plot and the checkpoints; a re-run resumes from the finished runs and gives the same results."""
     root = tmp_path / "stores"
     for i, p in enumerate(("ttbar", "Hplus_tb", "ttH_bb")):
-        write_store(str(root), p, [(synthetic_events(300, seed=20 + i, first_event_id=10_000 * i, taus=True),
+        write_store(str(root), p, [(synthetic_events(360, seed=20 + i, first_event_id=10_000 * i, taus=True, btag=0.5),
                                     SampleInfo(p, "synthetic", seed=i))], progress=False)
     out = tmp_path / "run"
     argv = [str(REPO / "recipes/configs/replace_pretrain.yaml"), f"--data.stores={root}", "--data.batch_size=64",
             "--data.num_workers=0", "--pretrain.epochs=2", "--finetune.epochs=2", "--pretrain.progress=false",
             "--finetune.progress=false", "--model.width=16", "--model.n_layers=1", "--model.ff_width=32",
-            "--sizes=[40,80]", "--seeds=[0,1]", "--n_val_per_class=20", "--n_test_per_class=20", f"--out={out}"]
+            "--sizes=[40,80]", "--seeds=[0,1]", "--n_val_per_class=8", "--n_test_per_class=8", f"--out={out}"]
     doc = replace_pretrain.run(replace_pretrain.parse_args(replace_pretrain.ReplaceConfig, argv))
     hist = json.loads((out / "pretrain" / "history.json").read_text())
     assert hist["classes"] == ["lepton", "tau", "bjet", "light", "met", "none"] and len(hist["history"]) == 2
@@ -45,6 +47,10 @@ def test_recipe_runs_end_to_end(tmp_path):
     assert all(r["pretrained"] for r in doc["runs"] if r["variant"] == "finetuned")
     again = replace_pretrain.run(replace_pretrain.parse_args(replace_pretrain.ReplaceConfig, argv))
     assert [r["test_auc"] for r in again["runs"]] == [r["test_auc"] for r in doc["runs"]]
+    cfg = replace_pretrain.parse_args(replace_pretrain.ReplaceConfig, argv)
+    test_set = replace_pretrain.task_slots(cfg, "test", 0, seed=0, shuffle=False)
+    n_test = sum(i.n_events for p in ("ttbar", "Hplus_tb") for i in open_store(str(root / p)).shards("test"))
+    assert test_set.selected.all() and 0.2 * n_test < test_set.n_graph < 0.7 * n_test
 
 
 def test_nanoaod_store_pretrains_on_slots_with_taus(tmp_path):
@@ -87,15 +93,15 @@ def test_recipe_under_torchrun_two_ranks(tmp_path):
 
     root = tmp_path / "stores"
     for i, p in enumerate(("ttbar", "Hplus_tb", "ttH_bb")):
-        write_store(str(root), p, [(synthetic_events(160, seed=30 + i, first_event_id=10_000 * i, taus=True),
+        write_store(str(root), p, [(synthetic_events(200, seed=30 + i, first_event_id=10_000 * i, taus=True, btag=0.5),
                                     SampleInfo(p, "synthetic", seed=i))], progress=False)
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
            str(REPO / "recipes/replace_pretrain.py"), str(REPO / "recipes/configs/replace_pretrain.yaml"),
            f"--data.stores={root}", "--data.batch_size=32", "--data.num_workers=0", "--pretrain.epochs=1",
            "--finetune.epochs=1", "--pretrain.progress=false", "--finetune.progress=false", "--model.width=16",
-           "--model.n_layers=1", "--model.ff_width=32", "--sizes=[30]", "--seeds=[0]", "--n_val_per_class=10",
-           "--n_test_per_class=10", "--device=cpu", "--threads=1", f"--out={out}"]
+           "--model.n_layers=1", "--model.ff_width=32", "--sizes=[30]", "--seeds=[0]", "--n_val_per_class=3",
+           "--n_test_per_class=3", "--device=cpu", "--threads=1", f"--out={out}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

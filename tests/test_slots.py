@@ -131,6 +131,43 @@ def test_slots_match_the_per_event_reference_with_record_masses(layout):
         SlotLayout(n_met=2)
 
 
+def test_event_selection_of_the_study_masks_failing_events_which_neither_give_nor_receive():
+    """``SlotSelection.kishimoto`` (SPEC §7.3: >= 1 lepton, >= 2 jets, >= 1 b-jet) marks exactly the
+    events whose selected objects (counted before the slot counts truncate them, from the per-event
+    reference with unbounded slots) pass; ``graph_mask`` is that mask; under object replacement a
+    masked event keeps label none and its slots, and every replaced object is a copy of an object
+    of another *selected* event."""
+    ev = _record_with_btag(200, seed=11)
+    wide = SlotLayout(n_lepton=30, n_tau=30, n_bjet=30, n_light=30)
+    _, rmask = reference_slots(ev, wide, lepton_masses())
+    per_type = np.stack([rmask[:, wide.slot_types == t].sum(1) for t in range(5)], 1)
+    want = (per_type[:, 0] >= 1) & (per_type[:, 2] + per_type[:, 3] >= 2) & (per_type[:, 2] >= 1)
+    assert 20 < want.sum() < 180  # the selection bites both ways on this sample
+    sel = SlotSelection.kishimoto(CAT)
+    obj = slot_objects(to_columns(ev, schema_of(ev)), sel, SlotLayout())
+    np.testing.assert_array_equal(obj.selected, want)
+    n = len(ev)
+    sb = slot_batch(obj.nodes, obj.mass, obj.slot, counts_to_offsets(obj.counts), SlotLayout(), np.zeros(n),
+                    np.ones(n), np.arange(n), obj.selected)
+    assert torch.equal(sb.graph_mask, torch.from_numpy(want))
+    assert _slots_of(ev, SlotLayout()).selected is None  # no event selection: no mask
+    out = ObjectReplacement(p_none=0.0)(sb, np.random.default_rng(5))
+    lab, rep = out.labels.numpy(), out.replaced.numpy()
+    assert (lab[~want] == NONE_CLASS).all() and (rep[~want] == -1).all()
+    assert torch.equal(out.x[~torch.from_numpy(want)], sb.x[~torch.from_numpy(want)])
+    x0, m0 = sb.x.numpy(), sb.mask.numpy()
+    rows = np.flatnonzero(rep >= 0)
+    assert rows.size > 0.8 * want.sum()
+    for i in rows:
+        obj_x = out.x.numpy()[i, rep[i]]
+        donors = [j for j in np.flatnonzero(want) if j != i and (m0[j] & (x0[j] == obj_x).all(1)).any()]
+        assert donors, f"event {i}: replaced object not found in another selected event"
+    with pytest.raises(HepfmError, match="min_jets"):
+        SlotSelection.from_catalog(CAT, min_jets=-1)
+    with pytest.raises(HepfmError, match="does not read"):
+        slot_objects(to_columns(ev, schema_of(ev)), sel, SlotLayout(n_lepton=0))
+
+
 def test_boost_keeps_the_mass_and_matches_vector():
     """BoostZ on massive slot objects is the Lorentz boost of ``vector`` (E, eta; pT, phi kept) with
     the same beta per event; the invariant mass is unchanged; MET is untouched; a massless object

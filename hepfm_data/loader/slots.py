@@ -86,10 +86,22 @@ class SlotSelection:
     tau_pt_min: float = 20.0
     tau_abs_eta_max: float = 2.5
     btag: str = "auto"
+    #: event selection on the selected objects (before the slot counts truncate them): at least
+    #: this many leptons (e + μ), jets (b-tagged or not) and b-tagged jets; 0 = no requirement
+    min_leptons: int = 0
+    min_jets: int = 0
+    min_bjets: int = 0
 
     def __post_init__(self):
         if self.btag not in ("record", "emulate", "auto"):
             raise HepfmError(f"SlotSelection: btag must be 'record', 'emulate' or 'auto', got {self.btag!r}")
+        for name in ("min_leptons", "min_jets", "min_bjets"):
+            if int(getattr(self, name)) < 0:
+                raise HepfmError(f"SlotSelection: {name} = {getattr(self, name)} must be >= 0")
+
+    @property
+    def selects_events(self) -> bool:
+        return bool(self.min_leptons or self.min_jets or self.min_bjets)
 
     @classmethod
     def from_catalog(cls, catalog: Catalog | CatalogSelection, **kw) -> SlotSelection:
@@ -101,6 +113,12 @@ class SlotSelection:
                     overlap_against=tuple(s.overlap_against), btag_params=s.btag, tau_pt_min=TAU_PT_MIN,
                     tau_abs_eta_max=TAU_ETA_MAX)
         return cls(**{**base, **kw})
+
+    @classmethod
+    def kishimoto(cls, catalog: Catalog | CatalogSelection, **kw) -> SlotSelection:
+        """The paper's object cuts and the event selection of Kishimoto et al. (SPEC §7.3):
+        >= 1 lepton, >= 2 jets, >= 1 b-tagged jet."""
+        return cls.from_catalog(catalog, **{"min_leptons": 1, "min_jets": 2, "min_bjets": 1, **kw})
 
 
 def slot_inputs(selection: SlotSelection, layout: SlotLayout, schema: dict[str, Any] | None) -> list[str]:
@@ -134,6 +152,7 @@ class SlotObjects:
     mass: np.ndarray  # [M] float64 GeV
     slot: np.ndarray  # [M] int64 slot index (SlotLayout order)
     counts: np.ndarray  # [n] int64 objects per event
+    selected: np.ndarray  # [n] bool: the event passes the selection's event requirements
 
 
 def slot_objects(cols: dict[str, np.ndarray], selection: SlotSelection, layout: SlotLayout | None = None, *,
@@ -147,6 +166,10 @@ def slot_objects(cols: dict[str, np.ndarray], selection: SlotSelection, layout: 
     from ..kernels.selection import object_mask, overlap_mask
 
     layout = layout or SlotLayout()
+    if (selection.min_leptons and not layout.n_lepton) or \
+            ((selection.min_jets or selection.min_bjets) and not (layout.n_bjet or layout.n_light)):
+        raise HepfmError(f"SlotSelection requires leptons/jets ({selection.min_leptons}/{selection.min_jets}/"
+                         f"{selection.min_bjets}) that the slot layout {layout} does not read")
     masses = masses or dict(lepton_masses())
     n = int(cols["event_id"].shape[0])
     parts: list[dict[str, np.ndarray]] = []  # per collection: event, stype, pt, eta, phi, mass, btag, charge, type
@@ -196,6 +219,7 @@ def slot_objects(cols: dict[str, np.ndarray], selection: SlotSelection, layout: 
         met = {k: _flat(cols, "met", k, np.float32) if k != "eta" else np.zeros(n, np.float32) for k in _KIN}
         add("met", np.arange(n + 1, dtype=np.int64), met, np.ones(n, bool), 4, 0.0, 0.0, 0.0, MET)
     cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    selected = _event_selection(cat["event"], cat["stype"], n, selection)
     order = np.lexsort((-cat["pt"], cat["stype"], cat["event"]))  # last key first: event, type, pT descending
     ev, st = cat["event"][order], cat["stype"][order].astype(np.int64)
     new_group = np.r_[True, (ev[1:] != ev[:-1]) | (st[1:] != st[:-1])] if order.size else np.zeros(0, bool)
@@ -206,7 +230,17 @@ def slot_objects(cols: dict[str, np.ndarray], selection: SlotSelection, layout: 
     energy = np.hypot(c["pt"] * np.cosh(c["eta"]), c["mass"])
     nodes = np.stack([c["pt"], c["eta"], c["phi"], energy, c["btag"], c["charge"], c["type"].astype(np.float64)], 1)
     return SlotObjects(nodes, c["mass"].astype(np.float64), layout.starts[st] + rank,
-                       np.bincount(ev, minlength=n).astype(np.int64))
+                       np.bincount(ev, minlength=n).astype(np.int64), selected)
+
+
+def _event_selection(event: np.ndarray, stype: np.ndarray, n: int, selection: SlotSelection) -> np.ndarray:
+    """[n] bool: events with at least the selection's leptons, jets and b-jets among ``event`` /
+    ``stype`` (slot type index per selected object, before truncation to the slot counts)."""
+    def count(types) -> np.ndarray:
+        return np.bincount(event[np.isin(stype, types)], minlength=n)
+
+    return ((count([0]) >= selection.min_leptons) & (count([2, 3]) >= selection.min_jets)
+            & (count([2]) >= selection.min_bjets))
 
 
 def _jet_btag(cols, selection: SlotSelection, off: np.ndarray, kin: dict[str, np.ndarray], seed: int) -> np.ndarray:
@@ -293,12 +327,14 @@ class SlotBatcher:
         weight = np.concatenate([p["weight"] * ds.source_scale[blk.source] for blk, p in zip(blocks, parts)])
         label = np.concatenate([np.full(len(p["weight"]), ds.source_labels[blk.source], np.int64)
                                 for blk, p in zip(blocks, parts)])
-        objects = SlotObjects(cat["nodes"][rows], cat["mass"][rows], cat["slot"][rows], np.diff(off))
+        selected = np.concatenate([o.selected for o in objs])[perm]
+        objects = SlotObjects(cat["nodes"][rows], cat["mass"][rows], cat["slot"][rows], np.diff(off), selected)
         return SlotWindow(eid[perm], weight.astype(np.float32)[perm], label[perm], objects)
 
     def empty_window(self, ds: StreamingDataset) -> SlotWindow:
         return SlotWindow(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64),
-                          SlotObjects(np.zeros((0, 7)), np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64)))
+                          SlotObjects(np.zeros((0, 7)), np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                                      np.zeros(0, bool)))
 
     def batch(self, ds: StreamingDataset, win: SlotWindow, a: int, b: int, key: tuple) -> SlotBatch:
         off = win.offsets
@@ -307,7 +343,8 @@ class SlotBatcher:
         if ds.augment is not None:
             nodes = ds.augment(nodes, rel, batch_rng(key, AUGMENT_STREAM))
         out = slot_batch(nodes, win.objects.mass[o0:o1], win.objects.slot[o0:o1], rel, self.layout,
-                         win.label[a:b], win.weight[a:b], win.event_id[a:b])
+                         win.label[a:b], win.weight[a:b], win.event_id[a:b],
+                         win.objects.selected[a:b] if self.selection.selects_events else None)
         return out if self.pretext is None else self.pretext(out, batch_rng(key, TRANSFORM_STREAM))
 
     def finish(self, ds: StreamingDataset, item: Any, device: torch.device) -> SlotBatch:
@@ -317,13 +354,16 @@ class SlotBatcher:
 
 
 def slot_batch(nodes: np.ndarray, mass: np.ndarray, slot: np.ndarray, offsets: np.ndarray, layout: SlotLayout,
-               labels: np.ndarray, weights: np.ndarray, event_id: np.ndarray) -> SlotBatch:
+               labels: np.ndarray, weights: np.ndarray, event_id: np.ndarray,
+               selected: np.ndarray | None = None) -> SlotBatch:
     """The :class:`SlotBatch` of slot objects (packed ``nodes`` [M, 7], ``mass`` [M], ``slot`` [M], event
-    ``offsets`` [B+1]) with per-event ``labels``, ``weights``, ``event_id`` [B]."""
+    ``offsets`` [B+1]) with per-event ``labels``, ``weights``, ``event_id`` [B] and, with an event
+    selection, ``selected`` [B] bool (False: the event is kept in the batch, masked out)."""
     x, mask = slot_features(nodes, mass, slot, offsets, layout)
     b = x.shape[0]
     t = torch.from_numpy
     return SlotBatch(t(x), t(mask), t(np.ascontiguousarray(np.broadcast_to(layout.slot_types, (b, layout.n_slots)))),
                      t(np.ascontiguousarray(labels, np.int64)), t(np.ascontiguousarray(weights, np.float32)),
-                     t(np.ascontiguousarray(event_id, np.int64)))
+                     t(np.ascontiguousarray(event_id, np.int64)),
+                     selected=None if selected is None else t(np.ascontiguousarray(selected, bool)))
 

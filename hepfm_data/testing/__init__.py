@@ -15,14 +15,16 @@ NANOAOD_FILE = TEST_DATA / "cms-nanoaod-dy-40events.root"
 PHYSLITE_FILE = TEST_DATA / "atlas-physlite-100events.root"
 
 
-def synthetic_events(n_events: int, seed: int = 0, first_event_id: int = 0, taus: bool = False):
+def synthetic_events(n_events: int, seed: int = 0, first_event_id: int = 0, taus: bool = False,
+                     btag: float = 0.0):
     """A valid, deterministic event record of ``n_events`` random events.
 
     Not physics: object multiplicities and kinematics are drawn from simple
     distributions (pT exponential above ~5 GeV, |eta| < 3, uniform phi) so that
     some objects fail the selection. Truth holds 0-2 tops, 0-1 Higgs and b quarks.
     ``taus``: add a ``taus`` collection (mass, charge, tag; drawn after everything else, so the
-    other collections are the same bytes as without). Same ``seed`` -> same bytes.
+    other collections are the same bytes as without). ``btag`` > 0: a record ``jets.btag`` flag set
+    on that fraction of the jets (drawn last, likewise). Same ``seed`` -> same bytes.
     """
     import awkward as ak
     import numpy as np
@@ -65,6 +67,10 @@ def synthetic_events(n_events: int, seed: int = 0, first_event_id: int = 0, taus
     if taus:
         out["taus"] = objects(0.8, {"mass": lambda n: rng.uniform(0.5, 1.8, n).astype(np.float32), "charge": charge,
                                     "tag": lambda n: (rng.random(n) < 0.8).astype(np.int8)})
+    if btag > 0:
+        jets, counts = out["jets"], ak.num(out["jets"])
+        flag = (rng.random(int(ak.sum(counts))) < btag).astype(np.int8)
+        out["jets"] = ak.with_field(jets, ak.unflatten(flag, counts), "btag")
     return ak.zip(out, depth_limit=1)
 
 
@@ -72,7 +78,6 @@ def synthetic_slots(n_events: int, seed: int = 0, layout=None, catalog=None):
     """A :class:`~hepfm_data.slots.SlotBatch` of :func:`synthetic_events` (with taus, and a random record
     b-tag flag on 30% of the jets) through the slot builder's selection (``catalog``: the packaged one
     by default); labels 0, weights 1, ids 0..n-1."""
-    import awkward as ak
     import numpy as np
 
     from .._arrays import counts_to_offsets
@@ -82,9 +87,7 @@ def synthetic_slots(n_events: int, seed: int = 0, layout=None, catalog=None):
     from ..store.record import schema_of, to_columns
 
     layout = layout or SlotLayout()
-    ev = synthetic_events(n_events, seed, taus=True)
-    flag = (np.random.default_rng(seed).random(int(ak.sum(ak.num(ev.jets)))) < 0.3).astype(np.int8)
-    ev = ak.with_field(ev, ak.with_field(ev.jets, ak.unflatten(flag, ak.num(ev.jets)), "btag"), "jets")
+    ev = synthetic_events(n_events, seed, taus=True, btag=0.3)
     obj = slot_objects(to_columns(ev, schema_of(ev)), SlotSelection.from_catalog(catalog or load_catalog()), layout)
     return slot_batch(obj.nodes, obj.mass, obj.slot, counts_to_offsets(obj.counts), layout, np.zeros(n_events),
                       np.ones(n_events), np.arange(n_events))
