@@ -24,7 +24,7 @@ def synthetic_events(n_events: int, seed: int = 0, first_event_id: int = 0, taus
     some objects fail the selection. Truth holds 0-2 tops, 0-1 Higgs and b quarks.
     ``taus``: add a ``taus`` collection (mass, charge, tag; drawn after everything else, so the
     other collections are the same bytes as without). ``btag`` > 0: a record ``jets.btag`` flag set
-    on that fraction of the jets (drawn last, likewise). Same ``seed`` -> same bytes.
+    on that fraction of the jets (from a fresh generator of ``seed``). Same ``seed`` -> same bytes.
     """
     import awkward as ak
     import numpy as np
@@ -69,7 +69,7 @@ def synthetic_events(n_events: int, seed: int = 0, first_event_id: int = 0, taus
                                     "tag": lambda n: (rng.random(n) < 0.8).astype(np.int8)})
     if btag > 0:
         jets, counts = out["jets"], ak.num(out["jets"])
-        flag = (rng.random(int(ak.sum(counts))) < btag).astype(np.int8)
+        flag = (np.random.default_rng(seed).random(int(ak.sum(counts))) < btag).astype(np.int8)
         out["jets"] = ak.with_field(jets, ak.unflatten(flag, counts), "btag")
     return ak.zip(out, depth_limit=1)
 
