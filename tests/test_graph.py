@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import math
 
@@ -74,10 +75,15 @@ def test_from_nodes_backends_agree_and_fill_every_field():
     """GraphBatch.from_nodes builds the same batch with the Numba and the torch edge backends."""
     nodes, n_node = random_nodes(3, 10)
     args = (torch.from_numpy(nodes), torch.from_numpy(n_node), torch.arange(10))
-    a = GraphBatch.from_nodes(*args, edge_backend="numba", event_id=torch.arange(10) + 100)
-    b = GraphBatch.from_nodes(*args, edge_backend="torch", event_id=torch.arange(10) + 100)
-    for name in ("senders", "receivers", "n_edge", "node_graph", "n_node", "labels", "event_id", "globals"):
+    ml = torch.from_numpy(np.random.default_rng(3).integers(0, 2, (10, 38)).astype(np.uint8))
+    a = GraphBatch.from_nodes(*args, edge_backend="numba", event_id=torch.arange(10) + 100, multilabels=ml)
+    b = GraphBatch.from_nodes(*args, edge_backend="torch", event_id=torch.arange(10) + 100, multilabels=ml)
+    for name in ("senders", "receivers", "n_edge", "node_graph", "n_node", "labels", "event_id", "globals",
+                 "nodes", "weights", "graph_mask", "multilabels"):
         assert torch.equal(getattr(a, name), getattr(b, name)), name
+    for f in dataclasses.fields(a):  # the CPU fast path keeps every dtype and shape of the contract
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        assert (x.dtype, x.shape) == (y.dtype, y.shape), f.name
     torch.testing.assert_close(a.edges, b.edges, atol=2e-6, rtol=0)
     assert a.n_graph == 10 and a.graph_mask.all() and a.weights.eq(1).all()
     assert torch.equal(a.globals[:, 0], torch.from_numpy(n_node).float())
