@@ -12,7 +12,7 @@ import torch
 
 from hepfm_data.errors import HepfmError
 from hepfm_data.graph import ETA, PHI, GraphBatch, edge_features, fully_connected
-from hepfm_data.kernels.edges import edge_counts, fully_connected_edges
+from hepfm_data.kernels.edges import edge_counts, fully_connected_edges, fully_connected_graph
 
 
 def numpy_reference(eta: np.ndarray, phi: np.ndarray, n_node: np.ndarray):
@@ -62,6 +62,17 @@ def test_numba_kernel_equals_numpy_reference_and_torch(seed):
     np.testing.assert_allclose(got[:, [0, 2]], rf[:, [0, 2]], atol=2e-6)
     assert np.abs((got[:, 1] - rf[:, 1] + np.pi) % (2 * np.pi) - np.pi).max() < 2e-6
     assert (dphi >= -np.pi).all() and (dphi < np.pi + 1e-6).all()
+
+    # the one-pass batch kernel (CPU GraphBatches): the same edges, plus node graph and globals
+    g, gs, gr, gf, gn, glob = fully_connected_graph(nodes[:, ETA], nodes[:, PHI], n_node)
+    np.testing.assert_array_equal(gs, s)
+    np.testing.assert_array_equal(gr, r)
+    assert gf.tobytes() == got.astype(np.float32).tobytes()
+    np.testing.assert_array_equal(gn, n_edge)
+    np.testing.assert_array_equal(g, np.repeat(np.arange(len(n_node)), n_node))
+    np.testing.assert_array_equal(glob[:, 0], n_node.astype(np.float32))
+    with pytest.raises(ValueError, match="sum to"):
+        fully_connected_graph(nodes[:, ETA], nodes[:, PHI], n_node + 1)
 
     ts, tr, tn = fully_connected(torch.from_numpy(n_node))
     tf = edge_features(torch.from_numpy(nodes[:, ETA]), torch.from_numpy(nodes[:, PHI]), ts, tr)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["edge_counts", "fully_connected_edge_matrix", "fully_connected_edges", "fully_connected_graph"]
+__all__ = ["edge_counts", "fully_connected_edge_matrix", "fully_connected_edges", "fully_connected_graph", "graph_arrays"]
 
 
 @nb.njit(cache=True)
@@ -52,7 +52,8 @@ def _fill_edges(eta, phi, offsets, senders, receivers, feat):
 
 
 @nb.njit(cache=True)
-def _graph(eta, phi, n_node):
+def graph_arrays(eta, phi, n_node):
+    """The arrays of :func:`fully_connected_graph` (``n_node`` int64 [B], >= 0, summing to N; unchecked)."""
     n_graph = n_node.shape[0]
     offsets = np.empty(n_graph + 1, np.int64)
     offsets[0] = 0
@@ -83,7 +84,7 @@ def fully_connected_graph(eta: np.ndarray, phi: np.ndarray, n_node: np.ndarray):
     n_node = np.ascontiguousarray(n_node, dtype=np.int64)
     if n_node.ndim != 1 or (n_node < 0).any() or int(n_node.sum()) != eta.shape[0] or phi.shape != eta.shape:
         raise ValueError(f"n_node must be >= 0 and sum to the {eta.shape[0]} nodes")
-    return _graph(eta, phi, n_node)
+    return graph_arrays(eta, phi, n_node)
 
 
 def edge_counts(offsets: np.ndarray) -> np.ndarray:
