@@ -35,6 +35,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ._arrays import counts_to_offsets
@@ -120,6 +121,8 @@ class GraphBatch:
         use_numba = edge_backend == "numba" or (edge_backend == "auto" and device.type == "cpu")
         if use_numba and device.type != "cpu":
             raise HepfmError(f"edge_backend='numba' computes on the CPU, but the batch goes to {device}")
+        if use_numba and nodes.device.type == "cpu" and n_node.device.type == "cpu":
+            return cls._from_host_nodes(nodes, n_node, labels, weights, multilabels, event_id)
         # totals from the input (host) counts: no device synchronisation per batch
         n_host = n_node.to(torch.int64)
         total_nodes, total_edges = int(n_host.sum()), int((n_host * (n_host - 1)).sum())
@@ -146,6 +149,33 @@ class GraphBatch:
             graph_mask=torch.ones(b, dtype=torch.bool, device=device),
             multilabels=None if multilabels is None else multilabels.to(device, dtype=torch.float32, non_blocking=True),
             event_id=None if event_id is None else event_id.to(device, dtype=torch.int64, non_blocking=True),
+        )
+
+    @classmethod
+    def _from_host_nodes(cls, nodes, n_node, labels, weights, multilabels, event_id) -> GraphBatch:
+        """``from_nodes`` for CPU tensors onto the CPU: node graph, edges, edge counts and
+        globals by one Numba call (per batch ~2x less time than a torch op each), same values and dtypes."""
+        from .kernels.edges import graph_arrays
+
+        x = nodes.numpy() if nodes.dtype == torch.float32 else nodes.to(torch.float32).numpy()
+        if x.ndim != 2 or x.shape[1] != N_NODE_FEATURES:
+            raise HepfmError(f"nodes must have shape [N, {N_NODE_FEATURES}], got {tuple(x.shape)}")
+        n = n_node.numpy().astype(np.int64, copy=False)
+        if n.ndim != 1 or (n.shape[0] and int(n.min()) < 0):
+            raise HepfmError(f"n_node must be a [B] vector of counts >= 0, got shape {tuple(n.shape)}")
+        total_nodes = int(n.sum())
+        if total_nodes != x.shape[0]:
+            raise HepfmError(f"n_node sums to {total_nodes} but nodes has {x.shape[0]} rows")
+        graph, s, r, e, n_edge, glob = graph_arrays(x[:, ETA], x[:, PHI], n)
+        b = n.shape[0]
+        f = torch.from_numpy
+        return cls(
+            nodes=f(x), n_node=f(n), node_graph=f(graph), senders=f(s), receivers=f(r), edges=f(e),
+            n_edge=f(n_edge), globals=f(glob), labels=labels.cpu(),
+            weights=torch.ones(b, dtype=torch.float32) if weights is None else weights.to(torch.float32),
+            graph_mask=torch.ones(b, dtype=torch.bool),
+            multilabels=None if multilabels is None else multilabels.to(torch.float32),
+            event_id=None if event_id is None else event_id.to(torch.int64),
         )
 
     def pad_to(self, n_graph: int, n_nodes: int, n_edges: int) -> GraphBatch:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import math
 
@@ -11,7 +12,7 @@ import torch
 
 from hepfm_data.errors import HepfmError
 from hepfm_data.graph import ETA, PHI, GraphBatch, edge_features, fully_connected
-from hepfm_data.kernels.edges import edge_counts, fully_connected_edges
+from hepfm_data.kernels.edges import edge_counts, fully_connected_edges, fully_connected_graph
 
 
 def numpy_reference(eta: np.ndarray, phi: np.ndarray, n_node: np.ndarray):
@@ -62,6 +63,17 @@ def test_numba_kernel_equals_numpy_reference_and_torch(seed):
     assert np.abs((got[:, 1] - rf[:, 1] + np.pi) % (2 * np.pi) - np.pi).max() < 2e-6
     assert (dphi >= -np.pi).all() and (dphi < np.pi + 1e-6).all()
 
+    # the one-pass batch kernel (CPU GraphBatches): the same edges, plus node graph and globals
+    g, gs, gr, gf, gn, glob = fully_connected_graph(nodes[:, ETA], nodes[:, PHI], n_node)
+    np.testing.assert_array_equal(gs, s)
+    np.testing.assert_array_equal(gr, r)
+    assert gf.tobytes() == got.astype(np.float32).tobytes()
+    np.testing.assert_array_equal(gn, n_edge)
+    np.testing.assert_array_equal(g, np.repeat(np.arange(len(n_node)), n_node))
+    np.testing.assert_array_equal(glob[:, 0], n_node.astype(np.float32))
+    with pytest.raises(ValueError, match="sum to"):
+        fully_connected_graph(nodes[:, ETA], nodes[:, PHI], n_node + 1)
+
     ts, tr, tn = fully_connected(torch.from_numpy(n_node))
     tf = edge_features(torch.from_numpy(nodes[:, ETA]), torch.from_numpy(nodes[:, PHI]), ts, tr)
     np.testing.assert_array_equal(ts.numpy(), s)
@@ -74,10 +86,15 @@ def test_from_nodes_backends_agree_and_fill_every_field():
     """GraphBatch.from_nodes builds the same batch with the Numba and the torch edge backends."""
     nodes, n_node = random_nodes(3, 10)
     args = (torch.from_numpy(nodes), torch.from_numpy(n_node), torch.arange(10))
-    a = GraphBatch.from_nodes(*args, edge_backend="numba", event_id=torch.arange(10) + 100)
-    b = GraphBatch.from_nodes(*args, edge_backend="torch", event_id=torch.arange(10) + 100)
-    for name in ("senders", "receivers", "n_edge", "node_graph", "n_node", "labels", "event_id", "globals"):
+    ml = torch.from_numpy(np.random.default_rng(3).integers(0, 2, (10, 38)).astype(np.uint8))
+    a = GraphBatch.from_nodes(*args, edge_backend="numba", event_id=torch.arange(10) + 100, multilabels=ml)
+    b = GraphBatch.from_nodes(*args, edge_backend="torch", event_id=torch.arange(10) + 100, multilabels=ml)
+    for name in ("senders", "receivers", "n_edge", "node_graph", "n_node", "labels", "event_id", "globals",
+                 "nodes", "weights", "graph_mask", "multilabels"):
         assert torch.equal(getattr(a, name), getattr(b, name)), name
+    for f in dataclasses.fields(a):  # the CPU fast path keeps every dtype and shape of the contract
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        assert (x.dtype, x.shape) == (y.dtype, y.shape), f.name
     torch.testing.assert_close(a.edges, b.edges, atol=2e-6, rtol=0)
     assert a.n_graph == 10 and a.graph_mask.all() and a.weights.eq(1).all()
     assert torch.equal(a.globals[:, 0], torch.from_numpy(n_node).float())

@@ -12,7 +12,13 @@ from hepfm_data.catalog import load_catalog
 from hepfm_data.kernels import process_block
 from hepfm_data.kernels._hash import uniform01
 from hepfm_data.kernels.btag import btag_decisions, efficiency, efficiency_table, seed_key
-from hepfm_data.kernels.features import assemble_nodes, gather_node_matrix, node_matrix
+from hepfm_data.kernels.features import (
+    assemble_nodes,
+    gather_event_node_matrix,
+    gather_node_matrix,
+    node_matrix,
+    pack_node_rows,
+)
 from hepfm_data.kernels.labels import label_tables, multilabels
 from hepfm_data.kernels.selection import delta_phi, jet_flavour, object_mask, overlap_mask
 from hepfm_data.testing import synthetic_events
@@ -268,3 +274,29 @@ def test_gather_node_matrix_equals_node_matrix_rows():
         rows = rows.astype(np.int64)
         out = gather_node_matrix(*cols, rows, np.empty((rows.shape[0], 7), np.float32))
         assert out.view(np.uint32).tobytes() == ref[rows].view(np.uint32).tobytes()
+
+
+def test_gather_event_node_matrix_equals_numpy_event_gather():
+    """The loader's prefetched gather by event gives exactly the numpy reference
+    ``node_matrix(...)[rows of events perm]`` (energy bits included) with its offsets, for a
+    permutation, repeated events, empty events, events read in several packed parts and no events;
+    too small an output buffer is refused."""
+    rng = np.random.default_rng(11)
+    counts = rng.integers(0, 15, 3000)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    n = int(offsets[-1])
+    cols = (rng.exponential(40, n).astype(np.float32), rng.normal(0, 2, n).astype(np.float32),
+            rng.uniform(-np.pi, np.pi, n).astype(np.float32), rng.integers(0, 2, n).astype(np.int8),
+            rng.integers(-1, 2, n).astype(np.int8), rng.integers(0, 5, n).astype(np.int8))
+    ref = node_matrix(*cols)
+    packed = np.empty((n, 4), np.float32)
+    cut = int(offsets[1234])  # two parts packed into one row matrix, as the loader packs a window's blocks
+    pack_node_rows(*(c[:cut] for c in cols), packed[:cut])
+    pack_node_rows(*(c[cut:] for c in cols), packed[cut:])
+    for perm in (rng.permutation(3000), rng.integers(0, 3000, 5000), np.zeros(0, np.int64)):
+        rows = np.concatenate([np.arange(offsets[e], offsets[e + 1]) for e in perm] + [np.zeros(0, np.int64)])
+        out, new = gather_event_node_matrix(packed, offsets, perm, np.empty((rows.shape[0] + 3, 7), np.float32))
+        assert out.view(np.uint32).tobytes() == ref[rows.astype(np.int64)].view(np.uint32).tobytes()
+        np.testing.assert_array_equal(new, np.concatenate([[0], np.cumsum(counts[perm])]))
+    with pytest.raises(ValueError, match="out has 2 rows"):
+        gather_event_node_matrix(packed, offsets, np.arange(10), np.empty((2, 7), np.float32))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["edge_counts", "fully_connected_edge_matrix", "fully_connected_edges"]
+__all__ = ["edge_counts", "fully_connected_edge_matrix", "fully_connected_edges", "fully_connected_graph", "graph_arrays"]
 
 
 @nb.njit(cache=True)
@@ -49,6 +49,42 @@ def _fill_edges(eta, phi, offsets, senders, receivers, feat):
                 feat[e, 2] = np.sqrt(de * de + dp * dp)
                 e += 1
     return e
+
+
+@nb.njit(cache=True)
+def graph_arrays(eta, phi, n_node):
+    """The arrays of :func:`fully_connected_graph` (``n_node`` int64 [B], >= 0, summing to N; unchecked)."""
+    n_graph = n_node.shape[0]
+    offsets = np.empty(n_graph + 1, np.int64)
+    offsets[0] = 0
+    n_edge = np.empty(n_graph, np.int64)
+    total = 0
+    for b in range(n_graph):
+        n = n_node[b]
+        offsets[b + 1] = offsets[b] + n
+        n_edge[b] = n * (n - 1)
+        total += n * (n - 1)
+    node_graph = np.empty(offsets[n_graph], np.int64)
+    glob = np.empty((n_graph, 1), np.float32)
+    for b in range(n_graph):
+        node_graph[offsets[b]:offsets[b + 1]] = b
+        glob[b, 0] = n_node[b]
+    senders = np.empty(total, np.int64)
+    receivers = np.empty(total, np.int64)
+    feat = np.empty((total, 3), np.float32)
+    _fill_edges(eta, phi, offsets, senders, receivers, feat)
+    return node_graph, senders, receivers, feat, n_edge, glob
+
+
+def fully_connected_graph(eta: np.ndarray, phi: np.ndarray, n_node: np.ndarray):
+    """Everything of a fully connected batch but its nodes, in one pass: ``eta``, ``phi`` [N]
+    float32 (radians; strided views allowed), ``n_node`` [B] (sums to N) ->
+    (node_graph [N] int64, senders, receivers [E] int64, edges [E, 3] float32 as
+    :func:`fully_connected_edge_matrix`, n_edge [B] int64, globals [B, 1] float32 = n_node)."""
+    n_node = np.ascontiguousarray(n_node, dtype=np.int64)
+    if n_node.ndim != 1 or (n_node < 0).any() or int(n_node.sum()) != eta.shape[0] or phi.shape != eta.shape:
+        raise ValueError(f"n_node must be >= 0 and sum to the {eta.shape[0]} nodes")
+    return graph_arrays(eta, phi, n_node)
 
 
 def edge_counts(offsets: np.ndarray) -> np.ndarray:

@@ -33,7 +33,7 @@ import torch
 
 from .._arrays import counts_to_offsets
 from ..errors import StoreError
-from ..kernels.features import gather_node_matrix
+from ..kernels.features import gather_event_node_matrix, pack_node_rows
 from ..store.layouts import Columns
 from .batch import HostBatch, gather_events
 
@@ -140,19 +140,27 @@ def node_window(ds: StreamingDataset, blocks: Sequence[Block], parts: Sequence, 
     """The :class:`NodeWindow` of ``parts`` (``ShardData`` or ``layouts.Columns`` per block) permuted
     into stream order.
 
-    From ``Columns`` (what :class:`NodeBatcher` reads) one Numba pass gathers the nodes in
-    stream order from the concatenated columns into the window's [N, 7] matrix, computing the
-    energy on the way (no intermediate matrix), into a recycled buffer (:class:`_Buffers`);
+    From ``Columns`` (what :class:`NodeBatcher` reads) each block's columns are interleaved into
+    16-byte rows, then one Numba pass gathers the events in stream order into the window's
+    [N, 7] matrix, computing the energy on the way and prefetching the rows of the events a few
+    positions ahead (the gather is memory-latency bound), both into recycled buffers (:class:`_Buffers`);
     per-event columns are gathered with ``take`` (~2-4x numpy's fancy indexing of rows).
     """
     columns = bool(parts) and isinstance(parts[0], Columns)
     ev = (lambda d, k: d.events[k]) if columns else getattr
     n = _cat([ev(d, "n_node") for d in parts]).astype(np.int64)
-    rows, offsets = gather_events(counts_to_offsets(n), perm)
     if columns:
-        c = [_cat([d.nodes[k] for d in parts]) for k in ("pt", "eta", "phi", "btag", "charge", "type")]
-        gathered = gather_node_matrix(*c, rows, _BUFFERS.get(rows.shape[0], 7), _BUFFERS.get(c[0].shape[0], 4))
+        # each block's columns interleaved into one recycled [N, 4] row matrix (no concatenation)
+        src = counts_to_offsets(n)
+        packed = _BUFFERS.get(int(src[-1]), 4)
+        o = 0
+        for d in parts:
+            m = d.nodes["pt"].shape[0]
+            pack_node_rows(*(d.nodes[k] for k in ("pt", "eta", "phi", "btag", "charge", "type")), packed[o:o + m])
+            o += m
+        gathered, offsets = gather_event_node_matrix(packed, src, perm, _BUFFERS.get(o, 7))
     else:
+        rows, offsets = gather_events(counts_to_offsets(n), perm)
         gathered = _cat([d.nodes for d in parts]).astype(np.float32, copy=False).take(rows, axis=0)
     eid = _cat([ev(d, "event_id") for d in parts]).astype(np.int64)
     weight = _cat([ev(d, "weight") * ds.source_scale[blk.source] for blk, d in zip(blocks, parts)])

@@ -261,6 +261,7 @@ class ZarrColumn:
         self.decode = _decoder(inner[0] if inner else None)
         self._index: np.ndarray | None = None
         self._file = f"{path}/c/0" + ("/0" * (len(self.shape) - 1))
+        self._local = _local_path(fs, self._file)
 
     def index(self) -> np.ndarray:
         """[n_chunks, 2] uint64 (offset, nbytes) of the inner chunks, read once."""
@@ -292,7 +293,7 @@ class ZarrColumn:
         if full.any():
             a = int(idx[full, 0].min())
             b = int((idx[full, 0] + idx[full, 1]).max())
-            buf = memoryview(self.fs.cat_file(self._file, start=a, end=b))
+            buf = memoryview(self._range(a, b))
         flat = out.reshape(-1).view(np.uint8)
         row_bytes = self.row_items * self.dtype.itemsize
         for j, (off, n) in enumerate(idx.tolist()):
@@ -306,6 +307,23 @@ class ZarrColumn:
             flat[(s - lo) * row_bytes:(e - lo) * row_bytes] = np.frombuffer(raw, np.uint8)[
                 (s - r0) * row_bytes:(e - r0) * row_bytes]
         return out
+
+    def _range(self, a: int, b: int) -> bytes:
+        """Bytes ``[a, b)`` of the column's shard file: one ``pread`` when local (the loader reads
+        a shard in blocks: fsspec's open per call cost ~0.3 ms, a quarter of a block read), else fsspec."""
+        if self._local is None:
+            return self.fs.cat_file(self._file, start=a, end=b)
+        fd = os.open(self._local, os.O_RDONLY)
+        try:
+            out = os.pread(fd, b - a, a)
+            while len(out) < b - a:  # a short read: continue (ends at end of file, like cat_file)
+                more = os.pread(fd, b - a - len(out), a + len(out))
+                if not more:
+                    break
+                out += more
+            return out
+        finally:
+            os.close(fd)
 
     def _checked(self, chunk: memoryview, j: int) -> memoryview:
         """The chunk's bytes without its trailing crc32c, which must match (else a named StoreError)."""
@@ -325,6 +343,13 @@ class ZarrColumn:
 
 
 _EMPTY = np.uint64(2**64 - 1)
+
+
+def _local_path(fs, path: str) -> str | None:
+    """The OS path of ``path`` when ``fs`` is fsspec's local filesystem, else None."""
+    from fsspec.implementations.local import LocalFileSystem
+
+    return fs._strip_protocol(path) if type(fs) is LocalFileSystem else None
 
 
 class _Unsupported(Exception):
