@@ -87,15 +87,24 @@ class Store:
         stop = r.n_events if stop is None else stop
         if not 0 <= start <= stop <= r.n_events:
             raise StoreError(f"{self.url}: record shard {r.name}: range [{start}, {stop}) outside [0, {r.n_events})")
-        schema, path = self.manifest.schema, f"{self.path}/{r.path}"
-        if self.manifest.layout == "parquet":
-            return self._guard(r, lambda: rec.read_parquet_record(self.fs, path, schema, r.n_events, start, stop))
-        if r.path not in self._record:
-            arrays = self._guard(r, lambda: rec.open_zarr_record(self.fs, path, schema))
-            counts = self._guard(r, lambda: rec.check_lengths(arrays, schema, r.n_events))
-            self._record[r.path] = (arrays, counts)
-        arrays, counts = self._record[r.path]
-        return self._guard(r, lambda: rec.read_zarr_record(arrays, counts, schema, start, stop))
+        m = self.manifest
+        schema, codecs, path = m.schema, m.record_codecs, f"{self.path}/{r.path}"
+        if m.layout == "parquet":
+            stored = self._guard(r, lambda: rec.read_parquet_record(self.fs, path, schema, r.n_events, start, stop,
+                                                                   codecs))
+        else:
+            if r.path not in self._record:
+                arrays = self._guard(r, lambda: rec.open_zarr_record(self.fs, path, schema, codecs))
+                counts = self._guard(r, lambda: rec.check_lengths(arrays, schema, r.n_events, codecs))
+                self._record[r.path] = (arrays, counts)
+            arrays, counts = self._record[r.path]
+            stored = self._guard(r, lambda: rec.read_zarr_record(arrays, counts, schema, start, stop, codecs))
+        if not codecs:
+            return stored
+        # format 3: the columns the paper shard holds come from it (the build's shards/, whatever the view)
+        base = next(s for s in (self._base_shards or m.shards) if s.name == r.name)
+        paper = self.read_columns(base, start, stop)
+        return self._guard(r, lambda: rec.decode_record(stored, paper, schema, codecs))
 
     def read_events(self, shard: int | ShardInfo, start: int = 0, stop: int | None = None):
         """The awkward event record (``hepfm_data.events``) of events ``[start, stop)`` of a shard."""
