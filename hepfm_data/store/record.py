@@ -20,13 +20,19 @@ In memory a record shard is a flat :data:`RecordColumns` dict keyed ``"event_id"
 ``"jets/n"``, ``"jets/pt"``, ``"jets.constituents/pt"``...; :func:`to_events` /
 :func:`to_arrow` give the awkward record / the Arrow table (rows = events, collections
 as lists of structs). Zarr: one group per record shard, a sub-group per collection, one
-sharded array per column (same codecs and crc32c as the paper columns). Parquet: one
-file, one row per event, collections as ``list<struct>`` columns.
+sharded array per column (blosc + crc32c per chunk like the paper columns; shuffle chosen per
+column). Parquet: one file, one row per event, collections as ``list<struct>`` columns.
+
+Format 3 (manifest ``record_codecs``, :func:`plan_codecs`): a column the paired paper shard holds
+bit for bit is not stored twice — event_id, weight and MET come from the paper columns, the
+selected jets', leptons' and photons' pt, η, φ from the paper nodes (a uint8 mask ``<coll>/_paper``
+flags them; the stored column keeps the other objects; Parquet: those fields are nullable, null =
+from the paper shard). :func:`encode_record` / :func:`decode_record` convert, bit-exact; readers
+dispatch on the declared codec and refuse an unknown one (:func:`check_codecs`).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -650,27 +656,13 @@ def _blosc_shuffle(arr: np.ndarray, cname: str, level: int):
     return BloscShuffle.shuffle
 
 
-def _compact_metadata(path: str) -> None:
-    """Rewrite every zarr.json under ``path`` without indentation (same JSON: ~40% fewer bytes, which
-    matter for small shards with one metadata file per column)."""
-    import json
-
-    for d, _, files in sorted(os.walk(path)):
-        if "zarr.json" in files:
-            p = os.path.join(d, "zarr.json")
-            with open(p, "rb") as fh:
-                doc = json.load(fh)
-            with open(p, "w") as fh:
-                json.dump(doc, fh, separators=(",", ":"), allow_nan=True)
-
-
 def write_zarr_record(cols: RecordColumns, path: str, compression: dict[str, Any]) -> None:
     """A record shard as a Zarr v3 group at local ``path`` (one sharded array per stored column, crc32c
     per chunk; blosc codecs: shuffle chosen per column, :func:`_blosc_shuffle`; compact metadata)."""
     import zarr
     from zarr.codecs import BloscCodec, Crc32cCodec
 
-    from .layouts import ZARR_EVENT_CHUNK, ZARR_NODE_CHUNK, _zarr_compressors, _zarr_local_store
+    from .layouts import ZARR_EVENT_CHUNK, ZARR_NODE_CHUNK, _compact_metadata, _zarr_compressors, _zarr_local_store
 
     codec, level = compression.get("codec", "zstd"), int(compression.get("level", 5))
     comp = _zarr_compressors(compression)

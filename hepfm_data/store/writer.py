@@ -11,7 +11,10 @@ one); ``mode="append"`` adds shards numbered after the existing ones.
 
 With ``record=True`` (format 2, the default of ``build_store``) every shard has a sibling
 record shard ``record/<split>-<unit>-<j>`` holding the same events' full event record
-(``store.record``), written and checksummed with it; the manifest declares its schema.
+(``store.record``), written and checksummed with it; the manifest declares its schema. Format 3
+(``object_types`` given, the default of ``build_store``): the record columns the paper shard holds
+(event_id, weight, MET, the selected objects' pt, η, φ) are stored once, in the paper shard; the
+manifest's ``record_codecs`` says so per column (``store.record.plan_codecs``).
 """
 
 from __future__ import annotations
