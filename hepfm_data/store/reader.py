@@ -78,6 +78,7 @@ class Store:
             raise StoreError(f"{self.url}: no record shard for shard {info.name}") from None
 
     _record_by_name: dict[str, ShardInfo] | None = None
+    _paper_by_name: dict[str, ShardInfo] | None = None  # the build's paper shards (``shards/``) by name
 
     def read_record(self, shard: int | ShardInfo, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
         """Record columns (``store.record``) of events ``[start, stop)`` of the record shard paired with ``shard``."""
@@ -102,8 +103,9 @@ class Store:
         if not codecs:
             return stored
         # format 3: the columns the paper shard holds come from it (the build's shards/, whatever the view)
-        base = next(s for s in (self._base_shards or m.shards) if s.name == r.name)
-        paper = self.read_columns(base, start, stop)
+        if self._paper_by_name is None:
+            self._paper_by_name = {s.name: s for s in (self._base_shards or m.shards)}
+        paper = self.read_columns(self._paper_by_name[r.name], start, stop)
         return self._guard(r, lambda: rec.decode_record(stored, paper, schema, codecs))
 
     def read_events(self, shard: int | ShardInfo, start: int = 0, stop: int | None = None):
