@@ -413,6 +413,9 @@ def report_record(path: Path, n: int, step: int, work: Path, generated: int) -> 
             ("record read, format 3 (+ the paper columns it takes)", n / r_f3, r_f2 / r_f3)]
     for label, rate, ratio in rows:
         print(f"{label:<58} {rate:>10,.0f} ev/s" + ("" if ratio is None else f"   ratio {ratio:5.2f}"))
+    same = [s.sha256 for s in plain.manifest.shards] == [s.sha256 for s in full.manifest.shards]
+    print(f"paper shards of the format-1 build and of the format-3 store: {'identical' if same else 'DIFFERENT'} "
+          f"sha256 (the loader reads the same bytes through the same code: its ratio is the machine's noise)")
     sizes = [("Delphes-like ttH, zarr, format 3", record_sizes(full)),
              ("Delphes-like ttH, zarr, format 2", record_sizes(f2))]
     _, st = time_build(path, step, work / "store-f3-parquet", layout="parquet")
