@@ -40,7 +40,7 @@ from .splits import SPLIT_RULE, assign_splits, check_fractions
 
 DEFAULT_EVENTS_PER_SHARD = 100_000
 #: codecs of the record shards per layout (benchmarks/ingest.py, "Store formats 2 and 3": the record is
-#: mostly float32 kinematics; blosc-zstd 8 is within 1% of 9 in size and writes ~3x faster)
+#: mostly float32 kinematics; blosc-zstd 8 is within 0.4% of 9 in size and writes 1.2-1.7x faster)
 RECORD_COMPRESSION = {"zarr": {"codec": "blosc-zstd", "level": 8},
                       "parquet": {"codec": "zstd", "level": 15, "byte_stream_split": True}}
 BUILD_DIR = "_build"
@@ -170,7 +170,7 @@ class StoreBuild:
         new: list[ShardInfo] = []
         new_rec: list[ShardInfo] = []
         schema = _merged_schema(self.url, [m for m in markers if m.get("schema")], old)
-        codecs = _merged_codecs(self.url, markers, old)
+        codecs = _merged_codecs(self.url, markers, old, schema)
         for m in markers:
             new += [ShardInfo.from_dict(d) for d in m["shards"]]
             new_rec += [ShardInfo.from_dict(d, directory=RECORD_DIR) for d in m.get("record_shards", [])]
@@ -402,11 +402,17 @@ def _strip_counts(schema: dict[str, Any]) -> dict[str, Any]:
                             for k, v in schema.get("collections", {}).items()}}
 
 
-def _merged_codecs(url: str, markers: list[dict[str, Any]], old: Manifest | None) -> dict[str, Any]:
-    """The store's record codecs: every unit's (and an appended store's) must be the same."""
+def _merged_codecs(url: str, markers: list[dict[str, Any]], old: Manifest | None,
+                   schema: dict[str, Any]) -> dict[str, Any]:
+    """The store's record codecs: every unit's (and an appended store's) must agree on the columns of the
+    merged ``schema`` (a collection only some units have is not declared, so its codecs do not matter)."""
+    from .record import column_names
+
+    declared = {k for k, _ in column_names(schema)} if schema else set()
     plans = [m.get("record_codecs") or {} for m in markers if m.get("record_shards")]
     if old is not None and old.record_shards:
         plans.append(old.record_codecs)
+    plans = [{k: v for k, v in p.items() if k in declared} for p in plans]
     if any(p != plans[0] for p in plans):
         raise StoreError(f"{url}: units stored their record with different codecs (their inputs give the paper "
                          f"kinematics different dtypes); build them as separate stores")
