@@ -657,9 +657,11 @@ def _blosc_shuffle(arr: np.ndarray, cname: str, level: int):
     return BloscShuffle.shuffle
 
 
-def write_zarr_record(cols: RecordColumns, path: str, compression: dict[str, Any]) -> None:
+def write_zarr_record(cols: RecordColumns, path: str, compression: dict[str, Any],
+                      attributes: dict[str, str] | None = None) -> None:
     """A record shard as a Zarr v3 group at local ``path`` (one sharded array per stored column, crc32c
-    per chunk; blosc codecs: shuffle chosen per column, :func:`_blosc_shuffle`; compact metadata)."""
+    per chunk; blosc codecs: shuffle chosen per column, :func:`_blosc_shuffle`; compact metadata;
+    ``attributes`` on the root group)."""
     import zarr
     from zarr.codecs import BloscCodec, Crc32cCodec
 
@@ -667,7 +669,7 @@ def write_zarr_record(cols: RecordColumns, path: str, compression: dict[str, Any
 
     codec, level = compression.get("codec", "zstd"), int(compression.get("level", 5))
     comp = _zarr_compressors(compression)
-    group = zarr.open_group(_zarr_local_store(path, False), mode="w", zarr_format=3)
+    group = zarr.open_group(_zarr_local_store(path, False), mode="w", zarr_format=3, attributes=attributes or {})
     for key, arr in cols.items():
         n = arr.shape[0]
         c = min(ZARR_EVENT_CHUNK if "/" not in key else ZARR_NODE_CHUNK, max(n, 1))
@@ -780,14 +782,17 @@ def read_zarr_record(arrays: dict[str, Any], counts: dict[str, np.ndarray], sche
 
 
 def write_parquet_record(cols: RecordColumns, path: str, compression: dict[str, Any], schema: dict[str, Any],
-                         codecs: dict[str, Any] | None = None) -> None:
+                         codecs: dict[str, Any] | None = None, attributes: dict[str, str] | None = None) -> None:
     """A record shard as one Parquet file (row per event, collections as ``list<struct>``, page CRC32)."""
     import pyarrow.parquet as pq
 
     from .layouts import PARQUET_ROW_GROUP
 
     codec, level = compression.get("codec", "zstd"), compression.get("level", 5)
-    pq.write_table(to_arrow(cols, schema, codecs), path, row_group_size=PARQUET_ROW_GROUP, compression=codec,
+    table = to_arrow(cols, schema, codecs)
+    if attributes:
+        table = table.replace_schema_metadata({f"hepfm.{k}": v for k, v in attributes.items()})
+    pq.write_table(table, path, row_group_size=PARQUET_ROW_GROUP, compression=codec,
                    compression_level=level if codec in ("zstd", "gzip", "brotli") else None,
                    use_byte_stream_split=bool(compression.get("byte_stream_split", False)), use_dictionary=False,
                    write_page_checksum=True, write_statistics=["event_id"])
@@ -824,10 +829,13 @@ def read_parquet_record(fs, path: str, schema: dict[str, Any], n: int, start: in
 
 
 def write_record(layout: str, cols: RecordColumns, path: str, compression: dict[str, Any],
-                 schema: dict[str, Any], codecs: dict[str, Any] | None = None) -> None:
+                 schema: dict[str, Any], codecs: dict[str, Any] | None = None,
+                 attributes: dict[str, str] | None = None) -> None:
     """Write a record shard of ``layout`` ("zarr" | "parquet") at local ``path`` (``cols``: the stored
-    form of ``codecs``, :func:`encode_record`)."""
+    form of ``codecs``, :func:`encode_record`). ``attributes`` (Zarr group attributes / Parquet schema
+    metadata): the writer puts the sha256 of the paired paper shard's event ids there, so that two record
+    shards never have the same bytes even when format 3 keeps their event ids in the paper shards only."""
     if layout == "zarr":
-        write_zarr_record(cols, path, compression)
+        write_zarr_record(cols, path, compression, attributes)
     else:
-        write_parquet_record(cols, path, compression, schema, codecs)
+        write_parquet_record(cols, path, compression, schema, codecs, attributes)

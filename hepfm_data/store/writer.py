@@ -356,7 +356,8 @@ class UnitWriter:
             if codecs:
                 rcols = encode_record(rcols, cols, self.schema, codecs, f"{self.url}: record shard {name}")
             rsha, rsize = self._put(f"{RECORD_DIR}/{name}", lambda p: write_record(
-                self.layout.name, rcols, p, self.params.get("record_compression") or comp, self.schema, codecs))
+                self.layout.name, rcols, p, self.params.get("record_compression") or comp, self.schema, codecs,
+                {"paper_event_ids_sha256": digest}))
             listed = sum(v for k, v in objects.items() if self.schema["collections"][k]["kind"] == "list")
             rinfo = ShardInfo(f"{RECORD_DIR}/{name}", split, cols.n_events, cols.n_events + listed, rsize, rsha,
                               int(eid.min()), int(eid.max()))
