@@ -14,10 +14,14 @@ read cost is realistic; written with uproot in several baskets):
 4. parallel ingestion: ``build_store`` of the same input split into units, on a Dask
    LocalCluster of 1 and of 2 worker processes (workers warmed up first), events/s of each,
    their ratio, and the projected wall time of 120M events on 100 workers;
-5. store format 2 (issue 11): bytes/event of the stored event record and of the paper
+5. store formats 2 and 3 (issue 11): bytes/event of the stored event record and of the paper
    representation, separately, on this Delphes-like input and on generated ttH (Pythia 8 +
-   emulation); build events/s with the record vs without it (the format-1 content) and
-   loader events/s on the paper representation of both stores, interleaved in this run.
+   emulation), format 3 (record columns the paper shards hold stored once, the default) and
+   format 2 (every record column stored); bytes per record and paper column (Zarr, metadata
+   apart); build events/s without the record (the format-1 content), with it in format 2 and
+   in format 3; loader events/s on the paper representation of the format-1 build and of the
+   format-3 store; record read events/s (``Store.read_record``) of format 2 vs 3; all
+   interleaved in this run.
 
     python -m benchmarks.ingest [--events 20000] [--step 2000] [--generated 2000] [--workdir /tmp/hepfm-bench]
     python -m benchmarks.ingest --only parallel [--workers 1,2] [--units 8]
@@ -136,14 +140,14 @@ def time_kernels(blocks: list[ak.Array]) -> float:
 
 
 def time_build(path: Path, step: int, out: Path, layout: str = "zarr", compression=None,
-               record: bool = True) -> tuple[float, object]:
+               record: bool = True, record_codecs: bool = True) -> tuple[float, object]:
     from hepfm_data.build import write_store
     from hepfm_data.readers.delphes import iterate_delphes
 
     shutil.rmtree(out, ignore_errors=True)
     t = time.perf_counter()
     store = write_store(str(out), "ttH", iterate_delphes(str(path), "ttH", step_size=step), layout=layout,
-                        compression=compression, progress=False, record=record)
+                        compression=compression, progress=False, record=record, record_codecs=record_codecs)
     return time.perf_counter() - t, store
 
 
@@ -165,7 +169,7 @@ def time_loader(store, batch_size: int = 512) -> float:
     return time.perf_counter() - t
 
 
-def generated_store(n: int, out: Path, layout: str = "zarr", workdir: Path | None = None):
+def generated_store(n: int, out: Path, layout: str = "zarr", workdir: Path | None = None, record_codecs: bool = True):
     """ttH generated with Pythia 8 + the emulation, built through build_store (kept between runs)."""
     from hepfm_data.build import build_store
     from hepfm_data.catalog import load_catalog
@@ -175,7 +179,8 @@ def generated_store(n: int, out: Path, layout: str = "zarr", workdir: Path | Non
     if (out / "ttH" / "manifest.json").exists():
         return open_store(str(out / "ttH"))
     gen = PythiaGeneration(load_catalog().process("ttH"), n, seed=1, workdir=str(workdir) if workdir else None)
-    return build_store(gen, str(out), seed=1, layout=layout, progress=True, scheduler="sync")
+    return build_store(gen, str(out), seed=1, layout=layout, progress=True, scheduler="sync",
+                       record_codecs=record_codecs)
 
 
 def record_breakdown(store) -> dict[str, float]:
@@ -190,6 +195,61 @@ def record_breakdown(store) -> dict[str, float]:
                 key = rel[0] if len(rel) > 2 else "event fields + metadata"
                 out[key] = out.get(key, 0.0) + f.stat().st_size / m.n_events
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def column_bytes(store) -> dict[str, dict[str, float]]:
+    """Bytes/event per stored column of a Zarr store: ``{"record/jets/pt": ..., "paper/pt": ...}`` (chunk
+    files: data + shard index) and, apart, every zarr.json (``metadata``) — the profile behind the codecs."""
+    m = store.manifest
+    out: dict[str, dict[str, float]] = {"data": {}, "metadata": {}}
+    for kind, shards in (("record", m.record_shards), ("paper", m.shards)):
+        for r in shards:
+            base = Path(store.path) / r.path
+            for f in base.rglob("*"):
+                if not f.is_file():
+                    continue
+                parts = f.relative_to(base).parts
+                if f.name == "zarr.json":
+                    out["metadata"][kind] = out["metadata"].get(kind, 0.0) + f.stat().st_size / m.n_events
+                    continue
+                key = f"{kind}/" + "/".join(parts[:parts.index("c")])
+                out["data"][key] = out["data"].get(key, 0.0) + f.stat().st_size / m.n_events
+    out["data"] = dict(sorted(out["data"].items(), key=lambda kv: -kv[1]))
+    return out
+
+
+def record_codec_sweep(store, work: Path, levels=(5, 7, 8, 9)) -> list[tuple[int, float, float]]:
+    """(blosc-zstd level, record B/event, record-write events/s) of a format-3 Zarr store's record shards
+    rewritten by ``write_zarr_record`` at each level (their stored form, per-column shuffle as built)."""
+    from hepfm_data.store import record as rec
+    from hepfm_data.store.layouts import local_sha256
+
+    m = store.manifest
+    parts = [rec.encode_record(store.read_record(s), store.read_columns(s), m.schema, m.record_codecs, s.name)
+             for s in m.shards]
+    out = []
+    for level in levels:
+        size, t = 0, 0.0
+        for i, cols in enumerate(parts):
+            path = work / f"sweep-{i}.zarr"
+            shutil.rmtree(path, ignore_errors=True)
+            t0 = time.perf_counter()
+            rec.write_zarr_record(cols, str(path), {"codec": "blosc-zstd", "level": level})
+            t += time.perf_counter() - t0
+            size += local_sha256(str(path))[1]
+        out.append((level, size / m.n_events, m.n_events / t))
+    return out
+
+
+def time_record_read(store) -> float:
+    """Seconds to read every record shard back (``Store.read_record``, all events) in a fresh Store."""
+    from hepfm_data.store import open_store
+
+    st = open_store(store.url)
+    t = time.perf_counter()
+    for s in st.manifest.shards:
+        st.read_record(s)
+    return time.perf_counter() - t
 
 
 CODECS = [
@@ -326,37 +386,59 @@ def report_parallel(path: Path, n: int, step: int, work: Path, workers: list[int
 
 
 def report_record(path: Path, n: int, step: int, work: Path, generated: int) -> None:
-    """Section 5: record vs paper bytes/event, build and loader events/s with and without the record."""
-    print("\n== Store format 2: record + paper representation (issue 11) ==")
-    t_f1 = t_f2 = l_f1 = l_f2 = float("inf")
+    """Section 5: record vs paper bytes/event (formats 2, 3), build, loader and record-read events/s."""
+    print("\n== Store formats 2 and 3: record + paper representation (issue 11) ==")
+    t_f1 = t_f2 = t_f3 = l_f1 = l_f3 = r_f2 = r_f3 = float("inf")
     for _ in range(2):  # interleaved, best of 2
         t, plain = time_build(path, step, work / "store-f1", record=False)
         t_f1 = min(t_f1, t)
-        t, full = time_build(path, step, work / "store-f2", record=True)
+        t, f2 = time_build(path, step, work / "store-f2", record=True, record_codecs=False)
         t_f2 = min(t_f2, t)
+        t, full = time_build(path, step, work / "store-f3", record=True)
+        t_f3 = min(t_f3, t)
+    time_loader(plain), time_loader(full)  # warm-up: JIT caches, page cache
     for _ in range(9):  # an epoch is short: interleaved, best of 9
         l_f1 = min(l_f1, time_loader(plain))
-        l_f2 = min(l_f2, time_loader(full))
+        l_f3 = min(l_f3, time_loader(full))
+    for _ in range(5):
+        r_f2 = min(r_f2, time_record_read(f2))
+        r_f3 = min(r_f3, time_record_read(full))
     n_train = full.manifest.split_sizes()["train"]
-    print(f"{'build without the record (format-1 content; baseline)':<58} {n / t_f1:>10,.0f} ev/s")
-    print(f"{'build with the record (format 2)':<58} {n / t_f2:>10,.0f} ev/s   ratio {t_f1 / t_f2:5.2f}")
-    print(f"{'loader, paper columns of the format-1 build (baseline)':<58} {n_train / l_f1:>10,.0f} ev/s")
-    print(f"{'loader, paper representation of the format-2 store':<58} {n_train / l_f2:>10,.0f} ev/s   "
-          f"ratio {l_f1 / l_f2:5.2f}")
-    sizes = [("Delphes-like ttH (this input)", record_sizes(full))]
-    for layout in ("zarr", "parquet"):
-        _, st = time_build(path, step, work / f"store-f2-{layout}", layout=layout)
-        sizes.append((f"Delphes-like ttH, {layout} defaults", record_sizes(st)))
+    rows = [("build without the record (format-1 content; baseline)", n / t_f1, None),
+            ("build with the record, format 2 (every column stored)", n / t_f2, t_f1 / t_f2),
+            ("build with the record, format 3 (default)", n / t_f3, t_f1 / t_f3),
+            ("loader, paper columns of the format-1 build (baseline)", n_train / l_f1, None),
+            ("loader, paper representation of the format-3 store", n_train / l_f3, l_f1 / l_f3),
+            ("record read (Store.read_record), format 2 (baseline)", n / r_f2, None),
+            ("record read, format 3 (+ the paper columns it takes)", n / r_f3, r_f2 / r_f3)]
+    for label, rate, ratio in rows:
+        print(f"{label:<58} {rate:>10,.0f} ev/s" + ("" if ratio is None else f"   ratio {ratio:5.2f}"))
+    same = [s.sha256 for s in plain.manifest.shards] == [s.sha256 for s in full.manifest.shards]
+    print(f"paper shards of the format-1 build and of the format-3 store: {'identical' if same else 'DIFFERENT'} "
+          f"sha256 (the loader reads the same bytes through the same code: its ratio is the machine's noise)")
+    sizes = [("Delphes-like ttH, zarr, format 3", record_sizes(full)),
+             ("Delphes-like ttH, zarr, format 2", record_sizes(f2))]
+    _, st = time_build(path, step, work / "store-f3-parquet", layout="parquet")
+    sizes.append(("Delphes-like ttH, parquet, format 3", record_sizes(st)))
+    _, st = time_build(path, step, work / "store-f2-parquet", layout="parquet", record_codecs=False)
+    sizes.append(("Delphes-like ttH, parquet, format 2", record_sizes(st)))
     if generated:
-        for layout in ("zarr", "parquet"):
-            st = generated_store(generated, work / f"generated-{generated}-{layout}", layout,
-                                 work / f"generated-{generated}-blocks")
-            sizes.append((f"generated ttH ({st.manifest.n_events} ev), {layout} defaults", record_sizes(st)))
+        for layout, codecs in (("zarr", True), ("zarr", False), ("parquet", True), ("parquet", False)):
+            st = generated_store(generated, work / f"generated-{generated}-{layout}-f{2 + codecs}", layout,
+                                 work / f"generated-{generated}-blocks", codecs)
+            sizes.append((f"generated ttH ({st.manifest.n_events} ev), {layout}, format "
+                          f"{st.manifest.format_version}", record_sizes(st)))
     for label, sz in sizes:
         print(f"{label:<46} record {sz['record']:7.1f} B/event + paper {sz['paper']:6.1f} B/event = "
               f"{sz['total']:7.1f} B/event (goal <= 250, lossless)")
-    print("record bytes/event by collection (Zarr, Delphes-like): " + ", ".join(
-        f"{k} {v:.1f}" for k, v in record_breakdown(full).items()))
+    print("record codec (Zarr, format 3, Delphes-like; per-column shuffle): " + ", ".join(
+        f"blosc-zstd {lv}: {b:.1f} B/event at {r:,.0f} ev/s written" for lv, b, r in record_codec_sweep(full, work)))
+    for label, st in (("format 3", full), ("format 2", f2)):
+        prof = column_bytes(st)
+        top = ", ".join(f"{k} {v:.1f}" for k, v in list(prof["data"].items())[:14])
+        meta = ", ".join(f"{k} {v:.1f}" for k, v in prof["metadata"].items())
+        print(f"bytes/event by column (Zarr, Delphes-like, {label}; {len(st.manifest.shards)} shards): {top}; "
+              f"zarr.json metadata: {meta}")
 
 
 def main(argv: list[str] | None = None) -> int:

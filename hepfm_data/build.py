@@ -176,7 +176,7 @@ def build_store(source: EventSource, root: str, *, catalog: Catalog | None = Non
                 fractions=(0.8, 0.1, 0.1), seed: int = 0, storage_options: dict[str, Any] | None = None,
                 compression: dict[str, Any] | None = None, mode: str = "create", label: int | None = None,
                 scheduler: str | None = None, workers: int | None = None, progress: bool = True,
-                record: bool = True) -> Store:
+                record: bool = True, record_codecs: bool = True) -> Store:
     """Build ``<root>/<source.process>`` from an event source; returns the :class:`~hepfm_data.store.Store`.
 
     ``catalog``: read once here (default: the packaged catalog) and passed to every task.
@@ -188,12 +188,16 @@ def build_store(source: EventSource, root: str, *, catalog: Catalog | None = Non
     entry range; finished units stay and no manifest is written until every unit is done.
     ``record``: keep the full event record beside the paper graph (store format 2, the default;
     ``False`` writes the paper graph only, as format 1 did, for measurements).
+    ``record_codecs``: store the record columns the paper shards already hold (event id, weight,
+    MET, the selected objects' pt, η, φ) once, taken from them on read (format 3, the default);
+    ``False`` stores every record column (format 2, for measurements and older readers).
     """
     cat = catalog or load_catalog()
     proc = cat.process(source.process)
     build = StoreBuild(root, proc.name, layout=layout, events_per_shard=events_per_shard, split_salt=split_salt,
                        fractions=fractions, seed=seed, label=proc.index if label is None else label,
-                       compression=compression, mode=mode, storage_options=storage_options, record=record)
+                       compression=compression, mode=mode, storage_options=storage_options, record=record,
+                       object_types=dict(cat.graph.object_types) if record_codecs else None)
     units = list(source.units())
     if sorted(u.index for u in units) != list(range(len(units))):
         raise HepfmError(f"{source.process}: event source units must be numbered 0..{len(units) - 1}")

@@ -79,7 +79,7 @@ def _check_parsed(m: Manifest) -> None:
         for v in (s.n_events, s.n_nodes, s.bytes):
             assert type(v) is int and v >= 0
         assert s.n_nodes >= s.n_events and s.split in s.name
-    assert type(m.format_version) is int and m.format_version in (1, 2)
+    assert type(m.format_version) is int and m.format_version in (1, 2, 3)
     # format 2: record and derived shards obey the same path rules in their own folders, paired 1:1
     for listed, folder in [(m.record_shards, "record")] + [(r["shards"] or [], f"representations/{n}")
                                                          for n, r in m.representations.items()]:

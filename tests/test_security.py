@@ -113,7 +113,7 @@ HOSTILE = [
     ("huge-events", _set("shards.0.n_events", 1 << 40), r"shard 0 .*n_events"),
     ("nodes-below-events", _set("shards.0.n_nodes", 0), r"shard 0 .*n_nodes 0 < n_events"),
     ("total-mismatch", _set("n_events", 7), r"n_events: total 7 != the sum"),
-    ("version-3", _set("format_version", 3), r"format_version 3"),
+    ("version-4", _set("format_version", 4), r"format_version 4"),
     ("version-true", _set("format_version", True), r"format_version True"),
     ("layout", _set("layout", "pickle"), r"layout: unknown layout 'pickle'"),
     ("process-path", _set("process", "../../etc"), r"process: invalid value"),
@@ -129,6 +129,12 @@ HOSTILE = [
     ("record-outside", _set("record_shards.0.path", "shards/../x.parquet"), r"record shard 0 .*contains '\.\.'"),
     ("record-unpaired", _set("record_shards", lambda d: d["record_shards"][:1]), r"record: 1 shards, the store has"),
     ("rep-fingerprint", _set("representations.paper.fingerprint", "x"), r"representation 'paper'.*sha256 fingerprint"),
+    # format 3: record codecs are declared per column; a reader refuses what it does not know
+    ("record-codec-unknown", _set("record_codecs.jets/pt.codec", "delta-zigzag"),
+     r"record_codecs 'jets/pt': unknown record codec 'delta-zigzag'; this hepfm reads stored, paper"),
+    ("record-codec-column", _set("record_codecs.jets/mass", {"codec": "paper", "column": "label"}),
+     r"record_codecs 'jets/mass': needs a float32 paper node column"),
+    ("record-codec-v2", _set("format_version", 2), r"record_codecs: only format 3 manifests may declare it"),
 ]
 
 

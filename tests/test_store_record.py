@@ -99,8 +99,8 @@ def test_derive_from_the_record_resumes_after_an_interruption(delphes_store, tmp
     last = sorted((st_path / "record").iterdir())[-1]
     backup = tmp_path / "backup"
     shutil.copytree(last, backup) if last.is_dir() else shutil.copyfile(last, backup)
-    if last.is_dir():  # Zarr: damage the jet-pT chunk file (its crc32c fails)
-        victim = next(p for p in (last / "jets" / "pt").rglob("*") if p.is_file() and p.name != "zarr.json")
+    if last.is_dir():  # Zarr: damage the jet-mass chunk file (its crc32c fails)
+        victim = next(p for p in (last / "jets" / "mass").rglob("*") if p.is_file() and p.name != "zarr.json")
     else:
         victim = last
     data = bytearray(victim.read_bytes())
@@ -125,6 +125,64 @@ def test_derive_from_the_record_resumes_after_an_interruption(delphes_store, tmp
     _same_shards(delphes_store, view)
     assert out.verify() == []  # paper, record and derived shards re-hash to the manifest
     assert not (st_path / "_derive").exists()
+
+
+def test_record_codecs_store_paper_values_once_and_read_back_bit_equal(delphes_store, tmp_path):
+    """Format 3: the manifest declares per record column how it is stored (event_id, weight, MET pt/φ
+    taken from the paper shard; the selected jets', leptons', photons' pt, η, φ from its nodes, the
+    other objects' stored beside a mask); every event range of the record reads back bit-equal to a
+    format-2 build of the same input (record_codecs=False: every column stored, still opened), which
+    is larger; Zarr arrays record their own blosc codec (shuffle chosen per column)."""
+    st = delphes_store
+    m = st.manifest
+    old = build_store(DelphesFiles("ttH", str(DELPHES_FILE), entries_per_unit=4), str(tmp_path / "f2"),
+                      layout=m.layout, events_per_shard=4, progress=False, scheduler="sync", record_codecs=False)
+    assert (m.format_version, old.manifest.format_version, old.manifest.record_codecs) == (3, 2, {})
+    types = m.object_types
+    assert m.record_codecs["event_id"] == {"codec": "paper", "column": "event_id"}
+    assert m.record_codecs["met/phi"] == {"codec": "paper", "column": "phi", "node_type": types["met"]}
+    assert m.record_codecs["jets/eta"] == {"codec": "paper-selected", "column": "eta", "node_type": types["jet"],
+                                           "mask": "jets/_paper"}
+    assert "jets/mass" not in m.record_codecs and "truth/pt" not in m.record_codecs
+    for s, o in zip(m.shards, old.manifest.shards):
+        n = s.n_events
+        for lo, hi in ((0, n), (1, n), (0, n - 1), (n // 2, n // 2 + 1), (2, 2)):
+            a, b = st.read_record(s, lo, hi), old.read_record(o, lo, hi)
+            assert list(a) == list(b)
+            for k in a:
+                assert a[k].dtype == b[k].dtype and a[k].tobytes() == b[k].tobytes(), (s.name, lo, hi, k)
+    assert sum(r.bytes for r in m.record_shards) < sum(r.bytes for r in old.manifest.record_shards)
+    if m.layout == "zarr":
+        first = Path(st.path) / m.record_shards[0].path
+        assert not (first / "event_id").exists() and not (first / "met" / "pt").exists()
+        meta = json.loads((first / "jets" / "mass" / "zarr.json").read_text())
+        inner = [c["name"] for c in meta["codecs"][0]["configuration"]["codecs"]]
+        assert inner == ["bytes", "blosc", "crc32c"] and (first / "jets" / "_paper" / "zarr.json").exists()
+
+
+def test_record_encoding_refuses_paper_columns_of_another_record():
+    """encode_record checks what it drops: paper columns that are not this record's (a jet pT changed
+    by one ulp, another event id) raise StoreError naming the event / column instead of a lossy store."""
+    from hepfm_data.representations import paper_columns
+
+    cat = load_catalog()
+    ev = validate_events(synthetic_events(30, 4))
+    schema = rec.schema_of(ev)
+    cols = rec.to_columns(ev, schema)
+    paper = paper_columns(ev, 0, cat, 0)
+    codecs = rec.plan_codecs(schema, dict(cat.graph.object_types))
+    stored = rec.encode_record(cols, paper, schema, codecs, "here")
+    back = rec.decode_record(stored, paper, schema, codecs)
+    assert all(back[k].tobytes() == cols[k].tobytes() for k in cols) and list(back) == list(cols)
+    jet = int(np.flatnonzero(paper.nodes["type"] == cat.graph.object_types["jet"])[0])
+    paper.nodes["pt"] = paper.nodes["pt"].copy()
+    paper.nodes["pt"][jet] = np.nextafter(paper.nodes["pt"][jet], np.float32(np.inf))
+    with pytest.raises(StoreError, match=r"here: event \d+: paper nodes of type 0 are not among its record jets"):
+        rec.encode_record(cols, paper, schema, codecs, "here")
+    paper = paper_columns(ev, 0, cat, 0)
+    paper.events["event_id"] = paper.events["event_id"] + np.uint64(1)  # a copy: the record's ids stay
+    with pytest.raises(StoreError, match=r"here: record column event_id differs from the paper column"):
+        rec.encode_record(cols, paper, schema, codecs, "here")
 
 
 def test_changed_selection_fails_with_the_derive_command_and_derive_fixes_it(tmp_path):
@@ -228,7 +286,7 @@ def test_format1_store_opens_read_only_and_record_needs_a_rebuild(tmp_path):
     assert "paper" in s["representations"] and "record     " in format_summary(s)
     mpath = Path(st.path) / "manifest.json"
     d = json.loads(mpath.read_text())
-    for k in ("schema", "record_shards", "representations", "default_representation"):
+    for k in ("schema", "record_shards", "representations", "default_representation", "record_codecs"):
         d.pop(k)
     d["format_version"] = 1
     mpath.write_text(json.dumps(d))

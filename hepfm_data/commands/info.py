@@ -70,6 +70,8 @@ def _record(m) -> dict:
     rec_bytes = sum(r.bytes for r in m.record_shards)
     return {
         "bytes": rec_bytes, "bytes_per_event": rec_bytes / n,
+        # format 3: record columns stored once, in the paper shard (store.record codecs)
+        "from_paper": sorted(k for k, v in m.record_codecs.items() if v["codec"] != "stored"),
         "events": {k: f"{v['dtype']}" + (f" [{v['unit']}]" if v["unit"] else "") for k, v in m.schema["events"].items()},
         "collections": {name: {"kind": c["kind"], "parent": c.get("parent"),
                                "mean_multiplicity": c.get("n_objects", 0) / n if c["kind"] == "list" else 1.0,
@@ -125,6 +127,8 @@ def format_summary(s: dict) -> str:
         for name, c in rec["collections"].items():
             mult = f"<n> {c['mean_multiplicity']:.2f}" if c["kind"] == "list" else "one per event"
             lines.append(f"  {name:<12} {mult:<12} " + ", ".join(f"{f} {t}" for f, t in c["fields"].items()))
+        if rec.get("from_paper"):
+            lines.append("  from paper   (stored once, in shards/: format 3) " + ", ".join(rec["from_paper"]))
     else:
         lines.append("record     none (format-1 store or built with record=False: the paper graph only)")
     for name, r in s.get("representations", {}).items():

@@ -170,8 +170,22 @@ def _zarr_local_store(path: str, read_only: bool):
     return LocalStore(path, read_only=read_only)
 
 
+def _compact_metadata(path: str) -> None:
+    """Rewrite every zarr.json under local ``path`` without indentation (the same JSON in ~40% fewer
+    bytes: one metadata file per column is a visible share of a small shard)."""
+    import json
+
+    for d, _, files in sorted(os.walk(path)):
+        if "zarr.json" in files:
+            p = os.path.join(d, "zarr.json")
+            with open(p, "rb") as fh:
+                doc = json.load(fh)
+            with open(p, "w") as fh:
+                json.dump(doc, fh, separators=(",", ":"), allow_nan=True)
+
+
 def write_zarr(cols: Columns, path: str, compression: dict[str, Any]) -> None:
-    """Write a shard as a Zarr v3 group at local ``path``: one sharded array per column."""
+    """Write a shard as a Zarr v3 group at local ``path``: one sharded array per column (compact metadata)."""
     import zarr
 
     comp = _zarr_compressors(compression)
@@ -185,6 +199,7 @@ def write_zarr(cols: Columns, path: str, compression: dict[str, Any]) -> None:
                                    shards=(shard0, *arr.shape[1:]), compressors=comp(arr.dtype),
                                    fill_value=0)
             a[...] = arr
+    _compact_metadata(path)
 
 
 def _zarr_group(fs, path: str):

@@ -17,12 +17,15 @@ validates all of it before any shard is read or any file written (issue 17). The
 * the process, label names and code version are names of a plain pattern (they reach paths,
   tables and dataset cards).
 
-* format 2: ``schema`` (the stored event record: :func:`hepfm_data.store.record.check_schema` —
+* format 2 (and 3): ``schema`` (the stored event record: :func:`hepfm_data.store.record.check_schema` —
   dtypes from a fixed numeric set, every ragged collection declares its offsets, nested
   collections name a declared parent); ``record_shards`` pair the ``shards`` one to one (same name
   under ``record/``, same events); ``representations`` maps names to ``{version, fingerprint,
   definition, inputs[, shards]}`` (derived shards under ``representations/<name>/``, one per
   paper shard, same events), and ``default_representation`` names one of them.
+* format 3: ``record_codecs`` (:func:`hepfm_data.store.record.check_codecs`): per record column,
+  ``stored`` (the default), ``paper`` or ``paper-selected`` (taken from the paired paper shard);
+  an unknown codec is refused, naming it. Format-2 stores (every record column stored) open as before.
 
 A refused manifest raises :class:`~hepfm_data.errors.ManifestError` naming the manifest URL and
 the entry (``shard 3 ('shards/../x.zarr')``).
@@ -39,9 +42,11 @@ from typing import Any
 from ..errors import ManifestError
 
 FORMAT = "hepfm-store"
-FORMAT_VERSION = 2
-#: manifest versions this hepfm opens (1: paper graph only, read-only as before)
-READ_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+#: manifest versions this hepfm opens (1: paper graph only, read-only as before; 2: record + representations,
+#: every record column stored; 3: as 2, with ``record_codecs``: record columns the paper shard holds are
+#: taken from it instead of stored twice)
+READ_VERSIONS = (1, 2, 3)
 SPLITS = ("train", "validation", "test")
 MANIFEST = "manifest.json"
 #: folder (relative to the store) that holds every shard
@@ -187,6 +192,8 @@ class Manifest:
     representations: dict[str, Any] = field(default_factory=dict)
     default_representation: str = "paper"
     record_compression: dict[str, Any] = field(default_factory=dict)
+    #: format 3: how each record column is stored (``store.record.RECORD_CODECS``; unlisted: stored)
+    record_codecs: dict[str, Any] = field(default_factory=dict)
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -288,6 +295,7 @@ _FIELD_TYPES: dict[str, tuple[type, Any]] = {
     "representations": (dict, lambda v: len(v) <= MAX_REPRESENTATIONS),
     "default_representation": (str, lambda v: NAME.fullmatch(v)),
     "record_compression": (dict, None),
+    "record_codecs": (dict, None),
 }
 
 
@@ -311,15 +319,22 @@ def _paired(where: str, entry: str, raw: list, shards: list[ShardInfo], suffix: 
 
 def _check_v2(kwargs: dict[str, Any], where: str, suffix: str) -> None:
     """Format-2 sections (module docstring); replaces raw shard lists by ShardInfo lists in ``kwargs``."""
-    from .record import check_schema
+    from .record import check_codecs, check_schema
 
-    v2 = kwargs.get("format_version") == 2
+    v2 = kwargs.get("format_version", 0) >= 2
     for key in ("schema", "record_shards", "representations"):
         if kwargs.get(key) and not v2:
-            raise _bad(where, key, "only format 2 manifests may declare it")
+            raise _bad(where, key, "only format 2 and 3 manifests may declare it")
+    if kwargs.get("record_codecs") and kwargs.get("format_version") != 3:
+        raise _bad(where, "record_codecs", f"only format 3 manifests may declare it (this one says format "
+                                           f"{kwargs.get('format_version')})")
     schema = kwargs.get("schema") or {}
     if schema:
         kwargs["schema"] = schema = check_schema(schema, where)
+    if kwargs.get("record_codecs"):
+        if not schema:
+            raise _bad(where, "record_codecs", "declared without a schema")
+        kwargs["record_codecs"] = check_codecs(kwargs["record_codecs"], schema, where)
     raw = kwargs.get("record_shards") or []
     if raw and not schema:
         raise _bad(where, "record_shards", "listed without a schema")

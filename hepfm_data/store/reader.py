@@ -78,6 +78,7 @@ class Store:
             raise StoreError(f"{self.url}: no record shard for shard {info.name}") from None
 
     _record_by_name: dict[str, ShardInfo] | None = None
+    _paper_by_name: dict[str, ShardInfo] | None = None  # the build's paper shards (``shards/``) by name
 
     def read_record(self, shard: int | ShardInfo, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
         """Record columns (``store.record``) of events ``[start, stop)`` of the record shard paired with ``shard``."""
@@ -87,15 +88,25 @@ class Store:
         stop = r.n_events if stop is None else stop
         if not 0 <= start <= stop <= r.n_events:
             raise StoreError(f"{self.url}: record shard {r.name}: range [{start}, {stop}) outside [0, {r.n_events})")
-        schema, path = self.manifest.schema, f"{self.path}/{r.path}"
-        if self.manifest.layout == "parquet":
-            return self._guard(r, lambda: rec.read_parquet_record(self.fs, path, schema, r.n_events, start, stop))
-        if r.path not in self._record:
-            arrays = self._guard(r, lambda: rec.open_zarr_record(self.fs, path, schema))
-            counts = self._guard(r, lambda: rec.check_lengths(arrays, schema, r.n_events))
-            self._record[r.path] = (arrays, counts)
-        arrays, counts = self._record[r.path]
-        return self._guard(r, lambda: rec.read_zarr_record(arrays, counts, schema, start, stop))
+        m = self.manifest
+        schema, codecs, path = m.schema, m.record_codecs, f"{self.path}/{r.path}"
+        if m.layout == "parquet":
+            stored = self._guard(r, lambda: rec.read_parquet_record(self.fs, path, schema, r.n_events, start, stop,
+                                                                   codecs))
+        else:
+            if r.path not in self._record:
+                arrays = self._guard(r, lambda: rec.open_zarr_record(self.fs, path, schema, codecs))
+                counts = self._guard(r, lambda: rec.check_lengths(arrays, schema, r.n_events, codecs))
+                self._record[r.path] = (arrays, counts)
+            arrays, counts = self._record[r.path]
+            stored = self._guard(r, lambda: rec.read_zarr_record(arrays, counts, schema, start, stop, codecs))
+        if not codecs:
+            return stored
+        # format 3: the columns the paper shard holds come from it (the build's shards/, whatever the view)
+        if self._paper_by_name is None:
+            self._paper_by_name = {s.name: s for s in (self._base_shards or m.shards)}
+        paper = self.read_columns(self._paper_by_name[r.name], start, stop)
+        return self._guard(r, lambda: rec.decode_record(stored, paper, schema, codecs))
 
     def read_events(self, shard: int | ShardInfo, start: int = 0, stop: int | None = None):
         """The awkward event record (``hepfm_data.events``) of events ``[start, stop)`` of a shard."""

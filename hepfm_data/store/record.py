@@ -20,8 +20,15 @@ In memory a record shard is a flat :data:`RecordColumns` dict keyed ``"event_id"
 ``"jets/n"``, ``"jets/pt"``, ``"jets.constituents/pt"``...; :func:`to_events` /
 :func:`to_arrow` give the awkward record / the Arrow table (rows = events, collections
 as lists of structs). Zarr: one group per record shard, a sub-group per collection, one
-sharded array per column (same codecs and crc32c as the paper columns). Parquet: one
-file, one row per event, collections as ``list<struct>`` columns.
+sharded array per column (blosc + crc32c per chunk like the paper columns; shuffle chosen per
+column). Parquet: one file, one row per event, collections as ``list<struct>`` columns.
+
+Format 3 (manifest ``record_codecs``, :func:`plan_codecs`): a column the paired paper shard holds
+bit for bit is not stored twice — event_id, weight and MET come from the paper columns, the
+selected jets', leptons' and photons' pt, η, φ from the paper nodes (a uint8 mask ``<coll>/_paper``
+flags them; the stored column keeps the other objects; Parquet: those fields are nullable, null =
+from the paper shard). :func:`encode_record` / :func:`decode_record` convert, bit-exact; readers
+dispatch on the declared codec and refuse an unknown one (:func:`check_codecs`).
 """
 
 from __future__ import annotations
@@ -303,48 +310,254 @@ def slice_columns(cols: RecordColumns, schema: dict[str, Any], start: int, stop:
     return out
 
 
+# ----------------------------------------------------------------------------- record codecs (format 3)
+# A record column the paper shard already holds is stored once. The manifest's ``record_codecs``
+# declares, per column key, how it is stored (a key it does not list is ``stored``):
+#   {"codec": "paper", "column": "event_id"}                     an event field = the paper event column
+#   {"codec": "paper", "column": "pt", "node_type": 4}            a record collection's field (MET) = the
+#                                                                 paper nodes of that type (one per event)
+#   {"codec": "paper-selected", "column": "pt", "node_type": 0,   a list collection's field: the objects
+#    "mask": "jets/_paper"}                                       flagged in the stored uint8 mask column
+#                                                                 take the paper nodes of that type (in
+#                                                                 order); the stored column holds the others
+# Readers dispatch on the codec name (:data:`RECORD_CODECS`); an unknown one is refused at open.
+
+STORED, PAPER, PAPER_SELECTED = "stored", "paper", "paper-selected"
+RECORD_CODECS = (STORED, PAPER, PAPER_SELECTED)
+MASK = "_paper"
+#: (record collection, object-type name of its paper nodes) whose kinematics the paper graph copies
+_SELECTED = (("jets", "jet"), ("electrons", "electron"), ("muons", "muon"), ("photons", "photon"))
+_KIN = ("pt", "eta", "phi")
+_PAPER_EVENT = {"event_id": "uint64", "weight": "float32"}
+
+
+def plan_codecs(schema: dict[str, Any], object_types: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """The ``record_codecs`` of a record with ``schema`` beside the paper graph of ``object_types``.
+
+    Only what the paper columns hold bit for bit: event_id, weight; MET pt, φ (float32); the
+    pt, η, φ of jets, electrons, muons, photons when all three are float32 (the paper copies
+    float32 values; another dtype would be rounded, so it stays stored)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, dt in _PAPER_EVENT.items():
+        if schema["events"].get(name, {}).get("dtype") == dt:
+            out[name] = {"codec": PAPER, "column": name}
+    met = schema["collections"].get("met")
+    if met and met["kind"] == "record" and "met" in object_types:
+        for f in ("pt", "phi"):
+            if met["fields"].get(f, {}).get("dtype") == "float32":
+                out[f"met/{f}"] = {"codec": PAPER, "column": f, "node_type": int(object_types["met"])}
+    for coll, typ in _SELECTED:
+        c = schema["collections"].get(coll)
+        if not c or c["kind"] != "list" or c.get("parent") or typ not in object_types:
+            continue
+        if all(c["fields"].get(f, {}).get("dtype") == "float32" for f in _KIN):
+            for f in _KIN:
+                out[f"{coll}/{f}"] = {"codec": PAPER_SELECTED, "column": f, "node_type": int(object_types[typ]),
+                                      "mask": f"{coll}/{MASK}"}
+    return {k: out[k] for k in sorted(out)}
+
+
+def check_codecs(codecs: Any, schema: dict[str, Any], where: str) -> dict[str, dict[str, Any]]:
+    """Validate a manifest's ``record_codecs`` against its schema; :class:`ManifestError` names the column."""
+    from .layouts import EVENT_COLUMNS, NODE_COLUMNS
+
+    def bad(key: str, problem: str) -> ManifestError:
+        return ManifestError(f"{where}: record_codecs {key!r:.80}: {problem}")
+
+    if not isinstance(codecs, dict) or len(codecs) > MAX_FIELDS * MAX_COLLECTIONS:
+        raise ManifestError(f"{where}: record_codecs must be an object of column keys")
+    declared = dict(column_names(schema))
+    for key, spec in codecs.items():
+        if key not in declared:
+            raise bad(key, "is not a column the schema declares")
+        if not isinstance(spec, dict) or set(spec) - {"codec", "column", "node_type", "mask"}:
+            raise bad(key, "must be an object with codec, column[, node_type, mask]")
+        codec = spec.get("codec")
+        if codec not in RECORD_CODECS:
+            raise bad(key, f"unknown record codec {codec!r:.40}; this hepfm reads {', '.join(RECORD_CODECS)} "
+                           f"(a store written by a newer hepfm: upgrade)")
+        if codec == STORED:
+            continue
+        coll, _, field = key.rpartition("/")
+        col, typ = spec.get("column"), spec.get("node_type")
+        if not coll:  # an event field: a paper event column of the same dtype
+            if codec != PAPER or typ is not None or col not in EVENT_COLUMNS \
+                    or np.dtype(EVENT_COLUMNS[col]) != np.dtype(declared[key]):
+                raise bad(key, "an event field may only be a paper event column of its dtype")
+            continue
+        kind = schema["collections"][coll]["kind"]
+        if col not in ("pt", "eta", "phi") or np.dtype(NODE_COLUMNS[col]) != np.dtype(declared[key]) \
+                or not isinstance(typ, int) or isinstance(typ, bool) or not 0 <= typ <= 127:
+            raise bad(key, "needs a float32 paper node column (pt, eta, phi) and an integer node_type")
+        if codec == PAPER and (kind != "record" or "mask" in spec):
+            raise bad(key, "codec 'paper' on a collection needs a record collection (one object per event)")
+        if codec == PAPER_SELECTED and (kind != "list" or schema["collections"][coll].get("parent")
+                                        or spec.get("mask") != f"{coll}/{MASK}"):
+            raise bad(key, f"codec 'paper-selected' needs a top-level list collection and mask '{coll}/{MASK}'")
+    return {k: dict(codecs[k]) for k in sorted(codecs)}
+
+
+def stored_columns(schema: dict[str, Any], codecs: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """``(key, dtype)`` of the columns a record shard holds: the schema's less the ``paper`` ones,
+    plus one uint8 mask per collection with ``paper-selected`` fields."""
+    masks = sorted({s["mask"] for s in codecs.values() if s["codec"] == PAPER_SELECTED})
+    for key, dtype in column_names(schema):
+        if codecs.get(key, {}).get("codec", STORED) != PAPER:
+            yield key, dtype
+    for m in masks:
+        yield m, "uint8"
+
+
+def _bits(*arrays: np.ndarray) -> np.ndarray:
+    return np.stack([np.ascontiguousarray(a, np.float32).view(np.uint32) for a in arrays], axis=1)
+
+
+def _paper_of_type(paper, node_type: int) -> tuple[np.ndarray, np.ndarray]:
+    """(node rows of ``node_type`` [m], their per-event offsets [B+1]) of paper ``Columns``."""
+    from .._arrays import counts_to_offsets
+
+    sel = paper.nodes["type"] == node_type
+    rows = np.flatnonzero(sel)
+    event = np.repeat(np.arange(paper.n_events), paper.events["n_node"].astype(np.int64))
+    per_event = np.bincount(event[rows], minlength=paper.n_events)
+    return rows, counts_to_offsets(per_event)
+
+
+def encode_record(cols: RecordColumns, paper, schema: dict[str, Any], codecs: dict[str, Any],
+                  where: str) -> RecordColumns:
+    """The stored form of record columns (:func:`stored_columns`) beside their paper ``Columns``
+    (same events, same order). Raises :class:`StoreError` if a ``paper`` value differs bit for bit
+    or an event's paper nodes are not among its record objects (the paper must come from this record)."""
+    from ..kernels.record_match import match_selected
+
+    out = dict(cols)
+    groups: dict[str, list[str]] = {}
+    for key, spec in codecs.items():
+        if spec["codec"] == PAPER:
+            want = decode_paper(spec, paper)
+            if want.shape != cols[key].shape or want.tobytes() != np.ascontiguousarray(cols[key]).tobytes():
+                raise StoreError(f"{where}: record column {key} differs from the paper column it would be "
+                                 f"taken from ({spec['column']})")
+            del out[key]
+        elif spec["codec"] == PAPER_SELECTED:
+            groups.setdefault(spec["mask"], []).append(key)
+    for mask_key, keys in groups.items():
+        coll = mask_key.split("/")[0]
+        typ = codecs[keys[0]]["node_type"]
+        rows, node_off = _paper_of_type(paper, typ)
+        rec_off = np.zeros(cols[f"{coll}/n"].shape[0] + 1, np.int64)
+        np.cumsum(cols[f"{coll}/n"], out=rec_off[1:])
+        mask, bad = match_selected(_bits(*(cols[f"{coll}/{f}"] for f in _KIN)), rec_off,
+                                   _bits(*(paper.nodes[f][rows] for f in _KIN)), node_off)
+        if bad >= 0:
+            raise StoreError(f"{where}: event {bad}: paper nodes of type {typ} are not among its record {coll}")
+        out[mask_key] = mask
+        keep = mask == 0
+        for key in keys:
+            out[key] = np.ascontiguousarray(cols[key][keep])
+    return out
+
+
+def decode_paper(spec: dict[str, Any], paper) -> np.ndarray:
+    """A ``paper`` column's values from paper ``Columns`` (an event column, or one node per event)."""
+    if "node_type" not in spec:
+        return np.ascontiguousarray(paper.events[spec["column"]])
+    rows, off = _paper_of_type(paper, spec["node_type"])
+    if rows.shape[0] != paper.n_events or (paper.n_events and not np.all(np.diff(off) == 1)):
+        raise StoreError(f"paper shard has {rows.shape[0]} nodes of type {spec['node_type']} for "
+                         f"{paper.n_events} events (one each expected)")
+    return np.ascontiguousarray(paper.nodes[spec["column"]][rows])
+
+
+def decode_record(stored: RecordColumns, paper, schema: dict[str, Any], codecs: dict[str, Any]) -> RecordColumns:
+    """Record columns (every schema column, schema order) of their stored form and paper ``Columns``."""
+    out: RecordColumns = {}
+    typed: dict[int, np.ndarray] = {}
+    for key, _ in column_names(schema):
+        spec = codecs.get(key)
+        if spec is None or spec["codec"] == STORED:
+            out[key] = stored[key]
+        elif spec["codec"] == PAPER:
+            out[key] = decode_paper(spec, paper)
+        else:
+            mask = stored[spec["mask"]].astype(bool)
+            typ = spec["node_type"]
+            if typ not in typed:
+                typed[typ] = _paper_of_type(paper, typ)[0]
+            rows = typed[typ]
+            rest = stored[key]
+            if rows.shape[0] != int(mask.sum()) or rest.shape[0] != mask.shape[0] - rows.shape[0]:
+                raise StoreError(f"record column {key}: {int(mask.sum())} objects flagged in {spec['mask']}, the "
+                                 f"paper shard has {rows.shape[0]} nodes of type {typ}, {rest.shape[0]} stored")
+            full = np.empty(mask.shape[0], rest.dtype)
+            full[mask] = paper.nodes[spec["column"]][rows]
+            full[~mask] = rest
+            out[key] = full
+    return out
+
+
 # ----------------------------------------------------------------------------- Arrow
 
 
-def arrow_schema(schema: dict[str, Any]):
-    """The ``pyarrow.Schema`` of :func:`to_arrow` (non-nullable lists of structs)."""
+def _kind(codecs: dict[str, Any] | None, key: str) -> str:
+    return (codecs or {}).get(key, {}).get("codec", STORED)
+
+
+def arrow_schema(schema: dict[str, Any], codecs: dict[str, Any] | None = None):
+    """The ``pyarrow.Schema`` of :func:`to_arrow` (non-nullable lists of structs). With ``codecs`` (a
+    Parquet record shard's stored form): ``paper`` columns left out (a record collection left with no
+    field too), ``paper-selected`` fields nullable (null = the object is taken from the paper shard)."""
     import pyarrow as pa
 
     def struct(name: str):
         c = schema["collections"][name]
-        fs = [pa.field(f, pa.from_numpy_dtype(np.dtype(s["dtype"])), nullable=False) for f, s in c["fields"].items()]
+        fs = [pa.field(f, pa.from_numpy_dtype(np.dtype(s["dtype"])),
+                       nullable=_kind(codecs, f"{name}/{f}") == PAPER_SELECTED)
+              for f, s in c["fields"].items() if _kind(codecs, f"{name}/{f}") != PAPER]
         fs += [pa.field(ch.rsplit(".", 1)[1], pa.list_(pa.field("element", struct(ch), nullable=False)), nullable=False)
                for ch in _children(schema, name)]
         return pa.struct(fs)
 
-    fields = [pa.field(n, pa.from_numpy_dtype(np.dtype(f["dtype"])), nullable=False) for n, f in schema["events"].items()]
+    fields = [pa.field(n, pa.from_numpy_dtype(np.dtype(f["dtype"])), nullable=False)
+              for n, f in schema["events"].items() if _kind(codecs, n) != PAPER]
     for name, c in schema["collections"].items():
         if c["kind"] == "record":
-            fields.append(pa.field(name, struct(name), nullable=False))
+            typ = struct(name)
+            if typ.num_fields:
+                fields.append(pa.field(name, typ, nullable=False))
         elif c.get("parent") is None:
             fields.append(pa.field(name, pa.list_(pa.field("element", struct(name), nullable=False)), nullable=False))
     return pa.schema(fields)
 
 
-def to_arrow(cols: RecordColumns, schema: dict[str, Any]):
-    """A ``pyarrow.Table`` (rows = events; ``list`` collections as lists of structs) of record columns."""
+def to_arrow(cols: RecordColumns, schema: dict[str, Any], codecs: dict[str, Any] | None = None):
+    """A ``pyarrow.Table`` (rows = events; ``list`` collections as lists of structs) of record columns
+    (with ``codecs``: of their stored form, :func:`arrow_schema`)."""
     import pyarrow as pa
 
-    target = arrow_schema(schema)
+    target = arrow_schema(schema, codecs)
 
     def offsets(n: np.ndarray):
         off = np.zeros(n.shape[0] + 1, np.int64)
         np.cumsum(n, out=off[1:])
         return pa.array(off.astype(np.int32) if off[-1] < 2**31 else off)
 
-    def struct(name: str):
+    def column(name: str, f: str):
+        key = f"{name}/{f}"
+        if _kind(codecs, key) != PAPER_SELECTED:
+            return pa.array(cols[key])
+        mask = cols[codecs[key]["mask"]].astype(bool)
+        full = np.zeros(mask.shape[0], cols[key].dtype)
+        full[~mask] = cols[key]
+        return pa.array(full, mask=mask)
+
+    def struct(name: str, typ):
         c = schema["collections"][name]
-        arrays = [pa.array(cols[f"{name}/{f}"]) for f in c["fields"]]
+        arrays = [column(name, f) for f in c["fields"] if _kind(codecs, f"{name}/{f}") != PAPER]
         for ch in _children(schema, name):
-            arrays.append(pa.ListArray.from_arrays(offsets(cols[f"{ch}/n"]), struct(ch),
-                                                   type=pa.list_(pa.field("element", arrow_schema_struct(schema, ch),
-                                                                          nullable=False))))
-        return pa.StructArray.from_arrays(arrays, fields=list(arrow_schema_struct(schema, name)))
+            sub = typ.field(ch.rsplit(".", 1)[1]).type
+            arrays.append(pa.ListArray.from_arrays(offsets(cols[f"{ch}/n"]), struct(ch, sub.value_type), type=sub))
+        return pa.StructArray.from_arrays(arrays, fields=list(typ))
 
     arrays = []
     for field in target:
@@ -352,9 +565,9 @@ def to_arrow(cols: RecordColumns, schema: dict[str, Any]):
         if name in schema["events"]:
             arrays.append(pa.array(cols[name]))
         elif schema["collections"][name]["kind"] == "record":
-            arrays.append(struct(name))
+            arrays.append(struct(name, field.type))
         else:
-            arrays.append(pa.ListArray.from_arrays(offsets(cols[f"{name}/n"]), struct(name),
+            arrays.append(pa.ListArray.from_arrays(offsets(cols[f"{name}/n"]), struct(name, field.type.value_type),
                                                    type=field.type))
     return pa.Table.from_arrays(arrays, schema=target)
 
@@ -370,8 +583,9 @@ def arrow_schema_struct(schema: dict[str, Any], name: str):
     return typ.value_type if pa.types.is_list(typ) else typ
 
 
-def from_arrow(table, schema: dict[str, Any]) -> RecordColumns:
-    """Record columns of an Arrow table written by :func:`to_arrow` (types checked against the schema)."""
+def from_arrow(table, schema: dict[str, Any], codecs: dict[str, Any] | None = None) -> RecordColumns:
+    """Record columns of an Arrow table written by :func:`to_arrow` (types checked against the schema;
+    with ``codecs``: the stored form, ``paper-selected`` nulls giving the masks)."""
     import pyarrow as pa
 
     out: RecordColumns = {}
@@ -395,14 +609,22 @@ def from_arrow(table, schema: dict[str, Any]) -> RecordColumns:
     def struct(name: str, arr):
         c = schema["collections"][name]
         for f, spec in c["fields"].items():
-            out[f"{name}/{f}"] = np_of(arr.field(f), spec["dtype"], f"{name}.{f}")
+            key = f"{name}/{f}"
+            if _kind(codecs, key) == PAPER:
+                continue
+            col = arr.field(f)
+            if _kind(codecs, key) == PAPER_SELECTED:
+                out[codecs[key]["mask"]] = np.asarray(col.is_null().to_numpy(zero_copy_only=False), np.uint8)
+                col = col.drop_null()
+            out[key] = np_of(col, spec["dtype"], f"{name}.{f}")
         for ch in _children(schema, name):
             lst(ch, arr.field(ch.rsplit(".", 1)[1]))
 
     for name, f in schema["events"].items():
-        out[name] = np_of(table.column(name).combine_chunks(), f["dtype"], name)
+        if _kind(codecs, name) != PAPER:
+            out[name] = np_of(table.column(name).combine_chunks(), f["dtype"], name)
     for name, c in schema["collections"].items():
-        if c.get("parent") is not None:
+        if c.get("parent") is not None or name not in table.column_names:
             continue
         col = table.column(name).combine_chunks()
         if c["kind"] == "record":
@@ -419,31 +641,60 @@ def _zarr_key(key: str) -> str:
     return key  # "jets/pt": array "pt" of sub-group "jets"; "event_id": a root array
 
 
-def write_zarr_record(cols: RecordColumns, path: str, compression: dict[str, Any]) -> None:
-    """A record shard as a Zarr v3 group at local ``path`` (one sharded array per column)."""
+def _blosc_shuffle(arr: np.ndarray, cname: str, level: int):
+    """The blosc shuffle of one column: byte shuffle, unless no shuffle compresses a sample of it
+    (its first 4096 values, at level <= 3: the same choices as at ``level``, 40x faster on the
+    benchmark's columns) smaller; bit shuffle for 1-byte types. Recorded per array in its zarr.json."""
+    from numcodecs import Blosc
+    from zarr.codecs import BloscShuffle
+
+    if arr.dtype.itemsize == 1:
+        return BloscShuffle.bitshuffle
+    sample, trial = np.ascontiguousarray(arr[:4096]), min(level, 3)
+    if sample.size and len(Blosc(cname, trial, Blosc.NOSHUFFLE).encode(sample)) < \
+            len(Blosc(cname, trial, Blosc.SHUFFLE).encode(sample)):
+        return BloscShuffle.noshuffle
+    return BloscShuffle.shuffle
+
+
+def write_zarr_record(cols: RecordColumns, path: str, compression: dict[str, Any],
+                      attributes: dict[str, str] | None = None) -> None:
+    """A record shard as a Zarr v3 group at local ``path`` (one sharded array per stored column, crc32c
+    per chunk; blosc codecs: shuffle chosen per column, :func:`_blosc_shuffle`; compact metadata;
+    ``attributes`` on the root group)."""
     import zarr
+    from zarr.codecs import BloscCodec, Crc32cCodec
 
-    from .layouts import ZARR_EVENT_CHUNK, ZARR_NODE_CHUNK, _zarr_compressors, _zarr_local_store
+    from .layouts import ZARR_EVENT_CHUNK, ZARR_NODE_CHUNK, _compact_metadata, _zarr_compressors, _zarr_local_store
 
+    codec, level = compression.get("codec", "zstd"), int(compression.get("level", 5))
     comp = _zarr_compressors(compression)
-    group = zarr.open_group(_zarr_local_store(path, False), mode="w", zarr_format=3)
+    group = zarr.open_group(_zarr_local_store(path, False), mode="w", zarr_format=3, attributes=attributes or {})
     for key, arr in cols.items():
         n = arr.shape[0]
         c = min(ZARR_EVENT_CHUNK if "/" not in key else ZARR_NODE_CHUNK, max(n, 1))
         sub, _, name = key.rpartition("/")
         g = group.require_group(sub) if sub else group
+        if codec.startswith("blosc-"):
+            cname = codec.split("-", 1)[1]
+            compressors = [BloscCodec(cname=cname, clevel=level, typesize=arr.dtype.itemsize,
+                                      shuffle=_blosc_shuffle(arr, cname, level)), Crc32cCodec()]
+        else:
+            compressors = comp(arr.dtype)
         a = g.create_array(name, shape=arr.shape, dtype=arr.dtype, chunks=(c,), shards=(-(-max(n, 1) // c) * c,),
-                           compressors=comp(arr.dtype), fill_value=0)
+                           compressors=compressors, fill_value=0)
         a[...] = arr
+    _compact_metadata(path)
 
 
-def open_zarr_record(fs, path: str, schema: dict[str, Any]) -> dict[str, Any]:
-    """The opened arrays of a Zarr record shard, checked against the schema (dtypes, codecs, chunk limits)."""
+def open_zarr_record(fs, path: str, schema: dict[str, Any], codecs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The opened arrays of a Zarr record shard (its :func:`stored_columns`), checked against the schema
+    (dtypes, codecs, chunk limits)."""
     from .layouts import MAX_CHUNK_BYTES, MAX_CHUNKS_PER_SHARD, ZARR_CODECS, _codec_names, _zarr_group
 
     g = _zarr_group(fs, path)
     out = {}
-    for key, dtype in column_names(schema):
+    for key, dtype in stored_columns(schema, codecs or {}):
         try:
             arr = g[key]
         except KeyError:
@@ -461,13 +712,16 @@ def open_zarr_record(fs, path: str, schema: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def check_lengths(arrays: dict[str, Any], schema: dict[str, Any], n: int) -> dict[str, np.ndarray]:
+def check_lengths(arrays: dict[str, Any], schema: dict[str, Any], n: int,
+                  codecs: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
     """The count columns of a record shard, checked: event columns have ``n`` rows, each collection's
-    count column has its parent's rows and its field columns the sum of its counts. Returns the counts."""
+    count column has its parent's rows and its field columns the sum of its counts (``paper-selected``
+    ones: less the objects their mask flags). Returns the counts (and the masks, by mask key)."""
+    codecs = codecs or {}
     counts: dict[str, np.ndarray] = {}
     rows: dict[str | None, int] = {None: n}
     for key in schema["events"]:
-        if arrays[key].shape[0] != n:
+        if key in arrays and arrays[key].shape[0] != n:
             raise StoreError(f"record column {key!r} has {arrays[key].shape[0]} rows, the manifest {n} events")
     for name, c in schema["collections"].items():
         if c["kind"] == "list":
@@ -481,41 +735,71 @@ def check_lengths(arrays: dict[str, Any], schema: dict[str, Any], n: int) -> dic
         else:
             rows[name] = n
         for f in c["fields"]:
-            if arrays[f"{name}/{f}"].shape[0] != rows[name]:
-                raise StoreError(f"record column {name}.{f} has {arrays[f'{name}/{f}'].shape[0]} rows, "
-                                 f"its offsets say {rows[name]}")
+            key, spec = f"{name}/{f}", codecs.get(f"{name}/{f}", {})
+            want = rows[name]
+            if spec.get("codec") == PAPER:
+                continue
+            if spec.get("codec") == PAPER_SELECTED:
+                if spec["mask"] not in counts:
+                    mask = np.asarray(arrays[spec["mask"]][...])
+                    if mask.shape[0] != rows[name] or (mask.size and int(mask.max()) > 1):
+                        raise StoreError(f"record mask {spec['mask']!r}: {mask.shape[0]} rows (max "
+                                         f"{int(mask.max()) if mask.size else 0}), its collection {rows[name]} objects")
+                    counts[spec["mask"]] = mask
+                    cum = np.zeros(mask.shape[0] + 1, np.int64)
+                    np.cumsum(mask, out=cum[1:])
+                    counts[f"{spec['mask']}#cum"] = cum
+                want -= int(counts[f"{spec['mask']}#cum"][-1])
+            if arrays[key].shape[0] != want:
+                raise StoreError(f"record column {name}.{f} has {arrays[key].shape[0]} rows, "
+                                 f"its offsets say {want}")
     return counts
 
 
 def read_zarr_record(arrays: dict[str, Any], counts: dict[str, np.ndarray], schema: dict[str, Any],
-                     start: int, stop: int) -> RecordColumns:
-    """Events ``[start, stop)`` of an opened Zarr record shard (``counts`` from :func:`check_lengths`)."""
+                     start: int, stop: int, codecs: dict[str, Any] | None = None) -> RecordColumns:
+    """Stored columns of events ``[start, stop)`` of an opened Zarr record shard (``counts`` from
+    :func:`check_lengths`); :func:`decode_record` completes them from the paper shard."""
+    codecs = codecs or {}
     ranges = _ranges(counts, schema, start, stop)
-    out = {name: arrays[name][start:stop] for name in schema["events"]}
+    out = {name: arrays[name][start:stop] for name in schema["events"] if name in arrays}
     for name, c in schema["collections"].items():
         lo, hi = ranges[name]
         if c["kind"] == "list":
             p0, p1 = ranges.get(c.get("parent"), (start, stop)) if c.get("parent") else (start, stop)
             out[f"{name}/n"] = counts[name][p0:p1]
         for f in c["fields"]:
-            out[f"{name}/{f}"] = arrays[f"{name}/{f}"][lo:hi]
+            key, spec = f"{name}/{f}", codecs.get(f"{name}/{f}", {})
+            if spec.get("codec") == PAPER:
+                continue
+            if spec.get("codec") == PAPER_SELECTED:
+                cum = counts[f"{spec['mask']}#cum"]
+                out[spec["mask"]] = counts[spec["mask"]][lo:hi]
+                out[key] = arrays[key][lo - int(cum[lo]):hi - int(cum[hi])]
+            else:
+                out[key] = arrays[key][lo:hi]
     return out
 
 
-def write_parquet_record(cols: RecordColumns, path: str, compression: dict[str, Any], schema: dict[str, Any]) -> None:
+def write_parquet_record(cols: RecordColumns, path: str, compression: dict[str, Any], schema: dict[str, Any],
+                         codecs: dict[str, Any] | None = None, attributes: dict[str, str] | None = None) -> None:
     """A record shard as one Parquet file (row per event, collections as ``list<struct>``, page CRC32)."""
     import pyarrow.parquet as pq
 
     from .layouts import PARQUET_ROW_GROUP
 
     codec, level = compression.get("codec", "zstd"), compression.get("level", 5)
-    pq.write_table(to_arrow(cols, schema), path, row_group_size=PARQUET_ROW_GROUP, compression=codec,
+    table = to_arrow(cols, schema, codecs)
+    if attributes:
+        table = table.replace_schema_metadata({f"hepfm.{k}": v for k, v in attributes.items()})
+    pq.write_table(table, path, row_group_size=PARQUET_ROW_GROUP, compression=codec,
                    compression_level=level if codec in ("zstd", "gzip", "brotli") else None,
                    use_byte_stream_split=bool(compression.get("byte_stream_split", False)), use_dictionary=False,
                    write_page_checksum=True, write_statistics=["event_id"])
 
 
-def read_parquet_record(fs, path: str, schema: dict[str, Any], n: int, start: int, stop: int) -> RecordColumns:
+def read_parquet_record(fs, path: str, schema: dict[str, Any], n: int, start: int, stop: int,
+                        codecs: dict[str, Any] | None = None) -> RecordColumns:
     """Events ``[start, stop)`` of a Parquet record shard (footer checked: rows, types, row-group limits)."""
     import pyarrow.parquet as pq
 
@@ -526,7 +810,7 @@ def read_parquet_record(fs, path: str, schema: dict[str, Any], n: int, start: in
         md = pf.metadata
         if md.num_rows != n:
             raise StoreError(f"{md.num_rows} rows, the manifest says {n} events")
-        have, want = pf.schema_arrow, arrow_schema(schema)
+        have, want = pf.schema_arrow, arrow_schema(schema, codecs)
         missing = [f.name for f in want if f.name not in have.names]
         if missing:  # field types are checked column by column in from_arrow
             raise StoreError(f"record columns {missing} declared by the schema are missing")
@@ -541,13 +825,17 @@ def read_parquet_record(fs, path: str, schema: dict[str, Any], n: int, start: in
             row += rg.num_rows
         table = pf.read_row_groups(groups) if groups else pf.schema_arrow.empty_table()
     first = start if first is None else first
-    return from_arrow(table.slice(start - first, stop - start), schema)
+    return from_arrow(table.slice(start - first, stop - start), schema, codecs)
 
 
 def write_record(layout: str, cols: RecordColumns, path: str, compression: dict[str, Any],
-                 schema: dict[str, Any]) -> None:
-    """Write a record shard of ``layout`` ("zarr" | "parquet") at local ``path``."""
+                 schema: dict[str, Any], codecs: dict[str, Any] | None = None,
+                 attributes: dict[str, str] | None = None) -> None:
+    """Write a record shard of ``layout`` ("zarr" | "parquet") at local ``path`` (``cols``: the stored
+    form of ``codecs``, :func:`encode_record`). ``attributes`` (Zarr group attributes / Parquet schema
+    metadata): the writer puts the sha256 of the paired paper shard's event ids there, so that two record
+    shards never have the same bytes even when format 3 keeps their event ids in the paper shards only."""
     if layout == "zarr":
-        write_zarr_record(cols, path, compression)
+        write_zarr_record(cols, path, compression, attributes)
     else:
-        write_parquet_record(cols, path, compression, schema)
+        write_parquet_record(cols, path, compression, schema, codecs, attributes)

@@ -11,7 +11,10 @@ one); ``mode="append"`` adds shards numbered after the existing ones.
 
 With ``record=True`` (format 2, the default of ``build_store``) every shard has a sibling
 record shard ``record/<split>-<unit>-<j>`` holding the same events' full event record
-(``store.record``), written and checksummed with it; the manifest declares its schema.
+(``store.record``), written and checksummed with it; the manifest declares its schema. Format 3
+(``object_types`` given, the default of ``build_store``): the record columns the paper shard holds
+(event_id, weight, MET, the selected objects' pt, η, φ) are stored once, in the paper shard; the
+manifest's ``record_codecs`` says so per column (``store.record.plan_codecs``).
 """
 
 from __future__ import annotations
@@ -31,14 +34,14 @@ from ..errors import StoreError
 from ..events import SampleInfo
 from .layouts import Columns, get_layout, local_sha256
 from .manifest import MANIFEST, RECORD_DIR, SPLITS, Manifest, ShardInfo
+from .record import encode_record, plan_codecs, schema_of, to_columns, write_record
 from .record import n_objects as record_objects
-from .record import schema_of, to_columns, write_record
 from .splits import SPLIT_RULE, assign_splits, check_fractions
 
 DEFAULT_EVENTS_PER_SHARD = 100_000
-#: codecs of the record shards per layout (benchmarks/ingest.py, "Store format 2": the record is mostly
-#: float32 kinematics, where the higher level gains ~9% at write speeds far above the build's)
-RECORD_COMPRESSION = {"zarr": {"codec": "blosc-zstd", "level": 9},
+#: codecs of the record shards per layout (benchmarks/ingest.py, "Store formats 2 and 3": the record is
+#: mostly float32 kinematics; blosc-zstd 8 is within 0.4% of 9 in size and writes 1.2-1.7x faster)
+RECORD_COMPRESSION = {"zarr": {"codec": "blosc-zstd", "level": 8},
                       "parquet": {"codec": "zstd", "level": 15, "byte_stream_split": True}}
 BUILD_DIR = "_build"
 
@@ -75,7 +78,7 @@ class StoreBuild:
     def __init__(self, root: str, process: str, *, layout: str, events_per_shard: int, split_salt: str,
                  fractions, seed: int, label: int, compression: dict[str, Any] | None, mode: str,
                  storage_options: dict[str, Any] | None, record: bool = True,
-                 record_compression: dict[str, Any] | None = None):
+                 record_compression: dict[str, Any] | None = None, object_types: dict[str, int] | None = None):
         from ..sources import resolve
         from .reader import open_store
 
@@ -102,6 +105,8 @@ class StoreBuild:
             self.old = open_store(self.url, storage_options).manifest
             if self.old.layout != layout:
                 raise StoreError(f"{self.url}: cannot append {layout!r} shards to a {self.old.layout!r} store")
+            if not self.old.record_codecs:  # a format-2 store: its appended shards store every record column too
+                object_types = None
             if bool(self.old.record_shards) != bool(record):
                 raise StoreError(f"{self.url}: cannot append {'with' if record else 'without'} the event record "
                                  f"to a store {'without' if not self.old.record_shards else 'with'} one (format "
@@ -112,7 +117,9 @@ class StoreBuild:
                        "split_salt": split_salt, "fractions": list(fractions), "seed": int(seed),
                        "compression": comp, "label": int(label), "unit_offset": offset, "record": bool(record),
                        "record_compression": dict(record_compression or RECORD_COMPRESSION[layout]) if record
-                       else {}}
+                       else {},
+                       # format 3: record columns the paper shards hold are stored once (store.record codecs)
+                       "object_types": dict(object_types) if record and object_types else {}}
         if old is not None:
             for key, mine, theirs in (("split salt", split_salt, old.split.get("salt")),
                                       ("fractions", list(fractions), old.split.get("fractions")),
@@ -163,6 +170,7 @@ class StoreBuild:
         new: list[ShardInfo] = []
         new_rec: list[ShardInfo] = []
         schema = _merged_schema(self.url, [m for m in markers if m.get("schema")], old)
+        codecs = _merged_codecs(self.url, markers, old, schema)
         for m in markers:
             new += [ShardInfo.from_dict(d) for d in m["shards"]]
             new_rec += [ShardInfo.from_dict(d, directory=RECORD_DIR) for d in m.get("record_shards", [])]
@@ -182,7 +190,8 @@ class StoreBuild:
             code_version=__version__, provenance=provenance, schema=schema,
             record_shards=(list(old.record_shards) if old else []) + new_rec,
             representations={**(old.representations if old else {}), **(representations or {})},
-            record_compression=params.get("record_compression", {}),
+            record_compression=params.get("record_compression", {}), record_codecs=codecs,
+            format_version=3 if codecs else 2,
         )
         _atomic_write_text(self.fs, f"{self.base}/{MANIFEST}", manifest.to_json())
         self.fs.rm(self.build, recursive=True)
@@ -266,6 +275,7 @@ class UnitWriter:
         marker = {"unit": self.unit, "key": key, "spec": spec or {}, "n_events": self.n_events,
                   "shards": [s.to_dict() for s in self.shards], "provenance": self.provenance,
                   "record_shards": [s.to_dict() for s in self.record_shards], "schema": self.schema or {},
+                  "record_codecs": self._codecs(),
                   "n_objects": self.objects}
         _atomic_write_text(fs, f"{self.build}/units/{self.unit:05d}.json", json.dumps(marker, sort_keys=True))
         return marker
@@ -298,6 +308,11 @@ class UnitWriter:
                     self._count(side["n_objects"])
                 return
         self.shards.append(self._write(name, split, cols, digest, rec))
+
+    def _codecs(self) -> dict[str, Any]:
+        """This unit's record codecs (format 3), from its schema and the catalog's object types."""
+        types = self.params.get("object_types")
+        return plan_codecs(self.schema, types) if types and self.schema else {}
 
     def _count(self, objects: dict[str, int]) -> None:
         for k, v in objects.items():
@@ -337,8 +352,12 @@ class UnitWriter:
         if rec is not None:
             rcols = to_columns(rec, self.schema)
             objects = record_objects(rcols, self.schema)
+            codecs = self._codecs()
+            if codecs:
+                rcols = encode_record(rcols, cols, self.schema, codecs, f"{self.url}: record shard {name}")
             rsha, rsize = self._put(f"{RECORD_DIR}/{name}", lambda p: write_record(
-                self.layout.name, rcols, p, self.params.get("record_compression") or comp, self.schema))
+                self.layout.name, rcols, p, self.params.get("record_compression") or comp, self.schema, codecs,
+                {"paper_event_ids_sha256": digest}))
             listed = sum(v for k, v in objects.items() if self.schema["collections"][k]["kind"] == "list")
             rinfo = ShardInfo(f"{RECORD_DIR}/{name}", split, cols.n_events, cols.n_events + listed, rsize, rsha,
                               int(eid.min()), int(eid.max()))
@@ -382,6 +401,23 @@ def _strip_counts(schema: dict[str, Any]) -> dict[str, Any]:
     return {"events": schema.get("events", {}),
             "collections": {k: {a: b for a, b in v.items() if a != "n_objects"}
                             for k, v in schema.get("collections", {}).items()}}
+
+
+def _merged_codecs(url: str, markers: list[dict[str, Any]], old: Manifest | None,
+                   schema: dict[str, Any]) -> dict[str, Any]:
+    """The store's record codecs: every unit's (and an appended store's) must agree on the columns of the
+    merged ``schema`` (a collection only some units have is not declared, so its codecs do not matter)."""
+    from .record import column_names
+
+    declared = {k for k, _ in column_names(schema)} if schema else set()
+    plans = [m.get("record_codecs") or {} for m in markers if m.get("record_shards")]
+    if old is not None and old.record_shards:
+        plans.append(old.record_codecs)
+    plans = [{k: v for k, v in p.items() if k in declared} for p in plans]
+    if any(p != plans[0] for p in plans):
+        raise StoreError(f"{url}: units stored their record with different codecs (their inputs give the paper "
+                         f"kinematics different dtypes); build them as separate stores")
+    return plans[0] if plans else {}
 
 
 def _merged_schema(url: str, markers: list[dict[str, Any]], old: Manifest | None) -> dict[str, Any]:
