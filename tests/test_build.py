@@ -77,10 +77,10 @@ def test_killed_driver_and_killed_worker_lose_and_double_nothing(tmp_path):
     the first finished unit: no manifest, finished units kept. The rerun on 2 workers, during which
     one worker process dies mid-unit (Dask re-runs the unit elsewhere), gives a store byte-identical
     to an uninterrupted in-process build: same manifest bytes, same shard files, none extra."""
-    files = copies(tmp_path, 4)
+    files = copies(tmp_path, 2)  # 4 units: the kill lands after the first, the death on the last
     clean = build_store(DelphesFiles("ttH", files, entries_per_unit=5), str(tmp_path / "clean"), seed=1,
                         scheduler="sync", progress=False)
-    n_units = 8
+    n_units = 4
     assert len(clean.manifest.shards) >= n_units
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "hepfm_data.cli", "build", "ttH", "--input", *files, "--out", str(out),
