@@ -25,9 +25,10 @@ WIDE = wide_jet_constituents()
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory) -> tuple[Path, dict]:
-    """rs3l_hz and rs3l_zjet, 24 events each (one generation unit), and their seed / fsr_up views."""
+    """rs3l_hz and rs3l_zjet, 24 events each (one generation unit, one shard per split: each shard costs a
+    record write), and their seed / fsr_up views."""
     root = tmp_path_factory.mktemp("rs3ljets")
-    urls = build_resimulated(str(root), ("rs3l_hz", "rs3l_zjet"), VIEWS, N_EVENTS, events_per_shard=12)
+    urls = build_resimulated(str(root), ("rs3l_hz", "rs3l_zjet"), VIEWS, N_EVENTS)
     return root, urls
 
 
@@ -155,7 +156,8 @@ def test_rs3l_recipe_tiny_on_jet_constituents(stores, tmp_path):
 
     root, _ = stores
     cfg = Path(__file__).resolve().parents[1] / "recipes" / "configs" / "rs3l_jets_tiny.yaml"
-    results = rs3l.main([str(cfg), f"--data.stores={root}", f"--out={tmp_path / 'run'}", "--finetune.epochs=1"])
+    results = rs3l.main([str(cfg), f"--data.stores={root}", f"--out={tmp_path / 'run'}", "--finetune.epochs=1",
+                        "--pretrain.epochs=1"])
     assert set(results) == {"fixed", "floating", "supervised"}
     for r in results.values():
         assert set(r["rejection"]) == {"0.3", "0.5", "0.7"} and all(v >= 1 for v in r["rejection"].values())
