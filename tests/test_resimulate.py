@@ -112,21 +112,21 @@ def test_bad_input_delphes_store_and_unknown_view(tmp_path, delphes_file, stores
 
 def test_fsr_scale_variation_changes_jet_substructure_in_the_expected_direction():
     """fsr_down (μ_R x 1/√2, larger α_s) radiates more than fsr_up (x √2): the mean jet m/pT of the same
-    400 tt̄ hard processes (~2000 jets each) is larger, by more than 3 standard errors (observed 4.5;
-    the effect is ~6% of m/pT, 200 events give only 2-4 standard errors)."""
+    300 tt̄ hard processes (~1400 jets each) is larger, by more than 3 standard errors (observed 4.2 with
+    these seeds, 4.5 with 400 events; the effect is ~6% of m/pT, 200 events give only 2-4 standard errors)."""
     from hepfm_data.readers.lhe import read_hard
     from hepfm_data.readers.pythia import generate_hard, shower
 
     proc = CAT.process("ttbar")
     with tempfile.TemporaryDirectory() as tmp:
-        generate_hard(proc, 400, 6, f"{tmp}/h.lhe", workdir=tmp)
+        generate_hard(proc, 300, 6, f"{tmp}/h.lhe", workdir=tmp)
         init, hard, hard_event = read_hard(f"{tmp}/h.lhe")
-        ids = np.arange(400, dtype=np.uint64)
+        ids = np.arange(300, dtype=np.uint64)
         ratio = {}
         for name in ("fsr_up", "fsr_down"):
             ev, ok, _, _ = shower(proc, init, hard, hard_event, ids, 11, settings=CAT.resimulation.view(name).settings,
                                   workdir=tmp)
-            assert ok.sum() >= 390
+            assert ok.sum() >= 292
             j = ev.jets[ev.jets.pt > 25]
             ratio[name] = flat(j.mass / j.pt)
     up, down = ratio["fsr_up"], ratio["fsr_down"]
@@ -219,7 +219,8 @@ def test_rs3l_recipe_tiny_end_to_end(stores, tmp_path):
     from recipes import rs3l
 
     cfg = Path(__file__).resolve().parents[1] / "recipes" / "configs" / "rs3l_tiny.yaml"
-    results = rs3l.main([str(cfg), f"--data.stores={stores}", f"--out={tmp_path / 'run'}"])
+    results = rs3l.main([str(cfg), f"--data.stores={stores}", f"--out={tmp_path / 'run'}", "--pretrain.epochs=1",
+                         "--finetune.epochs=1"])
     assert set(results) == {"fixed", "floating", "supervised"}
     for r in results.values():
         assert set(r["rejection"]) == {"0.3", "0.5", "0.7"} and all(v >= 1 for v in r["rejection"].values())
