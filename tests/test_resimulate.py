@@ -4,7 +4,6 @@ workers, the NT-Xent loss / EdgeConv backbone / Wasserstein metric, and the RS3L
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
@@ -213,18 +212,8 @@ def test_pair_loader_interleaves_each_nominal_event_with_one_view(stores):
     assert choice[0].keys() == choice[1].keys() and choice[0] != choice[1]
 
 
-def test_rs3l_recipe_tiny_end_to_end(stores, tmp_path):
+def test_rs3l_recipe_tiny_end_to_end(stores, tmp_path, run_rs3l_tiny):
     """recipes/rs3l.py with the tiny config: pretraining, three variants, rejection at 0.3/0.5/0.7 and
     a Wasserstein distance per view, written as JSON, markdown table and PNG."""
-    from recipes import rs3l
-
-    cfg = Path(__file__).resolve().parents[1] / "recipes" / "configs" / "rs3l_tiny.yaml"
-    results = rs3l.main([str(cfg), f"--data.stores={stores}", f"--out={tmp_path / 'run'}", "--pretrain.epochs=1",
-                         "--finetune.epochs=1"])
-    assert set(results) == {"fixed", "floating", "supervised"}
-    for r in results.values():
-        assert set(r["rejection"]) == {"0.3", "0.5", "0.7"} and all(v >= 1 for v in r["rejection"].values())
-        assert set(r["wasserstein"]) == set(VIEWS) and all(0 <= w < 1 for w in r["wasserstein"].values())
-    saved = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert saved["results"]["fixed"]["n_test"] > 0
+    run_rs3l_tiny("rs3l_tiny", stores, VIEWS)
     assert (tmp_path / "run" / "rs3l.png").stat().st_size > 0 and "| fixed |" in (tmp_path / "run" / "results.md").read_text()
