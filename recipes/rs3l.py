@@ -36,6 +36,7 @@ runs on the paper's event graph of two generated processes (ZH vs tt̄). Stand-i
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass, field
@@ -66,14 +67,6 @@ class FinetuneSection:
     lr: float = 1e-3
 
 
-@dataclass
-class BackboneSection:
-    width: int = 64
-    k: int = 24
-    n_iter: int = 3
-    n_out: int = 8
-
-
 INPUTS = ("paper", "jet_constituents")
 
 
@@ -86,7 +79,8 @@ class RS3LConfig:
     views: list[str] = field(default_factory=lambda: ["seed", "fsr_up", "fsr_down", "vincia", "lund_z"])
     variants: list[str] = field(default_factory=lambda: list(VARIANTS))
     data: DataConfig = field(default_factory=DataConfig)
-    backbone: BackboneSection = field(default_factory=BackboneSection)
+    # the model's own config; n_types is set from the catalog's object types for input: paper
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
     pretrain: PretrainSection = field(default_factory=PretrainSection)
     finetune: FinetuneSection = field(default_factory=FinetuneSection)
     out: str = "runs/rs3l"
@@ -148,11 +142,10 @@ def _builder(cfg: RS3LConfig, views: dict[str, list[str]] | None = None):
 
 def _backbone(cfg: RS3LConfig, seed: int) -> EdgeConvBackbone:
     torch.manual_seed(seed)
-    b = cfg.backbone
     if _jets(cfg):
-        return EdgeConvBackbone.for_constituents(BackboneConfig(width=b.width, k=b.k, n_iter=b.n_iter, n_out=b.n_out))
+        return EdgeConvBackbone.for_constituents(cfg.backbone)
     n_types = len(catalog_of(cfg.data).graph.object_types)
-    return EdgeConvBackbone(BackboneConfig(n_types=n_types, width=b.width, k=b.k, n_iter=b.n_iter, n_out=b.n_out))
+    return EdgeConvBackbone(dataclasses.replace(cfg.backbone, n_types=n_types))
 
 
 def pretrain(cfg: RS3LConfig, dist, nominal: dict[str, str], views: dict[str, list[str]], out: Path):

@@ -10,6 +10,7 @@ store copy and the cache, never another exception, never a hang (pytest-timeout)
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -164,7 +165,10 @@ def test_fuzz_corrupted_shard_bytes(pristine, reference, data):
     with tempfile.TemporaryDirectory(prefix="hepfm-fuzz-") as tmp:
         tmp = Path(tmp)
         store_dir = tmp / "store" / proc
-        shutil.copytree(pristine / proc, store_dir)
+        # hard links: the copy costs no bytes (a Zarr shard is ~90 files); the victim is replaced, not
+        # written through its link, so the pristine store stays intact (a write through any other link
+        # would show in the store copy and fail the last assertion)
+        shutil.copytree(pristine / proc, store_dir, copy_function=os.link)
         victims = sorted(p for p in (store_dir / "shards").rglob("*") if p.is_file())
         victim = data.draw(st.sampled_from(victims))
         raw = bytearray(victim.read_bytes())
@@ -177,6 +181,7 @@ def test_fuzz_corrupted_shard_bytes(pristine, reference, data):
             raw = raw[:data.draw(st.integers(0, max(len(raw) - 1, 0)))]
         else:
             raw += data.draw(st.binary(min_size=1, max_size=64))
+        victim.unlink()
         victim.write_bytes(bytes(raw))
         changed = victim.relative_to(store_dir).parts[:2]
         before = _files(tmp)

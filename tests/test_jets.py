@@ -38,13 +38,14 @@ FAST = {"block_size": 16, "window_blocks": 3}
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory) -> dict[str, str]:
-    """rs3l_hz and rs3l_zjet generated (2 blocks each) and built into Zarr stores in this process."""
+    """rs3l_hz and rs3l_zjet generated (2 blocks each) and built into Zarr stores in this process (one shard
+    per split: each shard costs a record write)."""
     root = tmp_path_factory.mktemp("jets")
     cat = load_catalog()
     out = {}
     for name in ("rs3l_hz", "rs3l_zjet"):
         st = build_store(PythiaGeneration(cat.process(name), N_EVENTS, seed=5, block_size=N_EVENTS // 2),
-                         str(root), catalog=cat, events_per_shard=40, scheduler="sync", progress=False)
+                         str(root), catalog=cat, scheduler="sync", progress=False)
         out[name] = st.url
     return out
 

@@ -360,17 +360,31 @@ def test_clear_errors_for_bad_configuration(stores):
         StreamingDataset(urls(stores), rank=2, world_size=2)
 
 
-def test_torchrun_two_ranks_disjoint_complete_equal(stores, tmp_path):
+def torchrun(n: int, out: Path, phase: str, stores) -> None:
+    """One real torchrun launch of tests/ddp_loader_worker.py on ``n`` ranks (gloo, CPU)."""
+    worker = Path(__file__).with_name("ddp_loader_worker.py")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(n), "--standalone",
+           str(worker), str(out), phase, *urls(stores)]
+    proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                          timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def two_rank_job(stores, tmp_path_factory) -> Path:
+    """One 2-rank torchrun launch serving both torchrun tests: two full epochs per rank, then loader states
+    saved after 3 steps (count and node-budget batching); the folder of its JSON records."""
+    out = tmp_path_factory.mktemp("torchrun")
+    torchrun(2, out, "epochs", stores)
+    return out
+
+
+def test_torchrun_two_ranks_disjoint_complete_equal(stores, two_rank_job):
     """A real torchrun job (2 ranks, gloo, CPU, 1 DataLoader worker each, an all_reduce per step):
     per epoch the ranks' event ids are disjoint, their union is every train event, both ranks
     run the same number of steps (== len(loader)), and the two epochs are shuffled differently."""
-    worker = Path(__file__).with_name("ddp_loader_worker.py")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
-           str(worker), str(tmp_path), *urls(stores)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    ranks = [json.loads((two_rank_job / f"rank{r}.json").read_text()) for r in range(2)]
+    assert [r["world_size"] for r in ranks] == [2, 2]
     expected = set().union(*(store_events(u) for u in urls(stores)))
     for e in range(2):
         a, b = (r["epochs"][e] for r in ranks)
@@ -380,28 +394,21 @@ def test_torchrun_two_ranks_disjoint_complete_equal(stores, tmp_path):
     assert ranks[0]["epochs"][0]["event_ids"] != ranks[0]["epochs"][1]["event_ids"]
 
 
-def test_torchrun_elastic_resume_on_other_world_sizes(stores, tmp_path):
+def test_torchrun_elastic_resume_on_other_world_sizes(stores, two_rank_job):
     """Real torchrun jobs (gloo, CPU): a state saved after 3 steps on 2 ranks x 1 worker resumes
-    on 1 rank x 2 workers and on 3 ranks x 0 workers, with count and with node-budget batching: the
+    on 3 ranks x 0 workers (a 3-rank launch, rank/world from torch.distributed) and on 1 rank x 2 workers
+    (rank 0 of that launch with world_size=1), with count and with node-budget batching: the
     batches of the interrupted run plus those of the resumed one are every train event exactly
     once, and the resumed ranks run the same number of steps (== len(loader))."""
-    worker = Path(__file__).with_name("ddp_loader_elastic.py")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-    def run(n: int, phase: str, out: Path) -> None:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(n), "--standalone",
-               str(worker), str(out), phase, *urls(stores)]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-
-    run(2, "save", tmp_path)
+    torchrun(3, two_rank_job, "resume", stores)
     expected = sorted(set().union(*(store_events(u) for u in urls(stores))))
     for world in (1, 3):
-        run(world, "resume", tmp_path)
         for mode in ("count", "budget"):
             before = [e for r in range(2)
-                      for e in json.loads((tmp_path / f"save-{mode}-rank{r}.json").read_text())["event_ids"]]
-            after = [json.loads((tmp_path / f"resume{world}-{mode}-rank{r}.json").read_text()) for r in range(world)]
+                      for e in json.loads((two_rank_job / f"save-{mode}-rank{r}.json").read_text())["event_ids"]]
+            assert before, mode
+            after = [json.loads((two_rank_job / f"resume{world}-{mode}-rank{r}.json").read_text())
+                     for r in range(world)]
             assert len({(a["n_batches"], a["len"]) for a in after}) == 1 and after[0]["n_batches"] == after[0]["len"]
             assert sorted(before + [e for a in after for e in a["event_ids"]]) == expected, (world, mode)
 

@@ -4,7 +4,6 @@ workers, the NT-Xent loss / EdgeConv backbone / Wasserstein metric, and the RS3L
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
@@ -112,21 +111,21 @@ def test_bad_input_delphes_store_and_unknown_view(tmp_path, delphes_file, stores
 
 def test_fsr_scale_variation_changes_jet_substructure_in_the_expected_direction():
     """fsr_down (μ_R x 1/√2, larger α_s) radiates more than fsr_up (x √2): the mean jet m/pT of the same
-    400 tt̄ hard processes (~2000 jets each) is larger, by more than 3 standard errors (observed 4.5;
-    the effect is ~6% of m/pT, 200 events give only 2-4 standard errors)."""
+    300 tt̄ hard processes (~1400 jets each) is larger, by more than 3 standard errors (observed 4.2 with
+    these seeds, 4.5 with 400 events; the effect is ~6% of m/pT, 200 events give only 2-4 standard errors)."""
     from hepfm_data.readers.lhe import read_hard
     from hepfm_data.readers.pythia import generate_hard, shower
 
     proc = CAT.process("ttbar")
     with tempfile.TemporaryDirectory() as tmp:
-        generate_hard(proc, 400, 6, f"{tmp}/h.lhe", workdir=tmp)
+        generate_hard(proc, 300, 6, f"{tmp}/h.lhe", workdir=tmp)
         init, hard, hard_event = read_hard(f"{tmp}/h.lhe")
-        ids = np.arange(400, dtype=np.uint64)
+        ids = np.arange(300, dtype=np.uint64)
         ratio = {}
         for name in ("fsr_up", "fsr_down"):
             ev, ok, _, _ = shower(proc, init, hard, hard_event, ids, 11, settings=CAT.resimulation.view(name).settings,
                                   workdir=tmp)
-            assert ok.sum() >= 390
+            assert ok.sum() >= 292
             j = ev.jets[ev.jets.pt > 25]
             ratio[name] = flat(j.mass / j.pt)
     up, down = ratio["fsr_up"], ratio["fsr_down"]
@@ -213,17 +212,8 @@ def test_pair_loader_interleaves_each_nominal_event_with_one_view(stores):
     assert choice[0].keys() == choice[1].keys() and choice[0] != choice[1]
 
 
-def test_rs3l_recipe_tiny_end_to_end(stores, tmp_path):
+def test_rs3l_recipe_tiny_end_to_end(stores, tmp_path, run_rs3l_tiny):
     """recipes/rs3l.py with the tiny config: pretraining, three variants, rejection at 0.3/0.5/0.7 and
     a Wasserstein distance per view, written as JSON, markdown table and PNG."""
-    from recipes import rs3l
-
-    cfg = Path(__file__).resolve().parents[1] / "recipes" / "configs" / "rs3l_tiny.yaml"
-    results = rs3l.main([str(cfg), f"--data.stores={stores}", f"--out={tmp_path / 'run'}"])
-    assert set(results) == {"fixed", "floating", "supervised"}
-    for r in results.values():
-        assert set(r["rejection"]) == {"0.3", "0.5", "0.7"} and all(v >= 1 for v in r["rejection"].values())
-        assert set(r["wasserstein"]) == set(VIEWS) and all(0 <= w < 1 for w in r["wasserstein"].values())
-    saved = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert saved["results"]["fixed"]["n_test"] > 0
+    run_rs3l_tiny("rs3l_tiny", stores, VIEWS)
     assert (tmp_path / "run" / "rs3l.png").stat().st_size > 0 and "| fixed |" in (tmp_path / "run" / "results.md").read_text()

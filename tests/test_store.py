@@ -194,10 +194,11 @@ def test_open_store_errors_name_the_problem(tmp_path):
 
 @pytest.mark.parametrize("layout", ["zarr", "parquet"])
 def test_s3_round_trip(s3_bucket, layout):
-    """A store written to s3:// on a real moto server reads back and verifies through fsspec."""
+    """A store written to s3:// on a real moto server reads back and verifies through fsspec (one shard
+    per split: a Zarr shard is ~90 objects, each a PUT)."""
     bucket, opts = s3_bucket
     root = f"s3://{bucket}/{layout}"
-    store = write_store(root, "ttH", blocks(2), layout=layout, events_per_shard=100, storage_options=opts,
+    store = write_store(root, "ttH", blocks(2), layout=layout, events_per_shard=300, storage_options=opts,
                         progress=False)
     again = open_store(f"{root}/ttH", storage_options=opts)
     assert again.manifest.n_events == 2 * N_BLOCK and again.verify() == []

@@ -22,8 +22,10 @@ def test_build_info_verify_append_from_delphes(tmp_path, delphes_file, capsys):
     shutil.copyfile(delphes_file, inp / "ttH_a.root")
     write_delphes_like(str(inp / "ttH_b.root"), synthetic_events(60, seed=2))
     out = tmp_path / "stores"
+    # --workers 1: the 2 units in this process (a LocalCluster start costs more than the build; the Dask path
+    # is test_build's killed-build test)
     assert main(["build", "ttH", "--input", str(inp / "*.root"), "--out", str(out), "--events-per-shard", "20",
-                 "--step-size", "25", "--quiet"]) == 0
+                 "--step-size", "25", "--workers", "1", "--quiet"]) == 0
     assert "70 events" in capsys.readouterr().out
     store = open_store(str(out / "ttH"))
     assert store.manifest.n_events == 70 and store.manifest.event_id_rule.startswith("blake2b")
