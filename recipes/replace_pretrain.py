@@ -23,6 +23,7 @@ are skipped on a re-run), ``results.json``, ``results.md`` (AUC vs size) and ``a
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -66,25 +67,13 @@ class PretextSection:
 
 
 @dataclass
-class SlotSection:
-    width: int = 64
-    n_layers: int = 3
-    n_heads: int = 4
-    ff_width: int = 128
-
-    def config(self, n_out: int) -> SlotConfig:
-        return SlotConfig(n_out=n_out, width=self.width, n_layers=self.n_layers, n_heads=self.n_heads,
-                          ff_width=self.ff_width)
-
-
-@dataclass
 class ReplaceConfig:
     data: DataConfig = field(default_factory=DataConfig)
     slots: SlotLayout = field(default_factory=SlotLayout)  # slots per type (SPEC §7.3: 4, 4, 4, 8, 1)
     event_selection: bool = True  # SPEC §7.3: >= 1 lepton, >= 2 jets, >= 1 b-jet (others are masked out)
     pretrain_processes: list[str] = field(default_factory=lambda: ["ttbar", "Hplus_tb", "ttH_bb"])
     pretext: PretextSection = field(default_factory=PretextSection)
-    model: SlotSection = field(default_factory=SlotSection)
+    model: SlotConfig = field(default_factory=SlotConfig)  # n_out is set per stage (pretext, task)
     pretrain: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=20, lr=1e-3))
     finetune: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=30, lr=1e-3, lr_backbone=1e-4))
     task: str = "ttbar_vs_Hplus_tb"
@@ -172,7 +161,7 @@ def run(cfg: ReplaceConfig) -> dict[str, Any]:
         pre_dir = out / "pretrain"
         if not (pre_dir / "model.json").exists():
             pretrain(train_epoch, val_batches, classes=list(PRETEXT_CLASSES), mode="multiclass",
-                     model_config=cfg.model.config(len(PRETEXT_CLASSES)), train_config=cfg.pretrain,
+                     model_config=dataclasses.replace(cfg.model, n_out=len(PRETEXT_CLASSES)), train_config=cfg.pretrain,
                      out_dir=pre_dir, seed=cfg.seed, dist=dist, meta={"stores": stores, "pretext": to_dict(cfg)["pretext"]})
         if dist.distributed:
             torch.distributed.barrier()
@@ -188,7 +177,7 @@ def run(cfg: ReplaceConfig) -> dict[str, Any]:
                                  lambda: batches(val_set, bs, 0, 0, dist.rank, dist.world_size, shuffle=False),
                                  batches(test_set, bs, 0, 0, 0, 1, shuffle=False),
                                  pretrained=pre_dir / "model" if variant == "finetuned" else None,
-                                 model_config=cfg.model.config(2), train_config=cfg.finetune,
+                                 model_config=dataclasses.replace(cfg.model, n_out=2), train_config=cfg.finetune,
                                  out_dir=out / f"n{n}" / f"seed{k}" / variant, seed=k, dist=dist,
                                  meta={"task": cfg.task, "n_per_class": n})
                     runs.append({key: v for key, v in r.items() if key != "history"}
