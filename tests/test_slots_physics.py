@@ -76,6 +76,11 @@ def test_top_and_w_mass_peaks_from_record_slots_of_generated_ttbar():
         count = lambda a, b: int(((values >= a) & (values < b)).sum())  # noqa: E731
         return count(lo, hi) > max(count(lo - w, lo), count(hi, hi + w))
 
+    print(f"\nslots of {n} tt̄: mean jet mass {float(ak.mean(jets.mass)):.2f} GeV; M3 median {np.median(m3):.1f} GeV, "
+          f"{int(((m3 >= 150) & (m3 < 195)).sum())} of {len(m3)} in [150, 195) vs {int(((m3 >= 105) & (m3 < 150)).sum())} "
+          f"below / {int(((m3 >= 195) & (m3 < 240)).sum())} above; m(jj) median {np.median(mjj):.1f} GeV, "
+          f"{int(((mjj >= 65) & (mjj < 95)).sum())} of {len(mjj)} in [65, 95) vs {int(((mjj >= 35) & (mjj < 65)).sum())} "
+          f"below / {int(((mjj >= 95) & (mjj < 125)).sum())} above")
     assert len(m3) > 100 and peaks(m3, 150.0, 195.0) and 150.0 < np.median(m3) < 210.0
     assert len(mjj) > 60 and peaks(mjj, 65.0, 95.0)
 
@@ -106,4 +111,7 @@ def test_charged_higgs_in_the_truth_record_decays_to_t_and_b():
     sign = ak.flatten(np.sign(pid[abs(pid) == 37]))
     pairs = ak.cartesian([v[pid == 6 * sign], v[pid == -5 * sign]])  # H+ -> t b-bar, H- -> t-bar b
     rel = ak.min(abs((pairs["0"] + pairs["1"]).mass - mh) / mh, axis=1)
-    assert float(np.mean(ak.to_numpy(ak.fill_none(rel, 1.0)) < 1e-3)) > 0.9
+    frac = float(np.mean(ak.to_numpy(ak.fill_none(rel, 1.0)) < 1e-3))
+    print(f"\nHplus_tb truth, {len(tr)} events: m(H±) 5/50/95 % = {q5:.1f} / {q50:.1f} / {q95:.1f} GeV; "
+          f"t b within 0.1 % of m(H±) in {frac:.1%} of events")
+    assert frac > 0.9
