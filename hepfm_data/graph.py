@@ -48,6 +48,14 @@ N_GLOBAL_FEATURES = 1
 PT, ETA, PHI, ENERGY, BTAG, CHARGE, TYPE = range(N_NODE_FEATURES)
 
 
+def map_tensors(batch, fn):
+    """A copy of dataclass ``batch`` with ``fn(tensor)`` applied to each tensor field (None fields
+    kept): the one implementation of ``to`` / ``pin_memory`` / ``select`` of every batch type."""
+    return dataclasses.replace(batch, **{
+        f.name: fn(getattr(batch, f.name))
+        for f in dataclasses.fields(batch) if isinstance(getattr(batch, f.name), torch.Tensor)})
+
+
 @dataclass
 class GraphBatch:
     nodes: torch.Tensor
@@ -83,17 +91,10 @@ class GraphBatch:
         return self.nodes.device
 
     def to(self, device, non_blocking: bool = False) -> GraphBatch:
-        return dataclasses.replace(self, **{
-            f.name: (getattr(self, f.name).to(device, non_blocking=non_blocking)
-                     if isinstance(getattr(self, f.name), torch.Tensor) else getattr(self, f.name))
-            for f in dataclasses.fields(self)
-        })
+        return map_tensors(self, lambda t: t.to(device, non_blocking=non_blocking))
 
     def pin_memory(self) -> GraphBatch:
-        return dataclasses.replace(self, **{
-            f.name: getattr(self, f.name).pin_memory()
-            for f in dataclasses.fields(self) if isinstance(getattr(self, f.name), torch.Tensor)
-        })
+        return map_tensors(self, torch.Tensor.pin_memory)
 
     # ------------------------------------------------------------------ builders
     @classmethod

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .errors import StoreError, UnknownNameError
+from .graph import map_tensors
 from .kernels.constituents import CONSTITUENT_FEATURES, JET_FEATURES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,14 +68,10 @@ class PointCloudBatch:
         return int(self.points.shape[0])
 
     def to(self, device, non_blocking: bool = False) -> PointCloudBatch:
-        return dataclasses.replace(self, **{
-            f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
-            for f in dataclasses.fields(self) if isinstance(getattr(self, f.name), torch.Tensor)})
+        return map_tensors(self, lambda t: t.to(device, non_blocking=non_blocking))
 
     def pin_memory(self) -> PointCloudBatch:
-        return dataclasses.replace(self, **{
-            f.name: getattr(self, f.name).pin_memory()
-            for f in dataclasses.fields(self) if isinstance(getattr(self, f.name), torch.Tensor)})
+        return map_tensors(self, torch.Tensor.pin_memory)
 
     @property
     def device(self) -> torch.device:

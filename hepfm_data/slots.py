@@ -44,7 +44,7 @@ import torch
 
 from ._arrays import counts_to_offsets
 from .errors import HepfmError
-from .graph import CHARGE, ENERGY, ETA, N_NODE_FEATURES, PHI
+from .graph import CHARGE, ENERGY, ETA, N_NODE_FEATURES, PHI, map_tensors
 
 __all__ = ["SLOT_TYPES", "PRETEXT_CLASSES", "SlotLayout", "SlotBatch", "slot_features", "ObjectReplacement",
            "N_SLOT_FEATURES"]
@@ -167,20 +167,14 @@ class SlotBatch:
         return self.x.device
 
     def to(self, device, non_blocking: bool = False) -> SlotBatch:
-        return dataclasses.replace(self, **{
-            f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
-            for f in dataclasses.fields(self) if isinstance(getattr(self, f.name), torch.Tensor)})
+        return map_tensors(self, lambda t: t.to(device, non_blocking=non_blocking))
 
     def pin_memory(self) -> SlotBatch:
-        return dataclasses.replace(self, **{
-            f.name: getattr(self, f.name).pin_memory()
-            for f in dataclasses.fields(self) if isinstance(getattr(self, f.name), torch.Tensor)})
+        return map_tensors(self, torch.Tensor.pin_memory)
 
     def select(self, idx: torch.Tensor) -> SlotBatch:
         """Events ``idx`` [b] (int), in that order."""
-        return dataclasses.replace(self, **{
-            f.name: getattr(self, f.name)[idx]
-            for f in dataclasses.fields(self) if isinstance(getattr(self, f.name), torch.Tensor)})
+        return map_tensors(self, lambda t: t[idx])
 
     @classmethod
     def concat(cls, batches: list[SlotBatch]) -> SlotBatch:

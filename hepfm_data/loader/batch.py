@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .._arrays import counts_to_offsets
-from ..graph import GraphBatch
+from ..graph import GraphBatch, map_tensors
 from ..slots import SlotBatch
 
 __all__ = ["HostBatch", "PackedBatch", "gather_events", "register_batch_type"]
@@ -34,9 +34,7 @@ class HostBatch:
 
     def pin_memory(self) -> HostBatch:
         """Page-locked copy (DataLoader's pin_memory thread calls this)."""
-        return dataclasses.replace(self, **{
-            f.name: getattr(self, f.name).pin_memory()
-            for f in dataclasses.fields(self) if isinstance(getattr(self, f.name), torch.Tensor)})
+        return map_tensors(self, torch.Tensor.pin_memory)
 
     def to_graph(self, device: torch.device | str, pad_shape: tuple[int, int, int] | None = None,
                  edge_backend: str = "auto") -> GraphBatch:
