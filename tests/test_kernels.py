@@ -15,7 +15,6 @@ from hepfm_data.kernels.btag import btag_decisions, efficiency, efficiency_table
 from hepfm_data.kernels.features import (
     assemble_nodes,
     gather_event_node_matrix,
-    gather_node_matrix,
     node_matrix,
     pack_node_rows,
 )
@@ -261,9 +260,9 @@ def test_process_block_edge_cases():
     assert z.offsets.tolist() == [0] and z.pt.shape == (0,) and z.multilabel.shape == (0, 38)
 
 
-def test_gather_node_matrix_equals_node_matrix_rows():
-    """The loader's fused window gather gives exactly ``node_matrix(...)[rows]`` (energy bits
-    included) for rows in random event order, repeated and empty gathers included."""
+def test_gather_of_single_node_events_equals_node_matrix_rows():
+    """The loader's window gather, on events of one node each, gives exactly ``node_matrix(...)[rows]``
+    (energy bits included) for rows in random order, repeated and empty gathers included."""
     rng = np.random.default_rng(7)
     n = 5000
     cols = (rng.exponential(40, n).astype(np.float32), rng.normal(0, 2, n).astype(np.float32),
@@ -272,7 +271,9 @@ def test_gather_node_matrix_equals_node_matrix_rows():
     ref = node_matrix(*cols)
     for rows in (rng.permutation(n), rng.integers(0, n, 3 * n), np.zeros(0, np.int64)):
         rows = rows.astype(np.int64)
-        out = gather_node_matrix(*cols, rows, np.empty((rows.shape[0], 7), np.float32))
+        packed = pack_node_rows(*cols, np.empty((n, 4), np.float32))
+        out, _ = gather_event_node_matrix(packed, np.arange(n + 1, dtype=np.int64), rows,
+                                          np.empty((rows.shape[0], 7), np.float32))
         assert out.view(np.uint32).tobytes() == ref[rows].view(np.uint32).tobytes()
 
 

@@ -160,12 +160,6 @@ def _put(f, b, r, out, k):
     out[k, 6] = b[r, 14]
 
 
-@nb.njit(cache=True, nogil=True)
-def _gather_packed(f, b, rows, out):
-    for k in range(rows.shape[0]):
-        _put(f, b, rows[k], out, k)
-
-
 #: events ahead whose packed rows are prefetched: the random gather is memory-latency bound
 #: (~50 ns/node without; a window's rows are ~30 MB in random event order), ~2.4x faster with
 _AHEAD = 4
@@ -258,19 +252,6 @@ def gather_event_node_matrix(packed: np.ndarray, offsets: np.ndarray, perm: np.n
     _event_gather()(packed, packed.view(np.int8).reshape(n_in, 16), offsets, perm, out)
     return out, new
 
-
-def gather_node_matrix(pt, eta, phi, btag, charge, typ, rows, out, scratch=None):
-    """``node_matrix(...)[rows]`` without the intermediate [N, 7] matrix, written into ``out`` float32 [n, 7].
-
-    ``rows`` [n] int64 indices into the columns [N] (float32 pt, eta, phi; int8 btag, charge,
-    type); energy as in :func:`node_matrix` (same bits). The columns are first interleaved
-    sequentially into 16-byte rows (``scratch``: float32 [>= N, 4], allocated if None), so the
-    random gather reads one place per event instead of six."""
-    n_in = pt.shape[0]
-    scratch = np.empty((n_in, 4), np.float32) if scratch is None else scratch[:n_in]
-    pack_node_rows(pt, eta, phi, btag, charge, typ, scratch)
-    _gather_packed(scratch, scratch.view(np.int8).reshape(n_in, 16), rows, out)
-    return out
 
 class NodeBlock(NamedTuple):
     """Per-event tables of a block of B events, ready for a store shard."""
