@@ -25,7 +25,7 @@ read cost is realistic; written with uproot in several baskets):
 
     python -m benchmarks.ingest [--events 20000] [--step 2000] [--generated 2000] [--workdir /tmp/hepfm-bench]
     python -m benchmarks.ingest --only parallel [--workers 1,2] [--units 8]
-    python -m benchmarks.ingest --only record [--events 4000] [--generated 2000]
+    python -m benchmarks.ingest --only record [--events 4000] [--generated 25000]   # 25000: one generation unit
 """
 
 from __future__ import annotations
@@ -169,16 +169,19 @@ def time_loader(store, batch_size: int = 512) -> float:
     return time.perf_counter() - t
 
 
-def generated_store(n: int, out: Path, layout: str = "zarr", workdir: Path | None = None, record_codecs: bool = True):
-    """ttH generated with Pythia 8 + the emulation, built through build_store (kept between runs)."""
+def generated_store(n: int, out: Path, layout: str = "zarr", workdir: Path | None = None, record_codecs: bool = True,
+                    events_per_unit: int | None = None):
+    """ttH generated with Pythia 8 + the emulation (seed 1, blocks of 2,500 kept in ``workdir``: every
+    variant holds the same events), built through build_store (kept between runs)."""
     from hepfm_data.build import build_store
     from hepfm_data.catalog import load_catalog
-    from hepfm_data.inputs.generated import PythiaGeneration
+    from hepfm_data.inputs.generated import DEFAULT_EVENTS_PER_UNIT, PythiaGeneration
     from hepfm_data.store import open_store
 
     if (out / "ttH" / "manifest.json").exists():
         return open_store(str(out / "ttH"))
-    gen = PythiaGeneration(load_catalog().process("ttH"), n, seed=1, workdir=str(workdir) if workdir else None)
+    gen = PythiaGeneration(load_catalog().process("ttH"), n, seed=1, workdir=str(workdir) if workdir else None,
+                           events_per_unit=events_per_unit or DEFAULT_EVENTS_PER_UNIT)
     return build_store(gen, str(out), seed=1, layout=layout, progress=True, scheduler="sync",
                        record_codecs=record_codecs)
 
@@ -218,9 +221,13 @@ def column_bytes(store) -> dict[str, dict[str, float]]:
     return out
 
 
-def record_codec_sweep(store, work: Path, levels=(5, 7, 8, 9)) -> list[tuple[int, float, float]]:
-    """(blosc-zstd level, record B/event, record-write events/s) of a format-3 Zarr store's record shards
-    rewritten by ``write_zarr_record`` at each level (their stored form, per-column shuffle as built)."""
+SWEEP = [(f"blosc-zstd {lv}", {"codec": "blosc-zstd", "level": lv}) for lv in (5, 7, 8, 9)] + \
+    [("blosc-zstd 8 + pcodec (default)", {"codec": "blosc-zstd", "level": 8, "pcodec": True})]
+
+
+def record_codec_sweep(store, work: Path, sweep=SWEEP) -> list[tuple[str, float, float]]:
+    """(codec label, record B/event, record-write events/s) of a format-3 Zarr store's record shards
+    rewritten by ``write_zarr_record`` with each compression (their stored form; codec chosen per column)."""
     from hepfm_data.store import record as rec
     from hepfm_data.store.layouts import local_sha256
 
@@ -228,16 +235,16 @@ def record_codec_sweep(store, work: Path, levels=(5, 7, 8, 9)) -> list[tuple[int
     parts = [rec.encode_record(store.read_record(s), store.read_columns(s), m.schema, m.record_codecs, s.name)
              for s in m.shards]
     out = []
-    for level in levels:
+    for label, comp in sweep:
         size, t = 0, 0.0
         for i, cols in enumerate(parts):
             path = work / f"sweep-{i}.zarr"
             shutil.rmtree(path, ignore_errors=True)
             t0 = time.perf_counter()
-            rec.write_zarr_record(cols, str(path), {"codec": "blosc-zstd", "level": level})
+            rec.write_zarr_record(cols, str(path), comp)
             t += time.perf_counter() - t0
             size += local_sha256(str(path))[1]
-        out.append((level, size / m.n_events, m.n_events / t))
+        out.append((label, size / m.n_events, m.n_events / t))
     return out
 
 
@@ -422,23 +429,31 @@ def report_record(path: Path, n: int, step: int, work: Path, generated: int) -> 
     sizes.append(("Delphes-like ttH, parquet, format 3", record_sizes(st)))
     _, st = time_build(path, step, work / "store-f2-parquet", layout="parquet", record_codecs=False)
     sizes.append(("Delphes-like ttH, parquet, format 2", record_sizes(st)))
+    gen = {}
     if generated:
+        blocks = work / "generated-blocks"  # one set of generated blocks for every variant and size
         for layout, codecs in (("zarr", True), ("zarr", False), ("parquet", True), ("parquet", False)):
-            st = generated_store(generated, work / f"generated-{generated}-{layout}-f{2 + codecs}", layout,
-                                 work / f"generated-{generated}-blocks", codecs)
-            sizes.append((f"generated ttH ({st.manifest.n_events} ev), {layout}, format "
-                          f"{st.manifest.format_version}", record_sizes(st)))
+            st = gen[layout, codecs] = generated_store(generated, work / f"generated-{generated}-{layout}-f{2 + codecs}",
+                                                       layout, blocks, codecs)
+            sizes.append((f"generated ttH ({st.manifest.n_events} ev, {len(st.manifest.shards)} shards), {layout}, "
+                          f"format {st.manifest.format_version}", record_sizes(st)))
+        st = generated_store(generated, work / f"generated-{generated}-zarr-f3-unit2500", "zarr", blocks,
+                             events_per_unit=2500)
+        sizes.append((f"  same, units of one 2,500-event block ({len(st.manifest.shards)} shards)", record_sizes(st)))
     for label, sz in sizes:
-        print(f"{label:<46} record {sz['record']:7.1f} B/event + paper {sz['paper']:6.1f} B/event = "
+        print(f"{label:<58} record {sz['record']:7.1f} B/event + paper {sz['paper']:6.1f} B/event = "
               f"{sz['total']:7.1f} B/event (goal <= 250, lossless)")
-    print("record codec (Zarr, format 3, Delphes-like; per-column shuffle): " + ", ".join(
-        f"blosc-zstd {lv}: {b:.1f} B/event at {r:,.0f} ev/s written" for lv, b, r in record_codec_sweep(full, work)))
-    for label, st in (("format 3", full), ("format 2", f2)):
+    stores = [("Delphes-like ttH", full)] + ([("generated ttH", gen["zarr", True])] if generated else [])
+    for label, st in stores:
+        print(f"record codec (Zarr, format 3, {label}; record shards rewritten): " + ", ".join(
+            f"{c}: {b:.1f} B/event at {r:,.0f} ev/s written" for c, b, r in record_codec_sweep(st, work)))
+    for label, st in [("Delphes-like, format 3", full), ("Delphes-like, format 2", f2)] + \
+            ([("generated ttH, format 3", gen["zarr", True])] if generated else []):
         prof = column_bytes(st)
         top = ", ".join(f"{k} {v:.1f}" for k, v in list(prof["data"].items())[:14])
         meta = ", ".join(f"{k} {v:.1f}" for k, v in prof["metadata"].items())
-        print(f"bytes/event by column (Zarr, Delphes-like, {label}; {len(st.manifest.shards)} shards): {top}; "
-              f"zarr.json metadata: {meta}")
+        print(f"bytes/event by column (Zarr, {label}; {len(st.manifest.shards)} shards): data "
+              f"{sum(prof['data'].values()):.1f}: {top}; zarr.json metadata: {meta}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             store = open_store(url)
         except (HepfmError, FileNotFoundError):
-            source = PythiaGeneration(cat.process(name), args.events, args.seed, block_size=500,
+            source = PythiaGeneration(cat.process(name), args.events, args.seed, block_size=500, events_per_unit=500,
                                       workdir=str(work / "generated"))
             store = build_store(source, str(work / "stores"), catalog=cat, seed=args.seed, workers=args.workers,
                                 progress=progress)

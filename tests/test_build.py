@@ -137,6 +137,40 @@ def test_failing_unit_names_file_and_unit_and_keeps_finished_units(tmp_path):
     assert all((base / "shards" / n).stat().st_mtime_ns == t for n, t in before.items() if n.split("-")[1] < "00002")
 
 
+def test_generation_units_group_blocks_without_changing_the_events(tmp_path):
+    """PythiaGeneration's unit size groups whole seed blocks into one build task: 60 real Pythia 8 ZH
+    events in blocks of 15 built with a unit per block (4 units) and with the default unit (25,000
+    events: one unit) hold the same events, bit for bit (event ids, record, paper nodes incl. b-tags and
+    labels, in event-id order), in 3 shards instead of up to 12; a unit size below a block still makes whole blocks."""
+    from hepfm_data.inputs.generated import PythiaGeneration
+    from hepfm_data.store import record as rec
+
+    cat = load_catalog()
+    proc = cat.process("ZH")
+    units = PythiaGeneration(proc, 60, 2, block_size=15, events_per_unit=31).units()
+    assert [u.spec["blocks"] for u in units] == [[0, 1], [2, 3]] and [u.n_events for u in units] == [30, 30]
+    assert [u.spec["blocks"] for u in PythiaGeneration(proc, 60, 2, block_size=15, events_per_unit=7).units()] == \
+        [[0], [1], [2], [3]]
+
+    def content(st):
+        cols = [st.read_record(s) for s in st.shards()]
+        paper = [st.read_shard(s) for s in st.shards()]
+        ids = np.concatenate([d.event_id for d in paper])
+        order = np.argsort(ids, kind="stable")
+        events = ak.concatenate([rec.to_events(c, st.manifest.schema) for c in cols])[order]
+        nodes = ak.concatenate([ak.unflatten(d.nodes, d.n_node) for d in paper])[order]
+        labels = np.concatenate([d.multilabel for d in paper])[order]
+        return ids[order], ak.to_list(events), ak.to_list(nodes), labels.tobytes()
+
+    per_block = build_store(PythiaGeneration(proc, 60, 2, block_size=15, events_per_unit=15), str(tmp_path / "a"),
+                            catalog=cat, scheduler="sync", progress=False)
+    grouped = build_store(PythiaGeneration(proc, 60, 2, block_size=15), str(tmp_path / "b"), catalog=cat,
+                          scheduler="sync", progress=False)
+    assert len(grouped.shards()) == 3 < len(per_block.shards())
+    a, b = content(per_block), content(grouped)
+    assert a[0].tolist() == b[0].tolist() and len(a[0]) == 60 and a[1:] == b[1:]
+
+
 def test_generated_event_ids_are_unique_across_processes_and_seeds(tmp_path):
     """Real Pythia 8 blocks: ZH seed 1, ZH seed 2 and WH seed 1 have disjoint event ids (blake2b of
     (process, seed) in the high bits), a task dataset holds no id twice, and the three samples'

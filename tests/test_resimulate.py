@@ -37,7 +37,8 @@ def stores(tmp_path_factory) -> Path:
     kept) and their ``seed`` / ``fsr_up`` views, all built through build_store in this process."""
     root = tmp_path_factory.mktemp("resim")
     for proc, block in (("ZH", N_EVENTS), ("ttbar", N_EVENTS // 2)):
-        src = PythiaGeneration(CAT.process(proc), N_EVENTS, seed=3, block_size=block, keep_hard_process=True)
+        src = PythiaGeneration(CAT.process(proc), N_EVENTS, seed=3, block_size=block, events_per_unit=block,
+                               keep_hard_process=True)
         build_store(src, str(root), catalog=CAT, layout="parquet", scheduler="sync", progress=False)
         resimulate(str(root / proc), VIEWS, catalog=CAT, scheduler="sync", progress=False)
     return root

@@ -70,12 +70,14 @@ def test_build_errors_are_one_line(tmp_path, capsys):
 
 def test_build_generate_runs_pythia_and_resumes(tmp_path, capsys):
     """build --generate N produces Pythia 8 blocks (hepfm_data.production) and builds a store whose
-    provenance names the generator; re-running with --overwrite reuses the blocks and gives the same bytes."""
+    provenance names the generator, one build unit per --entries-per-unit events (2 here); re-running with
+    --overwrite reuses the blocks and gives the same bytes."""
     out = tmp_path / "stores"
-    args = ["build", "ttH", "--generate", "40", "--block-size", "20", "--workers", "1", "--seed", "3",
-            "--out", str(out), "--events-per-shard", "16", "--quiet"]
+    args = ["build", "ttH", "--generate", "40", "--block-size", "20", "--entries-per-unit", "20", "--workers", "1",
+            "--seed", "3", "--out", str(out), "--events-per-shard", "16", "--quiet"]
     assert main(args) == 0
     store = open_store(str(out / "ttH"))
+    assert {s.path.split("-")[1] for s in store.shards()} == {"00000", "00001"}  # <split>-<unit>-<j>
     assert store.manifest.n_events == 40 and store.manifest.btag_seed == 3
     assert {p["source"] for p in store.manifest.provenance} == {"pythia8"}
     assert store.verify() == []

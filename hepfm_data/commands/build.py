@@ -21,7 +21,7 @@ HELP = "build a sharded store from Delphes / NanoAOD / PHYSLITE ROOT files or ge
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..inputs.delphes import DEFAULT_ENTRIES_PER_UNIT
-    from ..inputs.generated import DEFAULT_BLOCK_SIZE
+    from ..inputs.generated import DEFAULT_BLOCK_SIZE, DEFAULT_EVENTS_PER_UNIT
     from ..store import DEFAULT_EVENTS_PER_SHARD, LAYOUTS
 
     p.add_argument("process", help="catalog process name (sets the multiclass label)")
@@ -36,10 +36,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--step-size", type=int, default=10_000, help="Delphes entries read per chunk (bounds memory)")
     p.add_argument("--format", default=None, help="input format of --input: delphes, nanoaod, physlite (default: "
                    "detected from the trees of the files; hepfm_data.inputs.register_source adds more)")
-    p.add_argument("--entries-per-unit", type=int, default=DEFAULT_ENTRIES_PER_UNIT,
-                   help=f"input entries per build task (default {DEFAULT_ENTRIES_PER_UNIT:,})")
+    p.add_argument("--entries-per-unit", type=int, default=None,
+                   help=f"input entries (--input; default {DEFAULT_ENTRIES_PER_UNIT:,}) or generated events (--generate; "
+                        f"default {DEFAULT_EVENTS_PER_UNIT:,}, whole blocks) per build task; each task writes one shard "
+                        "per split")
     p.add_argument("--block-size", type=int, default=DEFAULT_BLOCK_SIZE,
-                   help=f"events per generation block = build task (--generate; default {DEFAULT_BLOCK_SIZE})")
+                   help=f"events per generation block = Pythia seed (--generate; default {DEFAULT_BLOCK_SIZE}): the "
+                        "generated events depend on it, the unit size only groups blocks")
     p.add_argument("--keep-hard-process", action="store_true",
                    help="--generate: keep every event's hard process in the record (needed by hepfm-data resimulate)")
     p.add_argument("--workdir", help="generated blocks are kept here (default OUT/_generated, must be local)")
@@ -61,7 +64,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def source_from_args(args: argparse.Namespace, catalog, opts):
     """The event source of the command line: Delphes-like files (``--input``, ``--format``) or generation."""
     from ..inputs import open_source
-    from ..inputs.generated import PythiaGeneration
+    from ..inputs.delphes import DEFAULT_ENTRIES_PER_UNIT
+    from ..inputs.generated import DEFAULT_EVENTS_PER_UNIT, PythiaGeneration
 
     if args.input:
         fmt = args.format
@@ -72,13 +76,15 @@ def source_from_args(args: argparse.Namespace, catalog, opts):
             fmt = detect_formats(expand_inputs(args.input, opts), opts)
             if not args.quiet:
                 print(f"input format: {fmt} (detected)")
-        return open_source(fmt, args.process, args.input, entries_per_unit=args.entries_per_unit,
-                           step_size=args.step_size, storage_options=opts)
+        per_unit = args.entries_per_unit or DEFAULT_ENTRIES_PER_UNIT
+        return open_source(fmt, args.process, args.input, entries_per_unit=per_unit, step_size=args.step_size,
+                           storage_options=opts)
     if "://" in args.out and not args.workdir:
         raise HepfmError("--generate with a remote --out needs a local --workdir for the generated blocks")
     workdir = args.workdir or str(Path(args.out) / "_generated")
     return PythiaGeneration(catalog.process(args.process), args.generate, args.seed, block_size=args.block_size,
-                            workdir=workdir, keep_hard_process=args.keep_hard_process)
+                            workdir=workdir, keep_hard_process=args.keep_hard_process,
+                            events_per_unit=args.entries_per_unit or DEFAULT_EVENTS_PER_UNIT)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""Pythia 8 generation (+ the ATLAS-like emulation) as an event source: one unit per seed block."""
+"""Pythia 8 generation (+ the ATLAS-like emulation) as an event source: units of consecutive seed blocks."""
 
 from __future__ import annotations
 
@@ -9,14 +9,21 @@ from ..catalog import Process
 from . import Unit
 
 DEFAULT_BLOCK_SIZE = 2500
+#: events per build unit (one task; one shard per split): ~5 min of tt̄H on one core. A unit of one
+#: 2,500-event block gave three shards of 2,000 / 250 / 250 events whose per-column metadata alone
+#: cost 40 B/event of a 290 B/event store, and 144,000 shards for 120 M events (BENCHMARKS.md, issue 11)
+DEFAULT_EVENTS_PER_UNIT = 25_000
 
 
 @dataclass
 class PythiaGeneration:
     """``n_events`` of catalog process ``proc`` generated with ``seed``, in blocks of ``block_size``.
 
-    Unit ``i`` = block ``i``: Pythia seed ``production.block_seed(seed, i)``, event ids
-    ``production.id_base(process, seed) + i*block_size + k`` (:data:`production.EVENT_ID_RULE`).
+    Block ``b``: Pythia seed ``production.block_seed(seed, b)``, event ids
+    ``production.id_base(process, seed) + b*block_size + k`` (:data:`production.EVENT_ID_RULE`): the
+    events depend on (process, seed, block_size) only. Unit ``i`` (one build task, one shard per split)
+    = the ``events_per_unit // block_size`` consecutive blocks from ``i * that``; the unit size sets
+    the shard sizes, not the events.
     ``lhe``: hard process from an LHE file (block ``i`` skips ``i*block_size`` events).
     ``workdir`` (local): keep each generated block as Parquet + JSON sidecar
     (``production.run_block``), so a rebuild with other store parameters does not
@@ -31,6 +38,8 @@ class PythiaGeneration:
     workdir: str | None = None
     #: keep every event's hard process in the record (``hard``, ``hard_event``): needed by ``resimulate``
     keep_hard_process: bool = False
+    #: events per unit, rounded down to whole blocks (at least one)
+    events_per_unit: int = DEFAULT_EVENTS_PER_UNIT
 
     @property
     def process(self) -> str:
@@ -51,29 +60,35 @@ class PythiaGeneration:
         check_seed(self.seed)
         check_count("n_events", self.n_events)
         check_count("block_size", self.block_size)
+        check_count("events_per_unit", self.events_per_unit)
         if self.lhe is not None:
             self.lhe = str(os.path.abspath(os.path.expanduser(self.lhe)))
         with tempfile.TemporaryDirectory() as tmp:
             make_pythia(process_settings(self.proc, self.seed, lhe=self.lhe, workdir=tmp),
                         f"process {self.proc.name!r}")
+        n_blocks = -(-self.n_events // self.block_size)
+        per = max(1, self.events_per_unit // self.block_size)
         out = []
-        for i in range(-(-self.n_events // self.block_size)):
-            n = min(self.block_size, self.n_events - i * self.block_size)
-            out.append(Unit(i, f"{self.proc.name} seed {self.seed} block {i} ({n} events)",
-                            {"process": self.proc.name, "seed": int(self.seed), "block": i, "n": n,
+        for i, first in enumerate(range(0, n_blocks, per)):
+            blocks = list(range(first, min(first + per, n_blocks)))
+            sizes = [min(self.block_size, self.n_events - b * self.block_size) for b in blocks]
+            what = f"block {first}" if len(blocks) == 1 else f"blocks {first}-{blocks[-1]}"
+            out.append(Unit(i, f"{self.proc.name} seed {self.seed} {what} ({sum(sizes)} events)",
+                            {"process": self.proc.name, "seed": int(self.seed), "blocks": blocks, "n": sizes,
                              "block_size": int(self.block_size), "lhe": self.lhe,
-                             **({"keep_hard_process": True} if self.keep_hard_process else {})}, n))
+                             **({"keep_hard_process": True} if self.keep_hard_process else {})}, sum(sizes)))
         return out
 
     def read(self, unit: Unit):
+        """(events, SampleInfo) of each block of ``unit`` in turn (one block in memory at a time)."""
         from .. import production
 
-        i, n = unit.spec["block"], unit.spec["n"]
-        if self.workdir is None:
-            yield production.generate_block(self.proc, self.seed, i, n, self.block_size, self.lhe,
-                                            keep_hard_process=self.keep_hard_process)
-            return
         keep = self.keep_hard_process
-        if not production._complete(self.proc, self.seed, i, n, self.block_size, self.workdir, self.lhe, keep):
-            production.run_block(self.proc, self.seed, i, n, self.block_size, self.workdir, self.lhe, keep)
-        yield production.load_block(production.block_paths(self.workdir, self.proc.name, i)[0])
+        for i, n in zip(unit.spec["blocks"], unit.spec["n"]):
+            if self.workdir is None:
+                yield production.generate_block(self.proc, self.seed, i, n, self.block_size, self.lhe,
+                                                keep_hard_process=keep)
+                continue
+            if not production._complete(self.proc, self.seed, i, n, self.block_size, self.workdir, self.lhe, keep):
+                production.run_block(self.proc, self.seed, i, n, self.block_size, self.workdir, self.lhe, keep)
+            yield production.load_block(production.block_paths(self.workdir, self.proc.name, i)[0])

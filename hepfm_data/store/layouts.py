@@ -582,9 +582,10 @@ MAX_CHUNKS_PER_SHARD = 1 << 20
 #: decoded bytes and rows of one Parquet row group / column chunk (the writer's: 16384 events)
 MAX_ROW_GROUP_BYTES = 1 << 30
 MAX_ROW_GROUP_ROWS = 1 << 22
-#: Zarr codecs a shard may use (all of them decode bytes only; no object or pickle codec)
+#: Zarr codecs a shard may use (all of them decode bytes to numbers only; no object or pickle codec).
+#: PCodec (numcodecs.pcodec: pcodec's numerical decoder) serves record columns.
 ZARR_CODECS = frozenset({"ShardingCodec", "BytesCodec", "BloscCodec", "ZstdCodec", "GzipCodec", "Crc32cCodec",
-                         "TransposeCodec"})
+                         "TransposeCodec", "PCodec"})
 
 
 def _codec_names(codecs) -> Iterable[str]:
