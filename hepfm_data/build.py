@@ -4,7 +4,7 @@
 >>> from hepfm_data.inputs.delphes import DelphesFiles                # doctest: +SKIP
 >>> build_store(DelphesFiles("ttH", "s3://bucket/ttH/*.root"), "stores", workers=8)  # doctest: +SKIP
 
-Every unit (``hepfm_data.inputs``: an entry range of a file, a generation block) is a
+Every unit (``hepfm_data.inputs``: an entry range of a file, consecutive generation blocks) is a
 task that reads its events, runs the kernels (``kernels.process_block``, with the
 catalog read once here and passed down) and writes complete shards named by the unit
 index (``store.writer.UnitWriter``); the driver writes the manifest last. A re-run

@@ -7,7 +7,7 @@ An **event source** is a small picklable object with
   manifest); ids must be unique within the source and should be unique across sources
   (a hash of the file name, or of (process, seed), in the high 32 bits);
 * ``units() -> list[Unit]``: independent units of work (an input file, a range of
-  entries of a file, a generation block), in a fixed order; listing them may open
+  entries of a file, consecutive generation blocks), in a fixed order; listing them may open
   file metadata but reads no events;
 * ``read(unit) -> Iterator[(event record, SampleInfo)]``: the events of one unit,
   in blocks of bounded size. Same unit -> same events, in any process.

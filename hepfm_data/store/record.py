@@ -733,7 +733,6 @@ def open_zarr_record(fs, path: str, schema: dict[str, Any], codecs: dict[str, An
                 arr = g[key]
         except KeyError:
             raise StoreError(f"record column {key!r} declared by the schema is missing") from None
-
         if np.dtype(arr.dtype) != np.dtype(dtype) or len(arr.shape) != 1:
             raise StoreError(f"record column {key!r}: {arr.dtype} {tuple(arr.shape)}, the schema declares {dtype} [n]")
         chunks, outer = tuple(arr.chunks), tuple(arr.shards or arr.chunks)
