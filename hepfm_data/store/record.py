@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from .._arrays import counts_to_offsets
 from ..errors import ManifestError, StoreError
 
 #: directory of the record shards inside a store
@@ -414,15 +415,23 @@ def _bits(*arrays: np.ndarray) -> np.ndarray:
     return np.stack([np.ascontiguousarray(a, np.float32).view(np.uint32) for a in arrays], axis=1)
 
 
-def _paper_of_type(paper, node_type: int) -> tuple[np.ndarray, np.ndarray]:
-    """(node rows of ``node_type`` [m], their per-event offsets [B+1]) of paper ``Columns``."""
-    from .._arrays import counts_to_offsets
+class _PaperNodes:
+    """Per object type, (node rows [m], per-event offsets [B+1]) of paper ``Columns``: the node-to-event
+    index is built once and each type's rows once, however many record columns come from them."""
 
-    sel = paper.nodes["type"] == node_type
-    rows = np.flatnonzero(sel)
-    event = np.repeat(np.arange(paper.n_events), paper.events["n_node"].astype(np.int64))
-    per_event = np.bincount(event[rows], minlength=paper.n_events)
-    return rows, counts_to_offsets(per_event)
+    def __init__(self, paper):
+        self.paper = paper
+        self._event: np.ndarray | None = None
+        self._types: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def of_type(self, node_type: int) -> tuple[np.ndarray, np.ndarray]:
+        if node_type not in self._types:
+            p = self.paper
+            if self._event is None:
+                self._event = np.repeat(np.arange(p.n_events), p.events["n_node"].astype(np.int64))
+            rows = np.flatnonzero(p.nodes["type"] == node_type)
+            self._types[node_type] = rows, counts_to_offsets(np.bincount(self._event[rows], minlength=p.n_events))
+        return self._types[node_type]
 
 
 def encode_record(cols: RecordColumns, paper, schema: dict[str, Any], codecs: dict[str, Any],
@@ -433,10 +442,11 @@ def encode_record(cols: RecordColumns, paper, schema: dict[str, Any], codecs: di
     from ..kernels.record_match import match_selected
 
     out = dict(cols)
+    nodes = _PaperNodes(paper)
     groups: dict[str, list[str]] = {}
     for key, spec in codecs.items():
         if spec["codec"] == PAPER:
-            want = decode_paper(spec, paper)
+            want = decode_paper(spec, paper, nodes)
             if want.shape != cols[key].shape or want.tobytes() != np.ascontiguousarray(cols[key]).tobytes():
                 raise StoreError(f"{where}: record column {key} differs from the paper column it would be "
                                  f"taken from ({spec['column']})")
@@ -446,9 +456,8 @@ def encode_record(cols: RecordColumns, paper, schema: dict[str, Any], codecs: di
     for mask_key, keys in groups.items():
         coll = mask_key.split("/")[0]
         typ = codecs[keys[0]]["node_type"]
-        rows, node_off = _paper_of_type(paper, typ)
-        rec_off = np.zeros(cols[f"{coll}/n"].shape[0] + 1, np.int64)
-        np.cumsum(cols[f"{coll}/n"], out=rec_off[1:])
+        rows, node_off = nodes.of_type(typ)
+        rec_off = counts_to_offsets(cols[f"{coll}/n"])
         mask, bad = match_selected(_bits(*(cols[f"{coll}/{f}"] for f in _KIN)), rec_off,
                                    _bits(*(paper.nodes[f][rows] for f in _KIN)), node_off)
         if bad >= 0:
@@ -460,11 +469,12 @@ def encode_record(cols: RecordColumns, paper, schema: dict[str, Any], codecs: di
     return out
 
 
-def decode_paper(spec: dict[str, Any], paper) -> np.ndarray:
-    """A ``paper`` column's values from paper ``Columns`` (an event column, or one node per event)."""
+def decode_paper(spec: dict[str, Any], paper, nodes: _PaperNodes | None = None) -> np.ndarray:
+    """A ``paper`` column's values from paper ``Columns`` (an event column, or one node per event;
+    ``nodes``: the shared per-type index of ``paper``)."""
     if "node_type" not in spec:
         return np.ascontiguousarray(paper.events[spec["column"]])
-    rows, off = _paper_of_type(paper, spec["node_type"])
+    rows, off = (nodes or _PaperNodes(paper)).of_type(spec["node_type"])
     if rows.shape[0] != paper.n_events or (paper.n_events and not np.all(np.diff(off) == 1)):
         raise StoreError(f"paper shard has {rows.shape[0]} nodes of type {spec['node_type']} for "
                          f"{paper.n_events} events (one each expected)")
@@ -474,19 +484,17 @@ def decode_paper(spec: dict[str, Any], paper) -> np.ndarray:
 def decode_record(stored: RecordColumns, paper, schema: dict[str, Any], codecs: dict[str, Any]) -> RecordColumns:
     """Record columns (every schema column, schema order) of their stored form and paper ``Columns``."""
     out: RecordColumns = {}
-    typed: dict[int, np.ndarray] = {}
+    nodes = _PaperNodes(paper)
     for key, _ in column_names(schema):
         spec = codecs.get(key)
         if spec is None or spec["codec"] == STORED:
             out[key] = stored[key]
         elif spec["codec"] == PAPER:
-            out[key] = decode_paper(spec, paper)
+            out[key] = decode_paper(spec, paper, nodes)
         else:
             mask = stored[spec["mask"]].astype(bool)
             typ = spec["node_type"]
-            if typ not in typed:
-                typed[typ] = _paper_of_type(paper, typ)[0]
-            rows = typed[typ]
+            rows = nodes.of_type(typ)[0]
             rest = stored[key]
             if rows.shape[0] != int(mask.sum()) or rest.shape[0] != mask.shape[0] - rows.shape[0]:
                 raise StoreError(f"record column {key}: {int(mask.sum())} objects flagged in {spec['mask']}, the "
@@ -540,8 +548,7 @@ def to_arrow(cols: RecordColumns, schema: dict[str, Any], codecs: dict[str, Any]
     target = arrow_schema(schema, codecs)
 
     def offsets(n: np.ndarray):
-        off = np.zeros(n.shape[0] + 1, np.int64)
-        np.cumsum(n, out=off[1:])
+        off = counts_to_offsets(n)
         return pa.array(off.astype(np.int32) if off[-1] < 2**31 else off)
 
     def column(name: str, f: str):
@@ -784,9 +791,7 @@ def check_lengths(arrays: dict[str, Any], schema: dict[str, Any], n: int,
                         raise StoreError(f"record mask {spec['mask']!r}: {mask.shape[0]} rows (max "
                                          f"{int(mask.max()) if mask.size else 0}), its collection {rows[name]} objects")
                     counts[spec["mask"]] = mask
-                    cum = np.zeros(mask.shape[0] + 1, np.int64)
-                    np.cumsum(mask, out=cum[1:])
-                    counts[f"{spec['mask']}#cum"] = cum
+                    counts[f"{spec['mask']}#cum"] = counts_to_offsets(mask)
                 want -= int(counts[f"{spec['mask']}#cum"][-1])
             if arrays[key].shape[0] != want:
                 raise StoreError(f"record column {name}.{f} has {arrays[key].shape[0]} rows, "
