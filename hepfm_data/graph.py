@@ -56,6 +56,14 @@ def map_tensors(batch, fn):
         for f in dataclasses.fields(batch) if isinstance(getattr(batch, f.name), torch.Tensor)})
 
 
+def _check_nodes(shape: tuple[int, ...], total_nodes: int) -> None:
+    """HepfmError unless the nodes are [N, N_NODE_FEATURES] with N = ``total_nodes`` (the sum of n_node)."""
+    if len(shape) != 2 or shape[1] != N_NODE_FEATURES:
+        raise HepfmError(f"nodes must have shape [N, {N_NODE_FEATURES}], got {shape}")
+    if total_nodes != shape[0]:
+        raise HepfmError(f"n_node sums to {total_nodes} but nodes has {shape[0]} rows")
+
+
 @dataclass
 class GraphBatch:
     nodes: torch.Tensor
@@ -129,11 +137,8 @@ class GraphBatch:
         total_nodes, total_edges = int(n_host.sum()), int((n_host * (n_host - 1)).sum())
         nodes = nodes.to(device, dtype=torch.float32, non_blocking=True)
         n_node = n_node.to(device, dtype=torch.int64, non_blocking=True)
-        if nodes.ndim != 2 or nodes.shape[1] != N_NODE_FEATURES:
-            raise HepfmError(f"nodes must have shape [N, {N_NODE_FEATURES}], got {tuple(nodes.shape)}")
+        _check_nodes(tuple(nodes.shape), total_nodes)
         b = n_node.shape[0]
-        if total_nodes != nodes.shape[0]:
-            raise HepfmError(f"n_node sums to {total_nodes} but nodes has {nodes.shape[0]} rows")
         node_graph = torch.repeat_interleave(torch.arange(b, device=device), n_node, output_size=nodes.shape[0])
         if use_numba:
             senders, receivers, edges, n_edge = _numba_edges(nodes, n_node)
@@ -159,14 +164,10 @@ class GraphBatch:
         from .kernels.edges import graph_arrays
 
         x = nodes.numpy() if nodes.dtype == torch.float32 else nodes.to(torch.float32).numpy()
-        if x.ndim != 2 or x.shape[1] != N_NODE_FEATURES:
-            raise HepfmError(f"nodes must have shape [N, {N_NODE_FEATURES}], got {tuple(x.shape)}")
         n = n_node.numpy().astype(np.int64, copy=False)
-        if n.ndim != 1 or (n.shape[0] and int(n.min()) < 0):
+        if n.ndim != 1 or (n.shape[0] and int(n.min()) < 0):  # the kernel indexes by these counts
             raise HepfmError(f"n_node must be a [B] vector of counts >= 0, got shape {tuple(n.shape)}")
-        total_nodes = int(n.sum())
-        if total_nodes != x.shape[0]:
-            raise HepfmError(f"n_node sums to {total_nodes} but nodes has {x.shape[0]} rows")
+        _check_nodes(x.shape, int(n.sum()))
         graph, s, r, e, n_edge, glob = graph_arrays(x[:, ETA], x[:, PHI], n)
         b = n.shape[0]
         f = torch.from_numpy

@@ -64,6 +64,8 @@ def summarise(store, max_shards: int | None = None, progress: bool = False) -> d
 
 def _record(m) -> dict:
     """Record collections: fields with dtype and unit, mean multiplicity; record bytes/event."""
+    from ..store.record import STORED
+
     if not m.schema:
         return {}
     n = max(m.n_events, 1)
@@ -71,7 +73,7 @@ def _record(m) -> dict:
     return {
         "bytes": rec_bytes, "bytes_per_event": rec_bytes / n,
         # format 3: record columns stored once, in the paper shard (store.record codecs)
-        "from_paper": sorted(k for k, v in m.record_codecs.items() if v["codec"] != "stored"),
+        "from_paper": sorted(k for k, v in m.record_codecs.items() if v["codec"] != STORED),
         "events": {k: f"{v['dtype']}" + (f" [{v['unit']}]" if v["unit"] else "") for k, v in m.schema["events"].items()},
         "collections": {name: {"kind": c["kind"], "parent": c.get("parent"),
                                "mean_multiplicity": c.get("n_objects", 0) / n if c["kind"] == "list" else 1.0,

@@ -362,9 +362,9 @@ _EMPTY = np.uint64(2**64 - 1)
 
 def _local_path(fs, path: str) -> str | None:
     """The OS path of ``path`` when ``fs`` is fsspec's local filesystem, else None."""
-    from fsspec.implementations.local import LocalFileSystem
+    from ..sources.fs import is_local
 
-    return fs._strip_protocol(path) if type(fs) is LocalFileSystem else None
+    return fs._strip_protocol(path) if is_local(fs) else None
 
 
 class _Unsupported(Exception):

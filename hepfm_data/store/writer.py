@@ -41,7 +41,7 @@ from .splits import SPLIT_RULE, assign_splits, check_fractions
 DEFAULT_EVENTS_PER_SHARD = 100_000
 #: codecs of the record shards per layout (benchmarks/ingest.py, "Store formats 2 and 3": the record is
 #: mostly float32 kinematics; blosc-zstd 8 is within 0.4% of 9 in size and writes 1.2-1.7x faster;
-#: Zarr: pcodec where it compresses a column's first chunk smaller, ``record._column_codecs``)
+#: Zarr: pcodec where it compresses a column's first 4,096 values smaller, ``record._column_codecs``)
 RECORD_COMPRESSION = {"zarr": {"codec": "blosc-zstd", "level": 8, "pcodec": True},
                       "parquet": {"codec": "zstd", "level": 15, "byte_stream_split": True}}
 BUILD_DIR = "_build"
