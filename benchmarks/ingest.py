@@ -186,20 +186,6 @@ def generated_store(n: int, out: Path, layout: str = "zarr", workdir: Path | Non
                        record_codecs=record_codecs)
 
 
-def record_breakdown(store) -> dict[str, float]:
-    """Bytes/event per record collection (Zarr: the files of its sub-group; event fields together)."""
-    m = store.manifest
-    out: dict[str, float] = {}
-    for r in m.record_shards:
-        base = Path(store.path) / r.path
-        for f in base.rglob("*"):
-            if f.is_file():
-                rel = f.relative_to(base).parts
-                key = rel[0] if len(rel) > 2 else "event fields + metadata"
-                out[key] = out.get(key, 0.0) + f.stat().st_size / m.n_events
-    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
-
-
 def column_bytes(store) -> dict[str, dict[str, float]]:
     """Bytes/event per stored column of a Zarr store: ``{"record/jets/pt": ..., "paper/pt": ...}`` (chunk
     files: data + shard index) and, apart, every zarr.json (``metadata``) — the profile behind the codecs."""
