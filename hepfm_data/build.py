@@ -12,57 +12,50 @@ resumes from the finished units; the same inputs give the same store bytes whate
 the number of workers; a killed worker's unit is re-run by Dask (its writes are
 idempotent) and a killed driver's finished units are kept.
 
-Where tasks run (``scheduler``): ``None`` -> in this process when there is a single
-unit, or when worker processes cannot be started safely (a plain script calling the
-build at top level, without ``if __name__ == "__main__":``: spawned processes would
-re-run it), else a ``LocalCluster`` of ``workers`` processes (default: all cores);
-``"sync"`` -> always in this process; an address (``tcp://...``) -> that Dask cluster
-(e.g. ``dask_jobqueue.SLURMCluster(...).scheduler_address``).
+Where tasks run (``scheduler``): ``None`` -> in this process when there is a single block to
+read, or ``workers=1``; else ``workers`` local worker programs (default: all cores;
+:mod:`hepfm_data.workers`: safe from a plain script without a ``__main__`` guard, a notebook or
+``python -``); ``"sync"`` -> always in this process; an address (``tcp://...``) -> that Dask
+cluster (e.g. ``dask_jobqueue.SLURMCluster(...).scheduler_address``). A unit made of several
+independent blocks (generation: :class:`~hepfm_data.inputs.BlockSource`) is read by one task
+per block, its writer task taking their results in order: a one-unit build uses every core, and
+the store bytes do not depend on it. Progress: events as they are produced (generation reports
+every few hundred events from the workers), with rate and ETA.
 """
 
 from __future__ import annotations
 
-import itertools
-import logging
+import contextlib
 import os
-import sys
+import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .catalog import Catalog, load_catalog
 from .errors import HepfmError, StoreError, require
 from .events import SampleInfo, validate_events
-from .inputs import EventSource, RecordBlocks, Unit
+from .inputs import BlockSource, EventSource, RecordBlocks, Unit
 from .representations import PAPER, paper_columns
 from .store import DEFAULT_EVENTS_PER_SHARD, StoreBuild, UnitWriter
+from .workers import count_workers, dask_client
 
 if TYPE_CHECKING:  # pragma: no cover
     from .store import Store
 
-__all__ = ["build_store", "write_store", "columns", "processes_are_safe"]
+__all__ = ["build_store", "write_store", "columns", "run_unit", "read_block", "write_unit"]
 
 
 #: the paper graph's columns of an event record (``representations.paper_columns``)
 columns = paper_columns
 
 
-def run_unit(source: EventSource, unit: Unit, writer: UnitWriter, catalog: Catalog, on_events=None
-             ) -> dict[str, Any]:
-    """One task: read ``unit``, run the kernels, write its shards and marker; returns the marker.
-
-    A data error is re-raised with the unit's index and key (file and entry range) in front.
-    """
+@contextlib.contextmanager
+def _naming(source: EventSource, unit: Unit):
+    """Re-raise a data error with the unit's index and key (file and entry range) in front."""
     where = f"{source.process} unit {unit.index} ({unit.key})"
-    label, seed = writer.params["label"], writer.params["seed"]
     try:
-        for i, (events, info) in enumerate(source.read(unit)):
-            events = validate_events(events, where=f"{where} block {i}")
-            writer.add(columns(events, label, catalog, seed), info,
-                       record=events if writer.params.get("record") else None)
-            if on_events is not None:
-                on_events(len(events))
-        return writer.finish(unit.key, unit.spec)
+        yield where
     except HepfmError as exc:
         if where in str(exc):
             raise
@@ -76,50 +69,72 @@ def run_unit(source: EventSource, unit: Unit, writer: UnitWriter, catalog: Catal
         raise
 
 
-def processes_are_safe() -> bool:
-    """Whether spawned worker processes will not re-run the caller's top-level code.
+def _block_columns(events, info, where: str, writer: UnitWriter, catalog: Catalog) -> tuple:
+    """(paper columns, SampleInfo, record or None) of one validated block: what ``UnitWriter.add`` takes."""
+    events = validate_events(events, where=where)
+    params = writer.params
+    return (columns(events, params["label"], catalog, params["seed"]), info,
+            events if params.get("record") else None)
 
-    Safe: an interactive session, a notebook, ``python -c`` (no main file), or a call
-    made under ``if __name__ == "__main__":`` of the main script (or after its top
-    level finished). Unsafe: ``python -`` (spawned children cannot re-import stdin), or a
-    main script (or ``python -m`` module) whose top-level code is running the build
-    right now outside such a guard.
+
+def _blocks(source: EventSource, unit: Unit) -> int:
+    """Independently readable blocks of ``unit`` (:class:`~hepfm_data.inputs.BlockSource`), else 1."""
+    return source.blocks(unit) if isinstance(source, BlockSource) else 1
+
+
+def _worker_progress(topic: str | None, unit: Unit) -> Callable[[int], None] | None:
+    """In a Dask task: a callback sending event counts of ``unit`` to the driver's bar (topic ``topic``)."""
+    if topic is None:
+        return None
+    from distributed import get_worker
+
+    worker = get_worker()
+    return lambda n: worker.log_event(topic, (unit.index, int(n)))
+
+
+def run_unit(source: EventSource, unit: Unit, writer: UnitWriter, catalog: Catalog,
+             on_events: Callable[[int], None] | None = None, topic: str | None = None) -> dict[str, Any]:
+    """One task: read ``unit`` block by block, run the kernels, write its shards and marker; returns the marker.
+
+    ``on_events(n)`` (in this process) or the Dask topic ``topic`` (in a worker) receives event
+    counts as they are produced: within a block for a :class:`~hepfm_data.inputs.BlockSource`
+    (generation reports every few seconds), per block otherwise.
     """
-    import ast
-    import multiprocessing
+    on_events = on_events or _worker_progress(topic, unit)
+    with _naming(source, unit) as where:
+        if isinstance(source, BlockSource):
+            for j in range(source.blocks(unit)):
+                writer.add(*_block_columns(*source.read_block(unit, j, on_events), f"{where} block {j}",
+                                           writer, catalog))
+        else:
+            for i, (events, info) in enumerate(source.read(unit)):
+                writer.add(*_block_columns(events, info, f"{where} block {i}", writer, catalog))
+                if on_events is not None:
+                    on_events(len(events))
+        return writer.finish(unit.key, unit.spec)
 
-    if multiprocessing.parent_process() is not None:  # we are a worker ourselves
-        return False
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    if main is None or path is None:  # REPL, notebook, python -c: spawned children import nothing of it
-        return True
-    if not os.path.isfile(path):  # python - ("<stdin>"): spawned children cannot re-import it
-        return False
-    frame = sys._getframe(1)
-    while frame is not None and not (frame.f_globals is main.__dict__ and frame.f_code.co_name == "<module>"):
-        frame = frame.f_back
-    if frame is None:  # the main module's top level is not on the stack
-        return True
-    try:
-        tree = ast.parse(open(path, encoding="utf-8").read())
-    except (OSError, SyntaxError, UnicodeDecodeError):
-        return False
-    line = frame.f_lineno
-    for node in tree.body:
-        if (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
-                and isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__"
-                and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in node.test.comparators)):
-            if node.body[0].lineno <= line <= (node.body[-1].end_lineno or line):
-                return True
-    return False
+
+def read_block(source: BlockSource, unit: Unit, j: int, writer: UnitWriter, catalog: Catalog,
+               topic: str | None = None) -> tuple:
+    """One task: block ``j`` of ``unit`` read and through the kernels (``UnitWriter.add``'s arguments)."""
+    with _naming(source, unit) as where:
+        return _block_columns(*source.read_block(unit, j, _worker_progress(topic, unit)), f"{where} block {j}",
+                              writer, catalog)
+
+
+def write_unit(source: EventSource, unit: Unit, writer: UnitWriter, *blocks: tuple) -> dict[str, Any]:
+    """One task: the blocks of ``unit`` (from :func:`read_block` tasks, in order) into its shards + marker."""
+    with _naming(source, unit):
+        for block in blocks:
+            writer.add(*block)
+        return writer.finish(unit.key, unit.spec)
 
 
 def _progress(enabled: bool, process: str, total: int | None, initial: int):
     from tqdm.auto import tqdm
 
     return tqdm(desc=f"build {process}", unit=" ev", total=total, initial=initial, disable=not enabled,
-                dynamic_ncols=True, smoothing=0.1)
+                dynamic_ncols=True, smoothing=0.1, mininterval=0.5)
 
 
 def _run_in_process(source, todo, build, catalog, bar) -> list[dict[str, Any]]:
@@ -130,44 +145,77 @@ def _same(value: Any) -> Any:
     return value
 
 
+class _UnitCounts:
+    """The driver's bar fed by worker progress messages; a finished unit's count is set to its marker's."""
+
+    def __init__(self, bar):
+        self.bar, self.lock = bar, threading.Lock()
+        self.counted: dict[int, int] = {}
+        self.finished: set[int] = set()
+
+    def message(self, event) -> None:
+        unit, n = event[1]
+        with self.lock:
+            if unit not in self.finished:
+                self.counted[unit] = self.counted.get(unit, 0) + n
+                self.bar.update(n)
+
+    def finish(self, unit: int, n_events: int) -> None:
+        with self.lock:
+            self.finished.add(unit)
+            self.bar.update(n_events - self.counted.pop(unit, 0))
+
+
 def _run_on_dask(source, todo, build, catalog, bar, scheduler: str | None, workers: int | None):
+    """Every unit on Dask: a unit of several blocks is one task per block + a writer task on their results."""
     distributed = require("dask.distributed", "gen", "parallel builds")
-    if scheduler:
-        client, cluster = distributed.Client(scheduler), None
-    else:
-        n = max(1, min(workers or os.cpu_count() or 1, len(todo)))
-        cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                           dashboard_address=":0", silence_logs=logging.ERROR)
-        client = distributed.Client(cluster)
     markers = []
-    try:
-        n_running = len(client.scheduler_info().get("workers", {})) or (workers or os.cpu_count() or 1)
+    with dask_client(scheduler, min(workers or os.cpu_count() or 1, sum(_blocks(source, u) for u in todo)),
+                     what="parallel builds") as client:
+        n_running = count_workers(client, workers)
         token = uuid.uuid4().hex[:12]
+        topic = f"hepfm-build-{token}"
+        counts = _UnitCounts(bar)
+        client.subscribe_topic(topic, counts.message)
         # the catalog is a computed task, not scattered data: when the worker holding it dies, the
         # scheduler re-runs the task from its spec (scattered data would be lost with the worker)
         cat = client.submit(_same, catalog, pure=False, key=f"hepfm-catalog-{token}")
         pending = iter(todo)
-        unit_of = {}
+        in_flight: dict[Any, tuple[Unit, int]] = {}  # unit future -> (unit, its blocks)
 
         def submit(u: Unit):
-            fut = client.submit(run_unit, source, u, build.unit_writer(u.index), cat, pure=False,
-                                key=f"hepfm-build-{source.process}-{u.index}-{token}")
-            unit_of[fut] = u
+            writer, name = build.unit_writer(u.index), f"{source.process}-{u.index}-{token}"
+            n_blocks = _blocks(source, u)
+            if n_blocks > 1:
+                blocks = [client.submit(read_block, source, u, j, writer, cat, topic, pure=False,
+                                        key=f"hepfm-block-{name}-{j}") for j in range(n_blocks)]
+                fut = client.submit(write_unit, source, u, writer, *blocks, pure=False, key=f"hepfm-unit-{name}")
+            else:
+                fut = client.submit(run_unit, source, u, writer, cat, None, topic, pure=False,
+                                    key=f"hepfm-build-{name}")
+            in_flight[fut] = (u, n_blocks)
             return fut
 
-        # bounded submission: a few units per worker in flight (10^5 units cost no scheduler memory)
-        queue = distributed.as_completed([submit(u) for u in itertools.islice(pending, max(4, 2 * n_running))])
+        def blocks_in_flight() -> int:
+            return sum(n for _, n in in_flight.values())
+
+        # bounded submission: about two blocks per worker in flight (10^5 units cost no scheduler memory)
+        first = []
+        for u in pending:
+            first.append(submit(u))
+            if blocks_in_flight() >= 2 * n_running:
+                break
+        queue = distributed.as_completed(first)
         for fut in queue:
-            unit_of.pop(fut)
+            u, _ = in_flight.pop(fut)
             markers.append(fut.result())  # re-raises the unit's error, naming it
-            bar.update(markers[-1]["n_events"])
-            nxt = next(pending, None)
-            if nxt is not None:
+            counts.finish(u.index, markers[-1]["n_events"])
+            while blocks_in_flight() < 2 * n_running:
+                nxt = next(pending, None)
+                if nxt is None:
+                    break
                 queue.add(submit(nxt))
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        client.unsubscribe_topic(topic)
     return markers
 
 
@@ -211,8 +259,8 @@ def build_store(source: EventSource, root: str, *, catalog: Catalog | None = Non
     total = sum(sizes) if all(n is not None for n in sizes) else None
     bar = _progress(progress, proc.name, total, sum(done[u.index]["n_events"] for u in units if u.index in done))
     try:
-        in_process = (scheduler == "sync" or (scheduler is None and (len(todo) <= 1 or workers == 1
-                                                                      or not processes_are_safe())))
+        in_process = scheduler == "sync" or (scheduler is None and (workers == 1 or
+                                                                   sum(_blocks(source, u) for u in todo) <= 1))
         if in_process:
             new = _run_in_process(source, todo, build, cat, bar)
         else:

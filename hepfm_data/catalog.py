@@ -86,12 +86,16 @@ class CPMixing:
     """CP-mixed top Yukawa κ cos α + i κ̃ γ5 sin α (Higgs Characterisation) for tt̄H reweighting.
 
     ``weighted``: keep every SM event with weight w = |M_α|²/|M_SM|² instead of unweighting.
+    ``max_overweight``: partial unweighting: the fraction of the SM hard events whose weight may
+    exceed the unweighting cap c; those kept carry the residual weight w/c as their event weight
+    (0: exact unweighting against the largest weight, every event weight 1).
     """
 
     alpha_deg: float
     kappa: float = 1.0
     kappa_tilde: float = 1.0
     weighted: bool = False
+    max_overweight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -449,9 +453,13 @@ def _parse_cp_mixing(source: str, name: str, raw: Any, pythia) -> CPMixing:
     if not switches or not switches <= set(TTH_SWITCHES):
         r.fail("cp_mixing", f"reweights SM tt̄H only: pythia must switch on {' and/or '.join(TTH_SWITCHES)} "
                             f"and no other hard process, got {list(pythia or ())}")
+    over = r.get("max_overweight", float, optional=True, default=0.0)
+    if not 0.0 <= over < 0.5:
+        r.fail("max_overweight", f"is the fraction of hard events above the unweighting cap: in [0, 0.5), got {over}")
     return CPMixing(alpha_deg=r.get("alpha_deg", float), kappa=r.get("kappa", float, optional=True, default=1.0),
                     kappa_tilde=r.get("kappa_tilde", float, optional=True, default=1.0),
-                    weighted=r.get("weighted", bool, optional=True, default=False))
+                    weighted=r.get("weighted", bool, optional=True, default=False),
+                    max_overweight=over)
 
 
 def _parse_cuts(source: str, name: str, raw: Any) -> ObjectCuts:

@@ -84,7 +84,6 @@ def derive(url: str | Store, name: str, *, catalog: Catalog | None = None, worke
     """
     from tqdm.auto import tqdm
 
-    from .build import processes_are_safe
     from .store import open_store
     from .store.manifest import MANIFEST, Manifest, ShardInfo
     from .store.writer import _atomic_write_text
@@ -100,23 +99,21 @@ def derive(url: str | Store, name: str, *, catalog: Catalog | None = None, worke
     n = len(store.manifest.shards)
     bar = tqdm(total=n, desc=f"derive {name}", unit=" shard", disable=not progress)
     try:
-        if (workers or 1) <= 1 or n <= 1 or not processes_are_safe():
+        if (workers or 1) <= 1 or n <= 1:
             entries = []
             for i in range(n):
                 entries.append(derive_shard(store, i, name, cat, fp))
                 bar.update(1)
         else:
-            import dask
-            from dask.callbacks import Callback
+            from .workers import dask_client
 
-            class _Bar(Callback):
-                def _posttask(self, key, result, dsk, state, id):
-                    if isinstance(key, tuple) and key and str(key[0]).startswith("derive_shard"):
-                        bar.update(1)
+            with dask_client(workers=min(int(workers), n), what="parallel derivation") as client:
+                from dask.distributed import as_completed
 
-            tasks = [dask.delayed(derive_shard, pure=False)(store, i, name, cat, fp) for i in range(n)]
-            with _Bar():
-                entries = list(dask.compute(*tasks, scheduler="processes", num_workers=int(workers)))
+                futures = [client.submit(derive_shard, store, i, name, cat, fp, pure=False) for i in range(n)]
+                for _ in as_completed(futures):
+                    bar.update(1)
+                entries = client.gather(futures)  # in shard order; re-raises a shard's error
     except HepfmError as exc:
         if store.url in str(exc):
             raise

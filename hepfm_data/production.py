@@ -14,10 +14,9 @@ The JSON sidecar marks a block complete: a re-run skips complete blocks, so an
 interrupted production resumes where it stopped. Same (process, n_events,
 seed, block_size) -> same bytes, whatever the number of workers.
 
-Workers: a ``LocalCluster`` (processes, one thread each; ``n_workers``
-defaults to the number of cores) or an existing scheduler address, e.g. a
-dask-jobqueue ``SLURMCluster(...).scheduler_address``. Worker processes are
-spawned: call :func:`produce` from a script under ``if __name__ == "__main__":``.
+Workers: :func:`hepfm_data.workers.dask_client` (local worker programs, one thread each;
+``n_workers`` defaults to the number of cores; safe without a ``__main__`` guard) or an existing
+scheduler address, e.g. a dask-jobqueue ``SLURMCluster(...).scheduler_address``.
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ import numpy as np
 from .catalog import Catalog, Process
 from .errors import GenerationError, InputFileError, require
 from .events import SampleInfo, validate_events
+from .workers import count_workers, dask_client
 
 SIDE_FORMAT = "hepfm-generated-block"
 SIDE_VERSION = 1
@@ -61,9 +61,11 @@ def id_base(process: str, seed: int) -> int:
 
 
 def generate_block(proc: Process, seed: int, index: int, n: int, block_size: int, lhe: str | None = None,
-                   workdir: str | os.PathLike | None = None, keep_hard_process: bool = False) -> tuple:
+                   workdir: str | os.PathLike | None = None, keep_hard_process: bool = False,
+                   progress=None) -> tuple:
     """(event record, SampleInfo) of block ``index`` (``n`` events) of a run seeded ``seed``
-    (``keep_hard_process``: with every event's hard process, for re-simulation)."""
+    (``keep_hard_process``: with every event's hard process, for re-simulation; ``progress(k)``:
+    called with counts of generated events)."""
     from .readers.pythia import generate
 
     if (index + 1) * block_size > 2**32:
@@ -71,7 +73,7 @@ def generate_block(proc: Process, seed: int, index: int, n: int, block_size: int
     return generate(proc, n, block_seed(seed, index), lhe=lhe,
                     first_event_id=id_base(proc.name, seed) + index * block_size,
                     lhe_skip=index * block_size if lhe is not None else 0, workdir=workdir,
-                    keep_hard_process=keep_hard_process)
+                    keep_hard_process=keep_hard_process, progress=progress or False)
 
 
 def block_paths(workdir: str | os.PathLike, process: str, index: int) -> tuple[Path, Path]:
@@ -101,14 +103,14 @@ def _request(proc: Process, seed: int, index: int, block_size: int, n: int, lhe,
 
 
 def run_block(proc: Process, seed: int, index: int, n: int, block_size: int, workdir: str,
-              lhe: str | None = None, keep_hard_process: bool = False) -> str:
+              lhe: str | None = None, keep_hard_process: bool = False, progress=None) -> str:
     """Generate and write block ``index`` (``n`` events); returns the Parquet path. Runs on a worker."""
     import awkward as ak
 
     parquet, side = block_paths(workdir, proc.name, index)
     parquet.parent.mkdir(parents=True, exist_ok=True)
     events, info = generate_block(proc, seed, index, n, block_size, lhe, parquet.parent / "inputs",
-                                  keep_hard_process=keep_hard_process)
+                                  keep_hard_process=keep_hard_process, progress=progress)
     _atomic_write(parquet, lambda tmp: ak.to_parquet(events, tmp, compression="zstd"))
     doc = {**_request(proc, seed, index, block_size, n, lhe, keep_hard_process), "n_events": len(events),
            "sample": info.to_dict()}
@@ -169,46 +171,38 @@ def produce(process: str | Process, n_events: int, seed: int, workdir: str | os.
         make_pythia(settings, f"process {proc.name!r}")
     (workdir / proc.name).mkdir(parents=True, exist_ok=True)
     distributed = require("dask.distributed", "gen", "parallel event production")
-    if scheduler:
-        client, cluster = distributed.Client(scheduler), None
-    else:
-        workers = max(1, min(n_workers or os.cpu_count() or 1, len(todo)))
-        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                           dashboard_address=None)
-        client = distributed.Client(cluster)
     bar = None
-    try:
-        if progress:
-            from tqdm.auto import tqdm
+    with dask_client(scheduler, min(n_workers or os.cpu_count() or 1, len(todo)),
+                     what="parallel event production") as client:
+        try:
+            if progress:
+                from tqdm.auto import tqdm
 
-            bar = tqdm(total=sum(sizes), initial=sum(sizes) - sum(sizes[i] for i in todo),
-                       desc=f"produce {proc.name}", unit="ev")
-        # bounded submission: a few tasks per worker in flight, so 10^5 blocks cost no scheduler memory
-        n_running = len(client.scheduler_info().get("workers", {})) or (n_workers or os.cpu_count() or 1)
-        pending = iter(todo)
-        block_of = {}  # future -> block index
+                bar = tqdm(total=sum(sizes), initial=sum(sizes) - sum(sizes[i] for i in todo),
+                           desc=f"produce {proc.name}", unit="ev")
+            # bounded submission: a few tasks per worker in flight, so 10^5 blocks cost no scheduler memory
+            n_running = count_workers(client, n_workers)
+            pending = iter(todo)
+            block_of = {}  # future -> block index
 
-        def submit(i: int):
-            fut = client.submit(run_block, proc, seed, i, sizes[i], block_size, str(workdir), lhe_path,
-                                keep_hard_process, key=f"hepfm-{proc.name}-{seed}-{block_size}-{i}", pure=False)
-            block_of[fut] = i
-            return fut
+            def submit(i: int):
+                fut = client.submit(run_block, proc, seed, i, sizes[i], block_size, str(workdir), lhe_path,
+                                    keep_hard_process, key=f"hepfm-{proc.name}-{seed}-{block_size}-{i}", pure=False)
+                block_of[fut] = i
+                return fut
 
-        queue = distributed.as_completed([submit(i) for i in itertools.islice(pending, max(8, 4 * n_running))])
-        for fut in queue:
-            fut.result()  # re-raises a block's error here
-            done = block_of.pop(fut)
-            nxt = next(pending, None)
-            if nxt is not None:
-                queue.add(submit(nxt))
+            queue = distributed.as_completed([submit(i) for i in itertools.islice(pending, max(8, 4 * n_running))])
+            for fut in queue:
+                fut.result()  # re-raises a block's error here
+                done = block_of.pop(fut)
+                nxt = next(pending, None)
+                if nxt is not None:
+                    queue.add(submit(nxt))
+                if bar is not None:
+                    bar.update(sizes[done])
+        finally:
             if bar is not None:
-                bar.update(sizes[done])
-    finally:
-        if bar is not None:
-            bar.close()
-        client.close()
-        if cluster is not None:
-            cluster.close()
+                bar.close()
     return paths
 
 

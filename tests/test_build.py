@@ -18,7 +18,7 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from hepfm_data.build import build_store, processes_are_safe, write_store
+from hepfm_data.build import build_store, write_store
 from hepfm_data.catalog import load_catalog
 from hepfm_data.errors import InputFileError, StoreError, UnknownNameError
 from hepfm_data.events import SampleInfo
@@ -169,6 +169,13 @@ def test_generation_units_group_blocks_without_changing_the_events(tmp_path):
     assert len(grouped.shards()) == 3 < len(per_block.shards())
     a, b = content(per_block), content(grouped)
     assert a[0].tolist() == b[0].tolist() and len(a[0]) == 60 and a[1:] == b[1:]
+    # the one unit's 4 blocks read by 2 worker processes, written in order by a writer task: same bytes
+    parallel = build_store(PythiaGeneration(proc, 60, 2, block_size=15), str(tmp_path / "c"), catalog=cat,
+                           workers=2, progress=False)
+    assert (tmp_path / "c" / "ZH" / "manifest.json").read_bytes() == (tmp_path / "b" / "ZH" / "manifest.json").read_bytes()
+    files = [f for f in (tmp_path / "b" / "ZH").rglob("*") if f.is_file() and "_build" not in f.parts]
+    assert len(files) > 3 and all((tmp_path / "c" / f.relative_to(tmp_path / "b")).read_bytes() == f.read_bytes()
+                                  for f in files)
 
 
 def test_generated_event_ids_are_unique_across_processes_and_seeds(tmp_path):
@@ -208,43 +215,85 @@ def test_default_build_gives_ten_thousand_training_rows():
 
 
 SCRIPT = """\
-from hepfm_data import load_dataset
-from hepfm_data.build import build_store, processes_are_safe
+import os
+from hepfm_data.build import build_store
 from hepfm_data.inputs.delphes import DelphesFiles
-print("safe", processes_are_safe())
-st = build_store(DelphesFiles("ttH", {delphes!r}, entries_per_unit=5), {root!r}, workers=2, progress=False)
-print("delphes", st.manifest.n_events, len(st.shards()))
+
+
+class Where(DelphesFiles):
+    def read(self, unit):
+        with open(os.path.join({pids!r}, f"{{os.getpid()}}-{{unit.index}}"), "w"):
+            pass
+        yield from super().read(unit)
+
+
+st = build_store(Where("ttH", {delphes!r}, entries_per_unit=5), {root!r}, workers=2, progress=False)
+print("delphes", st.manifest.n_events, len(st.shards()), "driver", os.getpid())
 """
 
 
-def test_build_needs_no_main_guard_in_scripts_or_stdin(tmp_path):
+def _worker_pids(pids: Path, driver: int) -> set[int]:
+    found = {int(p.name.split("-")[0]) for p in pids.iterdir()}
+    assert driver not in found, "units ran in the calling process"
+    return found
+
+
+def test_build_uses_worker_processes_without_main_guard_in_scripts_and_stdin(tmp_path):
     """A plain script without `if __name__ == "__main__":` (and the same code on `python -`) builds a
-    2-unit store with workers=2 and load_dataset(build=N) generates a missing store: processes are
-    not safe there, so units run in-process instead of failing with Dask's "Nanny failed to start".
-    The same call under a guard may use worker processes."""
-    code = SCRIPT.format(delphes=str(DELPHES_FILE), root=str(tmp_path / "a")) + textwrap.dedent(f"""\
-        ds = load_dataset("hepfm/ZH", split="train+validation+test", storage={str(tmp_path / 'st')!r},
-                          cache_dir={str(tmp_path / 'c')!r}, build=40)
-        print("rows", ds.num_rows)
-        """)
-    script = tmp_path / "plain.py"
-    script.write_text(code)
-    res = subprocess.run([sys.executable, str(script)], env=ENV, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert "safe False" in res.stdout and "delphes 10" in res.stdout and "rows 40" in res.stdout
-    assert "Nanny failed" not in res.stderr
-    stdin_code = SCRIPT.format(delphes=str(DELPHES_FILE), root=str(tmp_path / "b"))
-    res = subprocess.run([sys.executable, "-"], input=stdin_code, env=ENV, capture_output=True, text=True,
-                         timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert "safe False" in res.stdout and "delphes 10" in res.stdout
-    guarded = tmp_path / "guarded.py"
-    guarded.write_text("from hepfm_data.build import processes_are_safe\n"
-                       "print('top', processes_are_safe())\n"
-                       "if __name__ == '__main__':\n    print('guarded', processes_are_safe())\n")
-    res = subprocess.run([sys.executable, str(guarded)], env=ENV, capture_output=True, text=True, timeout=300)
-    assert "top False" in res.stdout and "guarded True" in res.stdout, res.stderr[-2000:]
-    assert processes_are_safe()  # pytest's own main is guarded
+    2-unit store with workers=2 in worker processes (neither re-runs the script: the units ran in
+    other processes than the script's, nothing ran twice, no Dask "Nanny failed to start"), and
+    load_dataset(build=N) generates a missing store from such a script."""
+    for i, how in enumerate(("script", "stdin")):
+        pids = tmp_path / f"pids{i}"
+        pids.mkdir()
+        code = SCRIPT.format(delphes=str(DELPHES_FILE), root=str(tmp_path / f"s{i}"), pids=str(pids))
+        if how == "script":
+            code += textwrap.dedent(f"""\
+                from hepfm_data import load_dataset
+                ds = load_dataset("hepfm/ZH", split="train+validation+test", storage={str(tmp_path / 'st')!r},
+                                  cache_dir={str(tmp_path / 'c')!r}, build=40)
+                print("rows", ds.num_rows)
+                """)
+            script = tmp_path / "plain.py"
+            script.write_text(code)
+            res = subprocess.run([sys.executable, str(script)], env=ENV, capture_output=True, text=True, timeout=600)
+        else:
+            res = subprocess.run([sys.executable, "-"], input=code, env=ENV, capture_output=True, text=True,
+                                 timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert "delphes 10" in res.stdout and "Nanny failed" not in res.stderr
+        assert res.stdout.count("delphes 10") == 1  # the script ran once
+        driver = int(res.stdout.split("driver ")[1].split()[0])
+        assert len(_worker_pids(pids, driver)) >= 1 and len(list(pids.iterdir())) == 2
+        if how == "script":
+            assert "rows 40" in res.stdout
+
+
+def test_build_progress_moves_within_a_block_from_the_workers(tmp_path, monkeypatch):
+    """The build's bar counts generated events as the workers produce them (Dask events from the
+    block tasks), not when a unit finishes: a 2-worker build of one unit of two 400-event blocks
+    updates the bar in steps smaller than a block, and ends at exactly the events stored."""
+    import hepfm_data.build as build
+    from hepfm_data.inputs.generated import PythiaGeneration
+
+    steps = []
+
+    class Bar:
+        n = 0
+
+        def update(self, k):
+            steps.append(k)
+            self.n += k
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(build, "_progress", lambda *a, **k: Bar())
+    st = build_store(PythiaGeneration(load_catalog().process("ZH"), 800, 3, block_size=400), str(tmp_path),
+                     workers=2)
+    assert sum(steps) == st.manifest.n_events == 800
+    print(f"progress steps: {steps}")
+    assert len([k for k in steps if 0 < k < 400]) >= 2
 
 
 def _custom_catalog(tmp_path: Path):

@@ -125,6 +125,41 @@ def test_cp_odd_higgs_pt_is_harder_and_tops_less_back_to_back(hard):
     assert out["dphi(t,tbar)"][2] < -5
 
 
+def test_partial_unweighting_keeps_the_cp_odd_shifts_and_keeps_more_events(hard):
+    """Partial unweighting (the catalog's max_overweight: the cap is the weight 1% of the SM hard events
+    exceed; those kept carry w/cap as their event weight) of the same SM hard events gives weighted
+    Higgs-pT, pT > 200 GeV fraction and Δφ(t, t̄) means within 3 standard errors of the exact
+    reweighting of all events and of today's exact unweighting (cap = w_max), while keeping more than
+    2.5x the events; the cap stays put as the sample grows while w_max grows (the cost of exact
+    unweighting grows with the sample)."""
+    path, _, mt = hard
+    events = lhe.read_events(path)
+    over = CAT.process("ttH_cp_odd").cp_mixing.max_overweight
+    w = ttH_reweight.cp_weights(events, CAT.process("ttH_cp_odd").cp_mixing, mt)
+    u = ttH_reweight.unweight_rng(5).random(len(w))
+    _, _, p3, p4, p5, _ = ttH_reweight.hard_momenta(events)
+    pt = np.hypot(p5[:, 1], p5[:, 2])
+    exact, cap = u * w.max() < w, ttH_reweight.unweighting_cap(w, over)
+    partial = u * cap < w
+    kw = np.maximum(w[partial] / cap, 1.0)
+    print(f"{len(w)} SM events: exact unweighting keeps {exact.sum()} (w_max {w.max():.2f}), partial "
+          f"{partial.sum()} (cap {cap:.2f}, {int(np.sum(kw > 1))} weighted, max weight {kw.max():.2f})")
+    assert partial.sum() > 2.5 * exact.sum()
+    for name, x in (("Higgs pT", pt), ("pT>200 fraction", (pt > 200).astype(float)), ("dphi(t,tbar)", _dphi(p3, p4))):
+        truth = np.sum(w * x) / np.sum(w)
+        xp = x[partial]
+        mp = np.sum(kw * xp) / np.sum(kw)
+        ep = math.sqrt(np.sum(kw**2 * (xp - mp) ** 2)) / np.sum(kw)
+        xe = x[exact]
+        me, ee = xe.mean(), xe.std() / math.sqrt(len(xe))
+        print(f"{name}: reweighted {truth:.3f}, partial {mp:.3f} +- {ep:.3f}, exact unweighting {me:.3f} +- {ee:.3f}")
+        assert abs(mp - truth) < 3 * ep and abs(mp - me) < 3 * math.hypot(ep, ee)
+    caps = [ttH_reweight.unweighting_cap(w[:n], over) for n in (500, 1000, 2000, 4000)]
+    maxima = [w[:n].max() for n in (500, 1000, 2000, 4000)]
+    print(f"cap at 500/1000/2000/4000 events: {np.round(caps, 2)}; w_max: {np.round(maxima, 2)}")
+    assert max(caps) / min(caps) < 1.5 and maxima[-1] > maxima[0]
+
+
 def test_generated_cp_odd_sample_is_reweighted_showered_and_reproducible():
     """generate('ttH_cp_odd') runs the whole chain: SM hard processes, reweighting, unweighting, LHE,
     shower + hadronisation + H -> γγ + emulation. The truth Higgs is the SM-like PDG 25 decaying to two
@@ -132,12 +167,16 @@ def test_generated_cp_odd_sample_is_reweighted_showered_and_reproducible():
     same seed gives the same bytes."""
     ev, info = py.generate("ttH_cp_odd", 20, 31)
     cp = info.generator["cp_reweighting"]
-    print(f"ttH_cp_odd block: n_hard {cp['n_hard']}, w_max {cp['w_max']:.2f}, acceptance {cp['acceptance']:.4f}, "
-          f"mean weight {cp['mean_weight']:.3f}")
+    print(f"ttH_cp_odd block: n_hard {cp['n_hard']}, w_max {cp['w_max']:.2f}, cap {cp['w_cap']:.2f}, acceptance "
+          f"{cp['acceptance']:.4f}, mean weight {cp['mean_weight']:.3f}, {cp['n_overweight']} events weighted")
     assert len(ev) == 20 and info.source == "pythia8+me-reweighting"
     assert (cp["alpha_deg"], cp["kappa"], cp["kappa_tilde"]) == (90.0, 1.0, 1.0)
     assert cp["n_selected"] == 20 and cp["n_shower_failed"] == 0
-    assert 0 < cp["acceptance"] <= cp["mean_weight"] / cp["w_max"] * 1.5
+    assert cp["max_overweight"] == 0.01 and 0 < cp["w_cap"] <= cp["w_max"]
+    weights = ak.to_numpy(ev.weight)  # partial unweighting: residual weights w/cap >= 1 of the events above the cap
+    assert np.all(weights >= 1.0) and np.all(weights <= cp["w_max"] / cp["w_cap"] * (1 + 1e-6))
+    assert int(np.sum(weights > 1.0)) == cp["n_overweight"]
+    assert cp["hard_settings"][-1] == "PhaseSpace:useBreitWigners = off"
     assert ak.all(ak.sum(ev.truth.pid == 25, axis=1) == 1) and ak.all(ak.sum(abs(ev.truth.pid) == 6, axis=1) == 2)
     assert int(ak.sum(ak.num(ev.photons) >= 1)) >= 15
     again, _ = py.generate("ttH_cp_odd", 20, 31)
@@ -181,4 +220,7 @@ def test_cp_mixing_settings_are_validated():
     assert with_cp_options(CAT.process("ttH_cp_odd"), None, None, None, False) is CAT.process("ttH_cp_odd")
     # a new angle on ttH_cp_even (kappa_tilde = 0 in the catalog) gets kappa_tilde = 1, not a null coupling
     assert with_cp_options(CAT.process("ttH_cp_even"), 90.0, None, None, True).cp_mixing == \
-        CPMixing(alpha_deg=90.0, kappa=1.0, kappa_tilde=1.0, weighted=True)
+        CPMixing(alpha_deg=90.0, kappa=1.0, kappa_tilde=1.0, weighted=True, max_overweight=0.01)
+    doc["pythia"], doc["cp_mixing"] = list(CAT.process("ttH").pythia), {"alpha_deg": 90, "max_overweight": 0.7}
+    with pytest.raises(CatalogError, match="max_overweight"):
+        parse_catalog(data, "test.yaml")

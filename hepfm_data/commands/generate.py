@@ -49,7 +49,8 @@ def with_cp_options(proc, angle, kappa, kappa_tilde, weighted):
     base = proc.cp_mixing if angle is None else CPMixing(alpha_deg=angle)  # a new angle: kappas default to 1
     cp = CPMixing(alpha_deg=base.alpha_deg, kappa=base.kappa if kappa is None else kappa,
                   kappa_tilde=base.kappa_tilde if kappa_tilde is None else kappa_tilde,
-                  weighted=weighted or base.weighted)
+                  weighted=weighted or base.weighted,
+                  max_overweight=proc.cp_mixing.max_overweight if proc.cp_mixing is not None else 0.0)
     return dataclasses.replace(proc, cp_mixing=cp)
 
 

@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..events import SampleInfo
 
-__all__ = ["Unit", "EventSource", "register_source", "open_source", "SOURCES", "RecordBlocks"]
+__all__ = ["Unit", "EventSource", "BlockSource", "register_source", "open_source", "SOURCES", "RecordBlocks"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,22 @@ class EventSource(Protocol):
     def units(self) -> list[Unit]: ...
 
     def read(self, unit: Unit) -> Iterator[tuple[ak.Array, SampleInfo]]: ...
+
+
+@runtime_checkable
+class BlockSource(EventSource, Protocol):
+    """An event source whose units are consecutive blocks that can be read independently (generation
+    seed blocks). The build reads the blocks of one unit in parallel tasks and writes them in order,
+    so a one-unit build uses every core; ``read(unit)`` is the blocks in turn.
+
+    ``read_block(unit, j, progress)``: block ``j`` of ``unit``; ``progress(n)`` (optional) is called
+    with event counts as they are produced (every few seconds), for progress bars.
+    """
+
+    def blocks(self, unit: Unit) -> int: ...
+
+    def read_block(self, unit: Unit, j: int, progress: Callable[[int], None] | None = None
+                   ) -> tuple[ak.Array, SampleInfo]: ...
 
 
 #: format name -> factory(process, inputs, **options) -> EventSource

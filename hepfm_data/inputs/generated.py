@@ -79,16 +79,26 @@ class PythiaGeneration:
                              **({"keep_hard_process": True} if self.keep_hard_process else {})}, sum(sizes)))
         return out
 
-    def read(self, unit: Unit):
-        """(events, SampleInfo) of each block of ``unit`` in turn (one block in memory at a time)."""
+    def blocks(self, unit: Unit) -> int:
+        """Generation blocks of ``unit`` (each one Pythia run: read in parallel by the build)."""
+        return len(unit.spec["blocks"])
+
+    def read_block(self, unit: Unit, j: int, progress=None):
+        """(events, SampleInfo) of the ``j``-th block of ``unit``; ``progress(n)`` gets generated event counts."""
         from .. import production
 
-        keep = self.keep_hard_process
-        for i, n in zip(unit.spec["blocks"], unit.spec["n"]):
-            if self.workdir is None:
-                yield production.generate_block(self.proc, self.seed, i, n, self.block_size, self.lhe,
-                                                keep_hard_process=keep)
-                continue
-            if not production._complete(self.proc, self.seed, i, n, self.block_size, self.workdir, self.lhe, keep):
-                production.run_block(self.proc, self.seed, i, n, self.block_size, self.workdir, self.lhe, keep)
-            yield production.load_block(production.block_paths(self.workdir, self.proc.name, i)[0])
+        i, n, keep = unit.spec["blocks"][j], unit.spec["n"][j], self.keep_hard_process
+        if self.workdir is None:
+            return production.generate_block(self.proc, self.seed, i, n, self.block_size, self.lhe,
+                                             keep_hard_process=keep, progress=progress)
+        if not production._complete(self.proc, self.seed, i, n, self.block_size, self.workdir, self.lhe, keep):
+            production.run_block(self.proc, self.seed, i, n, self.block_size, self.workdir, self.lhe, keep,
+                                 progress=progress)
+        elif progress is not None:
+            progress(n)
+        return production.load_block(production.block_paths(self.workdir, self.proc.name, i)[0])
+
+    def read(self, unit: Unit):
+        """(events, SampleInfo) of each block of ``unit`` in turn (one block in memory at a time)."""
+        for j in range(self.blocks(unit)):
+            yield self.read_block(unit, j)

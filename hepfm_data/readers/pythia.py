@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import awkward as ak
@@ -250,7 +251,7 @@ def pflow_stream(proc: Process, seed: int) -> np.random.Generator | None:
 
 
 def generate(process: str | Process, n_events: int, seed: int, *, lhe: str | os.PathLike | None = None,
-             catalog: Catalog | None = None, progress: bool = False, first_event_id: int = 0,
+             catalog: Catalog | None = None, progress: bool | Callable[[int], None] = False, first_event_id: int = 0,
              lhe_skip: int = 0, workdir: str | os.PathLike | None = None,
              keep_hard_process: bool = False) -> tuple[ak.Array, SampleInfo]:
     """Generate ``n_events`` of ``process`` with seed ``seed`` -> (event record, SampleInfo).
@@ -261,6 +262,7 @@ def generate(process: str | Process, n_events: int, seed: int, *, lhe: str | os.
     ``workdir`` receives builtin SLHA spectra (default: a temporary directory).
     ``keep_hard_process``: generate in two stages (:func:`generate_with_hard`) and keep every
     event's hard process in the record (``hard``, ``hard_event``) for re-simulation.
+    ``progress``: a bar (True), or a callable given the count of each batch of generated events.
     Same arguments -> same bytes.
     """
     proc = resolve_process(process, catalog)
@@ -335,8 +337,21 @@ def _next_batch(pythia, k: int, from_lhe: bool, name: str) -> ak.Array:
     return ak.drop_none(run, axis=0)  # drops the option type too: the kernels take plain numpy arrays
 
 
-def _progress(enabled: bool, total: int, name: str):
-    if not enabled:
+class _Report:
+    """A callable progress report with a bar's ``update`` / ``close``."""
+
+    def __init__(self, report: Callable[[int], None]):
+        self.update = report
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(progress: bool | Callable[[int], None], total: int, name: str):
+    """None, a tqdm bar (``progress`` True) or ``progress`` as an ``update(n)`` sink."""
+    if callable(progress):
+        return _Report(progress)
+    if not progress:
         return None
     from tqdm.auto import tqdm
 
@@ -384,14 +399,15 @@ def _lhe_momenta(hard: ak.Array) -> ak.Array:
 
 
 def shower(proc: Process, init: str, hard: ak.Array, hard_event: ak.Array, event_ids: np.ndarray, seed: int, *,
-           settings: tuple[str, ...] = (), workdir: str | os.PathLike, what: str = "shower"
-           ) -> tuple[ak.Array, np.ndarray, list[str], dict]:
+           settings: tuple[str, ...] = (), workdir: str | os.PathLike, what: str = "shower",
+           on_events: Callable[[int], None] | None = None) -> tuple[ak.Array, np.ndarray, list[str], dict]:
     """Shower, hadronise and emulate kept hard processes -> (records of the events that succeeded, ok mask [n],
     Pythia settings, cross-section info).
 
     ``settings`` are appended to the process's (the view's variation). Every showered event is checked
     to come from its own hard process (incoming partons and resonances equal to the LHE input to
     :data:`HARD_MATCH_RTOL`); a mismatch raises GenerationError rather than mislabelling events.
+    ``on_events(k)``: called with the number of events of each showered batch.
     """
     from .lhe import write_hard
 
@@ -424,6 +440,8 @@ def shower(proc: Process, init: str, hard: ak.Array, hard_event: ak.Array, event
             blocks.append(batch_to_events(run, rng, 0, event_ids=event_ids[idx], pflow_rng=pflow_rng))
         ok[idx] = True
         at += k
+        if on_events is not None:
+            on_events(len(run))
     info = pythia.infoPython()
     xs = {"sigma_pb": info.sigmaGen() * 1e9, "n_tried": int(info.nTried()), "n_accepted": int(info.nAccepted())}
     events = concatenate(blocks) if blocks else None
@@ -438,7 +456,8 @@ def with_hard(events: ak.Array, hard: ak.Array, hard_event: ak.Array) -> ak.Arra
 
 
 def generate_with_hard(proc: Process, n_events: int, seed: int, *, first_event_id: int = 0,
-                       workdir: str | os.PathLike | None = None, progress: bool = False) -> tuple[ak.Array, SampleInfo]:
+                       workdir: str | os.PathLike | None = None, progress: bool | Callable[[int], None] = False
+                       ) -> tuple[ak.Array, SampleInfo]:
     """Two-stage generation keeping the hard process: Pythia hard processes (resonance decays included) ->
     LHE -> shower, hadronisation, emulation (``Beams:frameType = 4``). Event ``i`` of the block has id
     ``first_event_id + i`` and its hard process in ``hard`` / ``hard_event``; an event whose shower
@@ -450,8 +469,14 @@ def generate_with_hard(proc: Process, n_events: int, seed: int, *, first_event_i
         hard_settings = generate_hard(proc, n_events, seed, path, workdir=workdir or tmp)
         init, hard, hard_event = read_hard(path)
         ids = np.arange(first_event_id, first_event_id + n_events, dtype=np.uint64)
-        events, ok, settings, xs = shower(proc, init, hard, hard_event, ids, seed, workdir=tmp,
-                                          what="shower of kept hard processes")
+        bar = _progress(progress, n_events, proc.name)
+        try:
+            events, ok, settings, xs = shower(proc, init, hard, hard_event, ids, seed, workdir=tmp,
+                                              what="shower of kept hard processes",
+                                              on_events=bar.update if bar is not None else None)
+        finally:
+            if bar is not None:
+                bar.close()
     if events is None:
         raise GenerationError(f"process {proc.name!r}: no event could be showered")
     events = validate_events(with_hard(events, hard[ok], hard_event[ok]), f"generated {proc.name}")

@@ -8,10 +8,14 @@ Chain (one call of :func:`generate_cp_mixed`, i.e. one production block):
 2. Each event gets w = |M_α|² / |M_SM|² (:mod:`hepfm_data.readers.ttH_me`) at its
    hard-process momenta, the tops put on shell first (:func:`ttH_me.on_shell`). The ratio
    is free of PDFs, α_s and scales, so SM events x w are distributed as the CP-mixed process.
-3. Unweighting: event i is kept when u_i·w_max < w_i, with u_i uniform (seeded) and w_max the
-   largest weight of all hard events generated in the block (exact: no event exceeds it). Chunks
-   are added until ``n_events`` are kept; the first ``n_events`` kept are used. With
-   ``CPMixing.weighted`` all events are kept and w becomes the event weight (XWGTUP).
+3. Unweighting: event i is kept when u_i·c < w_i, with u_i uniform (seeded) and the cap c
+   (:func:`unweighting_cap`) computed from all hard events generated in the block: the largest
+   weight (exact unweighting, every event weight 1), or, with ``CPMixing.max_overweight`` = f > 0
+   (partial unweighting), the weight that a fraction f of the hard events exceeds; a kept event
+   with w > c carries the residual weight w/c as its event weight (XWGTUP), so the weighted
+   sample is exact. Chunks are added until ``n_events`` are kept; the first
+   ``n_events`` kept are used. With ``CPMixing.weighted`` all events are kept and w becomes the
+   event weight.
 4. The selected hard processes are showered, hadronised, decayed (the catalog's particle-data
    lines, e.g. H -> γγ) and emulated by :func:`hepfm_data.readers.pythia.generate` from the LHE
    file (``Beams:frameType = 4``).
@@ -37,7 +41,11 @@ from ..events import SampleInfo
 from . import lhe as lhe_io
 from . import ttH_me
 
-HARD_ONLY = ("PartonLevel:all = off", "HadronLevel:all = off", "ProcessLevel:resonanceDecays = off")
+#: the SM hard-process stage. Tops and Higgs are generated at their pole masses (no Breit-Wigner
+#: sampling): the reweighting evaluates the matrix elements with on-shell tops anyway, and Pythia's
+#: 2 -> 3 sampling of Breit-Wigner masses accepts ~1 trial in 400 (1.7 ms per SM event, 0.44 ms without)
+HARD_ONLY = ("PartonLevel:all = off", "HadronLevel:all = off", "ProcessLevel:resonanceDecays = off",
+             "PhaseSpace:useBreitWigners = off")
 CHUNK_MIN = 500  # hard events per chunk, at least
 MAX_CHUNKS = 50
 
@@ -89,6 +97,16 @@ def cp_weights(events: ak.Array, mixing: CPMixing, mt: float) -> np.ndarray:
     return yukawa_parts(events, mt).weight(math.radians(mixing.alpha_deg), mixing.kappa, mixing.kappa_tilde)
 
 
+def unweighting_cap(w: np.ndarray, max_overweight: float = 0.0) -> float:
+    """The unweighting cap c of weights ``w`` [N]: ``w.max()`` for ``max_overweight`` 0 (exact
+    unweighting), else the (1 - max_overweight) quantile of ``w``: that fraction of the hard
+    events lies above the cap and, when kept, carries a residual weight w/c > 1. A quantile, not
+    a share of the cross-section: it does not grow with the sample as the largest weight does."""
+    if max_overweight <= 0:
+        return float(w.max())
+    return float(np.quantile(w, 1.0 - max_overweight, method="inverted_cdf"))
+
+
 def unweight_rng(seed: int) -> np.random.Generator:
     """The unweighting's uniform stream for a block seeded ``seed`` (independent of Pythia's)."""
     return np.random.default_rng(np.random.SeedSequence([int(seed), 0xC9]))
@@ -119,13 +137,18 @@ def generate_cp_mixed(proc: Process, n_events: int, seed: int, *, progress: bool
         chunks, weights, uniforms = [], [], []
         t_gen = t_me = 0.0
         n_tried = 0
-        bar = py._progress(progress, n_events, f"{proc.name} hard process")
+        over = 0.0 if mixing.weighted else mixing.max_overweight
+        # a callable ``progress`` counts showered events only (below); a bar also shows the hard stage
+        bar = py._progress(progress is True, n_events, f"{proc.name} hard process")
         try:
             for c in range(MAX_CHUNKS):
-                need = n_events if not weights else _more(n_events, np.concatenate(weights), np.concatenate(uniforms))
+                need = n_events if not weights else _more(n_events, np.concatenate(weights), np.concatenate(uniforms),
+                                                          over)
                 if need <= 0:
                     break
-                n_chunk = need if mixing.weighted else max(CHUNK_MIN, int(1.3 * need / _acceptance(weights)))
+                # the first chunk measures the acceptance (all of it for the SM-like α = 0)
+                n_chunk = need if mixing.weighted or not weights else \
+                    max(CHUNK_MIN, int(1.3 * need / _acceptance(np.concatenate(weights), over)))
                 path = Path(tmp) / f"hard-{c:03d}.lhe"
                 t0 = time.perf_counter()
                 with lhe_io.HardProcessWriter(pythia, path) as out:
@@ -149,7 +172,7 @@ def generate_cp_mixed(proc: Process, n_events: int, seed: int, *, progress: bool
                 uniforms.append(rng.random(len(w)))
                 if bar is not None:
                     kept = n_events if mixing.weighted else n_events - max(_more(n_events, np.concatenate(weights),
-                                                                                np.concatenate(uniforms)), 0)
+                                                                                np.concatenate(uniforms), over), 0)
                     bar.n = min(kept, n_events)
                     bar.refresh()
                 if mixing.weighted:
@@ -164,20 +187,21 @@ def generate_cp_mixed(proc: Process, n_events: int, seed: int, *, progress: bool
         sigma_sm_pb = hard_info.sigmaGen() * 1e9
         w_all, u_all = np.concatenate(weights), np.concatenate(uniforms)
         w_max = float(w_all.max())
+        cap = unweighting_cap(w_all, over)
         if mixing.weighted:
             keep = np.zeros(len(w_all), bool)
             keep[:n_events] = True
             kept_w = w_all[:n_events]
         else:
-            accepted = u_all * w_max < w_all
+            accepted = u_all * cap < w_all
             keep = accepted & (np.cumsum(accepted) <= n_events)
-            kept_w = None
+            kept_w = np.maximum(w_all[keep] / cap, 1.0) if over > 0 else None
         final = Path(tmp) / "selected.lhe"
         lhe_io.select_events(chunks, final, keep, kept_w)
         shower_proc = dataclasses.replace(proc, cp_mixing=None)
         events, info = py.generate(shower_proc, int(keep.sum()), seed, lhe=final, catalog=catalog,
                                    progress=progress, first_event_id=first_event_id, workdir=tmp)
-    if mixing.weighted and not np.allclose(np.asarray(events.weight), kept_w[:len(events)], rtol=1e-5):
+    if kept_w is not None and not np.allclose(np.asarray(events.weight), kept_w[:len(events)], rtol=1e-5):
         raise GenerationError(f"process {proc.name!r}: the CP weights did not survive the LHE round trip")
     mean_w = float(w_all.mean())
     gen = dict(info.generator)
@@ -194,8 +218,11 @@ def generate_cp_mixed(proc: Process, n_events: int, seed: int, *, progress: bool
             "alpha_deg": mixing.alpha_deg, "kappa": mixing.kappa, "kappa_tilde": mixing.kappa_tilde,
             "weighted": mixing.weighted, "m_top_gev": mt,
             "n_hard": len(w_all), "w_max": w_max, "mean_weight": mean_w,
+            "max_overweight": over, "w_cap": cap,
+            "n_overweight": int(np.sum(kept_w > 1.0)) if kept_w is not None and not mixing.weighted else 0,
             "n_selected": int(keep.sum()), "n_shower_failed": int(keep.sum()) - len(events),
             "acceptance": float(keep.sum() / len(w_all)) if not mixing.weighted else 1.0,
+            "hard_settings": list(HARD_ONLY),
             "sigma_sm_pb": sigma_sm_pb if math.isfinite(sigma_sm_pb) else None,
             "hard_seconds": t_gen, "reweight_seconds": t_me,
         },
@@ -205,13 +232,12 @@ def generate_cp_mixed(proc: Process, n_events: int, seed: int, *, progress: bool
     return events, sample
 
 
-def _acceptance(weights: list) -> float:
-    if not weights:
-        return 0.2
-    w = np.concatenate(weights)
-    return max(float(w.mean() / w.max()), 1e-3)
+def _acceptance(w: np.ndarray, max_overweight: float) -> float:
+    """The expected fraction of hard events kept, mean(min(w, c)) / c."""
+    cap = unweighting_cap(w, max_overweight)
+    return max(float(np.minimum(w, cap).mean() / cap), 1e-3)
 
 
-def _more(n_events: int, w: np.ndarray, u: np.ndarray) -> int:
-    """How many more events must be accepted with the current w_max (negative: enough)."""
-    return n_events - int(np.sum(u * w.max() < w))
+def _more(n_events: int, w: np.ndarray, u: np.ndarray, max_overweight: float) -> int:
+    """How many more events must be accepted with the current cap (negative: enough)."""
+    return n_events - int(np.sum(u * unweighting_cap(w, max_overweight) < w))
