@@ -171,12 +171,12 @@ def test_physlite_other_release_and_collision_data(physlite_file, tmp_path):
     eventTypeBitmask 0 (as collision data) reads: btag and taus absent, no truth, weight 1,
     SampleInfo truth=False; kinematics equal the full file's."""
     ref = ak.concatenate(list(physlite.read_physlite(str(physlite_file))))
-    drop = [*physlite.TAUS.values(), physlite.TAU_ID, physlite.WEIGHTS,
+    drop = [*physlite.TAUS.values(), physlite.TAU_ID, "EventInfoAuxDyn.mcEventWeights",
             *[b for b in _lite_branches(physlite_file) if b.startswith("Truth")]]
     path = tmp_path / "data.root"
     n = len(ref)
     write_modified_copy(physlite_file, path, "CollectionTree", _lite_branches(physlite_file), sep=".", drop=drop,
-                        replace={physlite.EVENT_TYPE: ak.Array(np.zeros(n, np.uint32))})
+                        replace={"EventInfoAuxDyn.eventTypeBitmask": ak.Array(np.zeros(n, np.uint32))})
     got = validate_events(ak.concatenate(list(physlite.read_physlite(str(path)))))
     assert "taus" not in got.fields and "truth" not in got.fields and "btag" not in got.jets.fields
     assert np.all(got.weight.to_numpy() == 1.0)
@@ -204,6 +204,80 @@ def test_physlite_bad_inputs(physlite_file, nanoaod_file, tmp_path):
         f["Things"] = {"x": np.arange(3)}
     with pytest.raises(InputFileError, match=r"other\.root: not a known input format \(file holds \['Things'\]"):
         detect_format(str(other))
+
+
+#: EventInfo variables in the static store of release 21.2 (xAOD::EventAuxInfo_v1 members); the real
+#: 21.2 file keeps mcChannelNumber and mcEventWeights in EventInfoAuxDyn (physlite.EVENT_INFO_STORES)
+STATIC_21_2 = ("runNumber", "eventNumber", "lumiBlock", "eventTypeBitmask")
+
+
+def _to_static(variables):
+    """rename= for write_modified_copy: EventInfoAuxDyn.<var> -> EventInfoAux.<var> (flat branches
+    named as uproot lists the sub-branches of the split static store)."""
+    return {f"EventInfoAuxDyn.{v}": f"EventInfoAux.{v}" for v in variables}
+
+
+@pytest.mark.parametrize("variables", [STATIC_21_2, (*STATIC_21_2, "mcChannelNumber", "mcEventWeights")],
+                         ids=["release-21.2", "all-static"])
+def test_physlite_static_event_info_gives_the_same_record(physlite_file, tmp_path, variables):
+    """A copy (written by uproot) whose EventInfo run/event/lumiBlock/eventTypeBitmask (and, second
+    case, mcChannelNumber/mcEventWeights too) are static-store branches ``EventInfoAux.<var>`` is
+    detected as PHYSLITE and gives the original's record: same event ids, run/event/lumi/channel,
+    weights, objects, MET and truth (only the b-tagging, whose ElementLinks uproot cannot write, is
+    absent); describe() and the SampleInfo name the static layout."""
+    ref = ak.concatenate(list(physlite.read_physlite(str(physlite_file))))
+    path = tmp_path / "r21.root"
+    write_modified_copy(physlite_file, path, "CollectionTree", _lite_branches(physlite_file), sep=".",
+                        rename=_to_static(variables))
+    have = set(uproot.open(path)["CollectionTree"].keys())
+    assert "EventInfoAuxDyn.eventNumber" not in have and "EventInfoAux.eventNumber" in have
+    assert detect_format(str(path)) == "physlite"
+    got = ak.concatenate(list(physlite.read_physlite(str(path), step_size=40)))
+    assert got.fields == ref.fields
+    for f in ref.fields:
+        want = ref[f][["pt", "eta", "phi", "mass"]] if f == "jets" else ref[f]
+        assert ak.to_list(got[f]) == ak.to_list(want), f
+    assert len(set(got.event_id.to_numpy().tolist())) == 100
+    info = physlite.sample_info("ttbar", str(path))
+    assert info.generator["event_info"] == "a static aux store (EventInfoAux., release 21.2 layout)"
+    assert info.generator["simulation"] is True and info.truth
+    assert physlite.describe(str(physlite_file))["event_info"].startswith("a dynamic aux store")
+
+
+def test_physlite_unreadable_layouts_are_refused_naming_them(physlite_file, tmp_path):
+    """Layouts the reader cannot read are refused with InputFileError naming the file and the layout
+    found: a static EventInfo store without run/event numbers (reader and detect_format), no EventInfo
+    store at all, and an object collection (AnalysisJets) found only in a static aux store."""
+    branches = _lite_branches(physlite_file)
+    event_info = [b for b in branches if b.startswith("EventInfoAuxDyn.")]
+    cases = {
+        "no-ids.root": dict(drop=["EventInfoAuxDyn.runNumber", "EventInfoAuxDyn.eventNumber"],
+                            rename=_to_static(STATIC_21_2)),
+        "no-eventinfo.root": dict(drop=event_info),
+        "static-jets.root": dict(rename={b: b.replace("AnalysisJetsAuxDyn.", "AnalysisJetsAux.") for b in branches
+                                         if b.startswith("AnalysisJetsAuxDyn.")}),
+    }
+    for name, change in cases.items():
+        write_modified_copy(physlite_file, tmp_path / name, "CollectionTree", branches, sep=".", **change)
+    # as in release 21.2, mcChannelNumber and mcEventWeights are still in the dynamic store
+    static = r"a static aux store \(EventInfoAux\., release 21\.2 layout\)"
+    with pytest.raises(InputFileError, match=rf"no-ids\.root: tree 'CollectionTree' has EventInfo in a dynamic aux "
+                                             rf"store \(EventInfoAuxDyn\., release 22\+ layout\) and {static} but no "
+                                             r"EventInfoAuxDyn\.runNumber, EventInfoAuxDyn\.eventNumber, "
+                                             r"EventInfoAux\.runNumber, EventInfoAux\.eventNumber; the PHYSLITE "
+                                             r"reader needs runNumber and eventNumber in one of: a dynamic"):
+        list(physlite.read_physlite(str(tmp_path / "no-ids.root")))
+    with pytest.raises(InputFileError, match=rf"no-ids\.root: not a known input format .*'CollectionTree' has none "
+                                             r"of 'EventInfoAuxDyn\.eventNumber', 'EventInfoAux\.eventNumber': "
+                                             rf"EventInfo in a dynamic .* and {static}"):
+        detect_format(str(tmp_path / "no-ids.root"))
+    with pytest.raises(InputFileError, match=r"no-eventinfo\.root: tree 'CollectionTree' has no EventInfo aux store "
+                                             r"\(neither EventInfoAuxDyn\. nor EventInfoAux\.\); the PHYSLITE"):
+        physlite.describe(str(tmp_path / "no-eventinfo.root"))
+    with pytest.raises(InputFileError, match=r"static-jets\.root: tree 'CollectionTree': collection jets: "
+                                             r"AnalysisJets is in a static aux store \(AnalysisJetsAux\.\) without "
+                                             r"the dynamic branches AnalysisJetsAuxDyn\.pt, .*AnalysisJetsAuxDyn\.m;"):
+        list(physlite.read_physlite(str(tmp_path / "static-jets.root")))
 
 
 def test_build_detects_each_format(delphes_file, nanoaod_file, physlite_file, tmp_path, capsys):

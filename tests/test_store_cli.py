@@ -89,22 +89,31 @@ def test_build_generate_runs_pythia_and_resumes(tmp_path, capsys):
 
 
 def test_verify_and_info_cover_every_store_under_a_storage_root(tmp_path, capsys):
-    """`verify ROOT` / `info ROOT` on a storage root check and summarise each store under it; a damaged
-    shard in one store fails `verify ROOT` naming that shard; an empty directory is still 'not a store'."""
+    """`verify ROOT` / `info ROOT` on a storage root check and summarise each store under it, counting
+    every shard re-hashed (paper + record); a damaged shard in one store fails `verify ROOT` naming that
+    shard and the count checked; an empty directory is still 'not a store'."""
     from hepfm_data.testing import write_synthetic_stores
 
     root = tmp_path / "root"
     write_synthetic_stores(str(root), {"ttH": ("zarr", 60, 1, 0), "ZH": ("parquet", 60, 2, 1000)})
     assert main(["verify", str(root), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert f"{root}/ZH: all" in out and f"{root}/ttH: all" in out
+    counts = {}
+    for proc in ("ZH", "ttH"):
+        m = open_store(str(root / proc)).manifest
+        counts[proc] = (len(m.shards), len(m.record_shards))
+        assert counts[proc][1] == counts[proc][0] > 0  # one record shard per paper shard, both re-hashed
+        p, r = counts[proc]
+        assert f"{root}/{proc}: all {p + r} shards OK ({p} paper + {r} record; 60 events," in out
     assert main(["info", str(root), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "process ZH" in out and "process ttH" in out
     victim = sorted((root / "ZH" / "shards").iterdir())[0]
     victim.write_bytes(victim.read_bytes()[:-10] + b"0123456789")
     assert main(["verify", str(root), "--quiet"]) == 1
-    assert victim.name in capsys.readouterr().err
+    err = capsys.readouterr().err
+    p, r = counts["ZH"]
+    assert victim.name in err and f"{root}/ZH: 1 of {p + r} shards failed verification ({p} paper, {r} record)" in err
     (tmp_path / "empty").mkdir()
     assert main(["verify", str(tmp_path / "empty")]) == 1
     assert "not a store" in capsys.readouterr().err

@@ -21,13 +21,15 @@ def run(args: argparse.Namespace) -> int:
 
     bad = 0
     for store in stores_at(args.store, json.loads(args.storage_options) if args.storage_options else None):
-        problems = store.verify(progress=not args.quiet)
-        n = len(store.manifest.shards)
-        if problems:
+        report = store.verify_report(progress=not args.quiet)
+        n = report.n_checked
+        if report.problems:
             bad += 1
-            for line in problems:
+            for line in report.problems:
                 print(f"BAD {line}", file=sys.stderr)
-            print(f"{store.url}: {len(problems)} of {n} shards failed verification", file=sys.stderr)
+            print(f"{store.url}: {len(report.problems)} of {n} shards failed verification ({report.breakdown()})",
+                  file=sys.stderr)
         else:
-            print(f"{store.url}: all {n} shards OK ({store.manifest.n_events} events, {store.manifest.bytes} bytes)")
+            print(f"{store.url}: all {n} shards OK ({report.breakdown(' + ')}; {store.manifest.n_events} events, "
+                  f"{store.manifest.bytes} bytes)")
     return 1 if bad else 0

@@ -10,6 +10,10 @@ and converted to GeV (× 1e-3). The field table is README "Input formats".
   ``trackParticleLinks`` entry in ``GSFTrackParticles``),
   ``AnalysisMuons{pt,eta,phi,charge}``, ``AnalysisPhotons{pt,eta,phi}``,
   ``MET_Core_AnalysisMET{mpx,mpy,source}``, ``EventInfo{runNumber,eventNumber}``.
+* EventInfo: each field from the dynamic store ``EventInfoAuxDyn.<var>`` (release 22+), else
+  from the static store ``EventInfoAux.<var>`` (release 21.2, :data:`EVENT_INFO_STORES`). Object
+  collections are read from their dynamic stores only: one found only in a static aux store
+  (``<Container>Aux.``) is refused naming that layout.
 * optional: ``AnalysisTauJets{pt,eta,phi,m,charge}`` -> ``taus`` (``tag`` =
   ``JetDeepSetMedium``); isolation = ``ptvarcone30_Nonprompt_All_MaxWeightTTVA(LooseCone)_pt1000``
   / pT (electrons, muons) and ``topoetcone40`` / pT (photons); b-tagging through
@@ -59,21 +63,42 @@ def _aux(container: str, **fields: str) -> dict[str, str]:
 
 
 _KIN = {"pt": "pt", "eta": "eta", "phi": "phi"}
-REQUIRED: dict[str, dict[str, str]] = {
-    "jets": _aux("AnalysisJets", **_KIN, mass="m"),
-    "electrons": _aux("AnalysisElectrons", **_KIN, charge="charge"),
-    "muons": _aux("AnalysisMuons", **_KIN, charge="charge"),
-    "photons": _aux("AnalysisPhotons", **_KIN),
-    "met": _aux("MET_Core_AnalysisMET", mpx="mpx", mpy="mpy", source="source"),
-    "ids": _aux("EventInfo", run="runNumber", event_number="eventNumber"),
+#: record collection -> (xAOD container, {record field: variable}); read from ``<container>AuxDyn.<variable>``
+OBJECTS: dict[str, tuple[str, dict[str, str]]] = {
+    "jets": ("AnalysisJets", {**_KIN, "mass": "m"}),
+    "electrons": ("AnalysisElectrons", {**_KIN, "charge": "charge"}),
+    "muons": ("AnalysisMuons", {**_KIN, "charge": "charge"}),
+    "photons": ("AnalysisPhotons", _KIN),
+    "met": ("MET_Core_AnalysisMET", {"mpx": "mpx", "mpy": "mpy", "source": "source"}),
 }
+REQUIRED: dict[str, dict[str, str]] = {name: _aux(c, **v) for name, (c, v) in OBJECTS.items()}
 OPTIONAL: dict[tuple[str, str], str] = {
     ("electrons", "isolation"): "AnalysisElectronsAuxDyn.ptvarcone30_Nonprompt_All_MaxWeightTTVALooseCone_pt1000",
     ("muons", "isolation"): "AnalysisMuonsAuxDyn.ptvarcone30_Nonprompt_All_MaxWeightTTVA_pt1000",
     ("photons", "isolation"): "AnalysisPhotonsAuxDyn.topoetcone40",
-    ("ids", "lumi_block"): "EventInfoAuxDyn.lumiBlock",
-    ("ids", "mc_channel"): "EventInfoAuxDyn.mcChannelNumber",
 }
+#: EventInfo fields read: key -> variable (``run``, ``event_number`` required, the others optional;
+#: ``lumi_block`` and ``mc_channel`` become record fields)
+EVENT_INFO: dict[str, str] = {"run": "runNumber", "event_number": "eventNumber", "lumi_block": "lumiBlock",
+                              "mc_channel": "mcChannelNumber", "weights": "mcEventWeights",
+                              "event_type": "eventTypeBitmask"}
+EVENT_INFO_REQUIRED = ("run", "event_number")
+#: aux store -> its layout in words; each EventInfo field is looked up in the stores in this order.
+#: Release 22+ PHYSLITE: every field in the dynamic store (the shipped test file). Release 21.2:
+#: runNumber, eventNumber, lumiBlock, eventTypeBitmask are members of the static store
+#: xAOD::EventAuxInfo_v1 (athena xAODEventInfo/versions/EventAuxInfo_v1.h), a split branch
+#: ``EventInfoAux.`` whose sub-branches uproot lists as ``EventInfoAux.<var>``, while
+#: mcChannelNumber and mcEventWeights stay in ``EventInfoAuxDyn.``. Checked by opening a real
+#: release-21.2 file, coffea's former test sample tests/samples/DAOD_PHYSLITE_21.2.108.0.art.pool.root
+#: (40 tt̄ events, removed from coffea in commit e48e92fc): its object collections are dynamic
+#: (``AnalysisJetsAuxDyn.pt``, ...) next to empty static parents (``AnalysisJetsAux.``), and this
+#: reader reads it whole.
+EVENT_INFO_STORES: dict[str, str] = {
+    "EventInfoAuxDyn": "a dynamic aux store (EventInfoAuxDyn., release 22+ layout)",
+    "EventInfoAux": "a static aux store (EventInfoAux., release 21.2 layout)",
+}
+#: the branches that mark a PHYSLITE ``CollectionTree`` (formats.detect_format), one per EventInfo layout
+EVENT_NUMBER_BRANCHES = tuple(f"{store}.{EVENT_INFO['event_number']}" for store in EVENT_INFO_STORES)
 #: identification flags used to pick the objects entering the rebuilt MET (when the file has them)
 MET_ID = {"electrons": "AnalysisElectronsAuxDyn.DFCommonElectronsLHMedium",
           "photons": "AnalysisPhotonsAuxDyn.DFCommonPhotonsIsEMTight",
@@ -84,8 +109,6 @@ ELECTRON_TRACKS = "AnalysisElectronsAuxDyn.trackParticleLinks"
 GSF_QOVERP = "GSFTrackParticlesAuxDyn.qOverP"
 TAUS = _aux("AnalysisTauJets", **_KIN, mass="m", charge="charge")
 TAU_ID = "AnalysisTauJetsAuxDyn.JetDeepSetMedium"
-WEIGHTS = "EventInfoAuxDyn.mcEventWeights"
-EVENT_TYPE = "EventInfoAuxDyn.eventTypeBitmask"
 BTAG_LINK = "AnalysisJetsAuxDyn.btaggingLink/AnalysisJetsAuxDyn.btaggingLink.m_persIndex"
 BTAG_CONTAINER = "BTagging_AntiKt4EMPFlowAuxDyn"
 #: (tagger, f_c, 77 % working-point cut or None), first present wins
@@ -100,6 +123,50 @@ EVENT_ID_RULE = "splitmix64 chain of (runNumber, mcChannelNumber or 0, eventNumb
 DEFAULT_STEP = 20_000
 
 
+def _has_store(have: set[str], store: str) -> bool:
+    """Whether the file has any branch of the aux store ``store`` (``EventInfoAux``, ``AnalysisJetsAuxDyn``)."""
+    prefix = f"{store}."
+    return any(b.startswith(prefix) for b in have)
+
+
+def event_info_layout(have: set[str]) -> str:
+    """The EventInfo layout(s) of a file's branches, in words (for messages and provenance)."""
+    found = [desc for store, desc in EVENT_INFO_STORES.items() if _has_store(have, store)]
+    if not found:
+        return "no EventInfo aux store (neither " + " nor ".join(f"{s}." for s in EVENT_INFO_STORES) + ")"
+    return "EventInfo in " + " and ".join(found)
+
+
+def event_info_branches(have: set[str], url: str) -> dict[str, str]:
+    """{key of :data:`EVENT_INFO`: branch} of the EventInfo fields the file has, each from the first
+    store of :data:`EVENT_INFO_STORES` holding it. InputFileError naming the file and the layout
+    found when the run or event number is in neither store."""
+    found = {}
+    for key, var in EVENT_INFO.items():
+        branch = next((f"{store}.{var}" for store in EVENT_INFO_STORES if f"{store}.{var}" in have), None)
+        if branch is not None:
+            found[key] = branch
+    missing = [EVENT_INFO[k] for k in EVENT_INFO_REQUIRED if k not in found]
+    if missing:
+        stores = [store for store in EVENT_INFO_STORES if _has_store(have, store)]
+        lacks = f" but no {', '.join(f'{s}.{v}' for s in stores for v in missing)}" if stores else ""
+        raise InputFileError(f"{url}: tree {TREE!r} has {event_info_layout(have)}{lacks}; the PHYSLITE reader "
+                             f"needs {' and '.join(missing)} in one of: {'; '.join(EVENT_INFO_STORES.values())}")
+    return found
+
+
+def _refuse_static_objects(have: set[str], url: str, needed: dict[str, list[str]]) -> None:
+    """InputFileError naming the file and the layout when a required collection is only in a static aux
+    store (``<Container>Aux.``, no ``<Container>AuxDyn.`` branch): objects are read from dynamic stores."""
+    for name, (container, _) in OBJECTS.items():
+        missing = [b for b in needed[name] if b not in have]
+        if missing and not _has_store(have, f"{container}AuxDyn") and _has_store(have, f"{container}Aux"):
+            raise InputFileError(f"{url}: tree {TREE!r}: collection {name}: {container} is in a static aux store "
+                                 f"({container}Aux.) without the dynamic branches {', '.join(missing)}; the "
+                                 f"PHYSLITE reader reads object collections from their dynamic aux store "
+                                 f"({container}AuxDyn.<var>, as release 21.2 and 22+ PHYSLITE write them) only")
+
+
 class _Plan:
     """What one file provides: the branches to read and the optional parts present."""
 
@@ -109,7 +176,11 @@ class _Plan:
         self.charge_from_tracks = charge not in have and ELECTRON_TRACKS in have and GSF_QOVERP in have
         needed = {c: [b for b in m.values() if not (self.charge_from_tracks and b == charge)]
                   for c, m in REQUIRED.items()}
+        _refuse_static_objects(have, url, needed)
         require_branches(url, TREE, have, needed, "PHYSLITE")
+        #: {key of EVENT_INFO: branch}, dynamic or static store; the layout of the event number
+        self.event_info = event_info_branches(have, url)
+        self.event_info_layout = EVENT_INFO_STORES[self.event_info["event_number"].rsplit(".", 1)[0]]
         self.optional = {k: b for k, b in OPTIONAL.items() if b in have}
         present = [b for b in TAUS.values() if b in have]
         if present and len(present) < len(TAUS):
@@ -126,16 +197,13 @@ class _Plan:
                     break
         self.truth = [c for c in TRUTH if all(f"{c}AuxDyn.{v}" in have for v in TRUTH_VARS)]
         self.met_id = {k: b for k, b in MET_ID.items() if b in have}
-        self.weights = WEIGHTS in have
-        self.event_type = EVENT_TYPE in have
-        branches = [b for c in needed.values() for b in c] + list(self.optional.values())
+        branches = [b for c in needed.values() for b in c] + list(self.event_info.values())
+        branches += list(self.optional.values())
         branches += [ELECTRON_TRACKS, GSF_QOVERP] if self.charge_from_tracks else []
         branches += list(TAUS.values()) if self.taus else []
         branches += [TAU_ID] if self.tau_id else []
         branches += [BTAG_LINK, *self.tagger[3]] if self.tagger else []
         branches += [f"{c}AuxDyn.{v}" for c in self.truth for v in TRUTH_VARS]
-        branches += [WEIGHTS] if self.weights else []
-        branches += [EVENT_TYPE] if self.event_type else []
         branches += list(self.met_id.values())
         self.branches = branches
 
@@ -246,14 +314,14 @@ def _soft_term(arrays: ak.Array, url: str, start: int) -> tuple[np.ndarray, np.n
 
 def _record(arrays: ak.Array, url: str, start: int, plan: _Plan) -> ak.Array:
     n = len(arrays)
-    ids = REQUIRED["ids"]
-    run = ak.to_numpy(arrays[ids["run"]]).astype(np.uint32)
-    evn = ak.to_numpy(arrays[ids["event_number"]]).astype(np.uint64)
+    ei = plan.event_info
+    run = ak.to_numpy(arrays[ei["run"]]).astype(np.uint32)
+    evn = ak.to_numpy(arrays[ei["event_number"]]).astype(np.uint64)
     out: dict[str, Any] = {}
-    opt_ids = {k: ak.to_numpy(arrays[b]).astype(np.uint32) for (c, k), b in plan.optional.items() if c == "ids"}
+    opt_ids = {k: ak.to_numpy(arrays[ei[k]]).astype(np.uint32) for k in ("lumi_block", "mc_channel") if k in ei}
     out["event_id"] = hash_ids(run, opt_ids.get("mc_channel", np.zeros(n, np.uint32)), evn)
-    if plan.weights:
-        out["weight"] = ak.to_numpy(ak.fill_none(ak.firsts(arrays[WEIGHTS]), 1.0)).astype(np.float32)
+    if "weights" in ei:
+        out["weight"] = ak.to_numpy(ak.fill_none(ak.firsts(arrays[ei["weights"]]), 1.0)).astype(np.float32)
     else:
         out["weight"] = np.ones(n, np.float32)
     out["run"], out["event_number"] = run, evn
@@ -306,11 +374,12 @@ def describe(url: str, storage_options: dict[str, Any] | None = None) -> dict[st
     """What a file provides: release, simulation or data, truth containers, tagger, optional fields."""
     def summary(tree, plan) -> dict[str, Any]:
         simulation = None
-        if plan.event_type and tree.num_entries:
-            simulation = bool(int(tree[EVENT_TYPE].array(entry_stop=1, library="np")[0]) & 1)
+        if "event_type" in plan.event_info and tree.num_entries:
+            flags = tree[plan.event_info["event_type"]].array(entry_stop=1, library="np")
+            simulation = bool(int(flags[0]) & 1)
         return {"simulation": simulation, "truth": bool(plan.truth), "truth_containers": plan.truth,
                 "taus": plan.taus, "tagger": plan.tagger[0] if plan.tagger else None,
-                "optional": sorted(plan.optional.values())}
+                "event_info": plan.event_info_layout, "optional": sorted(plan.optional.values())}
 
     return describe_file(url, storage_options, TREE, "DAOD_PHYSLITE", _Plan, summary)
 
@@ -330,7 +399,8 @@ def sample_info(process: str, url: str, storage_options: dict[str, Any] | None =
         process=process, source=FORMAT, fidelity="external-input", input_format=FORMAT, release=d["release"],
         truth=d["truth"], inputs=[url],
         generator={"reader": f"uproot {uproot.__version__}", "tree": TREE, "event_id_rule": EVENT_ID_RULE,
-                   "simulation": d["simulation"], "btag": d["tagger"], "optional": d["optional"],
+                   "simulation": d["simulation"], "btag": d["tagger"], "event_info": d["event_info"],
+                   "optional": d["optional"],
                    "truth": f"containers {d['truth_containers']}" if d["truth"] else
                    "absent: no truth containers (collision data); no truth labels",
                    "met": "rebuilt: simplified METMaker (objects + PVSoftTrkCore)"})

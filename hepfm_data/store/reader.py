@@ -10,10 +10,28 @@ import numpy as np
 from .._arrays import counts_to_offsets
 from ..errors import ChecksumError, StoreError
 from .layouts import ShardData, ZarrShard, check_shard, get_layout, remote_sha256
-from .manifest import MANIFEST, MAX_MANIFEST_BYTES, SPLITS, Manifest, ShardInfo
+from .manifest import MANIFEST, MAX_MANIFEST_BYTES, REPRESENTATION_DIR, SPLITS, Manifest, ShardInfo
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..sources.retry import RetryPolicy
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifyReport:
+    """What :meth:`Store.verify_report` re-hashed: shards per kind (``paper``, ``record``,
+    ``representations/<name>``, kinds without shards left out) and one problem line per bad shard."""
+
+    checked: dict[str, int]
+    problems: list[str]
+
+    @property
+    def n_checked(self) -> int:
+        """Shards re-hashed, all kinds together."""
+        return sum(self.checked.values())
+
+    def breakdown(self, sep: str = ", ") -> str:
+        """"2 paper, 2 record" (``sep`` between the kinds)."""
+        return sep.join(f"{n} {kind}" for kind, n in self.checked.items())
 
 
 class Store:
@@ -210,12 +228,18 @@ class Store:
 
     def verify(self, progress: bool = False) -> list[str]:
         """Re-hash every shard (paper, record, derived representations); one problem line per bad shard."""
+        return self.verify_report(progress).problems
+
+    def verify_report(self, progress: bool = False) -> VerifyReport:
+        """:meth:`verify` with the number of shards re-hashed per kind (paper, record, each derived
+        representation)."""
         from tqdm.auto import tqdm
 
         problems = []
         m = self.manifest
-        every = [*(self._base_shards or m.shards), *m.record_shards,
-                 *(s for r in m.representations.values() for s in (r.get("shards") or ()))]
+        kinds = {"paper": self._base_shards or m.shards, "record": m.record_shards,
+                 **{f"{REPRESENTATION_DIR}/{name}": r.get("shards") or () for name, r in m.representations.items()}}
+        every = [s for shards in kinds.values() for s in shards]
         for info in tqdm(every, desc="verify", unit=" shard", disable=not progress):
             try:
                 sha, size = remote_sha256(self.fs, f"{self.path}/{info.path}")
@@ -224,7 +248,7 @@ class Store:
                 continue
             if sha != info.sha256:
                 problems.append(f"{info.path}: sha256 {sha} != manifest {info.sha256} ({size} bytes)")
-        return problems
+        return VerifyReport({kind: len(shards) for kind, shards in kinds.items() if shards}, problems)
 
     def check(self) -> None:
         """Raise :class:`ChecksumError` naming the bad shards, if any."""
