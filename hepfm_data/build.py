@@ -13,20 +13,20 @@ the number of workers; a killed worker's unit is re-run by Dask (its writes are
 idempotent) and a killed driver's finished units are kept.
 
 Where tasks run (``scheduler``): ``None`` -> in this process when there is a single block to
-read, or ``workers=1``; else ``workers`` local worker programs (default: all cores;
+read, or one worker; else ``workers`` local worker programs (default: the cores this process may
+use, :func:`~hepfm_data.workers.available_cores`;
 :mod:`hepfm_data.workers`: safe from a plain script without a ``__main__`` guard, a notebook or
 ``python -``); ``"sync"`` -> always in this process; an address (``tcp://...``) -> that Dask
 cluster (e.g. ``dask_jobqueue.SLURMCluster(...).scheduler_address``). A unit made of several
 independent blocks (generation: :class:`~hepfm_data.inputs.BlockSource`) is read by one task
-per block, its writer task taking their results in order: a one-unit build uses every core, and
-the store bytes do not depend on it. Progress: events as they are produced (generation reports
+per block and written in block order by the calling process as the blocks arrive: a one-unit
+build uses every core, and the store bytes do not depend on it. Progress: events as they are produced (generation reports
 every few hundred events from the workers), with rate and ETA.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import uuid
 from collections.abc import Callable, Iterable
@@ -38,12 +38,12 @@ from .events import SampleInfo, validate_events
 from .inputs import BlockSource, EventSource, RecordBlocks, Unit
 from .representations import PAPER, paper_columns
 from .store import DEFAULT_EVENTS_PER_SHARD, StoreBuild, UnitWriter
-from .workers import count_workers, dask_client
+from .workers import available_cores, count_workers, dask_client
 
 if TYPE_CHECKING:  # pragma: no cover
     from .store import Store
 
-__all__ = ["build_store", "write_store", "columns", "run_unit", "read_block", "write_unit"]
+__all__ = ["build_store", "write_store", "columns", "run_unit", "read_block"]
 
 
 #: the paper graph's columns of an event record (``representations.paper_columns``)
@@ -122,14 +122,6 @@ def read_block(source: BlockSource, unit: Unit, j: int, writer: UnitWriter, cata
                               writer, catalog)
 
 
-def write_unit(source: EventSource, unit: Unit, writer: UnitWriter, *blocks: tuple) -> dict[str, Any]:
-    """One task: the blocks of ``unit`` (from :func:`read_block` tasks, in order) into its shards + marker."""
-    with _naming(source, unit):
-        for block in blocks:
-            writer.add(*block)
-        return writer.finish(unit.key, unit.spec)
-
-
 def _progress(enabled: bool, process: str, total: int | None, initial: int):
     from tqdm.auto import tqdm
 
@@ -167,10 +159,13 @@ class _UnitCounts:
 
 
 def _run_on_dask(source, todo, build, catalog, bar, scheduler: str | None, workers: int | None):
-    """Every unit on Dask: a unit of several blocks is one task per block + a writer task on their results."""
+    """Every unit on Dask: a unit of one block is one task (read + kernels + writes); a unit of several
+    blocks is one task per block (read + kernels), their results written in order by this process as
+    they arrive (writes overlap generation; a unit's shards and marker are complete when its last
+    block is written)."""
     distributed = require("dask.distributed", "gen", "parallel builds")
     markers = []
-    with dask_client(scheduler, min(workers or os.cpu_count() or 1, sum(_blocks(source, u) for u in todo)),
+    with dask_client(scheduler, min(workers or available_cores(), sum(_blocks(source, u) for u in todo)),
                      what="parallel builds") as client:
         n_running = count_workers(client, workers)
         token = uuid.uuid4().hex[:12]
@@ -181,40 +176,54 @@ def _run_on_dask(source, todo, build, catalog, bar, scheduler: str | None, worke
         # scheduler re-runs the task from its spec (scattered data would be lost with the worker)
         cat = client.submit(_same, catalog, pure=False, key=f"hepfm-catalog-{token}")
         pending = iter(todo)
-        in_flight: dict[Any, tuple[Unit, int]] = {}  # unit future -> (unit, its blocks)
+        in_flight: dict[Any, tuple[Unit, int | None]] = {}  # future -> (unit, block index | None: whole unit)
+        writing: dict[int, dict[str, Any]] = {}  # unit index -> its writer, next block to write, blocks ready
 
-        def submit(u: Unit):
+        def submit(u: Unit) -> list:
             writer, name = build.unit_writer(u.index), f"{source.process}-{u.index}-{token}"
             n_blocks = _blocks(source, u)
-            if n_blocks > 1:
-                blocks = [client.submit(read_block, source, u, j, writer, cat, topic, pure=False,
-                                        key=f"hepfm-block-{name}-{j}") for j in range(n_blocks)]
-                fut = client.submit(write_unit, source, u, writer, *blocks, pure=False, key=f"hepfm-unit-{name}")
-            else:
+            if n_blocks == 1:
                 fut = client.submit(run_unit, source, u, writer, cat, None, topic, pure=False,
                                     key=f"hepfm-build-{name}")
-            in_flight[fut] = (u, n_blocks)
-            return fut
+                in_flight[fut] = (u, None)
+                return [fut]
+            writing[u.index] = {"writer": writer, "n": n_blocks, "next": 0, "ready": {}}
+            futs = [client.submit(read_block, source, u, j, writer, cat, topic, pure=False,
+                                  key=f"hepfm-block-{name}-{j}") for j in range(n_blocks)]
+            in_flight.update({f: (u, j) for j, f in enumerate(futs)})
+            return futs
 
-        def blocks_in_flight() -> int:
-            return sum(n for _, n in in_flight.values())
+        def finished(u: Unit, marker: dict[str, Any]) -> None:
+            markers.append(marker)
+            counts.finish(u.index, marker["n_events"])
 
         # bounded submission: about two blocks per worker in flight (10^5 units cost no scheduler memory)
-        first = []
+        first: list = []
         for u in pending:
-            first.append(submit(u))
-            if blocks_in_flight() >= 2 * n_running:
+            first += submit(u)
+            if len(in_flight) >= 2 * n_running:
                 break
         queue = distributed.as_completed(first)
         for fut in queue:
-            u, _ = in_flight.pop(fut)
-            markers.append(fut.result())  # re-raises the unit's error, naming it
-            counts.finish(u.index, markers[-1]["n_events"])
-            while blocks_in_flight() < 2 * n_running:
+            u, j = in_flight.pop(fut)
+            result = fut.result()  # re-raises the unit's (block's) error, naming it
+            if j is None:
+                finished(u, result)
+            else:
+                w = writing[u.index]
+                w["ready"][j] = result
+                with _naming(source, u):
+                    while w["next"] in w["ready"]:
+                        w["writer"].add(*w["ready"].pop(w["next"]))
+                        w["next"] += 1
+                    if w["next"] == w["n"]:
+                        finished(u, writing.pop(u.index)["writer"].finish(u.key, u.spec))
+            while len(in_flight) < 2 * n_running:
                 nxt = next(pending, None)
                 if nxt is None:
                     break
-                queue.add(submit(nxt))
+                for f in submit(nxt):
+                    queue.add(f)
         client.unsubscribe_topic(topic)
     return markers
 
@@ -259,7 +268,7 @@ def build_store(source: EventSource, root: str, *, catalog: Catalog | None = Non
     total = sum(sizes) if all(n is not None for n in sizes) else None
     bar = _progress(progress, proc.name, total, sum(done[u.index]["n_events"] for u in units if u.index in done))
     try:
-        in_process = scheduler == "sync" or (scheduler is None and (workers == 1 or
+        in_process = scheduler == "sync" or (scheduler is None and ((workers or available_cores()) == 1 or
                                                                    sum(_blocks(source, u) for u in todo) <= 1))
         if in_process:
             new = _run_in_process(source, todo, build, cat, bar)

@@ -33,7 +33,7 @@ import numpy as np
 from .catalog import Catalog, Process
 from .errors import GenerationError, InputFileError, require
 from .events import SampleInfo, validate_events
-from .workers import count_workers, dask_client
+from .workers import available_cores, count_workers, dask_client
 
 SIDE_FORMAT = "hepfm-generated-block"
 SIDE_VERSION = 1
@@ -172,7 +172,7 @@ def produce(process: str | Process, n_events: int, seed: int, workdir: str | os.
     (workdir / proc.name).mkdir(parents=True, exist_ok=True)
     distributed = require("dask.distributed", "gen", "parallel event production")
     bar = None
-    with dask_client(scheduler, min(n_workers or os.cpu_count() or 1, len(todo)),
+    with dask_client(scheduler, min(n_workers or available_cores(), len(todo)),
                      what="parallel event production") as client:
         try:
             if progress:

@@ -21,10 +21,18 @@ from typing import Any
 
 from .errors import require
 
-__all__ = ["dask_client", "count_workers"]
+__all__ = ["dask_client", "count_workers", "available_cores"]
 
 #: environment of the worker programs: the caller's import path, quiet logs
 _QUIET = {"DASK_LOGGING__DISTRIBUTED": "error"}
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity: ``taskset``, cgroups, a batch slot), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover (macOS, Windows)
+        return os.cpu_count() or 1
 
 
 @contextlib.contextmanager
@@ -45,7 +53,7 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 def dask_client(scheduler: str | None = None, workers: int | None = None, *, what: str = "parallel work"
                 ) -> Iterator[Any]:
     """A ``distributed.Client``: to ``scheduler`` if given, else to ``workers`` local worker
-    programs (default: all cores), closed (cluster included) on exit. ``what`` names the job in
+    programs (default: :func:`available_cores`), closed (cluster included) on exit. ``what`` names the job in
     the install hint when Dask is missing."""
     distributed = require("dask.distributed", "gen", what)
     if scheduler:
@@ -59,7 +67,7 @@ def dask_client(scheduler: str | None = None, workers: int | None = None, *, wha
 
     path = os.pathsep.join(p for p in [os.getcwd(), *sys.path] if p)
     with _environment({**_QUIET, "PYTHONPATH": path}):
-        cluster = SubprocessCluster(n_workers=max(1, int(workers or os.cpu_count() or 1)), threads_per_worker=1,
+        cluster = SubprocessCluster(n_workers=max(1, int(workers or available_cores())), threads_per_worker=1,
                                     dashboard_address=None, silence_logs=logging.ERROR)
     try:
         client = distributed.Client(cluster)
@@ -73,4 +81,4 @@ def dask_client(scheduler: str | None = None, workers: int | None = None, *, wha
 
 def count_workers(client: Any, default: int | None = None) -> int:
     """Number of workers the client's scheduler knows now (``default`` or all cores when none yet)."""
-    return len(client.scheduler_info().get("workers", {})) or (default or os.cpu_count() or 1)
+    return len(client.scheduler_info().get("workers", {})) or (default or available_cores())

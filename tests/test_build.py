@@ -169,7 +169,7 @@ def test_generation_units_group_blocks_without_changing_the_events(tmp_path):
     assert len(grouped.shards()) == 3 < len(per_block.shards())
     a, b = content(per_block), content(grouped)
     assert a[0].tolist() == b[0].tolist() and len(a[0]) == 60 and a[1:] == b[1:]
-    # the one unit's 4 blocks read by 2 worker processes, written in order by a writer task: same bytes
+    # the one unit's 4 blocks read by 2 worker processes, written in block order by the driver: same bytes
     build_store(PythiaGeneration(proc, 60, 2, block_size=15), str(tmp_path / "c"), catalog=cat,
                 workers=2, progress=False)
     assert (tmp_path / "c" / "ZH" / "manifest.json").read_bytes() == (tmp_path / "b" / "ZH" / "manifest.json").read_bytes()

@@ -8,8 +8,11 @@ from dataclasses import dataclass
 from ..catalog import Process
 from . import Unit
 
-DEFAULT_BLOCK_SIZE = 2500
-#: events per build unit (one task; one shard per split): ~5 min of tt̄H on one core. A unit of one
+#: events per generation block (one Pythia run, one parallel task): ~20-40 s of tt̄H on one core, so
+#: a one-unit build balances over the cores (13,000 events = 13 blocks) and the bar moves per batch;
+#: Pythia's initialisation (0.5-1.5 s per block) costs 3-8% of it
+DEFAULT_BLOCK_SIZE = 1000
+#: events per build unit (one shard per split; its blocks are read in parallel tasks). A unit of one
 #: 2,500-event block gave three shards of 2,000 / 250 / 250 events whose per-column metadata alone
 #: cost 40 B/event of a 290 B/event store, and 144,000 shards for 120 M events (BENCHMARKS.md, issue 11)
 DEFAULT_EVENTS_PER_UNIT = 25_000
