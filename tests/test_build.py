@@ -271,8 +271,9 @@ def test_build_uses_worker_processes_without_main_guard_in_scripts_and_stdin(tmp
 
 def test_build_progress_moves_within_a_block_from_the_workers(tmp_path, monkeypatch):
     """The build's bar counts generated events as the workers produce them (Dask events from the
-    block tasks), not when a unit finishes: a 2-worker build of one unit of two 400-event blocks
-    updates the bar in steps smaller than a block, and ends at exactly the events stored."""
+    block tasks), not when a unit finishes: a 2-worker build of one unit of two 250-event blocks
+    updates the bar in steps smaller than a block (Pythia batches of 200), and ends at exactly the
+    events stored."""
     import hepfm_data.build as build
     from hepfm_data.inputs.generated import PythiaGeneration
 
@@ -289,11 +290,11 @@ def test_build_progress_moves_within_a_block_from_the_workers(tmp_path, monkeypa
             pass
 
     monkeypatch.setattr(build, "_progress", lambda *a, **k: Bar())
-    st = build_store(PythiaGeneration(load_catalog().process("ZH"), 800, 3, block_size=400), str(tmp_path),
+    st = build_store(PythiaGeneration(load_catalog().process("ZH"), 500, 3, block_size=250), str(tmp_path),
                      workers=2)
-    assert sum(steps) == st.manifest.n_events == 800
+    assert sum(steps) == st.manifest.n_events == 500
     print(f"progress steps: {steps}")
-    assert len([k for k in steps if 0 < k < 400]) >= 2
+    assert len([k for k in steps if 0 < k < 250]) >= 2
 
 
 def _custom_catalog(tmp_path: Path):
