@@ -6,7 +6,8 @@ spawned from the caller: they never re-import the caller's ``__main__``. So a pl
 ``if __name__ == "__main__":``, a notebook, ``python -c`` and ``python -`` all get every core
 (spawned workers would re-run an unguarded script's top level, or could not re-import stdin).
 The workers see the caller's ``sys.path`` (as spawned ones would) and log errors only; each runs
-under a nanny, so a killed worker is restarted and its task re-run. ``scheduler="tcp://..."``
+under a nanny, so a killed worker is restarted and its task re-run; scheduler, nannies and workers
+die with the process that started them (``_orphan_guard``), even when it is killed. ``scheduler="tcp://..."``
 uses an existing cluster instead (e.g. ``dask_jobqueue.SLURMCluster(...).scheduler_address``).
 """
 
@@ -17,6 +18,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from .errors import require
@@ -66,9 +68,12 @@ def dask_client(scheduler: str | None = None, workers: int | None = None, *, wha
     from distributed.deploy.subprocess import SubprocessCluster
 
     path = os.pathsep.join(p for p in [os.getcwd(), *sys.path] if p)
-    with _environment({**_QUIET, "PYTHONPATH": path}):
+    guard = [str(Path(__file__).with_name("_orphan_guard.py"))]  # die with this process, even when killed
+    with _environment({**_QUIET, "PYTHONPATH": path, "HEPFM_DRIVER_PID": str(os.getpid())}):
         cluster = SubprocessCluster(n_workers=max(1, int(workers or available_cores())), threads_per_worker=1,
-                                    dashboard_address=None, silence_logs=logging.ERROR)
+                                    dashboard_address=None, silence_logs=logging.ERROR,
+                                    scheduler_kwargs={"preload": guard},
+                                    worker_kwargs={"preload": guard, "preload_nanny": guard})
     try:
         client = distributed.Client(cluster)
         try:

@@ -1,0 +1,56 @@
+"""Local worker programs (hepfm_data.workers): started from any caller, gone with it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+pytest.importorskip("dask.distributed")
+
+REPO = Path(__file__).resolve().parents[1]
+
+SCRIPT = """\
+import os, time
+import psutil
+from hepfm_data.workers import dask_client
+
+def busy(x):
+    time.sleep(120)
+    return x
+
+with dask_client(workers=2) as client:
+    futures = client.map(busy, range(2))
+    client.wait_for_workers(2)
+    time.sleep(2)
+    kids = [p.pid for p in psutil.Process().children(recursive=True)]
+    print("cluster", *kids, flush=True)
+    time.sleep(120)
+"""
+
+
+def test_worker_programs_die_with_a_killed_caller(tmp_path):
+    """A caller SIGKILLed while its 2 workers run tasks (no clean shutdown: Ctrl-C and normal exits close the
+    cluster themselves) leaves no scheduler, nanny or worker process behind: each asked the kernel to
+    kill it with its parent. Before this, a killed build's cluster kept generating events for an hour."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT], env=env, stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    line = proc.stdout.readline()
+    assert line.startswith("cluster"), line
+    kids = [int(p) for p in line.split()[1:]]
+    assert len(kids) >= 5  # scheduler, 2 nannies, 2 workers (+ multiprocessing's resource tracker)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 20
+    alive = kids
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in kids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        time.sleep(0.2)
+    print(f"{len(kids)} cluster processes, alive 20 s after the kill: {alive}")
+    assert alive == []
