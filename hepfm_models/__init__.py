@@ -3,6 +3,7 @@
 Imports only :mod:`hepfm_data.graph` from the data layer (never storage).
 """
 
+from .backbones import PretrainedError, available_pretrained, pretrained
 from .checkpoint import load_checkpoint, save_checkpoint
 from .cka import ensemble_cka, layerwise_cka, linear_cka
 from .losses import loss_fn, multiclass_loss, multilabel_loss
@@ -16,7 +17,6 @@ from .model import (
     reference_forward,
     replace_head,
 )
-from .pretrained import PretrainedError, available_pretrained, pretrained
 from .rs3l import BackboneConfig, EdgeConvBackbone, LinearProbe, nt_xent
 from .training import (
     DistInfo,

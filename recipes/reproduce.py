@@ -81,12 +81,13 @@ class DataSection:
 
     stores: str = "runs/reproduce/stores"  # root; a store lives in <stores>/<process>-<hash>/<process>
     events: int = 5000  # generated per pretraining process
-    task_events: int = 6000  # generated per class of a fine-tuning task (a pretraining class gets the larger)
+    task_events: int = 6000  # per class of a fine-tuning task / evaluation process (a pretraining class: the larger)
     seed: int = 1  # process p is generated with seed * 1000 + catalog index of p + 1
     block_size: int = 1000  # Pythia events per seed block (the events depend on it)
     events_per_unit: int = 1000  # events per build task (one shard per split); sets the shard layout
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train / validation / test
     workers: int = 0  # Dask worker processes for generation (0 = every core)
+    evaluation_processes: bool = True  # also every generatable evaluation process (e.g. fcnc, whose task needs tHq)
     catalog: str = ""  # catalog YAML ("" = the packaged one)
 
 
@@ -331,9 +332,9 @@ def make_plan(cfg: ReproduceConfig) -> Plan:
         else:
             tasks[name] = tuple(classes)
     events = {n: cfg.data.events for n in pre}
-    for classes in tasks.values():
-        for c in classes:
-            events[c] = max(events.get(c, 0), cfg.data.task_events)
+    extra = [p.name for p in cat.evaluation if p.generatable] if cfg.data.evaluation_processes else []
+    for c in [c for classes in tasks.values() for c in classes] + extra:
+        events[c] = max(events.get(c, 0), cfg.data.task_events)
     stores = {}
     for name in sorted(events, key=lambda n: cat.process(n).index):
         proc = cat.process(name)
@@ -766,7 +767,7 @@ def run(cfg: ReproduceConfig, config_name: str = "", report_only: bool = False) 
 def export_backbones(cfg: ReproduceConfig, directory: str | os.PathLike | None = None) -> list[Path]:
     """Ship the study's pretrained backbones as ``hepfm_models/pretrained/gn-<mode>`` with their model cards
     (:func:`hepfm_models.pretrained.write_pretrained`); the pretraining runs must be done."""
-    from hepfm_models.pretrained import NAMES, write_pretrained
+    from hepfm_models.backbones import NAMES, write_pretrained
 
     results = Results(cfg.results)
     plan = make_plan(cfg)
@@ -798,6 +799,38 @@ def export_backbones(cfg: ReproduceConfig, directory: str | os.PathLike | None =
         written.append(write_pretrained(results.backbone(key), card, directory))
         print(f"shipped {NAMES[mode]} -> {written[-1]}", flush=True)
     return written
+
+
+def check_backbone(name: str, n_events: int, workdir: str | os.PathLike, directory: str | os.PathLike | None = None,
+                   workers: int = 1) -> dict[str, float]:
+    """Re-measure shipped backbone ``name`` on a small regenerated sample: the first ``n_events`` of each
+    process of its card, generated with the card's seeds and block size (the same events, ids and split as
+    the study's stores), scored on their validation split. Returns the card's metric, the sample's value
+    and its statistical error (``metric_with_error``) and the sample size."""
+    from hepfm_data.build import build_store
+    from hepfm_data.catalog import load_catalog
+    from hepfm_models.backbones import pretrained
+
+    model, card = pretrained(name, directory)
+    data = card["training_data"]
+    cat = load_catalog(None if data.get("catalog", "packaged") == "packaged" else data["catalog"])
+    urls = []
+    for p in data["processes"]:
+        root = Path(workdir) / f"{p['name']}-{p['generation_seed']}-{data['block_size']}-{n_events}"
+        if not (root / p["name"] / "manifest.json").exists():
+            from hepfm_data.inputs.generated import PythiaGeneration
+
+            source = PythiaGeneration(cat.process(p["name"]), min(n_events, p["events_generated"]),
+                                      seed=p["generation_seed"], block_size=data["block_size"],
+                                      events_per_unit=data["events_per_unit"])
+            build_store(source, str(root), catalog=cat, seed=p["generation_seed"], fractions=tuple(data["fractions"]),
+                        scheduler="sync" if workers == 1 else None, workers=workers, progress=False)
+        urls.append(str(root / p["name"]))
+    val = class_split(urls, DataConfig(stores=str(workdir), batch_size=256, num_workers=0), "validation", 0, 0, False,
+                      multilabels=True, what=f"check of {name}")
+    got = metric_with_error(model, list(val.batches(256, shuffle=False)), card["mode"], model.head.weight.device)
+    return {"metric": got["metric"], "card": card["validation"]["value"], "card_error": card["validation"]["stat_error"],
+            "value": got["value"], "stat_error": got["stat_error"], "n_events": got["n_events"]}
 
 
 def parse(argv: list[str] | None = None) -> tuple[ReproduceConfig, dict[str, Any]]:

@@ -128,6 +128,8 @@ def section_data(st: Study) -> list[str]:
         d = st.stores.get(name)
         roles = (["pretraining"] if name in plan.pretrain_processes else []) + [
             f"class of {t}" for t, cl in plan.tasks.items() if name in cl]
+        roles = roles or ["no runnable task" + "".join(f" ({t}: {why})" for t, why in plan.skipped_tasks.items()
+                                                        if name in _classes(st, t))]
         fid = "**PROXY**" if spec.fidelity == "proxy" else spec.fidelity
         if d is None:
             rows.append([name, fid, f"{spec.events:,}", "not built yet", "—", "; ".join(roles)])
@@ -141,6 +143,12 @@ def section_data(st: Study) -> list[str]:
     for name, why in plan.skipped_processes.items():
         out += ["", f"**Skipped: {name}** — {why}. Missing from: {', '.join(plan.needed_by.get(name, [])) or '—'}."]
     return out
+
+
+def _classes(st: Study, task: str) -> tuple[str, ...]:
+    from recipes.common import DataConfig, catalog_of
+
+    return tuple(catalog_of(DataConfig(catalog=st.cfg.data.catalog)).task(task).classes)
 
 
 def section_pretrain(st: Study) -> list[str]:
