@@ -146,7 +146,8 @@ class ReproduceConfig:
     plots: str = "results/plots"
     workdir: str = "runs/reproduce"  # checkpoints and fine-tuned weights (not committed)
     device: str = "auto"  # "auto" = CUDA when available
-    threads: int = DEFAULT_THREADS  # torch intra-op threads (0 = torch's default; see recipes/common.py)
+    threads: int = DEFAULT_THREADS  # torch intra-op threads per training process (0 = torch's default; see common.py)
+    workers: int = 0  # training processes at once (runs are independent): 0 = one per core on a CPU, one on a GPU
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -218,6 +219,13 @@ def digest(obj: Any, n: int = 12) -> str:
     """First ``n`` hex digits of the sha256 of ``obj``'s canonical JSON."""
     text = json.dumps(_plain(obj), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:n]
+
+
+def study_hash(cfg: ReproduceConfig) -> str:
+    """Hash of what defines the study's results (data, pretraining, fine-tuning, CKA, model), not of where files go
+    or how many processes run it (paths, workers, threads, device, progress)."""
+    data = {k: v for k, v in to_dict(cfg.data).items() if k not in ("stores", "workers")}
+    return digest({"data": data, "pretrain": cfg.pretrain, "finetune": cfg.finetune, "cka": cfg.cka, "model": cfg.model})
 
 
 class Results:
@@ -477,56 +485,103 @@ def metric_with_error(model, batches, mode: str, device, n_chunks: int = 10) -> 
             "n_events": n}
 
 
-def stage_pretrain(cfg: ReproduceConfig, plan: Plan, results: Results, executed: list[str], dist) -> None:
-    """Multiclass and multilabel pretraining to the plateau; backbones kept under results/backbones/."""
+def pretrain_job(cfg: ReproduceConfig, mode: str) -> str:
+    """One pretraining run (``hepfm_models.protocol.pretrain``) in this process; returns its key. The backbone
+    goes to ``results/backbones/<key>``, then the result JSON (which marks the run complete)."""
     from hepfm_models.checkpoint import load_checkpoint
     from hepfm_models.protocol import pretrain
 
-    todo = [m for m in cfg.pretrain.modes
-            if results.get(pretrain_key(cfg, plan, m)) is None
-            or not results.backbone(pretrain_key(cfg, plan, m)).with_suffix(".json").exists()]
-    if not todo:
-        return
-    p = cfg.pretrain
+    plan, results, dist = make_plan(cfg), Results(cfg.results), _worker_setup(cfg)
+    p, dev, key = cfg.pretrain, dist.device, pretrain_key(cfg, plan, mode)
     cat = catalog_of(_data_config(cfg))
     urls = [plan.stores[n].url(cfg) for n in plan.pretrain_processes]
     counts = {n: split_counts(u) for n, u in zip(plan.pretrain_processes, urls)}
     n_train = p.n_train_per_process or min(c["train"] for c in counts.values())
     n_val = min([p.n_val_per_process] + [c["validation"] for c in counts.values()])
     data = _data_config(cfg, p.batch_size)
-    t0 = time.perf_counter()
     train = class_split(urls, data, "train", n_train, 0, False, multilabels=True, what="pretraining")
     val = class_split(urls, data, "validation", n_val, 0, False, multilabels=True, what="pretraining")
-    print(f"  pretraining data: {len(plan.pretrain_processes)} processes x {n_train:,} train / {n_val:,} validation "
-          f"events ({time.perf_counter() - t0:.0f} s to load)", flush=True)
-    dev = dist.device
     val_batches = list(val.batches(p.batch_size, shuffle=False, device=dev))
     fidelity = {n: plan.stores[n].fidelity for n in plan.pretrain_processes}
-    for mode in todo:
-        key = pretrain_key(cfg, plan, mode)
-        out = Path(cfg.workdir) / "pretrain" / key
-        print(f"  pretraining {mode} ({key})", flush=True)
-        tcfg = _train_config(mode, p.epochs, p.patience, p.lr, p.lr_decay, cfg.progress)
-        model, fit = pretrain(lambda epoch: train.batches(p.batch_size, epoch, p.seed, True, device=dev),
-                              lambda: val_batches, classes=list(plan.pretrain_processes), mode=mode,
-                              model_config=cfg.model.model_config(cat.labels.n_labels), train_config=tcfg, out_dir=out,
-                              seed=p.seed, dist=dist, meta={"stores": [plan.stores[n].key for n in plan.pretrain_processes],
-                                                            "fidelity": fidelity})
-        model, _ = load_checkpoint(out / "model", map_location=dev)  # the best epoch, as saved
-        validation = metric_with_error(model, val_batches, mode, dev)
-        dest = results.backbone(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        for suffix in (".safetensors", ".json"):  # weights first; the result JSON below marks completion
-            shutil.copyfile(out / f"model{suffix}", dest.with_suffix(suffix))
-        best = next((h for h in fit.history if h["epoch"] == fit.best_epoch), {})
-        results.put(key, {"kind": "pretrain", "mode": mode, "classes": list(plan.pretrain_processes),
-                          "fidelity": fidelity, "stores": {n: plan.stores[n].key for n in plan.pretrain_processes},
-                          "n_train_per_process": n_train, "n_val_per_process": n_val, "epochs": len(fit.history),
-                          "best_epoch": fit.best_epoch, "stopped_early": fit.stopped_early, "wall_s": fit.wall_s,
-                          "plateau_wall_s": fit.plateau_wall_s, "validation": validation,
-                          "best": {k: v for k, v in best.items() if k.startswith("val_") or k == "train_loss"},
-                          "history": fit.history, "backbone": f"backbones/{key}", **_stamp(dev)})
-        executed.append(key)
+    out = Path(cfg.workdir) / "pretrain" / key
+    print(f"  pretraining {mode} ({key}): {len(plan.pretrain_processes)} processes x {n_train:,} train / {n_val:,} "
+          f"validation events", flush=True)
+    tcfg = _train_config(mode, p.epochs, p.patience, p.lr, p.lr_decay, cfg.progress)
+    _, fit = pretrain(lambda epoch: train.batches(p.batch_size, epoch, p.seed, True, device=dev), lambda: val_batches,
+                      classes=list(plan.pretrain_processes), mode=mode,
+                      model_config=cfg.model.model_config(cat.labels.n_labels), train_config=tcfg, out_dir=out,
+                      seed=p.seed, dist=dist, meta={"stores": [plan.stores[n].key for n in plan.pretrain_processes],
+                                                    "fidelity": fidelity})
+    model, _ = load_checkpoint(out / "model", map_location=dev)  # the best epoch, as saved
+    validation = metric_with_error(model, val_batches, mode, dev)
+    dest = results.backbone(key)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in (".safetensors", ".json"):  # weights first; the result JSON below marks completion
+        shutil.copyfile(out / f"model{suffix}", dest.with_suffix(suffix))
+    best = next((h for h in fit.history if h["epoch"] == fit.best_epoch), {})
+    results.put(key, {"kind": "pretrain", "mode": mode, "classes": list(plan.pretrain_processes),
+                      "fidelity": fidelity, "stores": {n: plan.stores[n].key for n in plan.pretrain_processes},
+                      "n_train_per_process": n_train, "n_val_per_process": n_val, "epochs": len(fit.history),
+                      "best_epoch": fit.best_epoch, "stopped_early": fit.stopped_early, "wall_s": fit.wall_s,
+                      "plateau_wall_s": fit.plateau_wall_s, "validation": validation,
+                      "best": {k: v for k, v in best.items() if k.startswith("val_") or k == "train_loss"},
+                      "history": fit.history, "backbone": f"backbones/{key}", **_stamp(dev)})
+    print(f"  pretrained {mode}: {len(fit.history)} epochs (best {fit.best_epoch}), {validation['metric']} "
+          f"{validation['value']:.4f} ± {validation['stat_error']:.4f}, {fit.wall_s:.0f} s", flush=True)
+    return key
+
+
+def stage_pretrain(cfg: ReproduceConfig, plan: Plan, results: Results, executed: list[str]) -> None:
+    """Multiclass and multilabel pretraining to the plateau (both at once on a CPU with 2+ cores)."""
+    todo = [m for m in cfg.pretrain.modes
+            if results.get(pretrain_key(cfg, plan, m)) is None
+            or not results.backbone(pretrain_key(cfg, plan, m)).with_suffix(".json").exists()]
+    run_jobs(cfg, pretrain_job, [(m,) for m in todo], executed, "pretraining runs")
+
+
+# ----------------------------------------------------------------------------- parallel jobs
+def training_workers(cfg: ReproduceConfig) -> int:
+    """Training processes run at once: ``cfg.workers``, or (0) one per core on a CPU, one on a GPU."""
+    import torch
+
+    if cfg.workers:
+        return cfg.workers
+    gpu = torch.cuda.is_available() if cfg.device == "auto" else cfg.device.startswith("cuda")
+    return 1 if gpu else max(1, (os.cpu_count() or 1) // max(1, cfg.threads))
+
+
+def _worker_setup(cfg: ReproduceConfig):
+    """Threads, device and seed of a training process (the driver's or a pool worker's)."""
+    return setup(cfg.device, cfg.threads, 0)
+
+
+def run_jobs(cfg: ReproduceConfig, fn, jobs: list[tuple], executed: list[str], what: str) -> None:
+    """``fn(cfg, *job)`` for every job (each returns the keys it ran), in ``training_workers`` spawned
+    processes (one thread each by default) or here when that is 1; a tqdm bar counts finished jobs."""
+    from tqdm.auto import tqdm
+
+    if not jobs:
+        return
+    n = min(training_workers(cfg), len(jobs))
+    bar = tqdm(total=len(jobs), desc=what, unit="job", disable=not cfg.progress, dynamic_ncols=True)
+    if n == 1:
+        for job in jobs:
+            bar.set_postfix_str(" ".join(map(str, job)))
+            keys = fn(cfg, *job)
+            executed.extend([keys] if isinstance(keys, str) else keys)
+            bar.update(1)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        print(f"  {len(jobs)} job(s) on {n} worker process(es)", flush=True)
+        with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(fn, cfg, *job) for job in jobs]
+            for fut in as_completed(futures):
+                keys = fut.result()
+                executed.extend([keys] if isinstance(keys, str) else keys)
+                bar.update(1)
+    bar.close()
 
 
 # ----------------------------------------------------------------------------- stage 3: fine-tuning
@@ -590,46 +645,42 @@ def run_finetune(cfg: ReproduceConfig, plan: Plan, results: Results, task: str, 
     return res
 
 
-def stage_finetune(cfg: ReproduceConfig, plan: Plan, results: Results, executed: list[str], dist,
-                   tds: dict[str, TaskData]) -> None:
-    """Every absent fine-tuning run of the grid (a tqdm bar over the runs)."""
-    from tqdm.auto import tqdm
-
-    runs = grid(cfg, plan, tds)
-    todo = [r for r in runs if results.get(r[4]) is None]
-    if not todo:
-        return
-    f = cfg.finetune
-    dev = dist.device
-    bar = tqdm(total=len(runs), initial=len(runs) - len(todo), desc="fine-tuning runs", unit="run",
-               disable=not cfg.progress, dynamic_ncols=True)
-    fixed: dict[str, tuple] = {}
-    train_sets: dict[tuple[str, int, int], Any] = {}
-    for task, size, seed, variant, key in todo:
-        td = tds[task]
-        data = _data_config(cfg, f.batch_size)
-        if task not in fixed:
-            fixed.clear()
-            val = class_split(td.urls, data, "validation", td.n_val, 0, False, what=task)
-            test = class_split(td.urls, data, "test", td.n_test, 0, False, what=task)
-            fixed[task] = (list(val.batches(f.batch_size, shuffle=False, device=dev)),
-                           list(test.batches(f.batch_size, shuffle=False, device=dev)))
-        if (task, size, seed) not in train_sets:
-            train_sets.clear()
-            train_sets[(task, size, seed)] = class_split(td.urls, data, "train", size, seed, True, what=task)
-        bar.set_postfix_str(f"{task} n={size} {variant} seed {seed}")
-        res = run_finetune(cfg, plan, results, task, size, seed, variant, key,
-                           (train_sets[(task, size, seed)], *fixed[task]), dist)
+def finetune_job(cfg: ReproduceConfig, task: str, size: int, seed: int, todo: list[tuple[str, str]]) -> list[str]:
+    """The fine-tuning runs ``todo`` = [(variant, key)] of one (task, size, seed) in this process: the training
+    subset of ``seed`` and the fixed validation and test sets are loaded once; returns the keys run."""
+    plan, results, dist = make_plan(cfg), Results(cfg.results), _worker_setup(cfg)
+    f, dev = cfg.finetune, dist.device
+    td = task_data(cfg, plan, results, task)
+    data = _data_config(cfg, f.batch_size)
+    val = class_split(td.urls, data, "validation", td.n_val, 0, False, what=task)
+    test = class_split(td.urls, data, "test", td.n_test, 0, False, what=task)
+    train = class_split(td.urls, data, "train", size, seed, True, what=task)
+    sets = (train, list(val.batches(f.batch_size, shuffle=False, device=dev)),
+            list(test.batches(f.batch_size, shuffle=False, device=dev)))
+    done = []
+    for variant, key in todo:
+        res = run_finetune(cfg, plan, results, task, size, seed, variant, key, sets, dist)
+        mode = VARIANTS[variant][1]
         results.put(key, {"kind": "finetune", "task": task, "classes": list(plan.tasks[task]),
                           "fidelity": {c: plan.stores[c].fidelity for c in plan.tasks[task]}, "n_per_class": size,
                           "variant": variant, "seed": seed, "n_val_per_class": td.n_val, "n_test_per_class": td.n_test,
-                          "backbone": pretrain_key(cfg, plan, VARIANTS[variant][1]) if VARIANTS[variant][1] else None,
+                          "backbone": pretrain_key(cfg, plan, mode) if mode else None, "stopped_early":
+                          bool(res["history"] and res["history"][-1].get("stopped")),
                           **{k: res[k] for k in ("history", "best_epoch", "wall_s", "plateau_wall_s", "n_trainable",
                                                  "test_loss", "test_accuracy", "test_auc", "test_n_events") if k in res},
                           **_stamp(dev)})
-        executed.append(key)
-        bar.update(1)
-    bar.close()
+        done.append(key)
+    return done
+
+
+def stage_finetune(cfg: ReproduceConfig, plan: Plan, results: Results, executed: list[str],
+                   tds: dict[str, TaskData]) -> None:
+    """Every absent fine-tuning run of the grid, one job per (task, size, seed)."""
+    jobs: dict[tuple[str, int, int], list[tuple[str, str]]] = {}
+    for task, size, seed, variant, key in grid(cfg, plan, tds):
+        if results.get(key) is None:
+            jobs.setdefault((task, size, seed), []).append((variant, key))
+    run_jobs(cfg, finetune_job, [(*k, v) for k, v in jobs.items()], executed, "fine-tuning jobs")
 
 
 # ----------------------------------------------------------------------------- stage 4: CKA
@@ -743,13 +794,13 @@ def run(cfg: ReproduceConfig, config_name: str = "", report_only: bool = False) 
             stage_data(cfg, plan, results, executed, dist.device)
             _stage("1 data", t0, results, [s.key for s in plan.stores.values()], executed)
             t0 = time.perf_counter()
-            stage_pretrain(cfg, plan, results, executed, dist)
+            stage_pretrain(cfg, plan, results, executed)
             _stage("2 pretrain", t0, results, [pretrain_key(cfg, plan, m) for m in cfg.pretrain.modes], executed)
         tds = {task: td for task in plan.tasks if (td := task_data(cfg, plan, results, task)) is not None}
         keys = expected_keys(cfg, plan, tds)
         if not report_only:
             t0 = time.perf_counter()
-            stage_finetune(cfg, plan, results, executed, dist, tds)
+            stage_finetune(cfg, plan, results, executed, tds)
             _stage("3 finetune", t0, results, keys["finetune"], executed)
             t0 = time.perf_counter()
             stage_cka(cfg, plan, results, executed, dist, tds)
