@@ -97,8 +97,8 @@ class PretrainSection:
 
     modes: tuple[str, ...] = MODES
     processes: tuple[str, ...] = ()  # () = every pretraining process of the catalog
-    n_train_per_process: int = 0  # 0 = the smallest train split of the stores (balanced classes)
-    n_val_per_process: int = 500  # validation events per process (early stopping, reported metric)
+    n_train_per_process: int = 0  # the first N train events of each store; 0 = 90% of the expected smallest split
+    n_val_per_process: int = 500  # validation events per process (capped at 80% of the expected smallest split)
     batch_size: int = 512
     epochs: int = 50  # upper bound: early stopping on the validation loss ends it at the plateau
     patience: int = 5
@@ -284,11 +284,16 @@ def _stamp(device) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- the plan
 @dataclass(frozen=True)
 class StoreSpec:
+    """One store: ``key`` identifies its content (the event stream + its size); ``stream`` the event stream
+    alone (process, seeds, block and unit sizes, split, selection): a bigger store of the same stream begins
+    with the same events in the same order."""
+
     process: str
     fidelity: str
     events: int
     seed: int
     key: str
+    stream: str
 
     def root(self, cfg: ReproduceConfig) -> str:
         return f"{cfg.data.stores.rstrip('/')}/{self.process}-{self.key.rsplit('-', 1)[-1]}"
@@ -307,6 +312,8 @@ class Plan:
     skipped_processes: dict[str, str]  # process -> why
     skipped_tasks: dict[str, str]  # task -> why
     needed_by: dict[str, list[str]]  # skipped process -> the classes and tasks that need it
+    pretrain_n_train: int  # events per process: the first of each train split in stored order
+    pretrain_n_val: int  # the first of each validation split
 
 
 def paper_tasks(cat) -> list[str]:
@@ -347,13 +354,19 @@ def make_plan(cfg: ReproduceConfig) -> Plan:
     for name in sorted(events, key=lambda n: cat.process(n).index):
         proc = cat.process(name)
         seed = cfg.data.seed * SEED_STRIDE + proc.index + 1
-        inputs = {"process": {k: _plain(getattr(proc, k)) for k in ("name", "fidelity", "pythia", "slha", "cp_mixing",
+        stream = {"process": {k: _plain(getattr(proc, k)) for k in ("name", "fidelity", "pythia", "slha", "cp_mixing",
                                                                     "particle_flow")},
                   "selection": _plain(cat.selection), "graph": _plain(cat.graph), "labels": _plain(cat.labels),
-                  "events": events[name], "seed": seed, "block_size": cfg.data.block_size,
-                  "events_per_unit": cfg.data.events_per_unit, "fractions": list(cfg.data.fractions)}
-        stores[name] = StoreSpec(name, proc.fidelity, events[name], seed, f"store-{name}-{digest(inputs)}")
-    return Plan(stores, pre, tasks, skipped_p, skipped_t, needed_by)
+                  "seed": seed, "block_size": cfg.data.block_size, "events_per_unit": cfg.data.events_per_unit,
+                  "fractions": list(cfg.data.fractions)}
+        stores[name] = StoreSpec(name, proc.fidelity, events[name], seed,
+                                 f"store-{name}-{digest({**stream, 'events': events[name]})}", digest(stream))
+    # pretraining sample: fixed by the config alone (not by the hash-drawn split sizes), so that a bigger store of
+    # the same stream gives the same sample (and the same key): 90% of the expected smallest train split
+    fewest = min((events[n] for n in pre), default=0)
+    n_train = cfg.pretrain.n_train_per_process or int(0.9 * fewest * cfg.data.fractions[0])
+    n_val = min(cfg.pretrain.n_val_per_process, max(1, int(0.8 * fewest * cfg.data.fractions[1])))
+    return Plan(stores, pre, tasks, skipped_p, skipped_t, needed_by, n_train, n_val)
 
 
 def _data_config(cfg: ReproduceConfig, batch_size: int = 512) -> DataConfig:
@@ -362,9 +375,9 @@ def _data_config(cfg: ReproduceConfig, batch_size: int = 512) -> DataConfig:
 
 def pretrain_key(cfg: ReproduceConfig, plan: Plan, mode: str) -> str:
     p = cfg.pretrain
-    inputs = {"stores": [plan.stores[n].key for n in plan.pretrain_processes], "mode": mode,
-              "train": {k: getattr(p, k) for k in ("n_train_per_process", "n_val_per_process", "batch_size", "epochs",
-                                                   "patience", "lr", "lr_decay", "seed")},
+    inputs = {"streams": [plan.stores[n].stream for n in plan.pretrain_processes], "mode": mode,
+              "n_train": plan.pretrain_n_train, "n_val": plan.pretrain_n_val,
+              "train": {k: getattr(p, k) for k in ("batch_size", "epochs", "patience", "lr", "lr_decay", "seed")},
               "model": cfg.model}
     return f"pretrain-{mode}-{digest(inputs)}"
 
@@ -495,9 +508,7 @@ def pretrain_job(cfg: ReproduceConfig, mode: str) -> str:
     p, dev, key = cfg.pretrain, dist.device, pretrain_key(cfg, plan, mode)
     cat = catalog_of(_data_config(cfg))
     urls = [plan.stores[n].url(cfg) for n in plan.pretrain_processes]
-    counts = {n: split_counts(u) for n, u in zip(plan.pretrain_processes, urls)}
-    n_train = p.n_train_per_process or min(c["train"] for c in counts.values())
-    n_val = min([p.n_val_per_process] + [c["validation"] for c in counts.values()])
+    n_train, n_val = plan.pretrain_n_train, plan.pretrain_n_val
     data = _data_config(cfg, p.batch_size)
     train = class_split(urls, data, "train", n_train, 0, False, multilabels=True, what="pretraining")
     val = class_split(urls, data, "validation", n_val, 0, False, multilabels=True, what="pretraining")

@@ -116,6 +116,29 @@ def test_config_is_validated_on_load_and_scale_grows_the_study():
     assert cfg.data.events == 2 * tiny.data.events and cfg.finetune.seeds == 3 and opts["scale"] == 2
 
 
+def test_run_keys_depend_on_what_affects_the_run_only():
+    """Keys: more task events change the task stores' keys but not the pretraining key (it reads the first events
+    of each store's stream, the same in a bigger store); more seeds or sizes, other paths or worker counts change no
+    existing key; a changed learning rate changes the fine-tuning keys."""
+    tiny = load_config(reproduce.ReproduceConfig, TINY)
+    plan = reproduce.make_plan(tiny)
+    key = reproduce.pretrain_key(tiny, plan, "multiclass")
+    bigger = load_config(reproduce.ReproduceConfig, TINY, ["--data.task_events=400", "--finetune.seeds=3",
+                                                            "--finetune.sizes=[40,80,160]", "--results=elsewhere",
+                                                            "--workers=1", "--data.workers=1"])
+    plan2 = reproduce.make_plan(bigger)
+    assert reproduce.pretrain_key(bigger, plan2, "multiclass") == key
+    assert plan2.stores["WH"].key != plan.stores["WH"].key and plan2.stores["WH"].stream == plan.stores["WH"].stream
+    assert plan2.stores["ggF_H"].key == plan.stores["ggF_H"].key
+    assert reproduce.study_hash(bigger) != reproduce.study_hash(tiny)
+    same = load_config(reproduce.ReproduceConfig, TINY, ["--results=elsewhere", "--workers=1", "--threads=2"])
+    assert reproduce.study_hash(same) == reproduce.study_hash(tiny)
+    ft = reproduce.finetune_key(tiny, plan, "WH_vs_ZH", 40, "scratch", 0, 20, 30)
+    assert ft == reproduce.finetune_key(same, reproduce.make_plan(same), "WH_vs_ZH", 40, "scratch", 0, 20, 30)
+    lr = load_config(reproduce.ReproduceConfig, TINY, ["--finetune.lr=3e-4"])
+    assert reproduce.finetune_key(lr, reproduce.make_plan(lr), "WH_vs_ZH", 40, "scratch", 0, 20, 30) != ft
+
+
 # ----------------------------------------------------------------------------- the tiny study
 def _args(root: Path) -> list[str]:
     return [str(TINY), f"--results={root / 'results'}", f"--report={root / 'REPRODUCTION.md'}",
