@@ -656,9 +656,11 @@ def run_finetune(cfg: ReproduceConfig, plan: Plan, results: Results, task: str, 
     return res
 
 
-def finetune_job(cfg: ReproduceConfig, task: str, size: int, seed: int, todo: list[tuple[str, str]]) -> list[str]:
+def finetune_job(cfg: ReproduceConfig, task: str, size: int, seed: int, todo: list[tuple[str, str]],
+                 record: bool = True) -> list[str]:
     """The fine-tuning runs ``todo`` = [(variant, key)] of one (task, size, seed) in this process: the training
-    subset of ``seed`` and the fixed validation and test sets are loaded once; returns the keys run."""
+    subset of ``seed`` and the fixed validation and test sets are loaded once; returns the keys run. Without
+    ``record`` only the weights are (re)made (CKA on a machine without them; the result file stays)."""
     plan, results, dist = make_plan(cfg), Results(cfg.results), _worker_setup(cfg)
     f, dev = cfg.finetune, dist.device
     td = task_data(cfg, plan, results, task)
@@ -671,6 +673,9 @@ def finetune_job(cfg: ReproduceConfig, task: str, size: int, seed: int, todo: li
     done = []
     for variant, key in todo:
         res = run_finetune(cfg, plan, results, task, size, seed, variant, key, sets, dist)
+        done.append(key)
+        if not record:
+            continue
         mode = VARIANTS[variant][1]
         results.put(key, {"kind": "finetune", "task": task, "classes": list(plan.tasks[task]),
                           "fidelity": {c: plan.stores[c].fidelity for c in plan.tasks[task]}, "n_per_class": size,
@@ -680,7 +685,6 @@ def finetune_job(cfg: ReproduceConfig, task: str, size: int, seed: int, todo: li
                           **{k: res[k] for k in ("history", "best_epoch", "wall_s", "plateau_wall_s", "n_trainable",
                                                  "test_loss", "test_accuracy", "test_auc", "test_n_events") if k in res},
                           **_stamp(dev)})
-        done.append(key)
     return done
 
 
@@ -745,13 +749,9 @@ def stage_cka(cfg: ReproduceConfig, plan: Plan, results: Results, executed: list
                 for k, run_key in enumerate(keys):
                     path = Path(cfg.workdir) / "finetune" / run_key / "model"
                     if not path.with_suffix(".json").exists():  # weights not on this machine: retrain the run
-                        print(f"  CKA {task} n={size}: re-training {run_key} (weights not on this machine)", flush=True)
-                        tset = class_split(td.urls, _data_config(cfg), "train", size, k, True, what=task)
-                        data = _data_config(cfg, cfg.finetune.batch_size)
-                        val = class_split(td.urls, data, "validation", td.n_val, 0, False, what=task)
-                        run_finetune(cfg, plan, results, task, size, k, variant, run_key,
-                                     (tset, list(val.batches(cfg.finetune.batch_size, shuffle=False, device=dev)), None),
-                                     dist)
+                        print(f"  CKA {task} n={size}: re-training {run_key} (its weights are not on this machine; "
+                              f"same seed and subset)", flush=True)
+                        finetune_job(cfg, task, size, k, [(variant, run_key)], record=False)
                     model, _ = load_checkpoint(path, map_location=dev)
                     reps.setdefault(variant, []).append(collect_stages(model, probe, dev, cfg.cka.max_rows, seed=0))
             table = {name: {layer: list(v) for layer, v in layerwise_cka(reps[a], reps[b] if b else None).items()}

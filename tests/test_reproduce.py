@@ -202,7 +202,8 @@ def test_resume_reruns_only_the_missing_run_and_rebuilds_stores_bit_identically(
     """A fresh sitting on a copy of the results: with nothing missing nothing runs and the report is rewritten
     byte for byte. Then one fine-tuning result, its weights and one store are deleted: the store is rebuilt
     bit-identically (same shard checksums), only that run executes, with the same test accuracy (deterministic),
-    the report differs at most in its timing sections, and putting the old result back restores it byte for byte."""
+    the report differs at most in its timing sections, and putting the old result back restores it byte for byte.
+    A CKA result missing where one member's weights are gone re-trains that member and gives the same CKA."""
     root, cfg, out = tiny_study
     shutil.copytree(root, tmp_path / "s")
     cfg2, _ = reproduce.parse(_args(tmp_path / "s"))
@@ -231,6 +232,23 @@ def test_resume_reruns_only_the_missing_run_and_rebuilds_stores_bit_identically(
     result.write_text(old)
     reproduce.run(cfg2, "reproduce_tiny.yaml", report_only=True)
     assert (tmp_path / "s" / "REPRODUCTION.md").read_text() == first
+
+    # a CKA result missing on a machine without one member's weights: the member is re-trained (not re-recorded)
+    # and the CKA comes out the same
+    cka_key = out["keys"]["cka"][0]
+    cka_file = tmp_path / "s" / "results" / f"{cka_key}.json"
+    cka_old = json.loads(cka_file.read_text())
+    member = cka_old["members"]["scratch"][0]
+    cka_file.unlink()
+    shutil.rmtree(tmp_path / "s" / "work" / "finetune" / member)
+    again = reproduce.run(cfg2, "reproduce_tiny.yaml")
+    assert again["executed"] == [cka_key]
+    cka_new = json.loads(cka_file.read_text())["cka"]
+    assert cka_new.keys() == cka_old["cka"].keys()
+    for name, layers in cka_old["cka"].items():
+        assert cka_new[name].keys() == layers.keys()
+        for layer, value in layers.items():
+            assert cka_new[name][layer] == pytest.approx(value, abs=1e-9), (name, layer)
 
 
 # ----------------------------------------------------------------------------- shipped backbones
