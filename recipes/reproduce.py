@@ -566,32 +566,35 @@ def _worker_setup(cfg: ReproduceConfig):
     return setup(cfg.device, cfg.threads, 0)
 
 
-def run_jobs(cfg: ReproduceConfig, fn, jobs: list[tuple], executed: list[str], what: str) -> None:
-    """``fn(cfg, *job)`` for every job (each returns the keys it ran), in ``training_workers`` spawned
-    processes (one thread each by default) or here when that is 1; a tqdm bar counts finished jobs."""
+def run_jobs(cfg: ReproduceConfig, fn, jobs: list[tuple], executed: list[str], what: str,
+             sizes: list[int] | None = None) -> None:
+    """``fn(cfg, *job)`` for every job (each returns the key or keys it ran), in ``training_workers`` spawned
+    processes (one thread each by default) or here when that is 1; a tqdm bar counts the runs (``sizes``: runs
+    per job, default 1) and every run prints a line when it ends."""
     from tqdm.auto import tqdm
 
     if not jobs:
         return
     n = min(training_workers(cfg), len(jobs))
-    bar = tqdm(total=len(jobs), desc=what, unit="job", disable=not cfg.progress, dynamic_ncols=True)
+    bar = tqdm(total=sum(sizes or [1] * len(jobs)), desc=what, unit="run", disable=not cfg.progress,
+               dynamic_ncols=True)
+
+    def done(keys) -> None:
+        keys = [keys] if isinstance(keys, str) else keys
+        executed.extend(keys)
+        bar.update(len(keys))
+
     if n == 1:
         for job in jobs:
-            bar.set_postfix_str(" ".join(map(str, job)))
-            keys = fn(cfg, *job)
-            executed.extend([keys] if isinstance(keys, str) else keys)
-            bar.update(1)
+            done(fn(cfg, *job))
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         print(f"  {len(jobs)} job(s) on {n} worker process(es)", flush=True)
         with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(fn, cfg, *job) for job in jobs]
-            for fut in as_completed(futures):
-                keys = fut.result()
-                executed.extend([keys] if isinstance(keys, str) else keys)
-                bar.update(1)
+            for fut in as_completed([pool.submit(fn, cfg, *job) for job in jobs]):
+                done(fut.result())
     bar.close()
 
 
@@ -674,6 +677,8 @@ def finetune_job(cfg: ReproduceConfig, task: str, size: int, seed: int, todo: li
     for variant, key in todo:
         res = run_finetune(cfg, plan, results, task, size, seed, variant, key, sets, dist)
         done.append(key)
+        print(f"  {task} n={size} {variant} seed {seed}: {len(res['history'])} epochs (best {res['best_epoch']}), "
+              f"test accuracy {res.get('test_accuracy', float('nan')):.4f}, {res['wall_s']:.0f} s", flush=True)
         if not record:
             continue
         mode = VARIANTS[variant][1]
@@ -695,7 +700,8 @@ def stage_finetune(cfg: ReproduceConfig, plan: Plan, results: Results, executed:
     for task, size, seed, variant, key in grid(cfg, plan, tds):
         if results.get(key) is None:
             jobs.setdefault((task, size, seed), []).append((variant, key))
-    run_jobs(cfg, finetune_job, [(*k, v) for k, v in jobs.items()], executed, "fine-tuning jobs")
+    run_jobs(cfg, finetune_job, [(*k, v) for k, v in jobs.items()], executed, "fine-tuning runs",
+             [len(v) for v in jobs.values()])
 
 
 # ----------------------------------------------------------------------------- stage 4: CKA
@@ -921,7 +927,11 @@ def parse(argv: list[str] | None = None) -> tuple[ReproduceConfig, dict[str, Any
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg, opts = parse(argv)
+    try:
+        cfg, opts = parse(argv)
+    except ConfigError as exc:  # a bad config or override: the message names the key
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if opts["export"] is not None:
         export_backbones(cfg, opts["export"] or None)
         return 0

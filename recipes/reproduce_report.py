@@ -96,6 +96,10 @@ class Study:
     def variant_label(self, variant: str) -> str:
         return f"{variant} ‡" if variant != "scratch" and self.proxies else variant
 
+    def comparison_label(self, comparison: str) -> str:
+        """A CKA comparison, ‡ when a backbone pretrained on proxies is in it."""
+        return f"{comparison} ‡" if "finetuned" in comparison and self.proxies else comparison
+
     def cost_table(self, task: str) -> list[dict[str, Any]]:
         """``scaling.summarize`` rows (mean/std of accuracy, AUC, times, t99/t_baseline) of one task, each with
         ``reached``: how many of its runs reached 99% of their seed's baseline accuracy."""
@@ -234,7 +238,7 @@ def section_cost(st: Study) -> list[str]:
     rows = []
     for task in st.tds:
         for r in st.cost_table(task):
-            rows.append([task, f"{r['n_per_class']:,}", r["variant"],
+            rows.append([st.task_label(task), f"{r['n_per_class']:,}", st.variant_label(r["variant"]),
                          pm(r["plateau_wall_s_mean"], r["plateau_wall_s_std"], ".1f"),
                          pm(r["wall_s_mean"], r["wall_s_std"], ".1f"),
                          f"{pm(r['relative_time_mean'], r['relative_time_std'], '.2f')} ({r['reached']}/{r['n_models']})",
@@ -266,7 +270,8 @@ def section_cka(st: Study) -> list[str]:
         for label, layer in zip(("u (before decoder)", "z (decoder output)"), _latent_layers(d)):
             rows.append([st.task_label(d["task"]), f"{d['n_per_class']:,}", label]
                         + [pm(*d["cka"][c][layer], ".3f") if c in d["cka"] else "—" for c in comps])
-    out += _table(["task", "events/class", "latent", *comps], rows, "---|---:|---|" + "|".join(["---"] * len(comps)))
+    out += _table(["task", "events/class", "latent", *map(st.comparison_label, comps)], rows,
+                  "---|---:|---|" + "|".join(["---"] * len(comps)))
     out += ["", f"CKA events: the first {st.cfg.cka.n_events_per_class:,} test events per class; node and edge "
             f"stages keep a fixed random subset of at most {st.cfg.cka.max_rows:,} rows."]
     return out
@@ -284,7 +289,7 @@ def section_layerwise(st: Study, plot: str | None) -> list[str]:
         comps = list(d["cka"])
         out += ["", f"**{st.task_label(d['task'])}, {d['n_per_class']:,} events/class** ({d['n_events']:,} events)", ""]
         rows = [[layer, f"{d['rows'][layer]:,}"] + [pm(*d["cka"][c][layer], ".3f") for c in comps] for layer in d["layers"]]
-        out += _table(["stage", "rows", *comps], rows, "---|---:|" + "|".join(["---"] * len(comps)))
+        out += _table(["stage", "rows", *map(st.comparison_label, comps)], rows, "---|---:|" + "|".join(["---"] * len(comps)))
     return out
 
 
