@@ -3,8 +3,9 @@
 Imports only :mod:`hepfm_data.graph` from the data layer (never storage).
 """
 
+from .backbones import PretrainedError, available_pretrained, pretrained
 from .checkpoint import load_checkpoint, save_checkpoint
-from .cka import ensemble_cka, linear_cka
+from .cka import ensemble_cka, layerwise_cka, linear_cka
 from .losses import loss_fn, multiclass_loss, multilabel_loss
 from .metrics import accuracy, background_rejection, binary_scores, roc_auc, roc_curve, wasserstein_1d
 from .model import (
@@ -17,12 +18,23 @@ from .model import (
     replace_head,
 )
 from .rs3l import BackboneConfig, EdgeConvBackbone, LinearProbe, nt_xent
-from .training import DistInfo, FitResult, TrainConfig, collect, evaluate, fit, setup_distributed, time_to_accuracy
+from .training import (
+    DistInfo,
+    FitResult,
+    TrainConfig,
+    collect,
+    collect_stages,
+    evaluate,
+    fit,
+    setup_distributed,
+    time_to_accuracy,
+)
 
 __all__ = [
     "GraphNet", "ModelConfig", "count_parameters", "freeze", "parameter_groups", "reference_forward",
     "replace_head", "loss_fn", "multiclass_loss", "multilabel_loss", "accuracy", "roc_auc", "roc_curve",
-    "background_rejection", "binary_scores", "linear_cka", "ensemble_cka", "save_checkpoint", "load_checkpoint",
-    "TrainConfig", "DistInfo", "FitResult", "fit", "evaluate", "collect", "setup_distributed", "time_to_accuracy",
-    "nt_xent", "EdgeConvBackbone", "BackboneConfig", "LinearProbe", "wasserstein_1d",
+    "background_rejection", "binary_scores", "linear_cka", "ensemble_cka", "layerwise_cka", "save_checkpoint",
+    "load_checkpoint", "TrainConfig", "DistInfo", "FitResult", "fit", "evaluate", "collect", "collect_stages",
+    "setup_distributed", "time_to_accuracy", "nt_xent", "EdgeConvBackbone", "BackboneConfig", "LinearProbe",
+    "wasserstein_1d", "pretrained", "available_pretrained", "PretrainedError",
 ]

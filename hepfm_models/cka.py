@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -49,3 +49,20 @@ def ensemble_cka(reps_a: Sequence[torch.Tensor], reps_b: Sequence[torch.Tensor] 
     values = [linear_cka(a, b) for a, b in pairs]
     mean = sum(values) / len(values)
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+
+
+def layerwise_cka(reps_a: Sequence[Mapping[str, torch.Tensor]],
+                  reps_b: Sequence[Mapping[str, torch.Tensor]] | None = None) -> dict[str, tuple[float, float]]:
+    """Ensemble CKA per layer (SPEC §7.4): ``{layer: (mean, std)}`` over model pairs.
+
+    Each element of ``reps_a`` (``reps_b``) is one model's ``{layer: [n_layer, p]}`` (e.g.
+    :meth:`hepfm_models.GraphNet.stages` over the same events); the pairs are those of
+    :func:`ensemble_cka` (within ``reps_a``, or ``reps_a`` x ``reps_b``). Layers missing from any
+    model are left out; the order is that of the first model.
+    """
+    models = list(reps_a) + list(reps_b or [])
+    if not models:
+        raise ValueError("layerwise_cka: no models")
+    layers = [k for k in models[0] if all(k in m for m in models)]
+    return {k: ensemble_cka([m[k] for m in reps_a], None if reps_b is None else [m[k] for m in reps_b])
+            for k in layers}

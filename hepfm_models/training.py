@@ -10,6 +10,7 @@ epoch). Provides
   weights restored at the end, per-epoch history with cumulative wall time,
   resumable from a checkpoint directory; bf16 autocast and torch.compile on CUDA only;
 * :func:`evaluate` / :func:`collect` — loss, accuracy at 0.5, ROC AUC, latents;
+  :func:`collect_stages` — every stage's representation (layer-wise CKA);
 * :func:`time_to_accuracy` — wall time until the validation accuracy first reached a target.
 
 Under DDP each rank reads its own partition of the data; uneven batch counts are
@@ -157,6 +158,34 @@ def collect(model: nn.Module, batches: Iterable[GraphBatch], device: torch.devic
             parts["latents"].append(z.float()[keep].cpu())
     net.train(was_training)
     return {k: torch.cat(v) for k, v in parts.items() if v}
+
+
+@torch.no_grad()
+def collect_stages(model: nn.Module, batches: Iterable[GraphBatch], device: torch.device, max_rows: int = 0,
+                   seed: int = 0) -> dict[str, torch.Tensor]:
+    """Layer-wise representations (``GraphNet.stages``) of real events over ``batches``, float32 on
+    the CPU: ``{stage: [rows, width]}``. With ``max_rows`` a stage with more rows (nodes, edges) keeps
+    a random subset of that many, drawn with ``seed`` from the row count alone: the same rows for every
+    model given the same batches (CKA compares models row by row)."""
+    net = unwrap(model)
+    was_training = net.training
+    net.eval()
+    parts: dict[str, list[torch.Tensor]] = {}
+    for b in batches:
+        b = b.to(device, non_blocking=True)
+        keep = {"nodes": b.graph_mask[b.node_graph], "edges": b.graph_mask[b.edge_graph], "globals": b.graph_mask}
+        for name, rep in net.stages(b).items():
+            rows = keep.get(name.rsplit("/", 1)[-1], b.graph_mask)  # "decoder": events
+            parts.setdefault(name, []).append(rep.float()[rows].cpu())
+    net.train(was_training)
+    out = {}
+    for name, chunks in parts.items():
+        rep = torch.cat(chunks)
+        if max_rows and rep.shape[0] > max_rows:
+            pick = torch.randperm(rep.shape[0], generator=torch.Generator().manual_seed(seed))[:max_rows]
+            rep = rep[pick.sort().values]
+        out[name] = rep
+    return out
 
 
 def _gather(t: torch.Tensor, dist: DistInfo) -> torch.Tensor:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import sys
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +29,9 @@ from hepfm_models.checkpoint import write_json  # re-exported: the one atomic JS
 from hepfm_models.protocol import EventSet
 from hepfm_models.training import DistInfo, cleanup_distributed, setup_distributed
 
-__all__ = ["ConfigError", "DataConfig", "ModelSection", "load_config", "parse_args", "to_dict", "setup",
-           "cleanup_distributed", "catalog_of", "find_stores", "stream", "task_split", "task_sets", "write_json"]
+__all__ = ["atomic_write", "ConfigError", "DataConfig", "ModelSection", "load_config", "parse_args", "to_dict", "setup",
+           "cleanup_distributed", "catalog_of", "find_stores", "stream", "class_split", "task_split", "task_sets",
+           "write_json"]
 
 
 class ConfigError(HepfmError):
@@ -49,7 +52,7 @@ class DataConfig:
     catalog: str = ""  # catalog YAML ("" = the packaged catalog.yaml): task classes, processes, labels
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelSection:
     """SPEC §5 architecture (the number of outputs comes from the task)."""
 
@@ -158,6 +161,19 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> None:
+    """``write(tmp)`` to a temporary file beside ``path``, then rename it to ``path`` (readers never see
+    a partial file); creates the parent folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 # ----------------------------------------------------------------------------- runtime
 #: default torch intra-op threads per rank. torch's own default (one per core) collapses when
 #: another job shares the CPU (stop_vs_ttH, 20k events: 235 s/epoch with 2 threads on a busy
@@ -220,24 +236,34 @@ def stream(stores: list[str], split: str, data: DataConfig, dist: DistInfo, labe
                        block_size=data.block_size or None, rank=dist.rank, world_size=dist.world_size, **kw)
 
 
+def class_split(stores: list[str], data: DataConfig, split: str, n_per_class: int, seed: int = 0,
+                shuffle: bool = True, multilabels: bool = False, what: str = "") -> EventSet:
+    """``n_per_class`` events of ``split`` from each store URL of ``stores`` (0 = all), labelled by
+    position (store k -> label k); with ``shuffle`` a random subset drawn with ``seed`` (block-shuffled
+    stream), else the first events in stored order. ``multilabels`` keeps the SPEC §4 label vectors.
+    ``what`` names the caller in the error raised when a store holds too few events."""
+    single = DistInfo()  # every rank holds the whole subset; EventSet.batches partitions it
+    parts = []
+    for k, url in enumerate(stores):
+        name = url.rstrip("/").rsplit("/", 1)[-1]
+        loader = stream([url], split, data, single, labels={name: k}, seed=seed, shuffle=shuffle, mixing="none",
+                        multilabels=multilabels)
+        got = EventSet.take(loader, n_per_class or None)
+        if n_per_class and len(got) < n_per_class:
+            raise ConfigError(f"{what + ': ' if what else ''}store {url} has only {len(got)} {split} events, "
+                              f"{n_per_class} per class were asked for")
+        parts.append(got)
+    return EventSet.concat(parts)
+
+
 def task_split(root: str, task: str, data: DataConfig, split: str, n_per_class: int, seed: int = 0,
                shuffle: bool = True) -> EventSet:
     """``n_per_class`` events of each class of ``task`` from ``split`` (0 = all), labelled 0/1 by the
     task; with ``shuffle`` a random subset drawn with ``seed`` (block-shuffled stream), else the first
-    events in stored order."""
+    events in stored order (:func:`class_split` on the task's stores under ``root``)."""
     cat = catalog_of(data)
-    classes = cat.task(task).classes
-    single = DistInfo()  # every rank holds the whole subset; EventSet.batches partitions it
-    parts = []
-    for k, name in enumerate(classes):
-        store = find_stores(root, [name], cat)
-        loader = stream(store, split, data, single, labels={name: k}, seed=seed, shuffle=shuffle, mixing="none")
-        got = EventSet.take(loader, n_per_class or None)
-        if n_per_class and len(got) < n_per_class:
-            raise ConfigError(f"task {task}: store {store[0]} has only {len(got)} {split} events, "
-                              f"{n_per_class} per class were asked for")
-        parts.append(got)
-    return EventSet.concat(parts)
+    stores = [find_stores(root, [name], cat)[0] for name in cat.task(task).classes]
+    return class_split(stores, data, split, n_per_class, seed, shuffle, what=f"task {task}")
 
 
 def task_sets(root: str, task: str, data: DataConfig, n_train: int, n_val: int, n_test: int,
