@@ -8,8 +8,9 @@ affinity set to core 0: the build then runs in-process), each in a fresh storage
 
     python benchmarks/design_card.py [--build 13000] [--cores 2 1] [--processes ttH_cp_even ttH_cp_odd]
 
-Prints per call: wall seconds, the time of the first progress update that counts events (parsed from
-the progress bar on stderr, as the user sees it), events generated per second; then the CP-odd / CP-even
+Prints per call: wall seconds, the time of the bar's first status (starting workers / in this process)
+and of its first update that counts events (parsed from the progress bar on stderr, as the user sees
+it), events generated per second; then the CP-odd / CP-even
 ratio per core count and the speed-up of all cores over one per process. ``--build N`` passes
 ``build=N`` (default ``True``: 13,000 events, so that ``train[:10000]`` exists).
 """
@@ -34,6 +35,8 @@ print("rows", ds.num_rows)
 
 #: a tqdm line of the build bar with a positive count, e.g. "build ttH_cp_odd:  3%| | 400/13000 [...]"
 BAR = re.compile(r"build \S+:\s+\d+%\|[^|]*\|\s*(\d+)/(\d+)")
+#: the bar's first status (what the build does before events come: starting workers, in this process)
+STATUS = re.compile(r"build \S+:.*(starting \d+ workers|in this process)")
 
 
 def run_call(process: str, build: int | bool, cores: list[int]) -> dict:
@@ -44,6 +47,7 @@ def run_call(process: str, build: int | bool, cores: list[int]) -> dict:
         script.write_text(SCRIPT.format(process=process, split=split, build=build, storage=f"{tmp}/st",
                                         cache=f"{tmp}/cache"))
         first: list[float] = []
+        status: list[float] = []
         t0 = time.perf_counter()
         proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 preexec_fn=lambda: os.sched_setaffinity(0, cores), cwd=tmp)
@@ -52,6 +56,8 @@ def run_call(process: str, build: int | bool, cores: list[int]) -> dict:
             buf = b""
             while chunk := proc.stderr.read1(4096):
                 buf = (buf + chunk)[-4096:]
+                if not status and STATUS.search(buf.decode(errors="replace")):
+                    status.append(time.perf_counter() - t0)
                 if not first:
                     for m in BAR.finditer(buf.decode(errors="replace")):
                         if int(m.group(1)) > 0:
@@ -67,7 +73,8 @@ def run_call(process: str, build: int | bool, cores: list[int]) -> dict:
         if proc.returncode != 0 or "rows" not in out:
             raise SystemExit(f"{process} on cores {cores} failed (rc {proc.returncode}): {out[-2000:]}")
         n = 13_000 if build is True else int(build)
-        return {"wall": wall, "first": first[0] if first else float("nan"), "rate": n / wall}
+        return {"wall": wall, "first": first[0] if first else float("nan"), "rate": n / wall,
+                "status": status[0] if status else float("nan")}
 
 
 def main() -> None:
@@ -84,8 +91,8 @@ def main() -> None:
     for k in args.cores:
         for p in args.processes:
             r = res[p, k] = run_call(p, build, mine[:k])
-            print(f"{p:12s} {k} core(s): {r['wall']:7.1f} s wall, first progress update after {r['first']:5.1f} s, "
-                  f"{r['rate']:6.1f} events/s", flush=True)
+            print(f"{p:12s} {k} core(s): {r['wall']:7.1f} s wall, first status after {r['status']:4.1f} s, first "
+                  f"event count after {r['first']:5.1f} s, {r['rate']:6.1f} events/s", flush=True)
     for k in args.cores:
         if ("ttH_cp_odd", k) in res and ("ttH_cp_even", k) in res:
             print(f"{k} core(s): ttH_cp_odd / ttH_cp_even wall time = "

@@ -165,9 +165,12 @@ def _run_on_dask(source, todo, build, catalog, bar, scheduler: str | None, worke
     block is written)."""
     distributed = require("dask.distributed", "gen", "parallel builds")
     markers = []
-    with dask_client(scheduler, min(workers or available_cores(), sum(_blocks(source, u) for u in todo)),
-                     what="parallel builds") as client:
+    n_tasks = sum(_blocks(source, u) for u in todo)
+    n_start = min(workers or available_cores(), n_tasks)
+    bar.set_postfix_str(f"connecting to {scheduler}" if scheduler else f"starting {n_start} workers", refresh=True)
+    with dask_client(scheduler, n_start, what="parallel builds") as client:
         n_running = count_workers(client, workers)
+        bar.set_postfix_str(f"{n_running} workers, {n_tasks} tasks", refresh=True)
         token = uuid.uuid4().hex[:12]
         topic = f"hepfm-build-{token}"
         counts = _UnitCounts(bar)
@@ -271,6 +274,7 @@ def build_store(source: EventSource, root: str, *, catalog: Catalog | None = Non
         in_process = scheduler == "sync" or (scheduler is None and ((workers or available_cores()) == 1 or
                                                                    sum(_blocks(source, u) for u in todo) <= 1))
         if in_process:
+            bar.set_postfix_str("in this process", refresh=True)
             new = _run_in_process(source, todo, build, cat, bar)
         else:
             new = _run_on_dask(source, todo, build, cat, bar, scheduler, workers)

@@ -273,7 +273,7 @@ def test_build_progress_moves_within_a_block_from_the_workers(tmp_path, monkeypa
     """The build's bar counts generated events as the workers produce them (Dask events from the
     block tasks), not when a unit finishes: a 2-worker build of one unit of two 250-event blocks
     updates the bar in steps smaller than a block (Pythia batches of 200), and ends at exactly the
-    events stored."""
+    events stored; before the first events, the bar says what it is doing (starting the workers)."""
     import hepfm_data.build as build
     from hepfm_data.inputs.generated import PythiaGeneration
 
@@ -286,15 +286,20 @@ def test_build_progress_moves_within_a_block_from_the_workers(tmp_path, monkeypa
             steps.append(k)
             self.n += k
 
+        def set_postfix_str(self, text, refresh=True):
+            status.append(text)
+
         def close(self):
             pass
 
+    status = []
     monkeypatch.setattr(build, "_progress", lambda *a, **k: Bar())
     st = build_store(PythiaGeneration(load_catalog().process("ZH"), 500, 3, block_size=250), str(tmp_path),
                      workers=2)
     assert sum(steps) == st.manifest.n_events == 500
     print(f"progress steps: {steps}")
     assert len([k for k in steps if 0 < k < 250]) >= 2
+    assert status[0] == "starting 2 workers" and status[1].endswith("workers, 2 tasks")  # what it does before events
 
 
 def _custom_catalog(tmp_path: Path):
