@@ -11,8 +11,9 @@ Stages (each prints its time; progress bars move):
 
 1. **data**: a store per process the study needs (every generatable pretraining process + the classes
    of every buildable task), generated with Pythia 8 + the ATLAS-like emulation through
-   ``hepfm_data.build.build_store`` on one Dask ``LocalCluster`` of ``data.workers`` processes (0 = every
-   core). ``external-only`` processes (tHq) are skipped, and every class and task that needs them says so;
+   ``hepfm_data.build.build_store`` on one set of local Dask workers (``hepfm_data.workers``) of
+   ``data.workers`` processes (0 = every core). ``external-only`` processes (tHq) are skipped, and
+   every class and task that needs them says so;
    ``proxy`` processes are used and flagged in every table.
 2. **pretrain**: multiclass and multilabel (SPEC §4/§6) on the first ``n_train_per_process`` training
    events of every pretraining store, early stopping on the validation loss (the loss plateau).
@@ -409,14 +410,17 @@ def split_counts(url: str) -> dict[str, int]:
 # ----------------------------------------------------------------------------- stage 1: data
 def stage_data(cfg: ReproduceConfig, plan: Plan, results: Results, executed: list[str], device) -> None:
     """Build every missing store (Dask, every core); record each store's events and build time."""
+    import contextlib
+
     from hepfm_data.build import build_store
     from hepfm_data.errors import HepfmError
     from hepfm_data.inputs.generated import PythiaGeneration
     from hepfm_data.store import open_store
+    from hepfm_data.workers import dask_client
 
     cat = catalog_of(_data_config(cfg))
-    cluster = client_address = None
-    try:
+    client_address = None
+    with contextlib.ExitStack() as stack:
         for name, spec in plan.stores.items():
             url = spec.url(cfg)
             try:
@@ -429,8 +433,10 @@ def stage_data(cfg: ReproduceConfig, plan: Plan, results: Results, executed: lis
                 continue
             wall = None
             if not present:
-                if cluster is None and cfg.data.workers != 1:
-                    cluster, client_address = _start_cluster(cfg.data.workers)
+                if client_address is None and cfg.data.workers != 1:  # one cluster for every store
+                    client = stack.enter_context(dask_client(workers=cfg.data.workers or None, what="the study's stores"))
+                    client_address = client.scheduler.address
+                    print(f"  Dask: {cfg.data.workers or 'every core:'} local worker process(es)", flush=True)
                 print(f"  building {name} ({spec.fidelity}): {spec.events:,} events, seed {spec.seed}", flush=True)
                 t0 = time.perf_counter()
                 source = PythiaGeneration(cat.process(name), spec.events, seed=spec.seed,
@@ -451,22 +457,6 @@ def stage_data(cfg: ReproduceConfig, plan: Plan, results: Results, executed: lis
                 new = digest([s.sha256 for s in open_store(url).shards()], 64)
                 same = "bit-identical to the recorded store" if old == new else "DIFFERS from the recorded store"
                 print(f"  rebuilt {name} in {wall:.0f} s: {same}", flush=True)
-    finally:
-        if cluster is not None:
-            cluster.close()
-
-
-def _start_cluster(workers: int):
-    """A Dask LocalCluster of ``workers`` single-threaded processes (0 = every core); (cluster, address)."""
-    import logging
-
-    from dask import distributed
-
-    n = workers or os.cpu_count() or 1
-    cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                       silence_logs=logging.ERROR)
-    print(f"  Dask LocalCluster: {n} worker process(es)", flush=True)
-    return cluster, cluster.scheduler_address
 
 
 # ----------------------------------------------------------------------------- stage 2: pretraining

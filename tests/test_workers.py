@@ -25,10 +25,10 @@ def busy(x):
     time.sleep(120)
     return x
 
-with dask_client(workers=2) as client:
-    futures = client.map(busy, range(2))
-    client.wait_for_workers(2)
-    time.sleep(2)
+with dask_client(workers=1) as client:
+    futures = client.map(busy, range(1))
+    client.wait_for_workers(1)
+    time.sleep(0.5)
     kids = [p.pid for p in psutil.Process().children(recursive=True)]
     print("cluster", *kids, flush=True)
     time.sleep(120)
@@ -36,7 +36,7 @@ with dask_client(workers=2) as client:
 
 
 def test_worker_programs_die_with_a_killed_caller(tmp_path):
-    """A caller SIGKILLed while its 2 workers run tasks (no clean shutdown: Ctrl-C and normal exits close the
+    """A caller SIGKILLed while its worker runs a task (no clean shutdown: Ctrl-C and normal exits close the
     cluster themselves) leaves no scheduler, nanny or worker process behind: each asked the kernel to
     kill it with its parent. Before this, a killed build's cluster kept generating events for an hour."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
@@ -44,7 +44,7 @@ def test_worker_programs_die_with_a_killed_caller(tmp_path):
     line = proc.stdout.readline()
     assert line.startswith("cluster"), line
     kids = [int(p) for p in line.split()[1:]]
-    assert len(kids) >= 5  # scheduler, 2 nannies, 2 workers (+ multiprocessing's resource tracker)
+    assert len(kids) >= 3  # scheduler, nanny, worker (+ multiprocessing's resource tracker)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     deadline = time.monotonic() + 20
