@@ -19,7 +19,9 @@ This module imports nothing of hepfm but its errors: every layer may read it.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import HepfmError
@@ -82,3 +84,18 @@ def retries(default: int) -> int:
 def retry_delay(default: float) -> float:
     """``$HEPFM_RETRY_DELAY`` (first backoff wait in seconds), else ``default``."""
     return float(env_number(ENV_RETRY_DELAY, default, float))
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of a ``with`` block, then restore (or remove) them."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

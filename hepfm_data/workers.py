@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .config import environment
 from .errors import require
 
 __all__ = ["dask_client", "count_workers", "available_cores"]
@@ -35,20 +36,6 @@ def available_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover (macOS, Windows)
         return os.cpu_count() or 1
-
-
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @contextlib.contextmanager
@@ -69,7 +56,7 @@ def dask_client(scheduler: str | None = None, workers: int | None = None, *, wha
 
     path = os.pathsep.join(p for p in [os.getcwd(), *sys.path] if p)
     guard = [str(Path(__file__).with_name("_orphan_guard.py"))]  # die with this process, even when killed
-    with _environment({**_QUIET, "PYTHONPATH": path, "HEPFM_DRIVER_PID": str(os.getpid())}):
+    with environment({**_QUIET, "PYTHONPATH": path, "HEPFM_DRIVER_PID": str(os.getpid())}):
         cluster = SubprocessCluster(n_workers=max(1, int(workers or available_cores())), threads_per_worker=1,
                                     dashboard_address=None, silence_logs=logging.ERROR,
                                     scheduler_kwargs={"preload": guard},

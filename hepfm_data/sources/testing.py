@@ -26,6 +26,8 @@ from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from ..config import environment
+
 S3_ENV = {
     "AWS_ACCESS_KEY_ID": "hepfm-test",
     "AWS_SECRET_ACCESS_KEY": "hepfm-test",
@@ -69,17 +71,11 @@ def s3_server() -> Iterator[str]:
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     env = {**S3_ENV, "AWS_ENDPOINT_URL": endpoint}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    _clear_fs_caches()
     try:
-        yield endpoint
+        with environment(env):
+            _clear_fs_caches()
+            yield endpoint
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         _clear_fs_caches()
         server.stop()
         wlog.setLevel(level)
