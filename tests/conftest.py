@@ -100,3 +100,14 @@ def run_rs3l_tiny(tmp_path):
         return results, saved
 
     return run
+
+
+@pytest.fixture(scope="session")
+def rs3l_jet_stores(tmp_path_factory):
+    """rs3l_hz and rs3l_zjet, 24 events each (real Pythia 8 + FastJet; one generation unit, one shard per
+    split: each shard costs a record write), and their seed / fsr_up views; yields (root, urls)."""
+    pytest.importorskip("pythia8mc")
+    from hepfm_data.testing import build_resimulated
+
+    root = tmp_path_factory.mktemp("rs3ljets")
+    return root, build_resimulated(str(root), ("rs3l_hz", "rs3l_zjet"), ("seed", "fsr_up"), 24)

@@ -13,7 +13,7 @@ import torch
 
 from hepfm_data.kernels.constituents import match_jets
 from hepfm_data.loader import ConstituentBatcher, ConstituentPairBatcher, PointCloudPairs, make_loader
-from hepfm_data.testing import build_resimulated, wide_jet_constituents
+from hepfm_data.testing import wide_jet_constituents
 
 pytest.importorskip("pythia8mc")
 
@@ -23,12 +23,8 @@ WIDE = wide_jet_constituents()
 
 
 @pytest.fixture(scope="module")
-def stores(tmp_path_factory) -> tuple[Path, dict]:
-    """rs3l_hz and rs3l_zjet, 24 events each (one generation unit, one shard per split: each shard costs a
-    record write), and their seed / fsr_up views."""
-    root = tmp_path_factory.mktemp("rs3ljets")
-    urls = build_resimulated(str(root), ("rs3l_hz", "rs3l_zjet"), VIEWS, N_EVENTS)
-    return root, urls
+def stores(rs3l_jet_stores) -> tuple[Path, dict]:
+    return rs3l_jet_stores
 
 
 def test_match_jets_against_brute_force():
