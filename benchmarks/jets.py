@@ -42,15 +42,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args(argv)
 
-    from hepfm_data.build import build_store
-    from hepfm_data.catalog import load_catalog
+    from hepfm_data.batches.pointcloud import POINT_CLOUDS
+    from hepfm_data.core.catalog import load_catalog
     from hepfm_data.inputs.generated import PythiaGeneration
     from hepfm_data.loader import make_loader
-    from hepfm_data.loader.constituents import ConstituentBatcher
-    from hepfm_data.pointcloud import POINT_CLOUDS
-    from hepfm_data.readers import particleflow
-    from hepfm_data.readers.detector import emulate
-    from hepfm_data.readers.pythia import BATCH, final_state, make_pythia, process_settings, visible_taus
+    from hepfm_data.pipelines.build import build_store
+    from hepfm_data.readers.generation import particleflow
+    from hepfm_data.readers.generation.detector import emulate
+    from hepfm_data.readers.generation.pythia import BATCH, final_state, make_pythia, process_settings, visible_taus
+    from hepfm_data.representations.pointcloud import ConstituentBatcher
     from hepfm_data.store import open_store
 
     cat = load_catalog()

@@ -25,7 +25,7 @@ PROCESSES = ("ttbar", "Hplus_tb")
 
 
 def build(root: Path, n: int) -> list[str]:
-    from hepfm_data.events import SampleInfo
+    from hepfm_data.core.events import SampleInfo
     from hepfm_data.store import write_store
     from hepfm_data.testing import synthetic_events
 
@@ -40,8 +40,8 @@ def build(root: Path, n: int) -> list[str]:
 
 def main(argv=None) -> int:
     from hepfm_data import load_catalog
+    from hepfm_data.batches.slots import ObjectReplacement
     from hepfm_data.loader import BoostZ, Compose, FlipEta, RotatePhi, SlotBatcher, SlotSelection, make_loader
-    from hepfm_data.slots import ObjectReplacement
     from hepfm_data.store import open_store
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

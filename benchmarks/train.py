@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from hepfm_data.events import SampleInfo
+from hepfm_data.core.events import SampleInfo
 from hepfm_data.loader import make_loader
 from hepfm_data.store import write_store
 from hepfm_data.testing import synthetic_events

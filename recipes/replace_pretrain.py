@@ -35,8 +35,8 @@ if __package__ in (None, ""):  # `python recipes/replace_pretrain.py`
 
 import torch
 
+from hepfm_data.batches.slots import PRETEXT_CLASSES, ObjectReplacement, SlotBatch, SlotLayout
 from hepfm_data.loader import BoostZ, Compose, FlipEta, RotatePhi, SlotBatcher, SlotSelection
-from hepfm_data.slots import PRETEXT_CLASSES, ObjectReplacement, SlotBatch, SlotLayout
 from hepfm_models import TrainConfig
 from hepfm_models.protocol import finetune, pretrain
 from hepfm_models.slots_model import SlotConfig

@@ -125,7 +125,8 @@ def section_data(st: Study) -> list[str]:
     plan = st.plan
     out = ["## Data", "",
            "Generated here with Pythia 8 + hepfm's ATLAS-like detector emulation (SPEC §1-§3) through "
-           "`hepfm_data.build.build_store` on local Dask worker processes; the paper used MadGraph5_aMC@NLO + MadSpin + "
+           "`hepfm_data.pipelines.build.build_store` on local Dask worker processes; the paper used "
+           "MadGraph5_aMC@NLO + MadSpin + "
            "Pythia 8 + Delphes. **PROXY** = Pythia's SecondHard stand-in with the right final-state content and "
            "wrong correlations (SPEC §1): never the real process.", ""]
     rows = []

@@ -91,8 +91,8 @@ class RS3LConfig:
 
 def _urls(cfg: RS3LConfig) -> tuple[dict[str, str], dict[str, list[str]]]:
     """Nominal store URLs {process: url} and their view store URLs {url: [view url per cfg.views]}."""
-    from hepfm_data.errors import HepfmError
-    from hepfm_data.resimulate import open_view
+    from hepfm_data.core.errors import HepfmError
+    from hepfm_data.pipelines.resimulate import open_view
     from hepfm_data.store import open_store
 
     root = cfg.data.stores.rstrip("/")
@@ -118,7 +118,7 @@ def _spec(cfg: RS3LConfig):
     """The point-cloud representation of ``input: jet_constituents`` with the config's ``cuts``."""
     import dataclasses
 
-    from hepfm_data.pointcloud import get_point_cloud
+    from hepfm_data.batches.pointcloud import get_point_cloud
 
     if not isinstance(cfg.cuts, dict):
         raise ConfigError(f"cuts: expected a mapping, got {cfg.cuts!r}")

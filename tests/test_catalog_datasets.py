@@ -9,8 +9,8 @@ import dataclasses
 import pytest
 import yaml
 
-from hepfm_data.catalog import DATASET_FORMATS, parse_catalog
-from hepfm_data.errors import CatalogError, UnknownNameError
+from hepfm_data.core.catalog import DATASET_FORMATS, parse_catalog
+from hepfm_data.core.errors import CatalogError, UnknownNameError
 from hepfm_data.readers.formats import FORMATS
 
 

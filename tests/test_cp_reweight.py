@@ -16,8 +16,8 @@ pytest.importorskip("pythia8mc")
 pytest.importorskip("vector")
 
 from hepfm_data import load_catalog  # noqa: E402
-from hepfm_data.catalog import CPMixing, parse_catalog  # noqa: E402
-from hepfm_data.errors import CatalogError, GenerationError, InputFileError  # noqa: E402
+from hepfm_data.core.catalog import CPMixing, parse_catalog  # noqa: E402
+from hepfm_data.core.errors import CatalogError, GenerationError, InputFileError  # noqa: E402
 from hepfm_data.readers import lhe, ttH_reweight  # noqa: E402
 from hepfm_data.readers import pythia as py  # noqa: E402
 
@@ -198,7 +198,7 @@ def test_cp_mixing_settings_are_validated():
     """cp_mixing on a non-tt̄H process is a catalog error naming the entry; --cp-angle on tt̄ is a
     GenerationError; a null coupling is a GenerationError (not an endless unweighting loop);
     --cp-angle on ttH gives any α with κ̃ = 1 by default."""
-    from hepfm_data.commands.generate import with_cp_options
+    from hepfm_data.cli.commands.generate import with_cp_options
 
     raw = CAT.process("ttbar")
     with pytest.raises(GenerationError, match="vanishing"):

@@ -25,8 +25,8 @@ import pytest
 import torch
 
 from hepfm_data import load_catalog
-from hepfm_data.derive import derive
-from hepfm_data.events import SampleInfo
+from hepfm_data.batches.slots import ObjectReplacement
+from hepfm_data.core.events import SampleInfo
 from hepfm_data.loader import (
     BoostZ,
     Compose,
@@ -39,7 +39,7 @@ from hepfm_data.loader import (
     ViewPairBatcher,
     make_loader,
 )
-from hepfm_data.slots import ObjectReplacement
+from hepfm_data.pipelines.derive import derive
 from hepfm_data.store import write_store
 from hepfm_data.testing import synthetic_events, wide_jet_constituents
 

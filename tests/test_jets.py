@@ -15,18 +15,18 @@ import numpy as np
 import pytest
 import torch
 
-from hepfm_data.build import build_store
-from hepfm_data.catalog import load_catalog
-from hepfm_data.cli import main
-from hepfm_data.errors import StoreError
+from hepfm_data.batches.pointcloud import POINT_CLOUDS, PointCloudBatch, point_clouds_missing
+from hepfm_data.cli.main import main
+from hepfm_data.core.catalog import load_catalog
+from hepfm_data.core.errors import StoreError
 from hepfm_data.inputs.delphes import DelphesFiles
 from hepfm_data.inputs.generated import PythiaGeneration
 from hepfm_data.kernels.constituents import CONSTITUENT_FEATURES, constituent_features, pad_points, select_jets
 from hepfm_data.loader import make_loader
-from hepfm_data.loader.constituents import ConstituentBatcher
-from hepfm_data.pointcloud import POINT_CLOUDS, PointCloudBatch, point_clouds_missing
+from hepfm_data.pipelines.build import build_store
 from hepfm_data.readers.delphes import read_delphes, write_delphes_like
-from hepfm_data.readers.particleflow import LABEL_GLUON, LABEL_HBB, LABEL_QUARK
+from hepfm_data.readers.generation.particleflow import LABEL_GLUON, LABEL_HBB, LABEL_QUARK
+from hepfm_data.representations.pointcloud import ConstituentBatcher
 from hepfm_data.store import open_store
 from hepfm_data.testing import DELPHES_FILE, synthetic_events, wide_jet_constituents
 
@@ -274,7 +274,7 @@ def test_delphes_file_without_eflow_builds_the_object_record_and_refuses_jet_con
 def test_plot_jets_writes_the_higgs_vs_qcd_png(stores, tmp_path):
     """plot_jets (hepfm-data plot --jets): a PNG of constituent multiplicity, soft-drop mass and N2
     of leading large-R jets, Higgs vs QCD, from the stored records."""
-    from hepfm_data.plotting import jet_distributions, plot_jets
+    from hepfm_data.serving.plotting import jet_distributions, plot_jets
 
     samples = {n: all_events(u) for n, u in stores.items()}
     d = jet_distributions(samples["rs3l_hz"])

@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from hepfm_data.errors import HepfmError
-from hepfm_data.events import SampleInfo
-from hepfm_data.graph import ETA, PHI
+from hepfm_data.batches import batch_type
+from hepfm_data.batches.graph import ETA, PHI
+from hepfm_data.core.errors import HepfmError
+from hepfm_data.core.events import SampleInfo
 from hepfm_data.loader import (
     BoostZ,
     Compose,
@@ -26,7 +27,6 @@ from hepfm_data.loader import (
     RotatePhi,
     StreamingDataset,
     make_loader,
-    register_batch_type,
 )
 from hepfm_data.store import open_store, write_store
 from hepfm_data.testing import synthetic_events
@@ -248,7 +248,7 @@ def test_task_labels_and_sampling_mix(stores):
     assert per.sum() == ds.plan(0).n_events and abs(per[2] / per.sum() - 0.5) < 0.01
     assert all(b.weights.eq(1).all() for b in ds)
     # catalog weights: each process's total weight is proportional to its paper event count
-    from hepfm_data.catalog import load_catalog
+    from hepfm_data.core.catalog import load_catalog
 
     ds = StreamingDataset(urls(stores), weights="catalog", batch_size=64, **FAST)
     tot = dict.fromkeys(PROCESSES, 0.0)
@@ -282,6 +282,7 @@ def test_augmentations_are_seeded_and_physical(stores):
         torch.testing.assert_close(x.edges[keep, 2], p.edges[keep, 2], atol=2e-4, rtol=0)
 
 
+@batch_type("test_sum")
 @dataclass
 class SumBatch:
     """A batch type of the transform test: per-event node pt sums and a random tag."""
@@ -293,8 +294,6 @@ class SumBatch:
     def to(self, device, non_blocking=False):
         return self
 
-
-register_batch_type("test_sum", SumBatch)
 
 
 def sum_transform(host, rng):
@@ -418,7 +417,7 @@ def test_missing_shard_is_named(stores, tmp_path):
     not a library traceback and not a silently shorter epoch."""
     import shutil
 
-    from hepfm_data.errors import StoreError
+    from hepfm_data.core.errors import StoreError
 
     copy = tmp_path / "ttt"
     shutil.copytree(stores["ttt"], copy)
@@ -447,7 +446,7 @@ def test_window_buffers_are_reused_only_when_unreferenced():
     no view of it (a window, a batch's tensor) is alive: a kept batch keeps its bytes."""
     import torch
 
-    from hepfm_data.loader.builders import _Buffers
+    from hepfm_data.representations.nodes import _Buffers
 
     pool = _Buffers(keep=2)
     a = pool.get(100, 7)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hepfm_data.events import SampleInfo
+from hepfm_data.core.events import SampleInfo
 from hepfm_data.loader import LoaderStateError, StreamingDataset
 from hepfm_data.store import write_store
 from hepfm_data.testing import synthetic_events

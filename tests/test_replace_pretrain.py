@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hepfm_data.events import SampleInfo
+from hepfm_data.core.events import SampleInfo
 from hepfm_data.store import open_store, write_store
 from hepfm_data.testing import synthetic_events
 
@@ -61,9 +61,9 @@ def test_nanoaod_store_pretrains_on_slots_with_taus(tmp_path):
     import numpy as np
 
     from hepfm_data import load_catalog
-    from hepfm_data.cli import main
+    from hepfm_data.batches.slots import LOG_M, ObjectReplacement
+    from hepfm_data.cli.main import main
     from hepfm_data.loader import SlotBatcher, SlotSelection, make_loader
-    from hepfm_data.slots import LOG_M, ObjectReplacement
     from hepfm_data.testing import NANOAOD_FILE
     from hepfm_models import TrainConfig, fit
     from hepfm_models.slots_model import SlotConfig

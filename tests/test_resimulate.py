@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from hepfm_data.build import build_store
-from hepfm_data.catalog import load_catalog
-from hepfm_data.errors import StoreError, UnknownNameError
+from hepfm_data.core.catalog import load_catalog
+from hepfm_data.core.errors import StoreError, UnknownNameError
 from hepfm_data.inputs.generated import PythiaGeneration
 from hepfm_data.loader import StreamingDataset, ViewPairBatcher, ViewPairs, make_loader
-from hepfm_data.resimulate import check_aligned, list_views, open_view, resimulate
+from hepfm_data.pipelines.build import build_store
+from hepfm_data.pipelines.resimulate import check_aligned, list_views, open_view, resimulate
 from hepfm_data.store import open_store
 
 pytest.importorskip("pythia8mc")
@@ -98,7 +98,7 @@ def test_resimulate_again_reuses_complete_views(stores):
 def test_bad_input_delphes_store_and_unknown_view(tmp_path, delphes_file, stores, capsys):
     """A store without kept hard processes (the real Delphes file) fails saying how to generate with
     them kept; an unknown view name lists the known ones; the CLI prints the message, exit 1."""
-    from hepfm_data.cli import main
+    from hepfm_data.cli.main import main
     from hepfm_data.inputs.delphes import DelphesFiles
 
     build_store(DelphesFiles("ttH", str(delphes_file)), str(tmp_path), catalog=CAT, scheduler="sync", progress=False)
@@ -114,8 +114,8 @@ def test_fsr_scale_variation_changes_jet_substructure_in_the_expected_direction(
     """fsr_down (μ_R x 1/√2, larger α_s) radiates more than fsr_up (x √2): the mean jet m/pT of the same
     300 tt̄ hard processes (~1400 jets each) is larger, by more than 3 standard errors (observed 4.2 with
     these seeds, 4.5 with 400 events; the effect is ~6% of m/pT, 200 events give only 2-4 standard errors)."""
+    from hepfm_data.readers.generation.pythia import generate_hard, shower
     from hepfm_data.readers.lhe import read_hard
-    from hepfm_data.readers.pythia import generate_hard, shower
 
     proc = CAT.process("ttbar")
     with tempfile.TemporaryDirectory() as tmp:
@@ -137,8 +137,8 @@ def test_fsr_scale_variation_changes_jet_substructure_in_the_expected_direction(
 
 def test_lhe_columns_round_trip(tmp_path):
     """write_hard(read_hard(file)) reads back to the same columns (the re-simulation input is exact)."""
+    from hepfm_data.readers.generation.pythia import generate_hard
     from hepfm_data.readers.lhe import read_hard, write_hard
-    from hepfm_data.readers.pythia import generate_hard
 
     generate_hard(CAT.process("ZH"), 5, 2, tmp_path / "a.lhe", workdir=tmp_path)
     init, hard, ev = read_hard(tmp_path / "a.lhe")

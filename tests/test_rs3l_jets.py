@@ -54,7 +54,7 @@ def test_match_jets_against_brute_force():
 def test_bad_input_event_unit_and_point_cloud_shapes():
     """Pairing is per jet: an ``event_jets`` representation is refused naming it; pack_points refuses an
     [B, J, P, F] batch with a message (flatten the jets first)."""
-    from hepfm_data.errors import HepfmError
+    from hepfm_data.core.errors import HepfmError
     from hepfm_models.rs3l import pack_points
 
     with pytest.raises(HepfmError, match="'event_jets' has unit 'event'"):

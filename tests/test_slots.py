@@ -13,12 +13,7 @@ import pytest
 import torch
 
 from hepfm_data import load_catalog
-from hepfm_data._arrays import counts_to_offsets
-from hepfm_data.errors import HepfmError, StoreError
-from hepfm_data.events import SampleInfo
-from hepfm_data.loader import BoostZ, Compose, FlipEta, RotatePhi, SlotBatcher, SlotSelection, make_loader
-from hepfm_data.loader.slots import lepton_masses, slot_batch, slot_objects
-from hepfm_data.slots import (
+from hepfm_data.batches.slots import (
     LOG_E,
     LOG_M,
     NONE_CLASS,
@@ -31,6 +26,11 @@ from hepfm_data.slots import (
     slot_features,
     slot_pt,
 )
+from hepfm_data.core.arrays import counts_to_offsets
+from hepfm_data.core.errors import HepfmError, StoreError
+from hepfm_data.core.events import SampleInfo
+from hepfm_data.loader import BoostZ, Compose, FlipEta, RotatePhi, SlotBatcher, SlotSelection, make_loader
+from hepfm_data.representations.slots import lepton_masses, slot_batch, slot_objects
 from hepfm_data.store import open_store, write_store
 from hepfm_data.store.record import schema_of, to_columns
 from hepfm_data.testing import synthetic_events, synthetic_slots

@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 
 from hepfm_data import load_dataset
-from hepfm_data.build import build_store, write_store
-from hepfm_data.catalog import load_catalog
-from hepfm_data.derive import derive
-from hepfm_data.errors import StoreError
-from hepfm_data.events import SampleInfo, validate_events
+from hepfm_data.core.catalog import load_catalog
+from hepfm_data.core.errors import StoreError
+from hepfm_data.core.events import SampleInfo, validate_events
 from hepfm_data.inputs.delphes import DelphesFiles
+from hepfm_data.pipelines.build import build_store, write_store
+from hepfm_data.pipelines.derive import derive
 from hepfm_data.readers.delphes import read_delphes
-from hepfm_data.representations import open_representation
+from hepfm_data.representations.base import open_representation
 from hepfm_data.store import open_store
 from hepfm_data.store import record as rec
 from hepfm_data.testing import DELPHES_FILE, synthetic_events
@@ -167,7 +167,7 @@ def test_record_codecs_store_paper_values_once_and_read_back_bit_equal(delphes_s
 def test_record_encoding_refuses_paper_columns_of_another_record():
     """encode_record checks what it drops: paper columns that are not this record's (a jet pT changed
     by one ulp, another event id) raise StoreError naming the event / column instead of a lossy store."""
-    from hepfm_data.representations import paper_columns
+    from hepfm_data.representations.base import paper_columns
 
     cat = load_catalog()
     ev = validate_events(synthetic_events(30, 4))
@@ -279,7 +279,7 @@ def test_format1_store_opens_read_only_and_record_needs_a_rebuild(tmp_path):
     """A format-1 manifest (no schema, record, representations) opens and loads as before (paper);
     asking it for the record or another representation names the store and says to rebuild; info
     lists collections and representations of a format-2 store."""
-    from hepfm_data.commands.info import format_summary, summarise
+    from hepfm_data.cli.commands.info import format_summary, summarise
 
     st = write_store(str(tmp_path), "ttH", [(synthetic_events(60, 2), SampleInfo(process="ttH", source="x"))],
                      progress=False)

@@ -1,4 +1,4 @@
-"""Local worker programs (hepfm_data.workers): started from any caller, gone with it."""
+"""Local worker programs (hepfm_data.pipelines.workers): started from any caller, gone with it."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = """\
 import os, time
 import psutil
-from hepfm_data.workers import dask_client
+from hepfm_data.pipelines.workers import dask_client
 
 def busy(x):
     time.sleep(120)

@@ -12,7 +12,7 @@ An **event source** is a small picklable object with
 * ``read(unit) -> Iterator[(event record, SampleInfo)]``: the events of one unit,
   in blocks of bounded size. Same unit -> same events, in any process.
 
-:func:`hepfm_data.build.build_store` runs one task per unit (reader + kernels + shard
+:func:`hepfm_data.pipelines.build.build_store` runs one task per unit (reader + kernels + shard
 writes); shards are named and listed by unit index, so the store's bytes do not depend
 on which worker ran which unit. A new reader (CMS NanoAOD, ATLAS PHYSLITE,
 re-simulation) implements these four members and registers a factory under a format
@@ -26,12 +26,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from ..errors import HepfmError
+from hepfm_data.core.errors import HepfmError
 
 if TYPE_CHECKING:  # pragma: no cover
     import awkward as ak
 
-    from ..events import SampleInfo
+    from hepfm_data.core.events import SampleInfo
 
 __all__ = ["Unit", "EventSource", "BlockSource", "register_source", "open_source", "SOURCES", "RecordBlocks"]
 
@@ -104,13 +104,13 @@ def open_source(fmt: str, process: str, inputs, **options) -> EventSource:
 
 
 def _load_builtin() -> None:
-    from . import delphes, experiments  # noqa: F401  (register "delphes", "nanoaod", "physlite")
+    from hepfm_data.inputs import delphes, experiments  # noqa: F401  (register "delphes", "nanoaod", "physlite")
 
 
 class RecordBlocks:
     """An already-made stream of ``(event record, SampleInfo)`` blocks as ONE unit.
 
-    For :func:`hepfm_data.build.write_store` (tests, notebooks, small in-memory data):
+    For :func:`hepfm_data.pipelines.build.write_store` (tests, notebooks, small in-memory data):
     the stream is consumed once, in the driver process, so shards may span blocks.
     Not picklable in general: build it in-process (``scheduler="sync"``).
     """

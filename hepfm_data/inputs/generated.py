@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ..catalog import Process
-from . import Unit
+from hepfm_data.core.catalog import Process
+from hepfm_data.inputs import Unit
 
 #: events per generation block (one Pythia run, one parallel task): ~20-40 s of tt̄H on one core, so
 #: a one-unit build balances over the cores (13,000 events = 13 blocks) and the bar moves per batch;
@@ -50,7 +50,7 @@ class PythiaGeneration:
 
     @property
     def event_id_rule(self) -> str:
-        from ..production import EVENT_ID_RULE
+        from hepfm_data.pipelines.production import EVENT_ID_RULE
 
         return EVENT_ID_RULE
 
@@ -58,7 +58,7 @@ class PythiaGeneration:
         """The blocks; every input problem (setting, LHE, SLHA, seed) is raised here, before any task."""
         import tempfile
 
-        from ..readers.pythia import check_count, check_seed, make_pythia, process_settings
+        from hepfm_data.readers.generation.pythia import check_count, check_seed, make_pythia, process_settings
 
         check_seed(self.seed)
         check_count("n_events", self.n_events)
@@ -88,7 +88,7 @@ class PythiaGeneration:
 
     def read_block(self, unit: Unit, j: int, progress=None):
         """(events, SampleInfo) of the ``j``-th block of ``unit``; ``progress(n)`` gets generated event counts."""
-        from .. import production
+        from hepfm_data.pipelines import production
 
         i, n, keep = unit.spec["blocks"][j], unit.spec["n"][j], self.keep_hard_process
         if self.workdir is None:

@@ -14,18 +14,18 @@ device), :mod:`.augment` (SPEC §7 augmentations), :mod:`.cache` (remote shard c
 
 from __future__ import annotations
 
-from .augment import BoostZ, Compose, FlipEta, RotatePhi
-from .batch import HostBatch, register_batch_type
-from .builders import BatchBuilder, Block, NodeBatcher, batch_rng
-from .constituents import ConstituentBatcher
-from .dataset import LoaderStateError, StreamingDataset
-from .loader import StreamingLoader, make_loader
-from .pairs import ConstituentPairBatcher, PointCloudPairs, ViewPairBatcher, ViewPairs
-from .sampler import BatchSpec, EpochPlan, StreamSampler
-from .slots import SlotBatcher, SlotSelection
+from hepfm_data.batches import HostBatch, batch_type
+from hepfm_data.loader.augment import BoostZ, Compose, FlipEta, RotatePhi
+from hepfm_data.loader.dataset import LoaderStateError, StreamingDataset
+from hepfm_data.loader.loader import StreamingLoader, make_loader
+from hepfm_data.loader.sampler import BatchSpec, EpochPlan, StreamSampler
+from hepfm_data.representations.nodes import BatchBuilder, Block, NodeBatcher, batch_rng
+from hepfm_data.representations.pairs import ConstituentPairBatcher, PointCloudPairs, ViewPairBatcher, ViewPairs
+from hepfm_data.representations.pointcloud import ConstituentBatcher
+from hepfm_data.representations.slots import SlotBatcher, SlotSelection
 
 __all__ = ["make_loader", "StreamingLoader", "StreamingDataset", "LoaderStateError", "StreamSampler",
-           "BatchSpec", "EpochPlan", "HostBatch", "register_batch_type", "BatchBuilder", "Block",
+           "BatchSpec", "EpochPlan", "HostBatch", "batch_type", "BatchBuilder", "Block",
            "NodeBatcher", "batch_rng", "RotatePhi", "FlipEta", "BoostZ", "Compose", "ViewPairBatcher",
            "ViewPairs", "ConstituentBatcher", "ConstituentPairBatcher", "PointCloudPairs",
            "SlotBatcher", "SlotSelection"]

@@ -17,14 +17,14 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .._arrays import counts_to_offsets
-from ..errors import HepfmError, StoreError
-from .batch import PackedBatch
-from .builders import BatchBuilder, Block, NodeBatcher
-from .sampler import BatchSpec, EpochPlan, StreamSampler
+from hepfm_data.batches.base import PackedBatch
+from hepfm_data.core.arrays import counts_to_offsets
+from hepfm_data.core.errors import HepfmError, StoreError
+from hepfm_data.loader.sampler import BatchSpec, EpochPlan, StreamSampler
+from hepfm_data.representations.nodes import BatchBuilder, Block, NodeBatcher
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..catalog import Catalog
+    from hepfm_data.core.catalog import Catalog
 
 __all__ = ["LoaderStateError", "StreamingDataset", "dist_rank_world"]
 
@@ -82,9 +82,9 @@ class StreamingDataset(IterableDataset):
         verified; ``cache_bytes=None``: ``$HEPFM_CACHE_BYTES`` or 8 GiB; see ``sources.cache.ShardCache``).
     prefetch: read the next window in a background thread (default: for remote stores only;
         local reads gain nothing from it on few cores).
-    catalog: the :class:`~hepfm_data.catalog.Catalog` for task names and ``weights="catalog"``
+    catalog: the :class:`~hepfm_data.core.catalog.Catalog` for task names and ``weights="catalog"``
         (default: the packaged catalog).
-    builder: how a window's rows become batches (:mod:`hepfm_data.loader.builders`; default
+    builder: how a window's rows become batches (:mod:`hepfm_data.representations.nodes`; default
         :class:`NodeBatcher`: HostBatch / GraphBatch). ``transform(host, rng)``: shorthand for
         ``NodeBatcher(transform=...)`` (e.g. typed slots or a pretext task, applied in the worker).
     """
@@ -99,8 +99,8 @@ class StreamingDataset(IterableDataset):
                  cache_bytes: int | None = None, prefetch: bool | None = None, catalog: Catalog | None = None,
                  builder: BatchBuilder | None = None, transform: Callable | None = None):
         super().__init__()
-        from ..catalog import load_catalog
-        from ..store import open_store
+        from hepfm_data.core.catalog import load_catalog
+        from hepfm_data.store import open_store
 
         self.catalog = catalog or load_catalog()  # read once; task labels and catalog weights use it
 
@@ -151,7 +151,7 @@ class StreamingDataset(IterableDataset):
             raise HepfmError(f"rank {self.rank} is outside 0..{self.world_size - 1}")
         self._cache = None
         if cache_dir is not None:
-            from ..store.cache import RemoteShards
+            from hepfm_data.store.cache import RemoteShards
 
             self._cache = RemoteShards(cache_dir, cache_bytes)
         # (epoch, consumed batches, n levels, (world_size, num_workers, consumed) per earlier
@@ -474,7 +474,7 @@ def _int_in(v: Any, lo: int, hi: int, key: str) -> int:
 
 
 def _is_local(store) -> bool:
-    from ..sources.fs import is_local
+    from hepfm_data.sources.fs import is_local
 
     return is_local(store.fs)
 

@@ -1,4 +1,4 @@
-"""``make_loader``: a DataLoader of :class:`~hepfm_data.graph.GraphBatch` on the target device."""
+"""``make_loader``: a DataLoader of :class:`~hepfm_data.batches.graph.GraphBatch` on the target device."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from .batch import PackedBatch
-from .dataset import StreamingDataset
+from hepfm_data.batches.base import PackedBatch
+from hepfm_data.loader.dataset import StreamingDataset
 
 __all__ = ["StreamingLoader", "make_loader"]
 
@@ -60,7 +60,7 @@ def make_loader(stores: Any, *, device: torch.device | str | None = None, num_wo
                 multiprocessing_context: str | None = None, representation: str | None = None,
                 **dataset_kwargs) -> StreamingLoader:
     """A resumable loader of :class:`GraphBatch` (or the batches of ``builder=`` / ``transform=``,
-    see :mod:`hepfm_data.loader.builders`) from ``stores`` on ``device``.
+    see :mod:`hepfm_data.representations.nodes`) from ``stores`` on ``device``.
 
     ``dataset_kwargs`` go to :class:`StreamingDataset` (split, labels, weights, mixing,
     batch_size, max_nodes, max_edges, pad, seed, augment, rank, world_size, ...).
@@ -71,7 +71,7 @@ def make_loader(stores: Any, *, device: torch.device | str | None = None, num_wo
     ``representation``: the graph representation to read (default: each store's, ``paper``);
     its fingerprint must match the catalog (``dataset_kwargs["catalog"]`` or the packaged one).
     """
-    from ..representations import representation_stores
+    from hepfm_data.representations.base import representation_stores
 
     stores = representation_stores(stores, representation, dataset_kwargs.get("catalog"),
                                    dataset_kwargs.get("storage_options"))
