@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from hepfm_data import load_dataset
     from hepfm_data.core.events import SampleInfo
-    from hepfm_data.store import open_store, write_store
+    from hepfm_data.pipelines.build import write_store
+    from hepfm_data.store import open_store
     from hepfm_data.testing import synthetic_events
 
     datasets.disable_progress_bars()

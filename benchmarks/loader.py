@@ -81,7 +81,7 @@ def children_rss_mib() -> float:
 
 def build(root: Path, events: int, events_per_shard: int) -> None:
     from hepfm_data.core.events import SampleInfo
-    from hepfm_data.store import write_store
+    from hepfm_data.pipelines.build import write_store
     from hepfm_data.testing import synthetic_events
 
     per = events // len(PROCESSES)
@@ -294,7 +294,8 @@ def startup(args) -> int:
 
     from hepfm_data.core.events import SampleInfo
     from hepfm_data.loader import make_loader
-    from hepfm_data.store import open_store, write_store
+    from hepfm_data.pipelines.build import write_store
+    from hepfm_data.store import open_store
     from hepfm_data.testing import synthetic_events
 
     work = args.root or Path(tempfile.mkdtemp(prefix="hepfm-bench-startup-"))

@@ -813,7 +813,7 @@ def run(cfg: ReproduceConfig, config_name: str = "", report_only: bool = False) 
             stage_cka(cfg, plan, results, executed, dist, tds)
             _stage("4 cka", t0, results, keys["cka"], executed)
         t0 = time.perf_counter()
-        report = reproduce_report.write(cfg, plan, tds, keys, results, config_name)
+        report = reproduce_report.write(cfg, plan, tds, keys, results, config_name, study_hash(cfg))
         _stage("5 report", t0, results, [], executed)
         print(f"reproduce: {len(executed)} run(s) executed in {time.perf_counter() - t_all:.1f} s; report {report}",
               flush=True)

@@ -182,7 +182,7 @@ def test_generated_event_ids_are_unique_across_processes_and_seeds(tmp_path):
     (process, seed) in the high bits), a task dataset holds no id twice, and the three samples'
     split assignments are not copies of each other."""
     from hepfm_data.inputs.generated import PythiaGeneration
-    from hepfm_data.pipelines.production import id_base
+    from hepfm_data.readers.generation.blocks import id_base
     from hepfm_data.store.splits import assign_splits
 
     cat = load_catalog()
@@ -204,7 +204,7 @@ def test_default_build_gives_ten_thousand_training_rows():
     """load_dataset(build=True) generates DEFAULT_BUILD_EVENTS per process; with the generated-id rule and
     the split hash, every generatable process (e.g. hepfm/ttH_cp_odd once generatable) then has at least
     10,000 train events, so split="train[:10000]" returns 10,000 rows."""
-    from hepfm_data.pipelines.production import id_base
+    from hepfm_data.readers.generation.blocks import id_base
     from hepfm_data.serving.hub import DEFAULT_BUILD_EVENTS
     from hepfm_data.store.splits import assign_splits
 
@@ -296,7 +296,7 @@ def test_build_progress_moves_within_a_block_from_the_workers(tmp_path, monkeypa
 def _custom_catalog(tmp_path: Path):
     import hepfm_data
 
-    text = (Path(hepfm_data.__file__).parent / "catalog.yaml").read_text()
+    text = (Path(hepfm_data.__file__).parent / "core" / "catalog.yaml").read_text()
     jet = "  jet:      {pt_min: 25.0, pt_inclusive: true,  abs_eta_max: 2.5,  eta_crack: null}"
     assert jet in text
     text = text.replace(jet, jet.replace("25.0", "120.0"))
@@ -378,7 +378,7 @@ def test_demo_is_a_hepfm_data_command_through_its_entry_point(tmp_path):
     dist = tmp_path / "hepfm_demo_probe-0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hepfm-demo-probe\nVersion: 0\n")
-    (dist / "entry_points.txt").write_text("[hepfm_data.cli.commands]\ndemo = recipes.demo\n")
+    (dist / "entry_points.txt").write_text("[hepfm_data.commands]\ndemo = recipes.demo\n")
     env = {**ENV, "PYTHONPATH": os.pathsep.join([str(tmp_path), ENV["PYTHONPATH"]])}
     res = subprocess.run([sys.executable, "-m", "hepfm_data.cli.main", "demo", "--help"], env=env, capture_output=True,
                          text=True, timeout=300)

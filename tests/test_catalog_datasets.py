@@ -17,7 +17,7 @@ from hepfm_data.readers.formats import FORMATS
 def _raw():
     from importlib import resources
 
-    return yaml.safe_load(resources.files("hepfm_data").joinpath("catalog.yaml").read_text())
+    return yaml.safe_load(resources.files("hepfm_data.core").joinpath("catalog.yaml").read_text())
 
 
 def test_shipped_datasets_cover_the_studies():

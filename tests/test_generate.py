@@ -14,7 +14,7 @@ pytest.importorskip("fastjet")
 from hepfm_data import load_catalog  # noqa: E402
 from hepfm_data.core.errors import GenerationError, InputFileError, UnknownNameError  # noqa: E402
 from hepfm_data.core.events import validate_events  # noqa: E402
-from hepfm_data.readers.generation.pythia import generate  # noqa: E402
+from hepfm_data.readers.generation import generate  # noqa: E402
 
 
 def _bytes(events: ak.Array) -> bytes:
@@ -116,7 +116,8 @@ def test_produce_blocks_resume_and_determinism(tmp_path):
     missing block with identical bytes (1 worker of a cluster given by scheduler address vs 2 LocalCluster
     workers); the blocks load back as valid event records and plot to a PNG."""
     from hepfm_data.cli.main import main
-    from hepfm_data.pipelines.production import block_paths, id_base, load_block, produce
+    from hepfm_data.pipelines.production import produce
+    from hepfm_data.readers.generation.blocks import block_paths, id_base, load_block
 
     out = tmp_path / "gen"
     rc = main(["generate", "ggF_H", "--events", "100", "--seed", "21", "--out", str(out),

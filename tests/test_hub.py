@@ -14,8 +14,9 @@ from datasets import ClassLabel, Dataset, DatasetDict, IterableDataset, Iterable
 from hepfm_data import load_catalog, load_dataset
 from hepfm_data.core.errors import HepfmError, StoreError, UnknownNameError
 from hepfm_data.core.events import SampleInfo
+from hepfm_data.pipelines.build import write_store
 from hepfm_data.serving.hub import build_command, resolve_name, storage_root
-from hepfm_data.store import open_store, write_store
+from hepfm_data.store import open_store
 from hepfm_data.testing import synthetic_events, write_synthetic_stores
 
 #: process -> (layout, events, seed, first event id)

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from hepfm_data.core.events import SampleInfo
-from hepfm_data.store import write_store
+from hepfm_data.pipelines.build import write_store
 from hepfm_data.testing import synthetic_events
 from hepfm_models import load_checkpoint
 

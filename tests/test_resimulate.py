@@ -12,13 +12,16 @@ import numpy as np
 import pytest
 import torch
 
+from hepfm_data.batches import ViewPairs
 from hepfm_data.core.catalog import load_catalog
 from hepfm_data.core.errors import StoreError, UnknownNameError
 from hepfm_data.inputs.generated import PythiaGeneration
-from hepfm_data.loader import StreamingDataset, ViewPairBatcher, ViewPairs, make_loader
+from hepfm_data.loader import StreamingDataset, make_loader
 from hepfm_data.pipelines.build import build_store
-from hepfm_data.pipelines.resimulate import check_aligned, list_views, open_view, resimulate
+from hepfm_data.pipelines.resimulate import list_views, open_view, resimulate
+from hepfm_data.representations import Paired
 from hepfm_data.store import open_store
+from hepfm_data.store.reader import check_aligned
 
 pytest.importorskip("pythia8mc")
 
@@ -151,7 +154,7 @@ def _pairs(stores, workers: int, epoch: int = 0):
     urls = [str(stores / p) for p in ("ZH", "ttbar")]
     views = {u: [open_view(u, v).url for v in VIEWS] for u in urls}
     ld = make_loader(urls, batch_size=8, seed=7, num_workers=workers, device="cpu", block_size=8, window_blocks=1,
-                     builder=ViewPairBatcher(views), mixing="none")
+                     representation=Paired("paper", views), mixing="none")
     ld.set_epoch(epoch)
     return list(ld), views
 
@@ -205,7 +208,7 @@ def test_pair_loader_interleaves_each_nominal_event_with_one_view(stores):
     choice = []
     for epoch in (0, 1):  # the dataset itself yields ViewPairs (with the view index of each event)
         ds = StreamingDataset([str(stores / p) for p in ("ZH", "ttbar")], batch_size=8, seed=7, block_size=8,
-                              window_blocks=1, mixing="none", build_edges=False, builder=ViewPairBatcher(views))
+                              window_blocks=1, mixing="none", build_edges=False, representation=Paired("paper", views))
         ds.set_epoch(epoch)
         pairs = list(ds)
         assert all(isinstance(x, ViewPairs) and x.view[0::2].eq(-1).all() for x in pairs)

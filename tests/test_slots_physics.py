@@ -47,7 +47,7 @@ def test_top_and_w_mass_peaks_from_record_slots_of_generated_ttbar():
 
     from hepfm_data.batches.slots import COS_PHI, LOG_M, S_ETA, SIN_PHI, SlotLayout, slot_pt
     from hepfm_data.core.arrays import counts_to_offsets
-    from hepfm_data.readers.generation.pythia import generate
+    from hepfm_data.readers.generation import generate
     from hepfm_data.representations.slots import SlotSelection, slot_batch, slot_objects
     from hepfm_data.store.record import schema_of, to_columns
 

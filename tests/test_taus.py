@@ -11,7 +11,7 @@ pytest.importorskip("pythia8mc")
 pytest.importorskip("fastjet")
 
 from hepfm_data.core.events import validate_events  # noqa: E402
-from hepfm_data.readers import detector as det  # noqa: E402
+from hepfm_data.readers.generation import detector as det  # noqa: E402
 from hepfm_data.readers.generation.pythia import BASE_SETTINGS, batch_to_events, detector_rng, make_pythia, visible_taus  # noqa: E402
 
 N_EVENTS = 400

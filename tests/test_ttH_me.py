@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("vector")
 
-from hepfm_data.readers import ttH_me as me  # noqa: E402
+from hepfm_data.readers.generation import ttH_me as me  # noqa: E402
 
 MT, MH = 172.5, 125.0
 

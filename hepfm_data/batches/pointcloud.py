@@ -1,8 +1,8 @@
 """PointCloudBatch: the data/model contract for jet-constituent inputs (as ``graph.py`` is for graphs).
 
 Two point-cloud representations are read from the stored record's ``fatjets`` and
-``fatjets.constituents`` (README "Jet constituents"; built by the loader's
-``ConstituentBatcher``, :mod:`hepfm_data.representations.pointcloud`):
+``fatjets.constituents`` (README "Jet constituents"; computed in the loader's workers by
+:mod:`hepfm_data.representations.pointcloud`):
 
 * ``jet_constituents`` (RS3L): one example per large-R jet passing pT > 450 GeV,
   |η| < 0.1, mass >= 10 GeV; its 100 highest-pT constituents.
@@ -31,23 +31,14 @@ batch to batch (exactly-once over events is exactly-once over jets).
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 import torch
 
 from hepfm_data.batches.base import TensorBatch, batch_type
-from hepfm_data.core.errors import StoreError, UnknownNameError
 from hepfm_data.kernels.constituents import CONSTITUENT_FEATURES, JET_FEATURES
 
-if TYPE_CHECKING:  # pragma: no cover
-    from hepfm_data.store import Store
-
-__all__ = ["PointCloudBatch", "PointCloudPairs", "PointCloudSpec", "POINT_CLOUDS", "CONSTITUENT_FEATURES", "JET_FEATURES",
-           "get_point_cloud", "check_point_cloud_inputs", "point_clouds_missing"]
+__all__ = ["PointCloudBatch", "PointCloudPairs", "CONSTITUENT_FEATURES", "JET_FEATURES"]
 
 
 @batch_type("pointcloud")
@@ -78,73 +69,3 @@ class PointCloudPairs(PointCloudBatch):
 
     view: torch.Tensor | None = None
     unpaired: torch.Tensor | None = None
-
-
-@dataclass(frozen=True)
-class PointCloudSpec:
-    """A point-cloud representation: the unit (``jet`` or ``event``), jet cuts (GeV), sizes."""
-
-    name: str
-    version: int
-    unit: str  # "jet" | "event"
-    pt_min: float
-    abs_eta_max: float
-    mass_min: float
-    max_constituents: int = 100
-    max_jets: int | None = None  # per event ("event" unit)
-    doc: str = ""
-
-    #: record fields read (``collection.field``)
-    inputs: tuple[str, ...] = (
-        *(f"fatjets.{k}" for k in ("pt", "eta", "phi", "mass", "sd_mass", "n2")),
-        *(f"fatjets.constituents.{k}" for k in ("pt", "eta", "phi", "energy", "charge", "kind", "d0", "dz")),
-        "event_id", "weight")
-
-    def fingerprint(self) -> str:
-        doc = {**dataclasses.asdict(self), "features": list(CONSTITUENT_FEATURES), "jet_features": list(JET_FEATURES)}
-        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
-
-
-POINT_CLOUDS: dict[str, PointCloudSpec] = {
-    "jet_constituents": PointCloudSpec(
-        "jet_constituents", 1, "jet", pt_min=450.0, abs_eta_max=0.1, mass_min=10.0,
-        doc="RS3L: per large-R jet (pT > 450 GeV, |eta| < 0.1, m >= 10 GeV), its 100 highest-pT constituents"),
-    "event_jets": PointCloudSpec(
-        "event_jets", 1, "event", pt_min=150.0, abs_eta_max=2.5, mass_min=0.0, max_jets=5,
-        doc="Vigl et al.: per event, its 5 highest-pT large-R jets (pT > 150 GeV), 100 constituents each"),
-}
-
-
-def get_point_cloud(name: str | PointCloudSpec) -> PointCloudSpec:
-    if isinstance(name, PointCloudSpec):
-        return name
-    try:
-        return POINT_CLOUDS[name]
-    except KeyError:
-        raise UnknownNameError(f"unknown point-cloud representation {name!r}; known: {', '.join(POINT_CLOUDS)}"
-                               ) from None
-
-
-def point_clouds_missing(schema: dict[str, Any] | None) -> dict[str, list[str]]:
-    """{point-cloud name: record fields it needs that ``schema`` (a manifest's) lacks}; empty lists = servable."""
-    from hepfm_data.store.record import inputs_missing
-
-    out = {}
-    for name, spec in POINT_CLOUDS.items():
-        out[name] = list(spec.inputs) if not schema else inputs_missing(schema, list(spec.inputs))
-    return out
-
-
-def check_point_cloud_inputs(store: Store, spec: str | PointCloudSpec) -> None:
-    """Raise :class:`StoreError` naming the store, the representation and the record collection(s) it lacks."""
-    from hepfm_data.store.record import inputs_missing
-
-    spec = get_point_cloud(spec)
-    schema = store.manifest.schema
-    missing = inputs_missing(schema, list(spec.inputs)) if schema else list(spec.inputs)
-    if missing:
-        colls = sorted({m.rsplit(".", 1)[0] for m in missing})
-        raise StoreError(f"{store.url}: representation {spec.name!r} needs the record collection(s) {colls} "
-                         f"(fields {missing}), which this store's record lacks: its input has no particle-flow "
-                         f"candidates / large-R jets (Delphes EFlowTrack, EFlowPhoton, EFlowNeutralHadron, FatJet; "
-                         f"generation with particle_flow: true)")

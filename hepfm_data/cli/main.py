@@ -30,7 +30,7 @@ PLUGIN_GROUP = "hepfm_data.commands"
 
 
 def _commands() -> dict[str, tuple[str, str]]:
-    """The built-in commands plus those registered in the ``hepfm_data.cli.commands`` entry-point group."""
+    """The built-in commands plus those registered in the ``hepfm_data.commands`` entry-point group."""
     from importlib.metadata import entry_points
 
     out = dict(COMMANDS)
@@ -48,7 +48,7 @@ def _load(name: str, commands: dict[str, tuple[str, str]]):
 
 def build_parser(commands: dict[str, tuple[str, str]] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hepfm-data", description="hepfm dataset layer for collider-physics foundation models")
-    from hepfm_data import __version__
+    from hepfm_data.core.version import __version__
 
     parser.add_argument("--version", action="version", version=f"hepfm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

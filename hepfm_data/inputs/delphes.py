@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hepfm_data.inputs import Unit, register_source
+from hepfm_data.inputs.base import Unit, register_source
 
 DEFAULT_ENTRIES_PER_UNIT = 100_000
 

@@ -8,7 +8,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from hepfm_data.inputs import Unit, register_source
+from hepfm_data.inputs.base import Unit, register_source
 from hepfm_data.inputs.delphes import file_units
 
 DEFAULT_ENTRIES_PER_UNIT = 100_000

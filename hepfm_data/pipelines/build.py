@@ -37,7 +37,7 @@ from hepfm_data.core.errors import HepfmError, StoreError, require
 from hepfm_data.core.events import SampleInfo, validate_events
 from hepfm_data.inputs import BlockSource, EventSource, RecordBlocks, Unit
 from hepfm_data.pipelines.workers import available_cores, count_workers, dask_client
-from hepfm_data.representations.base import PAPER, paper_columns
+from hepfm_data.representations.paper import PAPER, paper_columns
 from hepfm_data.store import DEFAULT_EVENTS_PER_SHARD, StoreBuild, UnitWriter
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["build_store", "write_store", "columns", "run_unit", "read_block"]
 
 
-#: the paper graph's columns of an event record (``representations.paper_columns``)
+#: the paper graph's columns of an event record (``representations.paper.paper_columns``)
 columns = paper_columns
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from hepfm_data.core.catalog import Catalog, load_catalog
 from hepfm_data.core.errors import HepfmError, StoreError
-from hepfm_data.representations.base import check_inputs, get_representation
+from hepfm_data.representations.registry import get_representation
 
 if TYPE_CHECKING:  # pragma: no cover
     from hepfm_data.store import Store
@@ -49,7 +49,7 @@ def derive_shard(store: Store, index: int, name: str, catalog: Catalog, fingerpr
         if doc.get("fingerprint") == fingerprint and fs.exists(f"{store.path}/{rel}"):
             return doc["shard"]
     events = store.read_events(info)
-    cols = rep.derive(events, m.label, catalog, m.btag_seed)
+    cols = rep.columns(events, m.label, catalog, m.btag_seed)
     if cols.n_events != info.n_events:
         raise StoreError(f"{store.url}: representation {name!r} gave {cols.n_events} events for shard {info.name}, "
                          f"which has {info.n_events}")
@@ -92,7 +92,9 @@ def derive(url: str | Store, name: str, *, catalog: Catalog | None = None, worke
     store = open_store(store.url, storage_options)  # the manifest as stored now, viewed as its shards/
     cat = catalog or load_catalog()
     rep = get_representation(name)
-    check_inputs(store, rep)
+    if not rep.materialised:
+        rep.columns(None, 0, cat, 0)  # raises: computed by the loader, nothing to store
+    rep.check(store, cat)
     fp = rep.fingerprint(cat)
     work = f"{store.path}/{DERIVE_DIR}/{name}"
     store.fs.makedirs(work, exist_ok=True)

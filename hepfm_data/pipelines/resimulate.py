@@ -34,9 +34,10 @@ import numpy as np
 from hepfm_data.core.catalog import Catalog, Process, View, load_catalog
 from hepfm_data.core.errors import GenerationError, StoreError
 from hepfm_data.inputs import Unit
+from hepfm_data.store.reader import check_aligned
 
 __all__ = ["resimulate", "ResimulatedViews", "view_seed", "view_root", "open_view", "list_views",
-           "check_aligned", "MAX_ATTEMPTS"]
+           "MAX_ATTEMPTS"]
 
 VIEWS_DIR = "views"
 MAX_ATTEMPTS = 5  # showers of one hard process tried per event before giving up
@@ -248,19 +249,6 @@ def list_views(store_url: str, storage_options: dict[str, Any] | None = None) ->
         except StoreError:
             pass
     return out
-
-
-def check_aligned(nominal, view) -> None:
-    """StoreError unless ``view`` has the nominal's shards (names, sizes) and event ids in the same order."""
-    a, b = nominal.manifest.shards, view.manifest.shards
-    if [(s.name, s.split, s.n_events) for s in a] != [(s.name, s.split, s.n_events) for s in b]:
-        raise StoreError(f"{view.url}: shards differ from the nominal store {nominal.url} "
-                         f"({len(b)} vs {len(a)} shards); rebuild the view")
-    for sa, sb in zip(a, b):
-        ia = nominal.read_columns(sa).events["event_id"]
-        ib = view.read_columns(sb).events["event_id"]
-        if not np.array_equal(ia, ib):
-            raise StoreError(f"{view.url}: shard {sb.name}: event ids differ from the nominal store's")
 
 
 def _asdict(view: View) -> dict[str, Any]:  # pragma: no cover - used by the CLI listing

@@ -1,224 +1,229 @@
-"""Representations: named, versioned derivations from the stored event record to model inputs.
+"""The :class:`Representation` protocol: one stored event record, many model inputs.
 
-A :class:`Representation` turns an event record (``hepfm_data.core.events``) into the graph
-columns the loader reads (``store.layouts.Columns``: per-event scalars + nodes). Its
-*fingerprint* is the sha256 of its definition — name, version (bumped when its code
-changes the output), the record fields it reads, and the catalog parts it uses (selection,
-object types, node features, labels) — like the fingerprinted cache of ``datasets``'
-``Dataset.map``. The manifest keeps ``{version, fingerprint, definition, inputs, shards}``
-per representation; opening one whose fingerprint differs from what the catalog given
-now implies (:func:`open_representation`) fails with the command that re-derives it.
+A representation is a named, versioned way to turn the stored event record into batches:
 
-* ``paper`` (the default): SPEC §2-4 — selection, overlap removal, b-tag, 7 node features,
-  38 labels; materialized by the build in ``shards/`` (the format-1 columns, unchanged).
-* ``paper_taus``: the paper graph plus hadronic τ candidates (pT > 20 GeV, |η| < 2.5,
-  passing the format's τ identification where it has one) as nodes of type 5, before MET;
-  derived later with ``hepfm-data derive STORE --representation paper_taus``.
+* **identity**: ``name``, ``version`` (bumped when its code changes the output), ``inputs`` (the
+  record fields, ``collection.field``, it reads), ``definition(catalog)`` (the catalog parts and
+  parameters it uses) -> :meth:`~Representation.fingerprint`, the sha256 of all of them;
+* **batches**: ``batch_type`` (a type of :mod:`hepfm_data.batches`), and, in a DataLoader worker,
+  ``read_window`` (the planned blocks of a window, permuted into stream order), ``batch`` (stream
+  positions ``[a, b)`` of it) and, in the main process, ``finish`` (onto the training device);
+* **placement** (optional): a representation with ``columns(events, label, catalog, seed)`` is
+  *materialised*: ``build`` (the default ``paper``) or ``derive`` store its columns, and the loader
+  reads the stored columns instead of the record (one object, two placements, as lhotse's feature
+  extractors or PyG's ``pre_transform`` / ``transform``). The others compute from the record shards in
+  the loader's workers.
 
-``record`` is not a representation but the stored record itself (``load_dataset(...,
-representation="record")``). New representations register with :func:`register_representation`.
+The loader hands a representation a :class:`WindowSource` (the public face of
+``StreamingDataset``); randomness comes from :func:`batch_rng` with the batch key (seed, epoch, level,
+rank, batch id), so batches are the same bytes whatever the number of workers. Representations are
+listed in :mod:`hepfm_data.representations.registry`; a new one subclasses :class:`Representation`
+and registers there or through the ``hepfm_data.representations`` entry-point group.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
+import torch
 
-from hepfm_data.core.errors import StoreError, UnknownNameError
-from hepfm_data.store.layouts import Columns
+from hepfm_data.core.errors import HepfmError, StoreError
 
 if TYPE_CHECKING:  # pragma: no cover
     from hepfm_data.core.catalog import Catalog
     from hepfm_data.store import Store
+    from hepfm_data.store.layouts import Columns
+    from hepfm_data.store.manifest import ShardInfo
 
-#: the name under which ``load_dataset`` returns the stored record itself
+__all__ = ["Representation", "WindowSource", "Block", "batch_rng", "AUGMENT_STREAM", "TRANSFORM_STREAM",
+           "PAIR_STREAM", "RECORD", "DEFAULT", "derive_command"]
+
+#: the name under which ``load_dataset`` returns the stored record itself (not a representation)
 RECORD = "record"
+#: the representation a store is read as when none is named
 DEFAULT = "paper"
+#: rng stream numbers of :func:`batch_rng` (5+: free for new representations)
+AUGMENT_STREAM, TRANSFORM_STREAM, PAIR_STREAM = 2, 3, 4
+
+
+def batch_rng(key: tuple, stream: int) -> np.random.Generator:
+    """The generator of random stream ``stream`` for the batch with ``key`` (seed, epoch, level, rank, batch id)."""
+    return np.random.default_rng([int(key[0]), int(key[1]), int(stream), *(int(k) for k in key[2:])])
 
 
 @dataclass(frozen=True)
-class Representation:
-    """``derive(events, label, catalog, seed) -> Columns``; ``definition(catalog) -> dict`` (JSON) is
-    what it takes from the catalog; ``inputs``: the record fields (``collection.field``) it reads."""
+class Block:
+    """Rows ``[start, stop)`` of shard ``shard`` of source (store) ``source``: the unit of I/O."""
 
-    name: str
-    version: int
-    inputs: tuple[str, ...]
-    derive: Callable[[Any, int, Catalog, int], Columns]
-    definition: Callable[[Catalog], dict[str, Any]]
-    doc: str = ""
-
-    def full_definition(self, catalog: Catalog) -> dict[str, Any]:
-        return json.loads(json.dumps(self.definition(catalog), sort_keys=True, default=list))
-
-    def fingerprint(self, catalog: Catalog) -> str:
-        doc = {"name": self.name, "version": self.version, "inputs": list(self.inputs),
-               "definition": self.full_definition(catalog)}
-        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
-
-    def entry(self, catalog: Catalog, shards: list | None = None) -> dict[str, Any]:
-        """The manifest entry (``shards=None``: the store's ``shards/``, i.e. built with the store)."""
-        return {"version": self.version, "fingerprint": self.fingerprint(catalog), "inputs": list(self.inputs),
-                "definition": self.full_definition(catalog), "shards": shards, "doc": self.doc}
+    source: int
+    shard: int
+    start: int
+    stop: int
 
 
-REPRESENTATIONS: dict[str, Representation] = {}
+class WindowSource(Protocol):
+    """What a representation sees of the dataset it serves (``StreamingDataset`` implements it)."""
 
+    split: str
+    catalog: Catalog
+    stores: list  # one opened Store per source, viewed as the representation
+    source_labels: np.ndarray  # [n_sources] int64 label of each source's events
+    source_scale: np.ndarray  # [n_sources] float32 mixing multiplier of each source's weights
+    augment: Callable | None  # aug(nodes [N, 7], offsets [B+1], rng) -> nodes
+    multilabels: bool
+    build_edges: bool  # workers build CPU graphs (True) or hand over packed nodes (False)
+    pad_shape: tuple[int, int, int] | None
+    batch_by_size: bool  # batches by node / edge budgets (max_nodes, max_edges), not event counts
 
-def register_representation(rep: Representation) -> Representation:
-    if rep.name == RECORD or rep.name in REPRESENTATIONS:
-        raise ValueError(f"representation name {rep.name!r} is taken")
-    REPRESENTATIONS[rep.name] = rep
-    return rep
+    def shard_info(self, source: int, shard: int) -> ShardInfo: ...
 
+    def read_columns(self, blk: Block) -> Columns: ...
 
-def get_representation(name: str) -> Representation:
-    try:
-        return REPRESENTATIONS[name]
-    except KeyError:
-        raise UnknownNameError(f"unknown representation {name!r}; known: {', '.join([*REPRESENTATIONS, RECORD])}"
-                               ) from None
-
-
-# ----------------------------------------------------------------------------- the paper graph
-
-
-def paper_columns(events, label: int, catalog: Catalog, seed: int) -> Columns:
-    """Store columns of an event record: the physics (selection, b-tag, nodes, labels), then the label."""
-    from hepfm_data.kernels.features import process_block
-
-    nb = process_block(events, catalog, seed)
-    b = nb.event_id.shape[0]
-    ev = {"event_id": nb.event_id, "weight": nb.weight, "label": np.full(b, label, np.int16),
-          "multilabel": nb.multilabel, "n_node": nb.n_node}
-    nodes = {"pt": nb.pt, "eta": nb.eta, "phi": nb.phi, "btag": nb.btag, "charge": nb.charge, "type": nb.type}
-    return Columns(ev, nodes)
-
-
-def _paper_definition(catalog: Catalog) -> dict[str, Any]:
-    return {"selection": dataclasses.asdict(catalog.selection), "object_types": dict(catalog.graph.object_types),
-            "node_features": list(catalog.graph.node_feature_names), "labels": dataclasses.asdict(catalog.labels),
-            "label_names": list(catalog.labels.names)}
-
-
-_KIN = ("pt", "eta", "phi")
-PAPER_INPUTS = tuple([f"jets.{k}" for k in _KIN] + [f"electrons.{k}" for k in (*_KIN, "charge")]
-                     + [f"muons.{k}" for k in (*_KIN, "charge")] + [f"photons.{k}" for k in _KIN]
-                     + ["met.pt", "met.phi", "event_id", "weight"])
-
-PAPER = register_representation(Representation(
-    "paper", 1, PAPER_INPUTS, paper_columns, _paper_definition,
-    "SPEC §2-4 graph: selected jets, electrons, muons, photons + MET; 7 node features; 38 labels"))
-
-
-# ----------------------------------------------------------------------------- paper + taus
-
-TAU_TYPE = 5
-TAU_PT_MIN, TAU_ETA_MAX = 20.0, 2.5
-
-
-def paper_taus_columns(events, label: int, catalog: Catalog, seed: int) -> Columns:
-    """The paper graph with τ_h candidates (type 5: pT > 20 GeV, |η| < 2.5, tag where present) before MET."""
-    import awkward as ak
-
-    base = paper_columns(events, label, catalog, seed)
-    n_node = base.events["n_node"].astype(np.int64)
-    nodes = ak.unflatten(ak.zip({k: v for k, v in base.nodes.items()}), n_node)
-    t = events["taus"]
-    keep = (t.pt > TAU_PT_MIN) & (abs(t.eta) < TAU_ETA_MAX)
-    if "tag" in t.fields:
-        keep = keep & (t.tag == 1)
-    t = t[keep]
-    zeros = ak.values_astype(t.pt * 0, np.int8)
-    taus = ak.zip({"pt": t.pt, "eta": t.eta, "phi": t.phi, "btag": zeros,
-                   "charge": ak.values_astype(t.charge, np.int8), "type": zeros + np.int8(TAU_TYPE)})
-    out = ak.concatenate([nodes[:, :-1], taus, nodes[:, -1:]], axis=1)
-    counts = ak.to_numpy(ak.num(out, axis=1)).astype(np.int32)
-    flat = ak.flatten(out)
-    new_nodes = {k: np.ascontiguousarray(ak.to_numpy(flat[k]), dtype=base.nodes[k].dtype) for k in base.nodes}
-    return Columns({**base.events, "n_node": counts}, new_nodes)
-
-
-def _paper_taus_definition(catalog: Catalog) -> dict[str, Any]:
-    return {**_paper_definition(catalog), "object_types": {**dict(catalog.graph.object_types), "tau": TAU_TYPE},
-            "tau": {"pt_min": TAU_PT_MIN, "eta_max": TAU_ETA_MAX, "tag": "taus.tag == 1 where present"}}
-
-
-register_representation(Representation(
-    "paper_taus", 1, PAPER_INPUTS + ("taus.pt", "taus.eta", "taus.phi", "taus.charge"), paper_taus_columns,
-    _paper_taus_definition, "the paper graph plus hadronic τ candidates (type 5) before MET"))
-
-
-# ----------------------------------------------------------------------------- opening
+    def read_record(self, blk: Block, store: Store | None = None) -> dict[str, np.ndarray]: ...
 
 
 def derive_command(url: str, name: str) -> str:
     return f"hepfm-data derive {url} --representation {name}"
 
 
-def check_inputs(store: Store, rep: Representation) -> None:
-    """Raise :class:`StoreError` naming the store, the representation and the record fields it lacks."""
-    from hepfm_data.store.record import inputs_missing
+class Representation:
+    """Base class of every representation (module docstring). Subclasses set the class attributes or
+    dataclass fields ``name``, ``version``, ``inputs``, ``doc`` and implement the window methods."""
 
-    m = store.manifest
-    if not m.schema:
-        raise StoreError(f"{store.url}: representation {rep.name!r} needs the stored event record, which this "
-                         f"format-{m.format_version} store lacks; rebuild it from its inputs with this hepfm")
-    missing = inputs_missing(m.schema, list(rep.inputs))
-    if missing:
-        raise StoreError(f"{store.url}: representation {rep.name!r} needs record field(s) {missing}, which this "
-                         f"store's record lacks (its input format does not provide them)")
+    name: str
+    version: int
+    inputs: tuple[str, ...]  # record fields read (``collection.field``)
+    doc: str  # one line for listings
+    #: the batch type the loader yields on the device
+    batch_type: ClassVar[type]
+    #: options of the dataset this representation honours (any other that is set is refused by name)
+    options: ClassVar[frozenset[str]] = frozenset()
+    #: what a store lacking the inputs should be rebuilt with (appended to the input error)
+    missing_hint: ClassVar[str] = ""
+
+    # ------------------------------------------------------------------ identity
+    def definition(self, catalog: Catalog) -> dict[str, Any]:
+        """The catalog parts and parameters the output depends on (JSON-able)."""
+        return {}
+
+    def full_definition(self, catalog: Catalog) -> dict[str, Any]:
+        return json.loads(json.dumps(self.definition(catalog), sort_keys=True, default=list))
+
+    def fingerprint(self, catalog: Catalog) -> str:
+        """sha256 of name, version, inputs and definition: what the stored columns were made by."""
+        doc = {"name": self.name, "version": self.version, "inputs": list(self.inputs),
+               "definition": self.full_definition(catalog)}
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+    # ------------------------------------------------------------------ placement
+    @property
+    def materialised(self) -> bool:
+        """Stored as columns by ``build`` / ``derive`` (it defines :meth:`columns`)."""
+        return type(self).columns is not Representation.columns
+
+    def columns(self, events: Any, label: int, catalog: Catalog, seed: int) -> Columns:
+        """Store columns of an event record block (materialised representations only)."""
+        raise HepfmError(f"representation {self.name!r} is computed from the record by the loader, not stored: "
+                         f"there is nothing to derive")
+
+    def entry(self, catalog: Catalog, shards: list | None = None) -> dict[str, Any]:
+        """The manifest entry (``shards=None``: the store's ``shards/``, i.e. built with the store)."""
+        return {"version": self.version, "fingerprint": self.fingerprint(catalog), "inputs": list(self.inputs),
+                "definition": self.full_definition(catalog), "shards": shards, "doc": self.doc}
+
+    # ------------------------------------------------------------------ the one input check
+    def required_inputs(self, schema: dict[str, Any] | None, catalog: Catalog | None = None) -> list[str]:
+        """Record fields read from a store whose record has ``schema`` (default: ``inputs``)."""
+        return list(self.inputs)
+
+    def missing_inputs(self, schema: dict[str, Any] | None, catalog: Catalog | None = None) -> list[str]:
+        """Record fields this representation needs that ``schema`` (a manifest's) lacks; [] = servable."""
+        from hepfm_data.store.record import inputs_missing
+
+        need = self.required_inputs(schema, catalog)
+        return need if not schema else inputs_missing(schema, need)
+
+    def check(self, store: Store, catalog: Catalog | None = None) -> None:
+        """The one input check: raise :class:`StoreError` naming the store, this representation and the
+        record fields it lacks."""
+        m = store.manifest
+        if not m.schema:
+            raise StoreError(f"{store.url}: representation {self.name!r} reads the stored event record, which this "
+                             f"store lacks (format {m.format_version}; built with record=False or by an older "
+                             f"hepfm): rebuild it from its inputs with this hepfm")
+        missing = self.missing_inputs(m.schema, catalog)
+        if missing:
+            colls = sorted({f.rsplit(".", 1)[0] for f in missing if "." in f})
+            raise StoreError(f"{store.url}: representation {self.name!r} needs record field(s) {missing} (collection(s) "
+                             f"{colls}), which this store's record lacks{self.missing_hint}")
+
+    def open(self, store: Store, catalog: Catalog) -> Store:
+        """``store`` as this representation reads it (inputs checked; materialised: the stored columns,
+        their fingerprint checked against ``catalog``)."""
+        from hepfm_data.core.catalog import load_catalog
+
+        if not self.materialised:
+            self.check(store, catalog)
+            return store
+        m = store.manifest
+        if m.format_version < 2 or not m.representations:
+            if self.name != DEFAULT:
+                raise StoreError(f"{store.url}: a format-{m.format_version} store holds the paper graph only; "
+                                 f"representation {self.name!r} needs a store rebuilt with this hepfm")
+            return store  # a format-1 store is read as paper (read-only, unchecked: it records no fingerprint)
+        entry = m.representations.get(self.name)
+        if entry is None:
+            self.check(store, catalog)
+            raise StoreError(f"{store.url}: representation {self.name!r} is not derived yet; run:\n  "
+                             f"{derive_command(store.url, self.name)}")
+        want = self.fingerprint(catalog)
+        if entry["fingerprint"] != want:
+            raise StoreError(
+                f"{store.url}: representation {self.name!r} was derived with another definition (fingerprint "
+                f"{entry['fingerprint'][:12]} in the manifest, {want[:12]} from this catalog and hepfm: the "
+                f"selection, features, labels or the derivation's version changed); re-derive it from the stored "
+                f"record with:\n  {derive_command(store.url, self.name)}"
+                + ("" if catalog is load_catalog() else f" --catalog {catalog.source}"))
+        return store.view(self.name)
+
+    def bind(self, src: WindowSource, options: dict[str, Any]) -> None:
+        """Called once by the dataset: refuse, by name, every option set that this representation does
+        not honour (``options``: name -> value of the dataset's optional settings)."""
+        unused = sorted(k for k, v in options.items() if v not in (None, False) and k not in self.options)
+        if unused:
+            raise HepfmError(f"representation {self.name!r} does not take {', '.join(unused)} "
+                             f"(it honours: {', '.join(sorted(self.options)) or 'none of the optional settings'})")
+
+    # ------------------------------------------------------------------ batches (workers, then main process)
+    def read_window(self, src: WindowSource, blocks: Sequence[Block], perm: np.ndarray) -> Any:
+        """Events of ``blocks`` concatenated in plan order, then permuted by ``perm`` [n]; the window has
+        ``offsets`` [n+1] (per-event sizes for node budgets) and ``len``."""
+        raise NotImplementedError
+
+    def empty_window(self, src: WindowSource) -> Any:
+        """A window with no events (a worker range without events still yields its batches)."""
+        raise NotImplementedError
+
+    def batch(self, src: WindowSource, win: Any, a: int, b: int, key: tuple) -> Any:
+        """Stream positions ``[a, b)`` of ``win`` (window-relative) as one batch (in a worker)."""
+        raise NotImplementedError
+
+    def finish(self, src: WindowSource, item: Any, device: torch.device) -> Any:
+        """Main process: a batch from a worker -> the batch on ``device``."""
+        return item if item.device == torch.device(device) else item.to(device, non_blocking=True)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, v{self.version})"
 
 
-def open_representation(store: Store, name: str | None = None, catalog: Catalog | None = None) -> Store:
-    """``store`` viewed as representation ``name`` (default: the manifest's default, ``paper``).
-
-    The fingerprint recorded in the manifest must equal the one ``catalog`` implies now;
-    otherwise :class:`StoreError` gives the ``hepfm-data derive`` command. A format-1 store
-    is read as ``paper`` (read-only, unchecked: it records no fingerprint)."""
-    from hepfm_data.core.catalog import load_catalog
-
-    m = store.manifest
-    name = name or (m.default_representation if m.representations else DEFAULT)
-    if name == RECORD:
-        raise StoreError(f"{store.url}: 'record' is the stored event record, not a graph representation; read it "
-                         f"with load_dataset(..., representation='record')")
-    if m.format_version < 2 or not m.representations:
-        if name != DEFAULT:
-            raise StoreError(f"{store.url}: a format-{m.format_version} store holds the paper graph only; "
-                             f"representation {name!r} needs a store rebuilt with this hepfm")
-        return store
-    rep = get_representation(name)
-    entry = m.representations.get(name)
-    if entry is None:
-        check_inputs(store, rep)
-        raise StoreError(f"{store.url}: representation {name!r} is not derived yet; run:\n  "
-                         f"{derive_command(store.url, name)}")
-    cat = catalog or load_catalog()
-    want = rep.fingerprint(cat)
-    if entry["fingerprint"] != want:
-        raise StoreError(
-            f"{store.url}: representation {name!r} was derived with another definition (fingerprint "
-            f"{entry['fingerprint'][:12]} in the manifest, {want[:12]} from this catalog and hepfm: the selection, "
-            f"features, labels or the derivation's version changed); re-derive it from the stored record with:\n  "
-            f"{derive_command(store.url, name)}" + ("" if catalog is None else f" --catalog {cat.source}"))
-    return store.view(name)
-
-
-def representation_stores(stores: Any, name: str | None, catalog: Catalog | None,
-                          storage_options: dict[str, Any] | None = None) -> list:
-    """Open ``stores`` (URLs or Stores) and view each as representation ``name`` (fingerprints checked)."""
-    import os
-
-    from hepfm_data.store import open_store
-
-    if isinstance(stores, (str, os.PathLike)) or hasattr(stores, "manifest"):
-        stores = [stores]
-    opened = [s if hasattr(s, "manifest") else open_store(str(s), storage_options) for s in stores]
-    return [open_representation(s, name, catalog) for s in opened]
+def check_event_ids(store: Store, info: ShardInfo, blk: Block, got: np.ndarray, want: np.ndarray,
+                    nominal: Store) -> None:
+    """Raise :class:`StoreError` when a view store's rows do not hold the nominal store's events."""
+    if not np.array_equal(got, want):
+        raise StoreError(f"{store.url}: shard {info.name} rows [{blk.start}, {blk.stop}): event ids differ from the "
+                         f"nominal store {nominal.url}; rebuild the view")

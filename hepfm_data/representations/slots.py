@@ -1,13 +1,14 @@
-"""SlotBatcher: typed-slot batches (:class:`~hepfm_data.batches.slots.SlotBatch`, SPEC §7.3) from the stored event record.
+"""``slots``: typed-slot batches (:class:`~hepfm_data.batches.slots.SlotBatch`, SPEC §7.3) from the stored
+event record, computed in the loader's workers.
 
-A :class:`~.builders.BatchBuilder` like ``ConstituentBatcher``: the sampler plans events (the
-exactly-once, resume and rank x worker guarantees are the graph loader's); this builder reads
-the *record* shards paired with the planned shards, so the slots carry the objects' masses
-(the paper graph's nodes are massless)::
+The sampler plans events (the exactly-once, resume and rank x worker guarantees are the graph
+loader's); this representation reads the *record* shards paired with the planned shards, so the
+slots carry the objects' masses (the paper graph's nodes are massless)::
 
-    sel = SlotSelection.from_catalog(catalog)          # the paper's cuts, passed in explicitly
     loader = make_loader(stores, catalog=catalog, augment=Compose(RotatePhi(), FlipEta(), BoostZ(0.3)),
-                         builder=SlotBatcher(sel, pretext=ObjectReplacement()))
+                         representation=SlotRepresentation(pretext=ObjectReplacement()))
+
+(``representation="slots"``: the paper's cuts of the dataset's catalog, no pretext.)
 
 Per window (numpy + the selection kernels, no per-event Python): electrons and muons (PDG masses
 from ``particle``), τ_h candidates (the record's mass; PDG τ mass where the record has none),
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,20 +41,18 @@ import torch
 from hepfm_data.batches.host import gather_events
 from hepfm_data.batches.slots import SlotBatch, SlotLayout, slot_features
 from hepfm_data.core.arrays import counts_to_offsets
-from hepfm_data.core.errors import HepfmError, StoreError
+from hepfm_data.core.errors import HepfmError
 from hepfm_data.kernels.features import _cuts  # the catalog ObjectCuts -> object_mask arguments (one helper)
-from hepfm_data.representations.nodes import AUGMENT_STREAM, TRANSFORM_STREAM, Block, batch_rng
+from hepfm_data.representations.base import AUGMENT_STREAM, TRANSFORM_STREAM, Block, Representation, batch_rng
 
 if TYPE_CHECKING:  # pragma: no cover
     from hepfm_data.core.catalog import Catalog, ObjectCuts
     from hepfm_data.core.catalog import Selection as CatalogSelection
-    from hepfm_data.loader.dataset import StreamingDataset
+    from hepfm_data.representations.base import WindowSource
 
-__all__ = ["REPRESENTATION", "SlotBatcher", "SlotSelection", "SlotWindow", "lepton_masses", "slot_objects",
+__all__ = ["SLOTS", "SlotRepresentation", "SlotSelection", "SlotWindow", "lepton_masses", "slot_objects",
            "slot_inputs"]
 
-#: the name errors and manifests use for this representation
-REPRESENTATION = "slots"
 #: graph object-type integers of the packed object matrix (catalog graph.object_types + τ = 5)
 JET, ELECTRON, MUON, MET, TAU = 0, 1, 2, 4, 5
 _KIN = ("pt", "eta", "phi")
@@ -106,7 +105,7 @@ class SlotSelection:
     @classmethod
     def from_catalog(cls, catalog: Catalog | CatalogSelection, **kw) -> SlotSelection:
         """The paper's cuts of ``catalog`` (a Catalog or its ``selection``); ``kw`` overrides fields."""
-        from hepfm_data.representations.base import TAU_ETA_MAX, TAU_PT_MIN
+        from hepfm_data.representations.paper_taus import TAU_ETA_MAX, TAU_PT_MIN
 
         s = getattr(catalog, "selection", catalog)
         base = dict(electron=s.electron, muon=s.muon, jet=s.jet, photon=s.photon, overlap_dr=float(s.overlap_dr),
@@ -247,7 +246,7 @@ def _jet_btag(cols, selection: SlotSelection, off: np.ndarray, kin: dict[str, np
     """int8 [n_jets]: the record's ``jets.btag``, or the catalog efficiency on the truth flavour (paper graph)."""
     if selection.btag == "record" or (selection.btag == "auto" and "jets/btag" in cols):
         if "jets/btag" not in cols:
-            raise HepfmError(f"representation {REPRESENTATION!r}: btag='record' but the record has no jets.btag")
+            raise HepfmError("representation 'slots': btag='record' but the record has no jets.btag")
         return np.asarray(cols["jets/btag"], np.int8)
     from hepfm_data.kernels.btag import btag_decisions, efficiency_table, seed_key
     from hepfm_data.kernels.selection import jet_flavour
@@ -277,80 +276,78 @@ class SlotWindow:
         return len(self.event_id)
 
 
-@dataclass
-class SlotBatcher:
-    """:class:`SlotBatch` batches from the stored record (module docstring); ``pretext`` e.g.
-    :class:`~hepfm_data.batches.slots.ObjectReplacement`, applied after the dataset's ``augment``.
-    ``multilabels`` stay None (the SPEC §4 labels live in the paper graph's shards)."""
+@dataclass(frozen=True, repr=False)
+class SlotRepresentation(Representation):
+    """:class:`SlotBatch` batches from the stored record (module docstring). ``selection``: the object
+    selection (None: the paper's cuts of the dataset's catalog, :meth:`SlotSelection.from_catalog`);
+    ``pretext``: e.g. :class:`~hepfm_data.batches.slots.ObjectReplacement`, applied after the dataset's
+    ``augment``; ``multilabels`` stay None (the SPEC §4 labels live in the paper graph's shards)."""
 
-    selection: SlotSelection
+    selection: SlotSelection | None = None
     pretext: Any = None
     layout: SlotLayout = SlotLayout()
-    _checked: set = field(default_factory=set, repr=False)
+    name: str = "slots"
+    version: int = 1
+    doc: str = "typed object slots (SPEC §7.3): 4 leptons, 4 τ, 4 b-jets, 8 light jets, MET; masses from the record"
 
-    def check(self, store: Any) -> None:
-        """Raise :class:`StoreError` naming ``store``, ``slots`` and what its record lacks."""
-        if not store.has_record:
-            raise StoreError(f"{store.url}: representation {REPRESENTATION!r} reads the stored event record, which "
-                             f"this format-{store.manifest.format_version} store lacks (rebuild it with this hepfm)")
-        from hepfm_data.store.record import inputs_missing
+    batch_type = SlotBatch
+    options = frozenset({"augment"})
 
-        schema = store.manifest.schema
-        missing = inputs_missing(schema, slot_inputs(self.selection, self.layout, schema))
-        if missing:
-            colls = sorted({m.rsplit(".", 1)[0] for m in missing if "." in m})
-            hint = " (give SlotLayout(n_tau=0) for a record without τ candidates)" if "taus" in colls else ""
-            raise StoreError(f"{store.url}: representation {REPRESENTATION!r} needs the record field(s) {missing} "
-                             f"(collection(s) {colls}), which this store's record lacks{hint}")
+    def selection_for(self, catalog: Catalog) -> SlotSelection:
+        return self.selection if self.selection is not None else SlotSelection.from_catalog(catalog)
 
-    def _block(self, ds: StreamingDataset, blk: Block) -> SlotObjects:
-        store, info = ds._stores[blk.source], ds._infos[blk.source][blk.shard]
-        if blk.source not in self._checked:
-            if ds.sampler.batch.needs_sizes:
-                raise HepfmError("SlotBatcher batches by event count: give batch_size, not max_nodes / max_edges")
-            self.check(store)
-            self._checked.add(blk.source)
-        cols = store.read_record(info, blk.start, blk.stop)
-        if cols["event_id"].shape[0] != blk.stop - blk.start:
-            raise StoreError(f"{store.url}: record shard of {info.path} gave {cols['event_id'].shape[0]} events "
-                             f"for rows [{blk.start}, {blk.stop})")
-        return cols
+    def definition(self, catalog: Catalog) -> dict[str, Any]:
+        import dataclasses
 
-    def read_window(self, ds: StreamingDataset, blocks: Sequence[Block], perm: np.ndarray) -> SlotWindow:
-        parts = [self._block(ds, blk) for blk in blocks]
-        objs = [slot_objects(p, self.selection, self.layout, btag_seed=ds._stores[blk.source].manifest.btag_seed)
+        return {"selection": dataclasses.asdict(self.selection_for(catalog)),
+                "layout": dataclasses.asdict(self.layout), "pretext": repr(self.pretext)}
+
+    @property
+    def inputs(self) -> tuple[str, ...]:  # the fields of the paper's cuts, a record with a b-tag
+        from hepfm_data.core.catalog import load_catalog
+
+        return tuple(self.required_inputs({"collections": {"jets": {"fields": {"btag": None}}}}, load_catalog()))
+
+    def required_inputs(self, schema: dict[str, Any] | None, catalog: Catalog | None = None) -> list[str]:
+        from hepfm_data.core.catalog import load_catalog
+
+        return slot_inputs(self.selection_for(catalog or load_catalog()), self.layout, schema)
+
+    @property
+    def missing_hint(self) -> str:
+        return " (give SlotLayout(n_tau=0) for a record without τ candidates)" if self.layout.n_tau else ""
+
+    def read_window(self, src: WindowSource, blocks: Sequence[Block], perm: np.ndarray) -> SlotWindow:
+        parts = [src.read_record(blk) for blk in blocks]
+        sel = self.selection_for(src.catalog)
+        objs = [slot_objects(p, sel, self.layout, btag_seed=src.stores[blk.source].manifest.btag_seed)
                 for blk, p in zip(blocks, parts)]
         counts = np.concatenate([o.counts for o in objs])
         rows, off = gather_events(counts_to_offsets(counts), perm)
         cat = {k: np.concatenate([getattr(o, k) for o in objs]) for k in ("nodes", "mass", "slot")}
         eid = np.concatenate([p["event_id"] for p in parts]).astype(np.int64)
-        weight = np.concatenate([p["weight"] * ds.source_scale[blk.source] for blk, p in zip(blocks, parts)])
-        label = np.concatenate([np.full(len(p["weight"]), ds.source_labels[blk.source], np.int64)
+        weight = np.concatenate([p["weight"] * src.source_scale[blk.source] for blk, p in zip(blocks, parts)])
+        label = np.concatenate([np.full(len(p["weight"]), src.source_labels[blk.source], np.int64)
                                 for blk, p in zip(blocks, parts)])
         selected = np.concatenate([o.selected for o in objs])[perm]
         objects = SlotObjects(cat["nodes"][rows], cat["mass"][rows], cat["slot"][rows], np.diff(off), selected)
         return SlotWindow(eid[perm], weight.astype(np.float32)[perm], label[perm], objects)
 
-    def empty_window(self, ds: StreamingDataset) -> SlotWindow:
+    def empty_window(self, src: WindowSource) -> SlotWindow:
         return SlotWindow(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64),
                           SlotObjects(np.zeros((0, 7)), np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64),
                                       np.zeros(0, bool)))
 
-    def batch(self, ds: StreamingDataset, win: SlotWindow, a: int, b: int, key: tuple) -> SlotBatch:
+    def batch(self, src: WindowSource, win: SlotWindow, a: int, b: int, key: tuple) -> SlotBatch:
         off = win.offsets
         o0, o1 = int(off[a]), int(off[b])
         nodes, rel = win.objects.nodes[o0:o1], off[a:b + 1] - o0
-        if ds.augment is not None:
-            nodes = ds.augment(nodes, rel, batch_rng(key, AUGMENT_STREAM))
+        if src.augment is not None:
+            nodes = src.augment(nodes, rel, batch_rng(key, AUGMENT_STREAM))
         out = slot_batch(nodes, win.objects.mass[o0:o1], win.objects.slot[o0:o1], rel, self.layout,
                          win.label[a:b], win.weight[a:b], win.event_id[a:b],
-                         win.objects.selected[a:b] if self.selection.selects_events else None)
+                         win.objects.selected[a:b] if self.selection_for(src.catalog).selects_events else None)
         return out if self.pretext is None else self.pretext(out, batch_rng(key, TRANSFORM_STREAM))
-
-    def finish(self, ds: StreamingDataset, item: Any, device: torch.device) -> SlotBatch:
-        if not isinstance(item, SlotBatch):
-            raise HepfmError(f"SlotBatcher got a {type(item).__name__}, expected a SlotBatch")
-        return item.to(device, non_blocking=True) if item.device != torch.device(device) else item
 
 
 def slot_batch(nodes: np.ndarray, mass: np.ndarray, slot: np.ndarray, offsets: np.ndarray, layout: SlotLayout,
@@ -367,3 +364,5 @@ def slot_batch(nodes: np.ndarray, mass: np.ndarray, slot: np.ndarray, offsets: n
                      t(np.ascontiguousarray(event_id, np.int64)),
                      selected=None if selected is None else t(np.ascontiguousarray(selected, bool)))
 
+
+SLOTS = SlotRepresentation()

@@ -25,8 +25,9 @@ loader (``<cache_dir>/shards/<sha256>/``: verified against the manifest, bounded
 fsspec, chunk by chunk, with retries; nothing is written to disk. Every manifest is
 validated when its store is opened (:mod:`hepfm_data.store.manifest`).
 
-``representation=``: a graph representation (default ``paper``, or one derived with
-``hepfm-data derive``; its fingerprint is checked against the catalog), or ``"record"``:
+``representation=``: a stored (materialised) representation of the registry (default ``paper``, or
+one derived with ``hepfm-data derive``; its fingerprint is checked against the catalog; the others
+are refused by name: they are batches of the loader, not table columns), or ``"record"``:
 the stored event record itself — event_id, weight, label, the optional ids, and every
 collection as a list of structs (``jets: [{pt, eta, phi, mass, btag...}]``), for any
 selection with ``datasets`` (``ds.filter``) or awkward (``ak.from_arrow(ds.data.table)``).
@@ -51,6 +52,7 @@ from hepfm_data.core import config
 from hepfm_data.core.catalog import Catalog, load_catalog
 from hepfm_data.core.config import storage_root
 from hepfm_data.core.errors import HepfmError, StoreError, UnknownNameError, require
+from hepfm_data.representations.base import RECORD
 from hepfm_data.sources import RetryPolicy, is_local, resolve
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -432,13 +434,19 @@ def load_dataset(name: str, split: str | None = "train", *, streaming: bool = Fa
     root = storage_root(storage)
     options = copy.deepcopy(storage_options) if storage_options else None  # a private copy
     stores = [open_process_store(p, root, options, build, cat, retry) for p in target.processes]
-    record = representation == "record"
+    record = representation == RECORD
     if record:
         features = record_features(target, stores)
     else:
-        from hepfm_data.representations.base import open_representation
+        from hepfm_data.representations.registry import open_stores
 
-        stores = [open_representation(s, representation, cat) for s in stores]
+        rep, stores = open_stores(stores, representation, cat)
+        if not rep.materialised:
+            raise UnknownNameError(
+                f"load_dataset(representation={rep.name!r}): {rep.name!r} is computed from the record by the loader "
+                f"(batches of {rep.batch_type.__name__}), not stored as table columns; stream it with "
+                f"hepfm_data.make_loader(stores, representation={rep.name!r}), or read the record here with "
+                f"representation='record'")
         features = features_for(target, cat.labels.n_labels)
     check_stores(target, stores, cat)
     info = ds.DatasetInfo(

@@ -287,3 +287,16 @@ def open_store(url: str, storage_options: dict[str, Any] | None = None, *, retry
                              f"re-run the same build command to resume") from None
         raise StoreError(f"{url}: not a store ({MANIFEST} not found)") from None
     return Store(fs, path, Manifest.from_json(text, f"{url}/{MANIFEST}"), str(url))
+
+
+def check_aligned(nominal, view) -> None:
+    """StoreError unless ``view`` has the nominal's shards (names, sizes) and event ids in the same order."""
+    a, b = nominal.manifest.shards, view.manifest.shards
+    if [(s.name, s.split, s.n_events) for s in a] != [(s.name, s.split, s.n_events) for s in b]:
+        raise StoreError(f"{view.url}: shards differ from the nominal store {nominal.url} "
+                         f"({len(b)} vs {len(a)} shards); rebuild the view")
+    for sa, sb in zip(a, b):
+        ia = nominal.read_columns(sa).events["event_id"]
+        ib = view.read_columns(sb).events["event_id"]
+        if not np.array_equal(ia, ib):
+            raise StoreError(f"{view.url}: shard {sb.name}: event ids differ from the nominal store's")

@@ -165,9 +165,9 @@ def wide_jet_constituents(abs_eta_max: float = 2.5, pt_min: float = 300.0):
     events hold few jets with |η| < 0.1, so small tests select jets with this spec instead."""
     import dataclasses
 
-    from hepfm_data.batches.pointcloud import POINT_CLOUDS
+    from hepfm_data.representations.jet_constituents import JET_CONSTITUENTS
 
-    return dataclasses.replace(POINT_CLOUDS["jet_constituents"], name="jet_constituents_wide",
+    return dataclasses.replace(JET_CONSTITUENTS, name="jet_constituents_wide",
                                abs_eta_max=abs_eta_max, pt_min=pt_min)
 
 

@@ -115,11 +115,10 @@ def run(args: argparse.Namespace) -> int:
     sizes = ", ".join(f"{k} {v}" for k, v in m.split_sizes().items())
     print(f"{store.url}: {m.n_events} events in {len(m.shards)} {m.layout} shards ({sizes}); "
           f"{m.bytes / max(m.n_events, 1):.1f} bytes/event")
-    from hepfm_data.batches.pointcloud import point_clouds_missing
+    from hepfm_data.cli.commands.info import unservable
 
-    for name, missing in point_clouds_missing(m.schema).items():
+    for name, missing in unservable(m.schema).items():
         if missing:
             colls = sorted({x.rsplit(".", 1)[0] for x in missing})
-            print(f"cannot serve representation {name!r}: the record lacks {', '.join(colls)} "
-                  f"(the input has no particle-flow candidates / large-R jets)")
+            print(f"cannot serve representation {name!r}: the record lacks {', '.join(colls)}")
     return 0

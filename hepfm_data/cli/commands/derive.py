@@ -10,10 +10,10 @@ HELP = "derive a representation (e.g. paper_taus, or paper after a selection cha
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from hepfm_data.representations.base import REPRESENTATIONS
+    from hepfm_data.representations.registry import REPRESENTATIONS
 
     p.add_argument("store", help="store (ROOT/PROCESS) or storage root (every store under it): directory or URL")
-    p.add_argument("--representation", required=True, choices=sorted(REPRESENTATIONS),
+    p.add_argument("--representation", required=True, choices=sorted(n for n, r in REPRESENTATIONS.items() if r.materialised),
                    help="representation to derive")
     p.add_argument("--catalog", default=None, help="catalog YAML whose selection/features/labels to use")
     p.add_argument("--workers", type=int, default=1, help="Dask worker processes (default 1: in this process)")

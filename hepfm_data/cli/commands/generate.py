@@ -56,7 +56,8 @@ def with_cp_options(proc, angle, kappa, kappa_tilde, weighted):
 
 def run(args: argparse.Namespace) -> int:
     from hepfm_data.core.catalog import load_catalog
-    from hepfm_data.pipelines.production import load_block, produce
+    from hepfm_data.pipelines.production import produce
+    from hepfm_data.readers.generation.blocks import load_block
 
     cat = load_catalog(args.catalog)
     proc = with_cp_options(cat.process(args.process), args.cp_angle, args.kappa, args.kappa_tilde, args.cp_weighted)

@@ -56,7 +56,7 @@ def summarise(store, max_shards: int | None = None, progress: bool = False) -> d
                      for i, n in enumerate(names)},
         "nodes_per_type": {type_names.get(k, str(k)): v for k, v in sorted(types.items())},
         "multilabel_mean": {n: float(ml_sum[i] / max(n_events, 1)) for i, n in enumerate(m.label_names)},
-        "record": _record(m), "representations": _representations(store), "point_clouds": _point_clouds(m),
+        "record": _record(m), "representations": _representations(store), "from_record": _from_record(m),
         "provenance": [{k: p.get(k) for k in ("process", "source", "fidelity", "seed", "input_format", "release",
                                               "truth")} for p in m.provenance],
     }
@@ -98,13 +98,19 @@ def _representations(store) -> dict:
     return out
 
 
-def _point_clouds(m) -> dict:
-    """{point-cloud representation: "servable" | "cannot serve: ..."} (read by the loader from the record)."""
-    from hepfm_data.batches.pointcloud import point_clouds_missing
-
+def _from_record(m) -> dict:
+    """{representation computed by the loader from the record: "servable" | "cannot serve: ..."}."""
     return {name: "servable" if not missing else
             f"cannot serve: the record lacks {sorted({x.rsplit('.', 1)[0] for x in missing})}"
-            for name, missing in point_clouds_missing(m.schema).items()}
+            for name, missing in unservable(m.schema).items()}
+
+
+def unservable(schema) -> dict[str, list[str]]:
+    """{name: record fields it lacks} of every registered representation the loader computes from the record."""
+    from hepfm_data.representations.registry import REPRESENTATIONS, representation_names
+
+    return {name: REPRESENTATIONS[name].missing_inputs(schema) for name in representation_names()
+            if not REPRESENTATIONS[name].materialised}
 
 
 def format_summary(s: dict) -> str:
@@ -137,8 +143,8 @@ def format_summary(s: dict) -> str:
         fp = f"v{r['version']} fingerprint {r['fingerprint'][:12]}" if r["fingerprint"] else "format 1, no fingerprint"
         lines.append(f"repr       {name}{' (default)' if r['default'] else ''}: {fp}, in {r['where']}, "
                      f"{r['bytes_per_event']:.1f} bytes/event")
-    for name, state in s.get("point_clouds", {}).items():
-        lines.append(f"points     {name} (loader, from the record): {state}")
+    for name, state in s.get("from_record", {}).items():
+        lines.append(f"loader     {name} (computed from the record): {state}")
     srcs = sorted({f"{p['source']} ({p['fidelity']})" for p in s["provenance"]})
     lines.append(f"provenance {len(s['provenance'])} blocks/files from " + ", ".join(srcs))
     inputs = sorted({(p.get("input_format") or p["source"], p.get("release") or "release not recorded",

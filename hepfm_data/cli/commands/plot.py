@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from hepfm_data.core.catalog import load_catalog
     from hepfm_data.core.errors import InputFileError
     from hepfm_data.core.events import concatenate
-    from hepfm_data.pipelines.production import load_block
+    from hepfm_data.readers.generation.blocks import load_block
     from hepfm_data.serving.plotting import plot_jets, plot_processes
 
     cat = load_catalog(args.catalog)

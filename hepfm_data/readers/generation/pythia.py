@@ -273,11 +273,9 @@ def generate(process: str | Process, n_events: int, seed: int, *, lhe: str | os.
                                   "processes only (not with --lhe input or CP-mixed reweighting)")
         return generate_with_hard(proc, n_events, seed, first_event_id=first_event_id, workdir=workdir,
                                   progress=progress)
-    if proc.cp_mixing is not None and lhe is None:  # CP-mixed tt̄H: reweighted SM hard processes
-        from hepfm_data.readers.generation.ttH_reweight import generate_cp_mixed
-
-        return generate_cp_mixed(proc, n_events, seed, progress=progress, first_event_id=first_event_id,
-                                 workdir=workdir, catalog=catalog)
+    if proc.cp_mixing is not None and lhe is None:
+        raise GenerationError(f"process {proc.name!r} is CP-mixed (reweighted SM hard processes): generate it with "
+                              f"hepfm_data.readers.generation.generate, which runs the reweighting chain")
     with tempfile.TemporaryDirectory(prefix="hepfm-gen-") as tmp:
         settings = process_settings(proc, seed, lhe=lhe, workdir=workdir or tmp)
         if lhe is not None and lhe_skip:
