@@ -44,7 +44,7 @@ class HostBatch(TensorBatch):
 @dataclass
 class ViewPairs(HostBatch):
     """A HostBatch of ``2b`` interleaved events (nominal, its view, ...) plus ``view`` [2b] int64
-    (-1: nominal; k: ``ViewPairBatcher.views[k]``)."""
+    (-1: nominal; k: ``Paired.views[k]``)."""
 
     view: torch.Tensor | None = None
 

@@ -1,7 +1,7 @@
 """SlotBatch: typed object slots (Kishimoto et al., SPEC §7.3), a contract between data and models.
 
 An event becomes a fixed number of typed slots, filled from the stored event record by
-:class:`~hepfm_data.representations.slots.SlotBatcher` (selected objects with their masses)::
+the ``slots`` representation (:mod:`hepfm_data.representations.slots`: selected objects with their masses)::
 
     slots [0, 4)    leptons (electrons and muons)   pT-ordered (descending) within the type
     slots [4, 8)    hadronic taus                    "
