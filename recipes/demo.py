@@ -1,9 +1,8 @@
 """``hepfm-data demo``: the small end-to-end job of the README (``python -m recipes.demo``).
 
-The one module of ``hepfm_models`` at the recipes level (it drives data building and the
-loader); the rest of ``hepfm_models`` imports only the batch types (``hepfm_data.batches.graph``).
-``hepfm_data`` never imports it: the ``hepfm-data`` command line finds this command through
-the ``hepfm_data.cli.commands`` entry point that hepfm's ``pyproject.toml`` declares.
+An application of both packages (it builds stores with ``hepfm_data`` and trains ``hepfm_models``), so it
+lives with the recipes; ``hepfm_data`` never imports it: the ``hepfm-data`` command line finds this command
+through the ``hepfm_data.commands`` entry point that hepfm's ``pyproject.toml`` declares.
 
 generate (Pythia 8 + ATLAS-like emulation) -> build stores -> pretrain (multiclass over
 the pretraining processes) -> fine-tune one task from scratch / fine-tuned / frozen ->
@@ -67,9 +66,8 @@ def run(args: argparse.Namespace) -> int:
     from hepfm_data.loader import make_loader
     from hepfm_data.pipelines.build import build_store
     from hepfm_data.store import open_store
-
-    from . import ModelConfig, TrainConfig, count_parameters
-    from .protocol import EventSet, finetune, format_results, pretrain, relative_cost
+    from hepfm_models import ModelConfig, TrainConfig, count_parameters
+    from hepfm_models.protocol import EventSet, finetune, format_results, pretrain, relative_cost
 
     t_start = time.perf_counter()
     cat = load_catalog(args.catalog)

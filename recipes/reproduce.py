@@ -582,7 +582,10 @@ def run_jobs(cfg: ReproduceConfig, fn, jobs: list[tuple], executed: list[str], w
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         print(f"  {len(jobs)} job(s) on {n} worker process(es)", flush=True)
-        with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn")) as pool:
+        from hepfm_data.pipelines.workers import die_with_parent
+
+        with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=die_with_parent) as pool:
             for fut in as_completed([pool.submit(fn, cfg, *job) for job in jobs]):
                 done(fut.result())
     bar.close()

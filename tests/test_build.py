@@ -310,7 +310,8 @@ def _custom_catalog(tmp_path: Path):
 def test_a_custom_catalog_reaches_build_loader_hub_and_recipes(tmp_path):
     """A user catalog with a harder jet cut (pT > 120 GeV) and a new task reaches every layer: the
     build's kernels apply the cut (no stored jet below 120 GeV, recorded in the manifest), load_dataset,
-    StreamingDataset and the recipes resolve the new task — which the packaged catalog does not know."""
+    StreamingDataset and the recipes resolve the new task — which the packaged catalog does not know; the
+    loader refuses to read those stores as the packaged catalog's paper graph (fingerprint)."""
     from hepfm_data import load_dataset
     from hepfm_data.loader import StreamingDataset
     from recipes.common import DataConfig, task_split
@@ -331,7 +332,7 @@ def test_a_custom_catalog_reaches_build_loader_hub_and_recipes(tmp_path):
         load_dataset("hepfm/my_ttH_vs_ZH", split="train", storage=root, cache_dir=tmp_path / "c")
     sds = StreamingDataset([str(root / "ttH"), str(root / "ZH")], labels="my_ttH_vs_ZH", catalog=cat)
     assert sds.source_labels.tolist() == [0, 1]
-    with pytest.raises(UnknownNameError):
+    with pytest.raises(StoreError, match="another definition"):  # built with the user's cuts: not the packaged graph
         StreamingDataset([str(root / "ttH"), str(root / "ZH")], labels="my_ttH_vs_ZH")
     got = task_split(str(root), "my_ttH_vs_ZH", DataConfig(stores=str(root), catalog=str(path), batch_size=16),
                      "test", 5, shuffle=False)

@@ -24,10 +24,19 @@ from typing import Any
 from hepfm_data.core.config import environment
 from hepfm_data.core.errors import require
 
-__all__ = ["dask_client", "count_workers", "available_cores"]
+__all__ = ["dask_client", "count_workers", "available_cores", "die_with_parent"]
 
 #: environment of the worker programs: the caller's import path, quiet logs
 _QUIET = {"DASK_LOGGING__DISTRIBUTED": "error"}
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to kill this process when its parent dies (Linux; a no-op elsewhere): the initializer
+    of process pools a study starts (``ProcessPoolExecutor(initializer=die_with_parent)``), so that a killed
+    driver does not leave its pool training. The same guard as the Dask worker programs'."""
+    from hepfm_data.pipelines._orphan_guard import dask_setup
+
+    dask_setup()
 
 
 def available_cores() -> int:
