@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args(argv)
 
-    from hepfm_data.build import write_store
-    from hepfm_data.events import SampleInfo
+    from hepfm_data.core.events import SampleInfo
+    from hepfm_data.pipelines.build import write_store
     from hepfm_data.store import layouts, open_store
     from hepfm_data.store.cache import RemoteShards
     from hepfm_data.testing import synthetic_events

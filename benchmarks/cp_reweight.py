@@ -35,8 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     from hepfm_data import load_catalog
-    from hepfm_data.readers import lhe, ttH_reweight
-    from hepfm_data.readers import pythia as P
+    from hepfm_data.readers import lhe
+    from hepfm_data.readers.generation import pythia as P
+    from hepfm_data.readers.generation import ttH_reweight
 
     proc = load_catalog().process("ttH_cp_even")
     hard = P.make_pythia(P.process_settings(proc, args.seed) + list(ttH_reweight.HARD_ONLY))

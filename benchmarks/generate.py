@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
     from hepfm_data import load_catalog
-    from hepfm_data.readers import pythia as P
+    from hepfm_data.readers.generation import pythia as P
 
     cat = load_catalog()
     proc = cat.process(args.process)

@@ -129,7 +129,7 @@ def time_reader(path: Path, step: int) -> tuple[float, list[ak.Array]]:
 
 
 def time_kernels(blocks: list[ak.Array]) -> float:
-    from hepfm_data.catalog import load_catalog
+    from hepfm_data.core.catalog import load_catalog
     from hepfm_data.kernels import process_block
 
     cat = load_catalog()
@@ -141,7 +141,7 @@ def time_kernels(blocks: list[ak.Array]) -> float:
 
 def time_build(path: Path, step: int, out: Path, layout: str = "zarr", compression=None,
                record: bool = True, record_codecs: bool = True) -> tuple[float, object]:
-    from hepfm_data.build import write_store
+    from hepfm_data.pipelines.build import write_store
     from hepfm_data.readers.delphes import iterate_delphes
 
     shutil.rmtree(out, ignore_errors=True)
@@ -173,9 +173,9 @@ def generated_store(n: int, out: Path, layout: str = "zarr", workdir: Path | Non
                     events_per_unit: int | None = None):
     """ttH generated with Pythia 8 + the emulation (seed 1, blocks of 2,500 kept in ``workdir``: every
     variant holds the same events), built through build_store (kept between runs)."""
-    from hepfm_data.build import build_store
-    from hepfm_data.catalog import load_catalog
+    from hepfm_data.core.catalog import load_catalog
     from hepfm_data.inputs.generated import DEFAULT_EVENTS_PER_UNIT, PythiaGeneration
+    from hepfm_data.pipelines.build import build_store
     from hepfm_data.store import open_store
 
     if (out / "ttH" / "manifest.json").exists():
@@ -293,7 +293,7 @@ def rss_worker(path: str, step: int, out: str) -> None:
     """Run one build and print its peak RSS (MiB) as JSON (called in a fresh process)."""
     import psutil
 
-    from hepfm_data.build import write_store
+    from hepfm_data.pipelines.build import write_store
     from hepfm_data.readers.delphes import iterate_delphes
 
     # warm-up on 20 events: every library imported and every kernel loaded before the baseline
@@ -323,8 +323,8 @@ def time_parallel(path: Path, n: int, step: int, work: Path, workers: list[int],
     """Seconds of ``build_store`` of ``path`` in ``n_units`` entry-range units on a LocalCluster of k workers."""
     from dask.distributed import LocalCluster
 
-    from hepfm_data.build import build_store
     from hepfm_data.inputs.delphes import DelphesFiles
+    from hepfm_data.pipelines.build import build_store
 
     per_unit = -(-n // n_units)
     small = make_input(work / "delphes_like_warmup.root", 4 * max(workers))

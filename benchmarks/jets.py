@@ -42,15 +42,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args(argv)
 
-    from hepfm_data.build import build_store
-    from hepfm_data.catalog import load_catalog
+    from hepfm_data.core.catalog import load_catalog
     from hepfm_data.inputs.generated import PythiaGeneration
     from hepfm_data.loader import make_loader
-    from hepfm_data.loader.constituents import ConstituentBatcher
-    from hepfm_data.pointcloud import POINT_CLOUDS
-    from hepfm_data.readers import particleflow
-    from hepfm_data.readers.detector import emulate
-    from hepfm_data.readers.pythia import BATCH, final_state, make_pythia, process_settings, visible_taus
+    from hepfm_data.pipelines.build import build_store
+    from hepfm_data.readers.generation import particleflow
+    from hepfm_data.readers.generation.detector import emulate
+    from hepfm_data.readers.generation.pythia import BATCH, final_state, make_pythia, process_settings, visible_taus
+    from hepfm_data.representations import EVENT_JETS, JET_CONSTITUENTS
     from hepfm_data.store import open_store
 
     cat = load_catalog()
@@ -108,12 +107,12 @@ def main(argv: list[str] | None = None) -> None:
             for info in train:
                 st.read_record(info)
 
-        wide = dataclasses.replace(POINT_CLOUDS["jet_constituents"], name="jet_constituents_wide", abs_eta_max=2.5)
+        wide = dataclasses.replace(JET_CONSTITUENTS, name="jet_constituents_wide", abs_eta_max=2.5)
         contenders = {"raw record read (Store.read_record)": raw}
-        for label, spec in {"jet_constituents (|eta| < 2.5)": wide, "event_jets": POINT_CLOUDS["event_jets"]}.items():
+        for label, spec in {"jet_constituents (|eta| < 2.5)": wide, "event_jets": EVENT_JETS}.items():
             def run(spec=spec):
                 for _ in make_loader(st, device="cpu", batch_size=256, num_workers=0, seed=1,
-                                     builder=ConstituentBatcher(spec)):
+                                     representation=spec):
                     pass
             contenders[f"loader {label}"] = run
         best = {k: float("inf") for k in contenders}

@@ -51,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch  # noqa: F401 - imported before timing (the torch formatter needs it)
 
     from hepfm_data import load_dataset
-    from hepfm_data.events import SampleInfo
-    from hepfm_data.store import open_store, write_store
+    from hepfm_data.core.events import SampleInfo
+    from hepfm_data.pipelines.build import write_store
+    from hepfm_data.store import open_store
     from hepfm_data.testing import synthetic_events
 
     datasets.disable_progress_bars()

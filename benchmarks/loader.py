@@ -80,8 +80,8 @@ def children_rss_mib() -> float:
 
 
 def build(root: Path, events: int, events_per_shard: int) -> None:
-    from hepfm_data.events import SampleInfo
-    from hepfm_data.store import write_store
+    from hepfm_data.core.events import SampleInfo
+    from hepfm_data.pipelines.build import write_store
     from hepfm_data.testing import synthetic_events
 
     per = events // len(PROCESSES)
@@ -292,9 +292,10 @@ def startup(args) -> int:
     """Time from ``make_loader`` to the first batch on a store of ``--startup-shards`` shards."""
     import numpy as np
 
-    from hepfm_data.events import SampleInfo
+    from hepfm_data.core.events import SampleInfo
     from hepfm_data.loader import make_loader
-    from hepfm_data.store import open_store, write_store
+    from hepfm_data.pipelines.build import write_store
+    from hepfm_data.store import open_store
     from hepfm_data.testing import synthetic_events
 
     work = args.root or Path(tempfile.mkdtemp(prefix="hepfm-bench-startup-"))

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     from hepfm_data import load_catalog
-    from hepfm_data.readers import pythia as P
+    from hepfm_data.readers.generation import pythia as P
     from hepfm_data.readers.lhe import read_hard
 
     cat = load_catalog()

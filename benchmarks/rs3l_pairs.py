@@ -1,9 +1,9 @@
-"""Jet-pair loading (RS3L, ``ConstituentPairBatcher``) vs plain jet loading (``ConstituentBatcher``), same run.
+"""Jet-pair loading (RS3L, ``Paired(jet_constituents, views)``) vs plain jet loading (``jet_constituents``), same run.
 
     python benchmarks/rs3l_pairs.py [--events 300] [--views seed,fsr_up] [--repeats 3]
 
 Builds rs3l_hz with kept hard processes and its views in a temporary directory (Pythia, not timed),
-then reads the train split with each builder (0 workers, one core), alternating baseline and pairs
+then reads the train split with each representation (0 workers, one core), alternating baseline and pairs
 ``--repeats`` times (load drifts hit both alike). Prints jets/s, pairs/s, seconds per epoch and the
 ratio of nominal events/s (same events read), pairs over plain: a pair batch reads the nominal and every view's record shards
 and computes the features of each ((K+1)x the work), so ~1/(K+1) is expected. Jet cuts relaxed to
@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from hepfm_data.loader import ConstituentBatcher, ConstituentPairBatcher, make_loader
+    from hepfm_data.loader import make_loader
+    from hepfm_data.representations import Paired
     from hepfm_data.testing import build_resimulated, wide_jet_constituents
 
     torch.set_num_threads(1)
@@ -37,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         urls = build_resimulated(tmp, ("rs3l_hz",), views, args.events, events_per_shard=100)["rs3l_hz"]
 
-        def run(builder) -> tuple[float, int, int]:
-            ld = make_loader([urls["nominal"]], batch_size=64, seed=1, device="cpu", mixing="none", builder=builder)
+        def run(rep) -> tuple[float, int, int]:
+            ld = make_loader([urls["nominal"]], batch_size=64, seed=1, device="cpu", mixing="none", representation=rep)
             t0, n_ev, n_ex = time.perf_counter(), 0, 0
             for b in ld:
                 n_ex += len(b)
@@ -47,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
 
         rows = []
         for _ in range(args.repeats):
-            base = run(ConstituentBatcher(spec))
-            pairs = run(ConstituentPairBatcher({urls["nominal"]: [urls[v] for v in views]}, spec, names=views))
+            base = run(spec)
+            pairs = run(Paired(spec, {urls["nominal"]: [urls[v] for v in views]}, names=views))
             rows.append((base, pairs))
     print(f"rs3l_hz, {args.events} events generated, views {views}, train split, 0 workers, one core")
     print(f"{'repeat':>6s} {'plain jets/s':>13s} {'pairs/s':>9s} {'plain s':>8s} {'pairs s':>8s} {'ratio':>6s}")

@@ -133,8 +133,8 @@ def baseline(ref: str, sizes, n_node_of, ranks: int) -> dict:
     src = subprocess.run(["git", "-C", str(root), "show", f"{ref}:hepfm_data/loader/sampler.py"],
                          capture_output=True, text=True, check=True).stdout
     path = root / "benchmarks" / "_baseline_sampler.py"
-    path.write_text(src.replace("from .._arrays", "from hepfm_data._arrays").replace("from ..errors",
-                                                                                     "from hepfm_data.errors"))
+    path.write_text(src.replace("from .._arrays", "from hepfm_data.core.arrays").replace("from ..errors",
+                                                                                     "from hepfm_data.core.errors"))
     try:
         spec = importlib.util.spec_from_file_location("_baseline_sampler", path)
         mod = importlib.util.module_from_spec(spec)

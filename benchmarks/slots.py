@@ -6,9 +6,9 @@ pretext vs without, and vs the raw record read, same run.
 Builds (or reuses, with ``--root``) two Zarr stores of synthetic events with τ candidates and
 times, interleaved ``--repeats`` times (a shared machine is noisy; a warm-up pass first):
 
-* the raw read of the train record shards (``Store.read_record``, what the builder reads),
-* ``make_loader(builder=SlotBatcher(sel))`` (typed slots from the record, in the worker),
-* ``make_loader(builder=SlotBatcher(sel, pretext=ObjectReplacement()))`` (slots + the pretext task),
+* the raw read of the train record shards (``Store.read_record``, what the representation reads),
+* ``make_loader(representation=SlotRepresentation(sel))`` (typed slots from the record, in the worker),
+* ``make_loader(representation=SlotRepresentation(sel, pretext=ObjectReplacement()))`` (slots + the pretext task),
 
 the loaders with the SPEC §7.3 augmentations (rotation, η flip, boost); prints the best events/s
 of each and the ratios replacement / slots and slots / raw read.
@@ -25,8 +25,8 @@ PROCESSES = ("ttbar", "Hplus_tb")
 
 
 def build(root: Path, n: int) -> list[str]:
-    from hepfm_data.events import SampleInfo
-    from hepfm_data.store import write_store
+    from hepfm_data.core.events import SampleInfo
+    from hepfm_data.pipelines.build import write_store
     from hepfm_data.testing import synthetic_events
 
     urls = []
@@ -40,8 +40,9 @@ def build(root: Path, n: int) -> list[str]:
 
 def main(argv=None) -> int:
     from hepfm_data import load_catalog
-    from hepfm_data.loader import BoostZ, Compose, FlipEta, RotatePhi, SlotBatcher, SlotSelection, make_loader
-    from hepfm_data.slots import ObjectReplacement
+    from hepfm_data.batches.slots import ObjectReplacement
+    from hepfm_data.loader import BoostZ, Compose, FlipEta, RotatePhi, make_loader
+    from hepfm_data.representations import SlotRepresentation, SlotSelection
     from hepfm_data.store import open_store
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -66,8 +67,8 @@ def main(argv=None) -> int:
                 n += int(st.read_record(info)["event_id"].shape[0])
         return n
 
-    def loader(builder):
-        ld = make_loader(urls, builder=builder, **kw)
+    def loader(rep):
+        ld = make_loader(urls, representation=rep, **kw)
 
         def run(epoch: int) -> int:
             ld.set_epoch(epoch)
@@ -75,8 +76,8 @@ def main(argv=None) -> int:
         return run
 
     contenders = {"raw record read (Store.read_record)": lambda epoch: raw(),
-                  "slots (SlotBatcher)": loader(SlotBatcher(sel)),
-                  "slots + ObjectReplacement": loader(SlotBatcher(sel, pretext=ObjectReplacement()))}
+                  "slots (SlotRepresentation)": loader(SlotRepresentation(sel)),
+                  "slots + ObjectReplacement": loader(SlotRepresentation(sel, pretext=ObjectReplacement()))}
     for fn in contenders.values():  # warm-up: handles opened, Numba compiled
         fn(0)
     best = {k: 0.0 for k in contenders}
@@ -88,8 +89,8 @@ def main(argv=None) -> int:
     for name, v in best.items():
         print(f"{name:<38} {v:>12,.0f} events/s")
     raw_v = best["raw record read (Store.read_record)"]
-    print(f"ratio slots + replacement / slots: {best['slots + ObjectReplacement'] / best['slots (SlotBatcher)']:.3f}")
-    print(f"ratio slots / raw record read:     {best['slots (SlotBatcher)'] / raw_v:.3f}")
+    print(f"ratio slots + replacement / slots: {best['slots + ObjectReplacement'] / best['slots (SlotRepresentation)']:.3f}")
+    print(f"ratio slots / raw record read:     {best['slots (SlotRepresentation)'] / raw_v:.3f}")
     print(f"ratio slots + replacement / raw:   {best['slots + ObjectReplacement'] / raw_v:.3f}")
     return 0
 

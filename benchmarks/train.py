@@ -25,9 +25,9 @@ from pathlib import Path
 
 import torch
 
-from hepfm_data.events import SampleInfo
+from hepfm_data.core.events import SampleInfo
 from hepfm_data.loader import make_loader
-from hepfm_data.store import write_store
+from hepfm_data.pipelines.build import write_store
 from hepfm_data.testing import synthetic_events
 from hepfm_models import GraphNet, ModelConfig, TrainConfig, multiclass_loss, reference_forward
 from hepfm_models.training import train_step

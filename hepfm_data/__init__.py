@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._version import __version__
-from .catalog import Catalog, Process, Task, load_catalog
-from .errors import (
+from hepfm_data.core.catalog import Catalog, Process, Task, load_catalog
+from hepfm_data.core.errors import (
     CatalogError,
     ChecksumError,
     GenerationError,
@@ -23,10 +22,11 @@ from .errors import (
     StoreError,
     UnknownNameError,
 )
-from .events import SampleInfo, validate_events
+from hepfm_data.core.events import SampleInfo, validate_events
+from hepfm_data.core.version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .graph import GraphBatch
+    from hepfm_data.batches.graph import GraphBatch
 
 __all__ = [
     "__version__", "Catalog", "Process", "Task", "load_catalog", "SampleInfo", "validate_events",
@@ -37,13 +37,13 @@ __all__ = [
 
 # name -> module providing it, imported on first access (keeps `import hepfm_data` light)
 _LAZY = {
-    "GraphBatch": "hepfm_data.graph",
+    "GraphBatch": "hepfm_data.batches.graph",
     "make_loader": "hepfm_data.loader",
     "StreamingDataset": "hepfm_data.loader",
-    "load_dataset": "hepfm_data.hub",
+    "load_dataset": "hepfm_data.serving.hub",
     "open_store": "hepfm_data.store",
-    "write_store": "hepfm_data.build",
-    "build_store": "hepfm_data.build",
+    "write_store": "hepfm_data.pipelines.build",
+    "build_store": "hepfm_data.pipelines.build",
 }
 
 

@@ -1,6 +1,6 @@
 """hepfm_models: the graph network of arXiv:2412.10665 (SPEC §5) and its training tools.
 
-Imports only :mod:`hepfm_data.graph` from the data layer (never storage).
+Imports only :mod:`hepfm_data.batches.graph` from the data layer (never storage).
 """
 
 from .backbones import PretrainedError, available_pretrained, pretrained

@@ -1,4 +1,4 @@
-"""Heads' losses (SPEC §4, §6) on a :class:`~hepfm_data.graph.GraphBatch`.
+"""Heads' losses (SPEC §4, §6) on a :class:`~hepfm_data.batches.graph.GraphBatch`.
 
 Both losses are per-event weighted means: event ``b`` counts with
 ``weights[b] * graph_mask[b]``, so padding events (mask False, weight 0) never
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from hepfm_data.graph import GraphBatch
+from hepfm_data.batches.graph import GraphBatch
 
 #: SPEC §4: the first N_COUNT_LABELS multilabels are counts (regression, MSE); the rest one-hot bins (BCE).
 N_COUNT_LABELS = 5

@@ -1,6 +1,6 @@
 """The graph network of SPEC §5 (Ho, Roberts, Han, Wang, arXiv:2412.10665), in one file.
 
-Encode -> process -> decode on a :class:`~hepfm_data.graph.GraphBatch`::
+Encode -> process -> decode on a :class:`~hepfm_data.batches.graph.GraphBatch`::
 
     x = MLP_node(norm(nodes))       [N, 64]   node encoder
     e = MLP_edge(norm(edges))       [E, 64]   edge encoder
@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hepfm_data.graph import BTAG, CHARGE, ENERGY, ETA, PHI, PT, TYPE, GraphBatch
+from hepfm_data.batches.graph import BTAG, CHARGE, ENERGY, ETA, PHI, PT, TYPE, GraphBatch
 
 N_NODE_INPUTS_BASE = 7  # log pt, eta, sin phi, cos phi, log E, btag, charge
 #: centring constants of the input normalisation (typical values; documented above)

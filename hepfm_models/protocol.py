@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from hepfm_data.graph import GraphBatch
+from hepfm_data.batches.graph import GraphBatch
 
 from .checkpoint import load_checkpoint, save_checkpoint, write_json
 from .model import GraphNet, ModelConfig, count_parameters, freeze, parameter_groups, replace_head

@@ -10,12 +10,12 @@
   nodes now, jet constituents later); the kNN is per event, vectorised (padded [B, n_max, n_max]).
 * :class:`LinearProbe` — downstream: one Linear layer to a logit on the (fixed or floating) backbone.
 
-On jet constituents (:class:`~hepfm_data.pointcloud.PointCloudBatch`, ``jet_constituents``),
+On jet constituents (:class:`~hepfm_data.batches.pointcloud.PointCloudBatch`, ``jet_constituents``),
 :func:`pack_points` turns the padded points + mask into packed nodes + counts and
 :meth:`EdgeConvBackbone.for_constituents` takes the 15 RS3L features as they are, with the kNN in
 their (Δη, Δφ) columns.
 
-Only the batch types (:mod:`hepfm_data.graph`, :mod:`hepfm_data.pointcloud`) are imported from the data layer.
+Only the batch types (:mod:`hepfm_data.batches.graph`, :mod:`hepfm_data.batches.pointcloud`) are imported from the data layer.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from hepfm_data.graph import ETA, PHI, GraphBatch
-from hepfm_data.pointcloud import CONSTITUENT_FEATURES, PointCloudBatch
+from hepfm_data.batches.graph import ETA, PHI, GraphBatch
+from hepfm_data.batches.pointcloud import CONSTITUENT_FEATURES, PointCloudBatch
 
 from .model import node_inputs
 

@@ -1,4 +1,4 @@
-"""The slot Transformer of Kishimoto et al. (SPEC §7.3) on a :class:`~hepfm_data.slots.SlotBatch`::
+"""The slot Transformer of Kishimoto et al. (SPEC §7.3) on a :class:`~hepfm_data.batches.slots.SlotBatch`::
 
     h = LayerNorm(Linear(x))               [B, S, width]   linear embedding of the 11 slot features
     h = TransformerEncoder(h, pad = ~mask)  n_layers pre-norm blocks, n_heads heads; empty slots masked
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from hepfm_data.slots import N_SLOT_FEATURES, SlotBatch
+from hepfm_data.batches.slots import N_SLOT_FEATURES, SlotBatch
 
 from .model import MLP, config_from_dict
 
@@ -30,7 +30,7 @@ LOG_E_CENTER = 4.5
 class SlotConfig:
     """Slot Transformer hyper-parameters; saved as JSON beside every checkpoint (``kind`` = "slots")."""
 
-    n_out: int = 6  # the object-replacement classes (hepfm_data.slots.PRETEXT_CLASSES)
+    n_out: int = 6  # the object-replacement classes (hepfm_data.batches.slots.PRETEXT_CLASSES)
     n_features: int = N_SLOT_FEATURES
     width: int = 64
     n_layers: int = 3

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from hepfm_data.graph import ENERGY, ETA, PHI, PT, TYPE, GraphBatch
+from hepfm_data.batches.graph import ENERGY, ETA, PHI, PT, TYPE, GraphBatch
 
 
 def random_nodes(n_node: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

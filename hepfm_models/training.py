@@ -1,6 +1,6 @@
 """The training engine shared by the recipes and ``hepfm-data demo`` (SPEC §6).
 
-Storage-agnostic: data arrive as iterables of :class:`~hepfm_data.graph.GraphBatch`
+Storage-agnostic: data arrive as iterables of :class:`~hepfm_data.batches.graph.GraphBatch`
 (``train(epoch)`` returns the batches of one epoch, so a loader can reshuffle by
 epoch). Provides
 
@@ -35,7 +35,7 @@ import torch.distributed as torch_dist
 from torch import nn
 from torch.distributed.algorithms.join import Join
 
-from hepfm_data.graph import GraphBatch
+from hepfm_data.batches.graph import GraphBatch
 
 from .checkpoint import load_checkpoint, save_checkpoint, unwrap
 from .losses import event_weights, loss_fn

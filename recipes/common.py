@@ -23,7 +23,7 @@ from typing import Any
 import torch
 import yaml
 
-from hepfm_data.errors import HepfmError
+from hepfm_data.core.errors import HepfmError
 from hepfm_models import ModelConfig
 from hepfm_models.checkpoint import write_json  # re-exported: the one atomic JSON writer
 from hepfm_models.protocol import EventSet
@@ -193,7 +193,7 @@ def setup(device: str = "auto", threads: int = DEFAULT_THREADS, seed: int = 0) -
 # ----------------------------------------------------------------------------- data
 @functools.lru_cache(maxsize=4)
 def _load(path: str):
-    from hepfm_data.catalog import load_catalog
+    from hepfm_data.core.catalog import load_catalog
 
     return load_catalog(path or None)
 

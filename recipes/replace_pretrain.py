@@ -9,7 +9,7 @@ Kishimoto et al.).
    (``mixing: none``); each batch's label is the object-replacement class (which slot type was
    replaced by another event's object, or none) drawn in the loader workers, with the rotation,
    eta-flip and boost augmentations. Slots come from each store's event record
-   (:class:`~hepfm_data.loader.SlotBatcher`: objects with their masses, the catalog's cuts); a
+   (:class:`~hepfm_data.representations.SlotRepresentation`: objects with their masses, the catalog's cuts); a
    record without τ candidates needs ``--slots.n_tau=0``. ``event_selection`` (default on) applies
    the study's >= 1 lepton, >= 2 jets, >= 1 b-jet: failing events stay in their batch, masked out
    (``graph_mask``), so every rank still sees the same number of batches.
@@ -35,8 +35,9 @@ if __package__ in (None, ""):  # `python recipes/replace_pretrain.py`
 
 import torch
 
-from hepfm_data.loader import BoostZ, Compose, FlipEta, RotatePhi, SlotBatcher, SlotSelection
-from hepfm_data.slots import PRETEXT_CLASSES, ObjectReplacement, SlotBatch, SlotLayout
+from hepfm_data.batches.slots import PRETEXT_CLASSES, ObjectReplacement, SlotBatch, SlotLayout
+from hepfm_data.loader import BoostZ, Compose, FlipEta, RotatePhi
+from hepfm_data.representations import SlotRepresentation, SlotSelection
 from hepfm_models import TrainConfig
 from hepfm_models.protocol import finetune, pretrain
 from hepfm_models.slots_model import SlotConfig
@@ -87,12 +88,12 @@ class ReplaceConfig:
     threads: int = DEFAULT_THREADS
 
 
-def slot_builder(cfg: ReplaceConfig, pretext: ObjectReplacement | None = None) -> SlotBatcher:
+def slot_representation(cfg: ReplaceConfig, pretext: ObjectReplacement | None = None) -> SlotRepresentation:
     """Slots of the stores' event records with the catalog's object selection (passed in explicitly)
     and, with ``event_selection``, the study's event selection."""
     cat = catalog_of(cfg.data)
     sel = SlotSelection.kishimoto(cat) if cfg.event_selection else SlotSelection.from_catalog(cat)
-    return SlotBatcher(sel, pretext=pretext, layout=cfg.slots)
+    return SlotRepresentation(sel, pretext=pretext, layout=cfg.slots)
 
 
 def slot_split(cfg: ReplaceConfig, name: str, label: int, split: str, n: int, seed: int, shuffle: bool
@@ -102,7 +103,7 @@ def slot_split(cfg: ReplaceConfig, name: str, label: int, split: str, n: int, se
 
     url = find_stores(cfg.data.stores, [name], catalog_of(cfg.data))
     loader = stream(url, split, cfg.data, DistInfo(), labels={name: label}, seed=seed, shuffle=shuffle,
-                    mixing="none", builder=slot_builder(cfg))
+                    mixing="none", representation=slot_representation(cfg))
     parts, got = [], 0
     for b in loader:
         b = b.select(torch.nonzero(b.graph_mask).flatten())
@@ -142,7 +143,7 @@ def run(cfg: ReplaceConfig) -> dict[str, Any]:
         pre = ObjectReplacement(p_none=cfg.pretext.p_none, empty=cfg.pretext.empty)
         aug = Compose(RotatePhi(), FlipEta(), BoostZ(cfg.pretext.beta_max)) if cfg.pretext.augment else None
         unlabelled = {s.rstrip("/").rsplit("/", 1)[-1]: 0 for s in stores}  # one class: no process label
-        kw = dict(labels=unlabelled, mixing="none", builder=slot_builder(cfg, pre))
+        kw = dict(labels=unlabelled, mixing="none", representation=slot_representation(cfg, pre))
         train = stream(stores, "train", cfg.data, dist, seed=cfg.seed, augment=aug, **kw)
         val = stream(stores, "validation", cfg.data, dist, shuffle=False, **kw)
 

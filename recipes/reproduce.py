@@ -11,7 +11,7 @@ Stages (each prints its time; progress bars move):
 
 1. **data**: a store per process the study needs (every generatable pretraining process + the classes
    of every buildable task), generated with Pythia 8 + the ATLAS-like emulation through
-   ``hepfm_data.build.build_store`` on one set of local Dask workers (``hepfm_data.workers``) of
+   ``hepfm_data.pipelines.build.build_store`` on one set of local Dask workers (``hepfm_data.pipelines.workers``) of
    ``data.workers`` processes (0 = every core). ``external-only`` processes (tHq) are skipped, and
    every class and task that needs them says so;
    ``proxy`` processes are used and flagged in every table.
@@ -412,11 +412,11 @@ def stage_data(cfg: ReproduceConfig, plan: Plan, results: Results, executed: lis
     """Build every missing store (Dask, every core); record each store's events and build time."""
     import contextlib
 
-    from hepfm_data.build import build_store
-    from hepfm_data.errors import HepfmError
+    from hepfm_data.core.errors import HepfmError
     from hepfm_data.inputs.generated import PythiaGeneration
+    from hepfm_data.pipelines.build import build_store
+    from hepfm_data.pipelines.workers import dask_client
     from hepfm_data.store import open_store
-    from hepfm_data.workers import dask_client
 
     cat = catalog_of(_data_config(cfg))
     client_address = None
@@ -582,7 +582,10 @@ def run_jobs(cfg: ReproduceConfig, fn, jobs: list[tuple], executed: list[str], w
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         print(f"  {len(jobs)} job(s) on {n} worker process(es)", flush=True)
-        with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn")) as pool:
+        from hepfm_data.pipelines.workers import die_with_parent
+
+        with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=die_with_parent) as pool:
             for fut in as_completed([pool.submit(fn, cfg, *job) for job in jobs]):
                 done(fut.result())
     bar.close()
@@ -813,7 +816,7 @@ def run(cfg: ReproduceConfig, config_name: str = "", report_only: bool = False) 
             stage_cka(cfg, plan, results, executed, dist, tds)
             _stage("4 cka", t0, results, keys["cka"], executed)
         t0 = time.perf_counter()
-        report = reproduce_report.write(cfg, plan, tds, keys, results, config_name)
+        report = reproduce_report.write(cfg, plan, tds, keys, results, config_name, study_hash(cfg))
         _stage("5 report", t0, results, [], executed)
         print(f"reproduce: {len(executed)} run(s) executed in {time.perf_counter() - t_all:.1f} s; report {report}",
               flush=True)
@@ -843,7 +846,7 @@ def export_backbones(cfg: ReproduceConfig, directory: str | os.PathLike | None =
                 "training_data": {
                     "processes": procs, "events_train_per_process": res["n_train_per_process"],
                     "events_validation_per_process": res["n_val_per_process"],
-                    "generator": "Pythia 8 + hepfm ATLAS-like emulation (hepfm_data.build.build_store)",
+                    "generator": "Pythia 8 + hepfm ATLAS-like emulation (hepfm_data.pipelines.build.build_store)",
                     "block_size": cfg.data.block_size, "events_per_unit": cfg.data.events_per_unit,
                     "fractions": list(cfg.data.fractions), "catalog": cfg.data.catalog or "packaged",
                     "proxies": [p["name"] for p in procs if p["fidelity"] == "proxy"],
@@ -865,8 +868,8 @@ def check_backbone(name: str, n_events: int, workdir: str | os.PathLike, directo
     process of its card, generated with the card's seeds and block size (the same events, ids and split as
     the study's stores), scored on their validation split. Returns the card's metric, the sample's value
     and its statistical error (``metric_with_error``) and the sample size."""
-    from hepfm_data.build import build_store
-    from hepfm_data.catalog import load_catalog
+    from hepfm_data.core.catalog import load_catalog
+    from hepfm_data.pipelines.build import build_store
     from hepfm_models.backbones import pretrained
 
     model, card = pretrained(name, directory)

@@ -15,8 +15,8 @@ On jet constituents (the paper's setting; ``input: jet_constituents``, recipes/c
     python recipes/rs3l.py recipes/configs/rs3l.yaml --out=runs/rs3l
 
 1. Pretraining: the EdgeConv backbone (``hepfm_models.rs3l``) on batches of nominal events
-   (``input: paper``; ``ViewPairBatcher``) or selected large-R jets (``input: jet_constituents``;
-   ``ConstituentPairBatcher``: each nominal jet with the ΔR-matched jet of the same event in one view,
+   (``input: paper``; ``Paired("paper", views)``) or selected large-R jets (``input: jet_constituents``;
+   ``Paired(jet_constituents, views)``: each nominal jet with the ΔR-matched jet of the same event in one view,
    jets without a match counted as ``unpaired`` in the history) each paired with one of its views
    drawn at random, NT-Xent loss (temperature 0.1); no labels are used.
 2. Downstream (signal vs background, labels from the process): one Linear layer to a logit on the
@@ -91,8 +91,8 @@ class RS3LConfig:
 
 def _urls(cfg: RS3LConfig) -> tuple[dict[str, str], dict[str, list[str]]]:
     """Nominal store URLs {process: url} and their view store URLs {url: [view url per cfg.views]}."""
-    from hepfm_data.errors import HepfmError
-    from hepfm_data.resimulate import open_view
+    from hepfm_data.core.errors import HepfmError
+    from hepfm_data.pipelines.resimulate import open_view
     from hepfm_data.store import open_store
 
     root = cfg.data.stores.rstrip("/")
@@ -118,7 +118,7 @@ def _spec(cfg: RS3LConfig):
     """The point-cloud representation of ``input: jet_constituents`` with the config's ``cuts``."""
     import dataclasses
 
-    from hepfm_data.pointcloud import get_point_cloud
+    from hepfm_data.representations import JET_CONSTITUENTS
 
     if not isinstance(cfg.cuts, dict):
         raise ConfigError(f"cuts: expected a mapping, got {cfg.cuts!r}")
@@ -126,18 +126,16 @@ def _spec(cfg: RS3LConfig):
     bad = sorted(set(cfg.cuts) - known)
     if bad:
         raise ConfigError(f"cuts: unknown {bad}; known: {sorted(known)}")
-    spec = get_point_cloud("jet_constituents")
+    spec = JET_CONSTITUENTS
     return dataclasses.replace(spec, name=f"{spec.name}_custom", **cfg.cuts) if cfg.cuts else spec
 
 
-def _builder(cfg: RS3LConfig, views: dict[str, list[str]] | None = None):
-    """The loader's batch builder: pairs (``views`` given) or single examples, for the config's input."""
-    from hepfm_data.loader import ConstituentBatcher, ConstituentPairBatcher, ViewPairBatcher
+def _representation(cfg: RS3LConfig, views: dict[str, list[str]] | None = None):
+    """The loader's representation: view pairs (``views`` given) or single examples, for the config's input."""
+    from hepfm_data.representations import Paired
 
-    if _jets(cfg):
-        spec = _spec(cfg)
-        return ConstituentBatcher(spec) if views is None else ConstituentPairBatcher(views, spec, names=cfg.views)
-    return None if views is None else ViewPairBatcher(views, names=cfg.views)
+    rep = _spec(cfg) if _jets(cfg) else "paper"
+    return rep if views is None else Paired(rep, views, names=cfg.views)
 
 
 def _backbone(cfg: RS3LConfig, seed: int) -> EdgeConvBackbone:
@@ -158,7 +156,7 @@ def pretrain(cfg: RS3LConfig, dist, nominal: dict[str, str], views: dict[str, li
         model.load_state_dict(load_file(str(path)))
         return model, []
     loader = stream(list(nominal.values()), "train", cfg.data, dist, labels={cfg.signal: 1, cfg.background: 0},
-                    seed=cfg.seed, mixing="none", builder=_builder(cfg, views))
+                    seed=cfg.seed, mixing="none", representation=_representation(cfg, views))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.pretrain.lr)
     history = []
     for epoch in range(cfg.pretrain.epochs):
@@ -191,7 +189,7 @@ def _size(batch) -> int:
 
 def _scores(model, stores: list[str], cfg: RS3LConfig, dist, split: str = "test"):
     loader = stream(stores, split, cfg.data, dist, labels={cfg.signal: 1, cfg.background: 0}, seed=0,
-                    shuffle=False, mixing="none", builder=_builder(cfg))
+                    shuffle=False, mixing="none", representation=_representation(cfg))
     model.eval()
     scores, labels, ids = [], [], []
     with torch.no_grad():
@@ -214,7 +212,7 @@ def finetune(cfg: RS3LConfig, dist, variant: str, pretrained: EdgeConvBackbone, 
     model = LinearProbe(backbone, fixed=(variant == "fixed")).to(dist.device)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.finetune.lr)
     loader = stream(list(nominal.values()), "train", cfg.data, dist, labels={cfg.signal: 1, cfg.background: 0},
-                    seed=cfg.seed + 10, mixing="reweight", builder=_builder(cfg))
+                    seed=cfg.seed + 10, mixing="reweight", representation=_representation(cfg))
     for epoch in range(cfg.finetune.epochs):
         loader.set_epoch(epoch)
         for batch in loader:

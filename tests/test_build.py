@@ -1,4 +1,4 @@
-"""The one build path (hepfm_data.build) over event sources (hepfm_data.inputs): units, Dask
+"""The one build path (hepfm_data.pipelines.build) over event sources (hepfm_data.inputs): units, Dask
 workers, kill + resume, failing units, generated event ids, guard-free scripts, explicit
 catalogs, and the one-way import rule."""
 
@@ -17,12 +17,12 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from hepfm_data.build import build_store, write_store
-from hepfm_data.catalog import load_catalog
-from hepfm_data.errors import InputFileError, StoreError, UnknownNameError
-from hepfm_data.events import SampleInfo
+from hepfm_data.core.catalog import load_catalog
+from hepfm_data.core.errors import InputFileError, StoreError, UnknownNameError
+from hepfm_data.core.events import SampleInfo
 from hepfm_data.inputs import EventSource, open_source
 from hepfm_data.inputs.delphes import DelphesFiles
+from hepfm_data.pipelines.build import build_store, write_store
 from hepfm_data.readers.delphes import read_delphes
 from hepfm_data.store import open_store
 from hepfm_data.testing import DELPHES_FILE, synthetic_events
@@ -82,7 +82,7 @@ def test_killed_driver_and_killed_worker_lose_and_double_nothing(tmp_path):
     n_units = 4
     assert len(clean.manifest.shards) >= n_units
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "hepfm_data.cli", "build", "ttH", "--input", *files, "--out", str(out),
+    cmd = [sys.executable, "-m", "hepfm_data.cli.main", "build", "ttH", "--input", *files, "--out", str(out),
            "--entries-per-unit", "5", "--workers", "2", "--quiet"]
     proc = subprocess.Popen(cmd, env=ENV, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -182,7 +182,7 @@ def test_generated_event_ids_are_unique_across_processes_and_seeds(tmp_path):
     (process, seed) in the high bits), a task dataset holds no id twice, and the three samples'
     split assignments are not copies of each other."""
     from hepfm_data.inputs.generated import PythiaGeneration
-    from hepfm_data.production import id_base
+    from hepfm_data.readers.generation.blocks import id_base
     from hepfm_data.store.splits import assign_splits
 
     cat = load_catalog()
@@ -204,8 +204,8 @@ def test_default_build_gives_ten_thousand_training_rows():
     """load_dataset(build=True) generates DEFAULT_BUILD_EVENTS per process; with the generated-id rule and
     the split hash, every generatable process (e.g. hepfm/ttH_cp_odd once generatable) then has at least
     10,000 train events, so split="train[:10000]" returns 10,000 rows."""
-    from hepfm_data.hub import DEFAULT_BUILD_EVENTS
-    from hepfm_data.production import id_base
+    from hepfm_data.readers.generation.blocks import id_base
+    from hepfm_data.serving.hub import DEFAULT_BUILD_EVENTS
     from hepfm_data.store.splits import assign_splits
 
     for proc in load_catalog().processes:
@@ -215,7 +215,7 @@ def test_default_build_gives_ten_thousand_training_rows():
 
 SCRIPT = """\
 import os
-from hepfm_data.build import build_store
+from hepfm_data.pipelines.build import build_store
 from hepfm_data.inputs.delphes import DelphesFiles
 
 
@@ -265,7 +265,7 @@ def test_build_progress_moves_within_a_block_from_the_workers(tmp_path, monkeypa
     block tasks), not when a unit finishes: a 2-worker build of one unit of two 250-event blocks
     updates the bar in steps smaller than a block (Pythia batches of 200), and ends at exactly the
     events stored; before the first events, the bar says what it is doing (starting the workers)."""
-    import hepfm_data.build as build
+    import hepfm_data.pipelines.build as build
     from hepfm_data.inputs.generated import PythiaGeneration
 
     steps = []
@@ -296,7 +296,7 @@ def test_build_progress_moves_within_a_block_from_the_workers(tmp_path, monkeypa
 def _custom_catalog(tmp_path: Path):
     import hepfm_data
 
-    text = (Path(hepfm_data.__file__).parent / "catalog.yaml").read_text()
+    text = (Path(hepfm_data.__file__).parent / "core" / "catalog.yaml").read_text()
     jet = "  jet:      {pt_min: 25.0, pt_inclusive: true,  abs_eta_max: 2.5,  eta_crack: null}"
     assert jet in text
     text = text.replace(jet, jet.replace("25.0", "120.0"))
@@ -310,7 +310,8 @@ def _custom_catalog(tmp_path: Path):
 def test_a_custom_catalog_reaches_build_loader_hub_and_recipes(tmp_path):
     """A user catalog with a harder jet cut (pT > 120 GeV) and a new task reaches every layer: the
     build's kernels apply the cut (no stored jet below 120 GeV, recorded in the manifest), load_dataset,
-    StreamingDataset and the recipes resolve the new task — which the packaged catalog does not know."""
+    StreamingDataset and the recipes resolve the new task — which the packaged catalog does not know; the
+    loader refuses to read those stores as the packaged catalog's paper graph (fingerprint)."""
     from hepfm_data import load_dataset
     from hepfm_data.loader import StreamingDataset
     from recipes.common import DataConfig, task_split
@@ -331,7 +332,7 @@ def test_a_custom_catalog_reaches_build_loader_hub_and_recipes(tmp_path):
         load_dataset("hepfm/my_ttH_vs_ZH", split="train", storage=root, cache_dir=tmp_path / "c")
     sds = StreamingDataset([str(root / "ttH"), str(root / "ZH")], labels="my_ttH_vs_ZH", catalog=cat)
     assert sds.source_labels.tolist() == [0, 1]
-    with pytest.raises(UnknownNameError):
+    with pytest.raises(StoreError, match="another definition"):  # built with the user's cuts: not the packaged graph
         StreamingDataset([str(root / "ttH"), str(root / "ZH")], labels="my_ttH_vs_ZH")
     got = task_split(str(root), "my_ttH_vs_ZH", DataConfig(stores=str(root), catalog=str(path), batch_size=16),
                      "test", 5, shuffle=False)
@@ -349,12 +350,12 @@ def _imports(path: Path) -> set[str]:
 
 
 #: the data-layer modules hepfm_models may import: the batch types (contracts between data and models)
-BATCH_TYPE_MODULES = ("hepfm_data.graph", "hepfm_data.pointcloud", "hepfm_data.slots")
+BATCH_TYPE_MODULES = ("hepfm_data.batches.graph", "hepfm_data.batches.pointcloud", "hepfm_data.batches.slots")
 
 
 def test_import_rule_is_one_way():
     """The AST of every module: no module of hepfm_data imports hepfm_models (or recipes); hepfm_models'
-    library modules import from hepfm_data only the batch types (hepfm_data.graph, .pointcloud, .slots); only the demo
+    library modules import from hepfm_data only the batch types (hepfm_data.batches.graph, .pointcloud, .slots); only the demo
     (recipes level) uses more of hepfm_data."""
     bad = []
     for path in sorted((REPO / "hepfm_data").rglob("*.py")):
@@ -372,15 +373,15 @@ def test_import_rule_is_one_way():
 
 def test_demo_is_a_hepfm_data_command_through_its_entry_point(tmp_path):
     """`hepfm-data demo` is found through the `hepfm_data.commands` entry point declared in pyproject.toml
-    (a real dist-info on sys.path here; `pip install -e .` writes the same): --help reaches hepfm_models.demo."""
+    (a real dist-info on sys.path here; `pip install -e .` writes the same): --help reaches recipes.demo."""
     text = (REPO / "pyproject.toml").read_text()
-    assert '[project.entry-points."hepfm_data.commands"]\ndemo = "hepfm_models.demo"' in text
+    assert '[project.entry-points."hepfm_data.commands"]\ndemo = "recipes.demo"' in text
     dist = tmp_path / "hepfm_demo_probe-0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hepfm-demo-probe\nVersion: 0\n")
-    (dist / "entry_points.txt").write_text("[hepfm_data.commands]\ndemo = hepfm_models.demo\n")
+    (dist / "entry_points.txt").write_text("[hepfm_data.commands]\ndemo = recipes.demo\n")
     env = {**ENV, "PYTHONPATH": os.pathsep.join([str(tmp_path), ENV["PYTHONPATH"]])}
-    res = subprocess.run([sys.executable, "-m", "hepfm_data.cli", "demo", "--help"], env=env, capture_output=True,
+    res = subprocess.run([sys.executable, "-m", "hepfm_data.cli.main", "demo", "--help"], env=env, capture_output=True,
                          text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert "--finetune-events" in res.stdout and "--threads" in res.stdout

@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from hepfm_data import CatalogError, UnknownNameError, load_catalog
-from hepfm_data.catalog import parse_catalog
+from hepfm_data.core.catalog import parse_catalog
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ROOT / "hepfm_data" / "catalog.yaml"
+SHIPPED = ROOT / "hepfm_data" / "core" / "catalog.yaml"
 
 
 @pytest.fixture()

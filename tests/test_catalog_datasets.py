@@ -9,15 +9,15 @@ import dataclasses
 import pytest
 import yaml
 
-from hepfm_data.catalog import DATASET_FORMATS, parse_catalog
-from hepfm_data.errors import CatalogError, UnknownNameError
+from hepfm_data.core.catalog import DATASET_FORMATS, parse_catalog
+from hepfm_data.core.errors import CatalogError, UnknownNameError
 from hepfm_data.readers.formats import FORMATS
 
 
 def _raw():
     from importlib import resources
 
-    return yaml.safe_load(resources.files("hepfm_data").joinpath("catalog.yaml").read_text())
+    return yaml.safe_load(resources.files("hepfm_data.core").joinpath("catalog.yaml").read_text())
 
 
 def test_shipped_datasets_cover_the_studies():

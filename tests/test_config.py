@@ -1,4 +1,4 @@
-"""hepfm_data/config.py is the one home of the HEPFM_* environment variables and cache paths:
+"""hepfm_data/core/config.py is the one home of the HEPFM_* environment variables and cache paths:
 precedence (argument > environment > default), clear errors for bad values, the one shard cache
 and load_dataset's Arrow files under the same cache folder, and no other module reading HEPFM_*."""
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import hepfm_data
-from hepfm_data import config
-from hepfm_data.errors import HepfmError
+from hepfm_data.core import config
+from hepfm_data.core.errors import HepfmError
 from hepfm_data.sources import RetryPolicy, ShardCache, default_cache_dir
 
 

@@ -16,10 +16,12 @@ pytest.importorskip("pythia8mc")
 pytest.importorskip("vector")
 
 from hepfm_data import load_catalog  # noqa: E402
-from hepfm_data.catalog import CPMixing, parse_catalog  # noqa: E402
-from hepfm_data.errors import CatalogError, GenerationError, InputFileError  # noqa: E402
-from hepfm_data.readers import lhe, ttH_reweight  # noqa: E402
-from hepfm_data.readers import pythia as py  # noqa: E402
+from hepfm_data.core.catalog import CPMixing, parse_catalog  # noqa: E402
+from hepfm_data.core.errors import CatalogError, GenerationError, InputFileError  # noqa: E402
+from hepfm_data.readers import generation as gen  # noqa: E402
+from hepfm_data.readers import lhe  # noqa: E402
+from hepfm_data.readers.generation import pythia as py  # noqa: E402
+from hepfm_data.readers.generation import ttH_reweight  # noqa: E402
 
 CAT = load_catalog()
 N_HARD = 4000
@@ -165,7 +167,7 @@ def test_generated_cp_odd_sample_is_reweighted_showered_and_reproducible():
     shower + hadronisation + H -> γγ + emulation. The truth Higgs is the SM-like PDG 25 decaying to two
     photons (diphoton mass 125 GeV), the provenance records α, κ, κ̃, w_max and the acceptance, and the
     same seed gives the same bytes."""
-    ev, info = py.generate("ttH_cp_odd", 20, 31)
+    ev, info = gen.generate("ttH_cp_odd", 20, 31)
     cp = info.generator["cp_reweighting"]
     print(f"ttH_cp_odd block: n_hard {cp['n_hard']}, w_max {cp['w_max']:.2f}, cap {cp['w_cap']:.2f}, acceptance "
           f"{cp['acceptance']:.4f}, mean weight {cp['mean_weight']:.3f}, {cp['n_overweight']} events weighted")
@@ -179,7 +181,7 @@ def test_generated_cp_odd_sample_is_reweighted_showered_and_reproducible():
     assert cp["hard_settings"][-1] == "PhaseSpace:useBreitWigners = off"
     assert ak.all(ak.sum(ev.truth.pid == 25, axis=1) == 1) and ak.all(ak.sum(abs(ev.truth.pid) == 6, axis=1) == 2)
     assert int(ak.sum(ak.num(ev.photons) >= 1)) >= 15
-    again, _ = py.generate("ttH_cp_odd", 20, 31)
+    again, _ = gen.generate("ttH_cp_odd", 20, 31)
     assert ak.to_list(again) == ak.to_list(ev)
 
 
@@ -187,7 +189,7 @@ def test_weighted_mode_keeps_every_event_with_its_weight():
     """CPMixing(weighted=True): no unweighting, every SM hard event is showered and carries
     w = |M_α|²/|M_SM|² as its event weight (through XWGTUP and Pythia's LHE input)."""
     proc = dataclasses.replace(CAT.process("ttH_cp_odd"), cp_mixing=CPMixing(alpha_deg=90.0, weighted=True))
-    ev, info = py.generate(proc, 15, 32)
+    ev, info = gen.generate(proc, 15, 32)
     weights = ak.to_numpy(ev.weight)
     print(f"weighted CP-odd: weights {np.round(weights[:6], 3)} ..., mean {weights.mean():.3f}")
     assert len(ev) == 15 and info.generator["cp_reweighting"]["acceptance"] == 1.0
@@ -198,18 +200,18 @@ def test_cp_mixing_settings_are_validated():
     """cp_mixing on a non-tt̄H process is a catalog error naming the entry; --cp-angle on tt̄ is a
     GenerationError; a null coupling is a GenerationError (not an endless unweighting loop);
     --cp-angle on ttH gives any α with κ̃ = 1 by default."""
-    from hepfm_data.commands.generate import with_cp_options
+    from hepfm_data.cli.commands.generate import with_cp_options
 
     raw = CAT.process("ttbar")
     with pytest.raises(GenerationError, match="vanishing"):
-        py.generate(dataclasses.replace(CAT.process("ttH"), cp_mixing=CPMixing(90.0, kappa_tilde=0.0)), 5, 3)
+        gen.generate(dataclasses.replace(CAT.process("ttH"), cp_mixing=CPMixing(90.0, kappa_tilde=0.0)), 5, 3)
     doc = {"name": "x", "role": "eval", "index": 20, "description": "d", "paper_events": 1, "upstream_name": "x",
            "fidelity": "native", "pythia": list(raw.pythia), "citation": "ho2024", "cp_mixing": {"alpha_deg": 90}}
     from importlib import resources
 
     import yaml
 
-    data = yaml.safe_load(resources.files("hepfm_data").joinpath("catalog.yaml").read_text())
+    data = yaml.safe_load(resources.files("hepfm_data.core").joinpath("catalog.yaml").read_text())
     data["processes"].append(doc)
     with pytest.raises(CatalogError, match="cp_mixing"):
         parse_catalog(data, "test.yaml")

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import uproot
 
-from hepfm_data.build import build_store
-from hepfm_data.errors import InputFileError
-from hepfm_data.events import TRUTH_PIDS, validate_events
+from hepfm_data.core.errors import InputFileError
+from hepfm_data.core.events import TRUTH_PIDS, validate_events
 from hepfm_data.inputs import open_source
+from hepfm_data.pipelines.build import build_store
 from hepfm_data.readers import expand_inputs, read_delphes
 from hepfm_data.readers.delphes import file_key, write_delphes_like
 from hepfm_data.store import open_store

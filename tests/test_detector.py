@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("fastjet")
 
-from hepfm_data.readers import detector as det  # noqa: E402
+from hepfm_data.readers.generation import detector as det  # noqa: E402
 
 
 def _particle(pid, pt, eta, phi, mass=0.0):

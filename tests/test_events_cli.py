@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from hepfm_data import HepfmError
-from hepfm_data.cli import main
-from hepfm_data.events import EVENT_FIELDS, concatenate, empty_events, validate_events, wrap_phi
+from hepfm_data.cli.main import main
+from hepfm_data.core.events import EVENT_FIELDS, concatenate, empty_events, validate_events, wrap_phi
 from hepfm_data.testing import synthetic_events
 
 
@@ -85,7 +85,7 @@ def test_cli_errors_are_one_line(capsys, tmp_path):
 
 def test_console_script_installed():
     """The `hepfm-data` entry point is installed and runs in a fresh process."""
-    exe = [sys.executable, "-m", "hepfm_data.cli", "catalog"]
+    exe = [sys.executable, "-m", "hepfm_data.cli.main", "catalog"]
     res = subprocess.run(exe, capture_output=True, text=True, check=True)
     assert "Processes (12 pretraining, 4 evaluation," in res.stdout
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import uproot
 
-from hepfm_data.cli import main
-from hepfm_data.errors import InputFileError
-from hepfm_data.events import TRUTH_PIDS, validate_events
+from hepfm_data.cli.main import main
+from hepfm_data.core.errors import InputFileError
+from hepfm_data.core.events import TRUTH_PIDS, validate_events
 from hepfm_data.readers import detect_format, nanoaod, physlite
 from hepfm_data.readers._root import hash_ids
 from hepfm_data.testing import write_modified_copy

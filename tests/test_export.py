@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from hepfm_data import load_dataset
-from hepfm_data.cli import main
-from hepfm_data.errors import HepfmError
-from hepfm_data.export import export_dataset
+from hepfm_data.cli.main import main
+from hepfm_data.core.errors import HepfmError
+from hepfm_data.serving.export import export_dataset
 from hepfm_data.store import open_store
 from hepfm_data.testing import write_synthetic_stores
 

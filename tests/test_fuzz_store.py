@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hepfm_data.errors import HepfmError, ManifestError
+from hepfm_data.core.errors import HepfmError, ManifestError
 from hepfm_data.store import open_store
 from hepfm_data.store.cache import RemoteShards
 from hepfm_data.store.manifest import SHARD_DIR, Manifest, shard_path_problem

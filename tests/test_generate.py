@@ -12,9 +12,9 @@ pytest.importorskip("pythia8mc")
 pytest.importorskip("fastjet")
 
 from hepfm_data import load_catalog  # noqa: E402
-from hepfm_data.errors import GenerationError, InputFileError, UnknownNameError  # noqa: E402
-from hepfm_data.events import validate_events  # noqa: E402
-from hepfm_data.readers.pythia import generate  # noqa: E402
+from hepfm_data.core.errors import GenerationError, InputFileError, UnknownNameError  # noqa: E402
+from hepfm_data.core.events import validate_events  # noqa: E402
+from hepfm_data.readers.generation import generate  # noqa: E402
 
 
 def _bytes(events: ak.Array) -> bytes:
@@ -115,8 +115,9 @@ def test_produce_blocks_resume_and_determinism(tmp_path):
     """CLI production writes atomic Parquet+JSON blocks; an interrupted run resumes, regenerating only the
     missing block with identical bytes (1 worker of a cluster given by scheduler address vs 2 LocalCluster
     workers); the blocks load back as valid event records and plot to a PNG."""
-    from hepfm_data.cli import main
-    from hepfm_data.production import block_paths, id_base, load_block, produce
+    from hepfm_data.cli.main import main
+    from hepfm_data.pipelines.production import produce
+    from hepfm_data.readers.generation.blocks import block_paths, id_base, load_block
 
     out = tmp_path / "gen"
     rc = main(["generate", "ggF_H", "--events", "100", "--seed", "21", "--out", str(out),
@@ -162,7 +163,7 @@ def test_produce_blocks_resume_and_determinism(tmp_path):
 
 def test_produce_rejects_bad_input_before_workers(tmp_path):
     """produce() reports an external-only process or an unknown process without creating any output."""
-    from hepfm_data.production import produce
+    from hepfm_data.pipelines.production import produce
 
     with pytest.raises(GenerationError, match="LHE"):
         produce("tHq", 10, 1, tmp_path / "x", progress=False)

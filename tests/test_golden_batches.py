@@ -25,22 +25,12 @@ import pytest
 import torch
 
 from hepfm_data import load_catalog
-from hepfm_data.derive import derive
-from hepfm_data.events import SampleInfo
-from hepfm_data.loader import (
-    BoostZ,
-    Compose,
-    ConstituentBatcher,
-    ConstituentPairBatcher,
-    FlipEta,
-    RotatePhi,
-    SlotBatcher,
-    SlotSelection,
-    ViewPairBatcher,
-    make_loader,
-)
-from hepfm_data.slots import ObjectReplacement
-from hepfm_data.store import write_store
+from hepfm_data.batches.slots import ObjectReplacement
+from hepfm_data.core.events import SampleInfo
+from hepfm_data.loader import BoostZ, Compose, FlipEta, RotatePhi, make_loader
+from hepfm_data.pipelines.build import write_store
+from hepfm_data.pipelines.derive import derive
+from hepfm_data.representations import Paired, SlotRepresentation, SlotSelection
 from hepfm_data.testing import synthetic_events, wide_jet_constituents
 
 GOLDEN = Path(__file__).parent / "data" / "golden_batches.json"
@@ -94,12 +84,12 @@ def _loaders(synthetic: list[str], jets: dict) -> dict:
         "paper": (synthetic, dict(base, augment=aug)),
         "paper_taus": (synthetic, dict(base, representation="paper_taus")),
         "slots": (synthetic, dict(base, augment=aug,
-                                  builder=SlotBatcher(SlotSelection.from_catalog(CAT), pretext=ObjectReplacement()))),
-        "jet_constituents": (nominal, dict(base, builder=ConstituentBatcher(wide_jet_constituents()))),
-        "event_jets": (nominal, dict(base, builder=ConstituentBatcher("event_jets"))),
-        "view_pairs": (nominal, dict(pair, builder=ViewPairBatcher(views))),
-        "jet_pairs": (nominal, dict(pair, builder=ConstituentPairBatcher(views, wide_jet_constituents(),
-                                                                          names=list(VIEWS)))),
+                                  representation=SlotRepresentation(SlotSelection.from_catalog(CAT),
+                                                                 pretext=ObjectReplacement()))),
+        "jet_constituents": (nominal, dict(base, representation=wide_jet_constituents())),
+        "event_jets": (nominal, dict(base, representation="event_jets")),
+        "view_pairs": (nominal, dict(pair, representation=Paired("paper", views))),
+        "jet_pairs": (nominal, dict(pair, representation=Paired(wide_jet_constituents(), views, names=list(VIEWS)))),
     }
 
 

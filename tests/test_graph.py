@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from hepfm_data.errors import HepfmError
-from hepfm_data.graph import ETA, PHI, GraphBatch, edge_features, fully_connected
+from hepfm_data.batches.graph import ETA, PHI, GraphBatch, edge_features, fully_connected
+from hepfm_data.core.errors import HepfmError
 from hepfm_data.kernels.edges import edge_counts, fully_connected_edges, fully_connected_graph
 
 

@@ -12,10 +12,11 @@ import torch
 from datasets import ClassLabel, Dataset, DatasetDict, IterableDataset, IterableDatasetDict, List, ReadInstruction
 
 from hepfm_data import load_catalog, load_dataset
-from hepfm_data.errors import HepfmError, StoreError, UnknownNameError
-from hepfm_data.events import SampleInfo
-from hepfm_data.hub import build_command, resolve_name, storage_root
-from hepfm_data.store import open_store, write_store
+from hepfm_data.core.errors import HepfmError, StoreError, UnknownNameError
+from hepfm_data.core.events import SampleInfo
+from hepfm_data.pipelines.build import write_store
+from hepfm_data.serving.hub import build_command, resolve_name, storage_root
+from hepfm_data.store import open_store
 from hepfm_data.testing import synthetic_events, write_synthetic_stores
 
 #: process -> (layout, events, seed, first event id)
@@ -190,7 +191,7 @@ def test_bad_split_is_a_clear_error(root, cache, tmp_path):
         assert "no hepfm store" not in str(err.value)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("hepfm_data.commands.build") is None,
+@pytest.mark.skipif(importlib.util.find_spec("hepfm_data.cli.commands.build") is None,
                     reason="the `hepfm-data build` command is not in this tree yet")
 def test_build_true_generates_the_missing_store(tmp_path, capsys):
     """build=<events> runs the printed `hepfm-data build ... --generate N --out ROOT` command and then

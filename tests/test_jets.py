@@ -15,18 +15,19 @@ import numpy as np
 import pytest
 import torch
 
-from hepfm_data.build import build_store
-from hepfm_data.catalog import load_catalog
-from hepfm_data.cli import main
-from hepfm_data.errors import StoreError
+from hepfm_data.batches.pointcloud import PointCloudBatch
+from hepfm_data.cli.commands.info import unservable
+from hepfm_data.cli.main import main
+from hepfm_data.core.catalog import load_catalog
+from hepfm_data.core.errors import StoreError
 from hepfm_data.inputs.delphes import DelphesFiles
 from hepfm_data.inputs.generated import PythiaGeneration
 from hepfm_data.kernels.constituents import CONSTITUENT_FEATURES, constituent_features, pad_points, select_jets
 from hepfm_data.loader import make_loader
-from hepfm_data.loader.constituents import ConstituentBatcher
-from hepfm_data.pointcloud import POINT_CLOUDS, PointCloudBatch, point_clouds_missing
+from hepfm_data.pipelines.build import build_store
 from hepfm_data.readers.delphes import read_delphes, write_delphes_like
-from hepfm_data.readers.particleflow import LABEL_GLUON, LABEL_HBB, LABEL_QUARK
+from hepfm_data.readers.generation.particleflow import LABEL_GLUON, LABEL_HBB, LABEL_QUARK
+from hepfm_data.representations import EVENT_JETS
 from hepfm_data.store import open_store
 from hepfm_data.testing import DELPHES_FILE, synthetic_events, wide_jet_constituents
 
@@ -161,7 +162,7 @@ def test_jet_constituents_batches_every_jet_once_identically_on_0_and_2_workers(
     same with 0 and 2 real DataLoader workers (PointCloudBatch crosses the pipe; workers interleave them), and a batch's points
     equal the reference features of the stored jet it names (event_id, jet_index)."""
     urls = [stores["rs3l_hz"], stores["rs3l_zjet"]]
-    kw = dict(device="cpu", batch_size=16, seed=3, builder=ConstituentBatcher(WIDE), **FAST)
+    kw = dict(device="cpu", batch_size=16, seed=3, representation=WIDE, **FAST)
     a = list(make_loader(urls, num_workers=0, **kw))
     b = list(make_loader(urls, num_workers=2, **kw))
     assert all(isinstance(x, PointCloudBatch) for x in a + b) and len(a) == len(b)
@@ -194,7 +195,7 @@ def test_point_cloud_loader_resumes_exactly(stores):
     """A JSON checkpoint after 3 batches, loaded into a fresh loader, yields exactly the remaining
     event_jets batches of the uninterrupted epoch."""
     urls = [stores["rs3l_hz"], stores["rs3l_zjet"]]
-    kw = dict(device="cpu", batch_size=8, seed=9, num_workers=2, builder=ConstituentBatcher("event_jets"), **FAST)
+    kw = dict(device="cpu", batch_size=8, seed=9, num_workers=2, representation="event_jets", **FAST)
     full = [(x.event_id.tolist(), x.points) for x in make_loader(urls, **kw)]
     first = make_loader(urls, **kw)
     it = iter(first)
@@ -212,9 +213,9 @@ def test_event_jets_batches_are_events_with_up_to_five_jets(stores):
     """event_jets: every train event once, points [B, 5, 100, 15], jet_mask marks the event's
     selected jets (pT > 150 GeV, |η| < 2.5, at most 5) and padded jets carry no constituents."""
     urls = [stores["rs3l_hz"], stores["rs3l_zjet"]]
-    spec = POINT_CLOUDS["event_jets"]
+    spec = EVENT_JETS
     batches = list(make_loader(urls, device="cpu", batch_size=12, seed=1, num_workers=0,
-                               builder=ConstituentBatcher("event_jets"), **FAST))
+                               representation="event_jets", **FAST))
     ids = [int(e) for x in batches for e in x.event_id]
     events = {eid: jets for u in urls for eid, jets in zip(all_events(u, "train").event_id.tolist(),
                                                            all_events(u, "train").fatjets[["pt", "eta"]].to_list())}
@@ -237,13 +238,13 @@ def test_real_delphes_file_has_fatjets_and_serves_event_jets(tmp_path):
     assert set(np.unique(ak.to_numpy(ak.flatten(fj.constituents.kind)))) >= {0, 1, 2}
     assert np.all(ak.to_numpy(fj.sd_mass) <= ak.to_numpy(fj.mass) * 1.05 + 1)
     st = build_store(DelphesFiles("ttH", str(DELPHES_FILE)), str(tmp_path), scheduler="sync", progress=False)
-    assert not point_clouds_missing(st.manifest.schema)["event_jets"]
-    spec = dataclasses.replace(POINT_CLOUDS["event_jets"], name="event_jets_all")
+    assert not unservable(st.manifest.schema)["event_jets"]
+    spec = dataclasses.replace(EVENT_JETS, name="event_jets_all")
     got = 0
     for split in ("train", "validation", "test"):
         if st.manifest.split_sizes().get(split):
             for x in make_loader(st.url, split=split, device="cpu", batch_size=4, num_workers=0,
-                                 builder=ConstituentBatcher(spec)):
+                                 representation=spec):
                 assert torch.all(x.jet_labels[x.jet_mask] == -1)  # no truth label in this file
                 got += int(x.jet_mask.sum())
     assert got == int(ak.sum((fj.pt > 150) & (abs(fj.eta) < 2.5)))
@@ -263,18 +264,18 @@ def test_delphes_file_without_eflow_builds_the_object_record_and_refuses_jet_con
     assert "cannot serve representation 'event_jets'" in printed
     st = open_store(str(tmp_path / "s" / "ttH"))
     assert st.manifest.n_events == len(ev) and "jets" in st.manifest.schema["collections"]
-    missing = point_clouds_missing(st.manifest.schema)
+    missing = unservable(st.manifest.schema)
     assert missing["jet_constituents"] and missing["event_jets"]
     split = next(s for s, n in st.manifest.split_sizes().items() if n)
     with pytest.raises(StoreError, match=re.escape(st.url) + r".*'jet_constituents'.*\['fatjets', 'fatjets.constituents'\]"):
         list(make_loader(st.url, split=split, device="cpu", batch_size=4, num_workers=0,
-                         builder=ConstituentBatcher("jet_constituents")))
+                         representation="jet_constituents"))
 
 
 def test_plot_jets_writes_the_higgs_vs_qcd_png(stores, tmp_path):
     """plot_jets (hepfm-data plot --jets): a PNG of constituent multiplicity, soft-drop mass and N2
     of leading large-R jets, Higgs vs QCD, from the stored records."""
-    from hepfm_data.plotting import jet_distributions, plot_jets
+    from hepfm_data.serving.plotting import jet_distributions, plot_jets
 
     samples = {n: all_events(u) for n, u in stores.items()}
     d = jet_distributions(samples["rs3l_hz"])

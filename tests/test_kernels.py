@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import vector
 
-from hepfm_data.catalog import load_catalog
+from hepfm_data.core.catalog import load_catalog
 from hepfm_data.kernels import process_block
 from hepfm_data.kernels._hash import uniform01
 from hepfm_data.kernels.btag import btag_decisions, efficiency, efficiency_table, seed_key

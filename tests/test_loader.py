@@ -14,21 +14,22 @@ import numpy as np
 import pytest
 import torch
 
-from hepfm_data.errors import HepfmError
-from hepfm_data.events import SampleInfo
-from hepfm_data.graph import ETA, PHI
+from hepfm_data.batches import batch_type
+from hepfm_data.batches.graph import ETA, PHI
+from hepfm_data.core.errors import HepfmError
+from hepfm_data.core.events import SampleInfo
 from hepfm_data.loader import (
     BoostZ,
     Compose,
     FlipEta,
     LoaderStateError,
-    NodeBatcher,
     RotatePhi,
     StreamingDataset,
     make_loader,
-    register_batch_type,
 )
-from hepfm_data.store import open_store, write_store
+from hepfm_data.pipelines.build import write_store
+from hepfm_data.representations import PAPER, Representation, batch_rng
+from hepfm_data.store import open_store
 from hepfm_data.testing import synthetic_events
 
 PROCESSES = {"ttW": 260, "ttt": 180, "tttt": 120}  # events before the split (~80% train)
@@ -248,7 +249,7 @@ def test_task_labels_and_sampling_mix(stores):
     assert per.sum() == ds.plan(0).n_events and abs(per[2] / per.sum() - 0.5) < 0.01
     assert all(b.weights.eq(1).all() for b in ds)
     # catalog weights: each process's total weight is proportional to its paper event count
-    from hepfm_data.catalog import load_catalog
+    from hepfm_data.core.catalog import load_catalog
 
     ds = StreamingDataset(urls(stores), weights="catalog", batch_size=64, **FAST)
     tot = dict.fromkeys(PROCESSES, 0.0)
@@ -282,36 +283,67 @@ def test_augmentations_are_seeded_and_physical(stores):
         torch.testing.assert_close(x.edges[keep, 2], p.edges[keep, 2], atol=2e-4, rtol=0)
 
 
+@batch_type("test_sum")
 @dataclass
 class SumBatch:
-    """A batch type of the transform test: per-event node pt sums and a random tag."""
+    """The batch type of a third-party representation: per-event node pt sums and a random tag."""
 
     pt_sum: torch.Tensor
     tag: torch.Tensor
     event_id: torch.Tensor
 
-    def to(self, device, non_blocking=False):
-        return self
+
+class PtSums(Representation):
+    """A representation defined outside hepfm: the paper graph's stored columns -> per-event pT sums and
+    a random tag drawn from the batch's own generator (stream 5)."""
+
+    name, version, inputs, doc = "test_pt_sums", 1, PAPER.inputs, "per-event node pT sums (a test)"
+    batch_type = SumBatch
+
+    def open(self, store, catalog):
+        return PAPER.open(store, catalog)
+
+    def read_window(self, src, blocks, perm):
+        return PAPER.read_window(src, blocks, perm)
+
+    def empty_window(self, src):
+        return PAPER.empty_window(src)
+
+    def batch(self, src, win, a, b, key):
+        host = PAPER.host(src, win, a, b, key)
+        seg = torch.repeat_interleave(torch.arange(len(host.n_node)), host.n_node)
+        pt = torch.zeros(len(host.n_node)).index_add_(0, seg, host.nodes[:, 0])
+        return SumBatch(pt, torch.from_numpy(batch_rng(key, 5).integers(0, 1 << 30, len(host.n_node))), host.event_id)
+
+    def finish(self, src, item, device):
+        return item
 
 
-register_batch_type("test_sum", SumBatch)
+PT_SUMS = PtSums()
 
 
-def sum_transform(host, rng):
-    seg = torch.repeat_interleave(torch.arange(len(host.n_node)), host.n_node)
-    pt = torch.zeros(len(host.n_node)).index_add_(0, seg, host.nodes[:, 0])
-    return SumBatch(pt, torch.from_numpy(rng.integers(0, 1 << 30, len(host.n_node))), host.event_id)
+def test_third_party_representation_by_entry_point_same_batches_any_worker_count(stores, tmp_path, monkeypatch):
+    """A representation from another package, registered through the ``hepfm_data.representations``
+    entry-point group (a real dist-info on sys.path), is resolved by name by ``make_loader``; its batch
+    type crosses the worker pipe as one buffer; the batches (incl. its random draws, seeded per batch)
+    are the same with 0 and 2 workers and hold the events of the plain loader; an option it does not
+    honour (augment) is refused by name."""
+    from hepfm_data.representations import registry
 
-
-def test_transform_hook_yields_its_batch_type_identically_on_any_worker_count(stores):
-    """``make_loader(transform=)``: workers turn each HostBatch into a registered batch type that
-    crosses the pipe as one buffer; the batches (incl. the transform's random draws, seeded per
-    batch) are the same with 0 and 2 workers, and hold the events of the plain loader."""
+    dist = tmp_path / "hepfm_rep_probe-0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hepfm-rep-probe\nVersion: 0\n")
+    (dist / "entry_points.txt").write_text("[hepfm_data.representations]\ntest_pt_sums = test_loader:PT_SUMS\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    monkeypatch.setattr(registry, "_loaded", False)
+    monkeypatch.setattr(registry, "REPRESENTATIONS", dict(registry.REPRESENTATIONS))
+    assert "test_pt_sums" in registry.representation_names()
     kw = dict(device="cpu", batch_size=32, seed=4, **FAST)
-    a = list(make_loader(urls(stores), num_workers=0, transform=sum_transform, **kw))
-    b = list(make_loader(urls(stores), num_workers=2, transform=sum_transform, **kw))
+    a = list(make_loader(urls(stores), num_workers=0, representation="test_pt_sums", **kw))
+    b = list(make_loader(urls(stores), num_workers=2, representation="test_pt_sums", **kw))
     plain = list(make_loader(urls(stores), num_workers=0, **kw))
-    assert all(isinstance(x, SumBatch) for x in a + b)
+    assert all(type(x).__name__ == "SumBatch" for x in a + b)
     by_events = {tuple(y.event_id.tolist()): y for y in b}
     assert len(by_events) == len(a) == len(plain)
     for x, p in zip(a, plain):
@@ -320,8 +352,8 @@ def test_transform_hook_yields_its_batch_type_identically_on_any_worker_count(st
         seg = torch.repeat_interleave(torch.arange(len(p.n_node)), p.n_node)
         torch.testing.assert_close(x.pt_sum, torch.zeros(len(p.n_node)).index_add_(0, seg, p.nodes[:, 0]))
     assert len({x.tag[0].item() for x in a}) == len(a)  # each batch draws its own numbers
-    with pytest.raises(HepfmError, match="builder or a transform"):
-        make_loader(urls(stores), num_workers=0, transform=sum_transform, builder=NodeBatcher(), **kw)
+    with pytest.raises(HepfmError, match="'test_pt_sums' does not take augment"):
+        make_loader(urls(stores), num_workers=0, representation="test_pt_sums", augment=RotatePhi(), **kw)
 
 
 def test_remote_s3_store_through_bounded_cache(stores, tmp_path):
@@ -418,7 +450,7 @@ def test_missing_shard_is_named(stores, tmp_path):
     not a library traceback and not a silently shorter epoch."""
     import shutil
 
-    from hepfm_data.errors import StoreError
+    from hepfm_data.core.errors import StoreError
 
     copy = tmp_path / "ttt"
     shutil.copytree(stores["ttt"], copy)
@@ -443,11 +475,11 @@ def test_cuda_batches_equal_cpu_batches(stores):
 
 
 def test_window_buffers_are_reused_only_when_unreferenced():
-    """The recycled window matrices (``builders._Buffers``) hand a buffer out again only once
+    """The recycled window matrices (``representations.graph._Buffers``) hand a buffer out again only once
     no view of it (a window, a batch's tensor) is alive: a kept batch keeps its bytes."""
     import torch
 
-    from hepfm_data.loader.builders import _Buffers
+    from hepfm_data.representations.graph import _Buffers
 
     pool = _Buffers(keep=2)
     a = pool.get(100, 7)

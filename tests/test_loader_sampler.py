@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hepfm_data.errors import HepfmError
+from hepfm_data.core.errors import HepfmError
 from hepfm_data.loader.sampler import BatchSpec, StreamSampler
 
 

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hepfm_data.events import SampleInfo
+from hepfm_data.core.events import SampleInfo
 from hepfm_data.loader import LoaderStateError, StreamingDataset
-from hepfm_data.store import write_store
+from hepfm_data.pipelines.build import write_store
 from hepfm_data.testing import synthetic_events
 
 KEYS = ("format", "epoch", "consumed", "rank", "world_size", "num_workers", "fingerprint", "levels")

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hepfm_data.graph import GraphBatch
+from hepfm_data.batches.graph import GraphBatch
 from hepfm_models import (
     GraphNet,
     ModelConfig,

@@ -11,9 +11,9 @@ pytest.importorskip("fastjet")
 vector = pytest.importorskip("vector")
 
 from hepfm_data import load_catalog  # noqa: E402
-from hepfm_data.plotting import apply_cuts  # noqa: E402
-from hepfm_data.readers.detector import ecal_resolution  # noqa: E402
-from hepfm_data.readers.pythia import generate  # noqa: E402
+from hepfm_data.readers.generation import generate  # noqa: E402
+from hepfm_data.readers.generation.detector import ecal_resolution  # noqa: E402
+from hepfm_data.serving.plotting import apply_cuts  # noqa: E402
 
 CAT = load_catalog()
 

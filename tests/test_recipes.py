@@ -13,8 +13,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from hepfm_data.events import SampleInfo
-from hepfm_data.store import write_store
+from hepfm_data.core.events import SampleInfo
+from hepfm_data.pipelines.build import write_store
 from hepfm_data.testing import synthetic_events
 from hepfm_models import load_checkpoint
 
@@ -172,10 +172,10 @@ def test_torchrun_two_ranks_gloo_finish_with_identical_parameters(stores, tmp_pa
 
 # ----------------------------------------------------------------------------- the README's main command
 def test_demo_command_end_to_end_and_resume(tmp_path, capsys):
-    """`hepfm-data demo` (hepfm_models.demo) at the smallest scale: real Pythia 8 generation of WH and
+    """`hepfm-data demo` (recipes.demo) at the smallest scale: real Pythia 8 generation of WH and
     ZH, stores, pretraining, the three fine-tuning variants and the result table; a second run reuses
     every stage (no new generation blocks, same results)."""
-    from hepfm_models.demo import main as cli
+    from recipes.demo import main as cli
 
     args = ["--workdir", str(tmp_path / "demo"), "--task", "WH_vs_ZH", "--pretrain", "WH,ZH", "--events", "200",
             "--finetune-events", "20", "--pretrain-epochs", "1", "--finetune-epochs", "1", "--workers", "1",

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from hepfm_data import load_dataset
-from hepfm_data.errors import RemoteError
+from hepfm_data.core.errors import RemoteError
 from hepfm_data.sources import RetryPolicy, resolve
 from hepfm_data.sources.testing import Fault, http_server, s3_server
 from hepfm_data.store import open_store

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from hepfm_data.events import SampleInfo
-from hepfm_data.store import open_store, write_store
+from hepfm_data.core.events import SampleInfo
+from hepfm_data.pipelines.build import write_store
+from hepfm_data.store import open_store
 from hepfm_data.testing import synthetic_events
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,18 +62,19 @@ def test_nanoaod_store_pretrains_on_slots_with_taus(tmp_path):
     import numpy as np
 
     from hepfm_data import load_catalog
-    from hepfm_data.cli import main
-    from hepfm_data.loader import SlotBatcher, SlotSelection, make_loader
-    from hepfm_data.slots import LOG_M, ObjectReplacement
+    from hepfm_data.batches.slots import LOG_M, ObjectReplacement
+    from hepfm_data.cli.main import main
+    from hepfm_data.loader import make_loader
+    from hepfm_data.representations import SlotRepresentation, SlotSelection
     from hepfm_data.testing import NANOAOD_FILE
     from hepfm_models import TrainConfig, fit
     from hepfm_models.slots_model import SlotConfig
 
     root = tmp_path / "st"
     assert main(["build", "ttbar", "--input", str(NANOAOD_FILE), "--out", str(root), "--quiet"]) == 0
-    builder = SlotBatcher(SlotSelection.from_catalog(load_catalog(), btag="record"), pretext=ObjectReplacement())
+    rep = SlotRepresentation(SlotSelection.from_catalog(load_catalog(), btag="record"), pretext=ObjectReplacement())
     loader = make_loader([str(root / "ttbar")], device="cpu", num_workers=0, batch_size=16, labels={"ttbar": 0},
-                         mixing="none", builder=builder)
+                         mixing="none", representation=rep)
     batches = list(loader)
     n = sum(b.n_graph for b in batches)
     assert n > 20 and all(b.mask[:, -1].all() for b in batches)  # every event has its MET slot

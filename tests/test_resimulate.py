@@ -12,13 +12,16 @@ import numpy as np
 import pytest
 import torch
 
-from hepfm_data.build import build_store
-from hepfm_data.catalog import load_catalog
-from hepfm_data.errors import StoreError, UnknownNameError
+from hepfm_data.batches import ViewPairs
+from hepfm_data.core.catalog import load_catalog
+from hepfm_data.core.errors import StoreError, UnknownNameError
 from hepfm_data.inputs.generated import PythiaGeneration
-from hepfm_data.loader import StreamingDataset, ViewPairBatcher, ViewPairs, make_loader
-from hepfm_data.resimulate import check_aligned, list_views, open_view, resimulate
+from hepfm_data.loader import StreamingDataset, make_loader
+from hepfm_data.pipelines.build import build_store
+from hepfm_data.pipelines.resimulate import list_views, open_view, resimulate
+from hepfm_data.representations import Paired
 from hepfm_data.store import open_store
+from hepfm_data.store.reader import check_aligned
 
 pytest.importorskip("pythia8mc")
 
@@ -98,7 +101,7 @@ def test_resimulate_again_reuses_complete_views(stores):
 def test_bad_input_delphes_store_and_unknown_view(tmp_path, delphes_file, stores, capsys):
     """A store without kept hard processes (the real Delphes file) fails saying how to generate with
     them kept; an unknown view name lists the known ones; the CLI prints the message, exit 1."""
-    from hepfm_data.cli import main
+    from hepfm_data.cli.main import main
     from hepfm_data.inputs.delphes import DelphesFiles
 
     build_store(DelphesFiles("ttH", str(delphes_file)), str(tmp_path), catalog=CAT, scheduler="sync", progress=False)
@@ -114,8 +117,8 @@ def test_fsr_scale_variation_changes_jet_substructure_in_the_expected_direction(
     """fsr_down (μ_R x 1/√2, larger α_s) radiates more than fsr_up (x √2): the mean jet m/pT of the same
     300 tt̄ hard processes (~1400 jets each) is larger, by more than 3 standard errors (observed 4.2 with
     these seeds, 4.5 with 400 events; the effect is ~6% of m/pT, 200 events give only 2-4 standard errors)."""
+    from hepfm_data.readers.generation.pythia import generate_hard, shower
     from hepfm_data.readers.lhe import read_hard
-    from hepfm_data.readers.pythia import generate_hard, shower
 
     proc = CAT.process("ttbar")
     with tempfile.TemporaryDirectory() as tmp:
@@ -137,8 +140,8 @@ def test_fsr_scale_variation_changes_jet_substructure_in_the_expected_direction(
 
 def test_lhe_columns_round_trip(tmp_path):
     """write_hard(read_hard(file)) reads back to the same columns (the re-simulation input is exact)."""
+    from hepfm_data.readers.generation.pythia import generate_hard
     from hepfm_data.readers.lhe import read_hard, write_hard
-    from hepfm_data.readers.pythia import generate_hard
 
     generate_hard(CAT.process("ZH"), 5, 2, tmp_path / "a.lhe", workdir=tmp_path)
     init, hard, ev = read_hard(tmp_path / "a.lhe")
@@ -151,7 +154,7 @@ def _pairs(stores, workers: int, epoch: int = 0):
     urls = [str(stores / p) for p in ("ZH", "ttbar")]
     views = {u: [open_view(u, v).url for v in VIEWS] for u in urls}
     ld = make_loader(urls, batch_size=8, seed=7, num_workers=workers, device="cpu", block_size=8, window_blocks=1,
-                     builder=ViewPairBatcher(views), mixing="none")
+                     representation=Paired("paper", views), mixing="none")
     ld.set_epoch(epoch)
     return list(ld), views
 
@@ -205,7 +208,7 @@ def test_pair_loader_interleaves_each_nominal_event_with_one_view(stores):
     choice = []
     for epoch in (0, 1):  # the dataset itself yields ViewPairs (with the view index of each event)
         ds = StreamingDataset([str(stores / p) for p in ("ZH", "ttbar")], batch_size=8, seed=7, block_size=8,
-                              window_blocks=1, mixing="none", build_edges=False, builder=ViewPairBatcher(views))
+                              window_blocks=1, mixing="none", build_edges=False, representation=Paired("paper", views))
         ds.set_epoch(epoch)
         pairs = list(ds)
         assert all(isinstance(x, ViewPairs) and x.view[0::2].eq(-1).all() for x in pairs)

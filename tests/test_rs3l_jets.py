@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from hepfm_data.batches import PointCloudPairs
 from hepfm_data.kernels.constituents import match_jets
-from hepfm_data.loader import ConstituentBatcher, ConstituentPairBatcher, PointCloudPairs, make_loader
+from hepfm_data.loader import make_loader
+from hepfm_data.representations import Paired
 from hepfm_data.testing import wide_jet_constituents
 
 pytest.importorskip("pythia8mc")
@@ -54,11 +56,11 @@ def test_match_jets_against_brute_force():
 def test_bad_input_event_unit_and_point_cloud_shapes():
     """Pairing is per jet: an ``event_jets`` representation is refused naming it; pack_points refuses an
     [B, J, P, F] batch with a message (flatten the jets first)."""
-    from hepfm_data.errors import HepfmError
+    from hepfm_data.core.errors import HepfmError
     from hepfm_models.rs3l import pack_points
 
-    with pytest.raises(HepfmError, match="'event_jets' has unit 'event'"):
-        ConstituentPairBatcher(["a", "b"], "event_jets")
+    with pytest.raises(HepfmError, match="view pairs of 'event_jets'.*unit 'event'"):
+        Paired("event_jets", ["a", "b"])
     with pytest.raises(ValueError, match="flatten"):
         pack_points(torch.zeros(2, 5, 100, 15), torch.zeros(2, 5, 100, dtype=torch.bool))
 
@@ -68,7 +70,7 @@ def _loader(urls: dict, workers: int, epoch: int = 0, spec=WIDE):
     nominal = [urls[p]["nominal"] for p in ("rs3l_hz", "rs3l_zjet")]
     views = {urls[p]["nominal"]: [urls[p][v] for v in VIEWS] for p in ("rs3l_hz", "rs3l_zjet")}
     ld = make_loader(nominal, batch_size=8, seed=7, num_workers=workers, device="cpu", block_size=8,
-                     window_blocks=1, mixing="none", builder=ConstituentPairBatcher(views, spec, names=list(VIEWS)))
+                     window_blocks=1, mixing="none", representation=Paired(spec, views, names=list(VIEWS)))
     ld.set_epoch(epoch)
     return ld, nominal, views
 
@@ -81,7 +83,7 @@ def _pairs(urls: dict, workers: int, epoch: int = 0, spec=WIDE):
 def _jets(url: str, spec=WIDE) -> dict[tuple[int, int], np.ndarray]:
     """{(event id, jet index): points} of the selected train jets of one store (plain jet loader)."""
     ld = make_loader([url], batch_size=64, block_size=64, shuffle=False, device="cpu", mixing="none",
-                     builder=ConstituentBatcher(spec))
+                     representation=spec)
     return {(int(e), int(j)): p.numpy() for b in ld for e, j, p in zip(b.event_id, b.jet_index, b.points)}
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hepfm_data import load_dataset
-from hepfm_data.errors import StoreError
+from hepfm_data.core.errors import StoreError
 from hepfm_data.sources.testing import http_server
 from hepfm_data.store import open_store
 from hepfm_data.testing import write_synthetic_stores
@@ -156,7 +156,7 @@ def hostile_www(tmp_path_factory):
 def test_hostile_manifest_over_http_is_refused_at_open(hostile_www, tmp_path, case, edit, names):
     """Each hostile manifest served over HTTP is refused by open_store with ManifestError naming the
     manifest's URL and the offending entry; load_dataset refuses it too and writes nothing."""
-    from hepfm_data.errors import ManifestError
+    from hepfm_data.core.errors import ManifestError
 
     www, srv = hostile_www
     url = f"{srv.url}/{case}/ttH"
@@ -173,7 +173,7 @@ def test_hostile_manifests_on_s3_are_refused(s3_bucket, tmp_path):
     other-bucket URL in the manifest are refused at open with the s3:// URL; nothing is cached."""
     import s3fs
 
-    from hepfm_data.errors import ManifestError
+    from hepfm_data.core.errors import ManifestError
 
     bucket, opts = s3_bucket
     fs = s3fs.S3FileSystem(**opts)
@@ -326,7 +326,7 @@ def test_export_card_escapes_text_from_the_manifest(www, tmp_path):
     escaped text in its table cell: the card keeps its structure and its YAML front matter."""
     import yaml
 
-    from hepfm_data.export import export_dataset
+    from hepfm_data.serving.export import export_dataset
 
     hostile = "synthetic |x| \n---\n# Injected <script>alert(1)</script> [click](http://evil)"
     edit_manifest(www / "stores" / "ttH", lambda d: d["provenance"][0].update(source=hostile))

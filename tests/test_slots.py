@@ -13,12 +13,7 @@ import pytest
 import torch
 
 from hepfm_data import load_catalog
-from hepfm_data._arrays import counts_to_offsets
-from hepfm_data.errors import HepfmError, StoreError
-from hepfm_data.events import SampleInfo
-from hepfm_data.loader import BoostZ, Compose, FlipEta, RotatePhi, SlotBatcher, SlotSelection, make_loader
-from hepfm_data.loader.slots import lepton_masses, slot_batch, slot_objects
-from hepfm_data.slots import (
+from hepfm_data.batches.slots import (
     LOG_E,
     LOG_M,
     NONE_CLASS,
@@ -31,7 +26,14 @@ from hepfm_data.slots import (
     slot_features,
     slot_pt,
 )
-from hepfm_data.store import open_store, write_store
+from hepfm_data.core.arrays import counts_to_offsets
+from hepfm_data.core.errors import HepfmError, StoreError
+from hepfm_data.core.events import SampleInfo
+from hepfm_data.loader import BoostZ, Compose, FlipEta, RotatePhi, make_loader
+from hepfm_data.pipelines.build import write_store
+from hepfm_data.representations import SlotRepresentation, SlotSelection
+from hepfm_data.representations.slots import lepton_masses, slot_batch, slot_objects
+from hepfm_data.store import open_store
 from hepfm_data.store.record import schema_of, to_columns
 from hepfm_data.testing import synthetic_events, synthetic_slots
 
@@ -271,11 +273,11 @@ def store_urls(tmp_path_factory) -> list[str]:
 def _loader_kw(**kw):
     aug = Compose(RotatePhi(), FlipEta(), BoostZ(0.3))
     return dict(device="cpu", batch_size=32, seed=3, block_size=32, window_blocks=3, augment=aug, catalog=CAT,
-                builder=SlotBatcher(SEL, pretext=ObjectReplacement())) | kw
+                representation=SlotRepresentation(SEL, pretext=ObjectReplacement())) | kw
 
 
 def test_loader_slot_batches_exactly_once_same_bytes_any_workers_and_resume(store_urls):
-    """``make_loader(builder=SlotBatcher(sel, pretext=ObjectReplacement()))`` with the SPEC §7.3
+    """``make_loader(representation=SlotRepresentation(sel, pretext=ObjectReplacement()))`` with the SPEC §7.3
     augmentations: every train event exactly once per epoch; the same bytes (slots, pretext labels,
     replaced slots) with 0 and 2 DataLoader worker processes; a JSON checkpoint after 2 batches
     resumes to exactly the rest of the epoch."""
@@ -313,7 +315,7 @@ def test_emulated_btag_and_selection_equal_the_paper_graph(store_urls):
     b-tagged and untagged jets of the same store (same cuts, overlap removal, truth flavour and
     b-tag seed), with the record's masses instead of 0; leptons are its electrons and muons."""
     st = open_store(store_urls[0])
-    kw = _loader_kw(builder=SlotBatcher(SEL), augment=None, shuffle=False)
+    kw = _loader_kw(representation=SlotRepresentation(SEL), augment=None, shuffle=False)
     slots = {int(e): (x, m) for b in make_loader([store_urls[0]], num_workers=0, **kw)
              for e, x, m in zip(b.event_id, b.x.numpy(), b.mask.numpy())}
     lay = SlotLayout()
@@ -334,18 +336,18 @@ def test_emulated_btag_and_selection_equal_the_paper_graph(store_urls):
 
 
 def test_missing_record_fields_fail_naming_store_representation_and_field(store_urls, tmp_path):
-    """A record without taus fails at the first window naming the store, 'slots' and 'taus' (and
-    works with SlotLayout(n_tau=0)); btag='record' on a record without jets.btag names jets.btag; a
-    store without the record (record=False) says so."""
+    """A record without taus fails when the loader is made (the representation's one input check)
+    naming the store, 'slots' and 'taus' (and works with SlotLayout(n_tau=0)); btag='record' on a
+    record without jets.btag names jets.btag; a store without the record (record=False) says so."""
     no_tau = store_urls[2]
     with pytest.raises(StoreError, match=r"tttt.*'slots'.*taus\.pt"):
         next(iter(make_loader([no_tau], num_workers=0, **_loader_kw())))
     ok = next(iter(make_loader([no_tau], num_workers=0, **_loader_kw(
-        builder=SlotBatcher(SEL, layout=SlotLayout(n_tau=0))))))
+        representation=SlotRepresentation(SEL, layout=SlotLayout(n_tau=0))))))
     assert ok.x.shape[1] == 17
     with pytest.raises(StoreError, match=r"'slots'.*jets\.btag"):
         next(iter(make_loader([store_urls[0]], num_workers=0, **_loader_kw(
-            builder=SlotBatcher(SlotSelection.from_catalog(CAT, btag="record"))))))
+            representation=SlotRepresentation(SlotSelection.from_catalog(CAT, btag="record"))))))
     write_store(str(tmp_path), "ttbar", [(synthetic_events(40, 1, taus=True), SampleInfo("ttbar", "synthetic"))],
                 progress=False, record=False)
     with pytest.raises(StoreError, match=r"ttbar.*'slots' reads the stored event record"):

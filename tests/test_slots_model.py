@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from hepfm_data.slots import PRETEXT_CLASSES, ObjectReplacement, SlotBatch
+from hepfm_data.batches.slots import PRETEXT_CLASSES, ObjectReplacement, SlotBatch
 from hepfm_data.testing import synthetic_slots
 from hepfm_models import (
     TrainConfig,

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("pythia8mc")
 
 from hepfm_data import load_catalog  # noqa: E402
-from hepfm_data.readers.pythia import make_pythia, process_settings  # noqa: E402
+from hepfm_data.readers.generation.pythia import make_pythia, process_settings  # noqa: E402
 
 HARD_ONLY = ["PartonLevel:all = off", "HadronLevel:all = off"]
 
@@ -45,10 +45,10 @@ def test_top_and_w_mass_peaks_from_record_slots_of_generated_ttbar():
     vector = pytest.importorskip("vector")
     vector.register_awkward()
 
-    from hepfm_data._arrays import counts_to_offsets
-    from hepfm_data.loader.slots import SlotSelection, slot_batch, slot_objects
-    from hepfm_data.readers.pythia import generate
-    from hepfm_data.slots import COS_PHI, LOG_M, S_ETA, SIN_PHI, SlotLayout, slot_pt
+    from hepfm_data.batches.slots import COS_PHI, LOG_M, S_ETA, SIN_PHI, SlotLayout, slot_pt
+    from hepfm_data.core.arrays import counts_to_offsets
+    from hepfm_data.readers.generation import generate
+    from hepfm_data.representations.slots import SlotSelection, slot_batch, slot_objects
     from hepfm_data.store.record import schema_of, to_columns
 
     n = 150
@@ -96,7 +96,7 @@ def test_charged_higgs_in_the_truth_record_decays_to_t_and_b():
     vector = pytest.importorskip("vector")
     vector.register_awkward()
 
-    from hepfm_data.readers.pythia import truth_record
+    from hepfm_data.readers.generation.pythia import truth_record
 
     off = ["PartonLevel:MPI = off", "PartonLevel:ISR = off", "PartonLevel:FSR = off", "HadronLevel:all = off"]
     p = make_pythia(process_settings(load_catalog().process("Hplus_tb"), 3) + off, "Hplus_tb")

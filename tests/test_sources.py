@@ -14,7 +14,7 @@ import pytest
 from fsspec.implementations.http import HTTPFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
-from hepfm_data.errors import ChecksumError, HepfmError, RemoteError
+from hepfm_data.core.errors import ChecksumError, HepfmError, RemoteError
 from hepfm_data.sources import RetryPolicy, call_with_retries, fetch, is_transient, resolve, sha256_file
 from hepfm_data.sources.testing import Fault, http_server
 

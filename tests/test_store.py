@@ -8,11 +8,11 @@ import os
 import numpy as np
 import pytest
 
-from hepfm_data.build import write_store
-from hepfm_data.catalog import load_catalog
-from hepfm_data.errors import ChecksumError, StoreError
-from hepfm_data.events import SampleInfo
+from hepfm_data.core.catalog import load_catalog
+from hepfm_data.core.errors import ChecksumError, StoreError
+from hepfm_data.core.events import SampleInfo
 from hepfm_data.kernels import process_block
+from hepfm_data.pipelines.build import write_store
 from hepfm_data.store import SPLITS, Manifest, ShardData, ShardInfo, Store, open_store
 from hepfm_data.testing import synthetic_events
 
@@ -242,7 +242,7 @@ def test_damaged_or_missing_shard_reads_raise_store_error_naming_it(tmp_path, la
 def test_split_hash_fractions_and_stability():
     """Over 200k ids the split sizes match the fractions within 0.5%; a (salt, id) pair always maps to
     the same split whatever the batch it arrives in; bad fractions are refused."""
-    from hepfm_data.errors import HepfmError
+    from hepfm_data.core.errors import HepfmError
     from hepfm_data.store.splits import assign_splits
 
     ids = np.arange(10**9, 10**9 + 200_000, dtype=np.uint64)

@@ -8,7 +8,7 @@ import shutil
 
 import numpy as np
 
-from hepfm_data.cli import main
+from hepfm_data.cli.main import main
 from hepfm_data.readers.delphes import write_delphes_like
 from hepfm_data.store import open_store
 from hepfm_data.testing import synthetic_events
@@ -69,7 +69,7 @@ def test_build_errors_are_one_line(tmp_path, capsys):
 
 
 def test_build_generate_runs_pythia_and_resumes(tmp_path, capsys):
-    """build --generate N produces Pythia 8 blocks (hepfm_data.production) and builds a store whose
+    """build --generate N produces Pythia 8 blocks (hepfm_data.pipelines.production) and builds a store whose
     provenance names the generator, one build unit per --entries-per-unit events (2 here); re-running with
     --overwrite reuses the blocks and gives the same bytes."""
     out = tmp_path / "stores"

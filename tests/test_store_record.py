@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 
 from hepfm_data import load_dataset
-from hepfm_data.build import build_store, write_store
-from hepfm_data.catalog import load_catalog
-from hepfm_data.derive import derive
-from hepfm_data.errors import StoreError
-from hepfm_data.events import SampleInfo, validate_events
+from hepfm_data.core.catalog import load_catalog
+from hepfm_data.core.errors import StoreError
+from hepfm_data.core.events import SampleInfo, validate_events
 from hepfm_data.inputs.delphes import DelphesFiles
+from hepfm_data.pipelines.build import build_store, write_store
+from hepfm_data.pipelines.derive import derive
 from hepfm_data.readers.delphes import read_delphes
-from hepfm_data.representations import open_representation
+from hepfm_data.representations import PAPER
 from hepfm_data.store import open_store
 from hepfm_data.store import record as rec
 from hepfm_data.testing import DELPHES_FILE, synthetic_events
@@ -85,7 +85,7 @@ def test_paper_shards_are_byte_identical_to_a_build_without_the_record(delphes_s
                         scheduler="sync")
     assert [s.sha256 for s in plain.manifest.shards] == [s.sha256 for s in st.manifest.shards]
     assert not plain.manifest.record_shards and plain.manifest.schema == {}
-    assert open_representation(st) is st and st.manifest.default_representation == "paper"
+    assert PAPER.open(st, load_catalog()) is st and st.manifest.default_representation == "paper"
     assert [r.path for r in st.manifest.record_shards] == [s.path.replace("shards/", "record/")
                                                            for s in st.manifest.shards]
 
@@ -121,7 +121,7 @@ def test_derive_from_the_record_resumes_after_an_interruption(delphes_store, tmp
     out = derive(str(st_path), "paper", progress=False)
     for name, t in mtimes.items():
         assert os.stat(st_path / "representations" / "paper" / name).st_mtime_ns == t
-    view = open_representation(out, "paper")
+    view = PAPER.open(out, load_catalog())
     assert all(s.path.startswith("representations/paper/") for s in view.manifest.shards)
     _same_shards(delphes_store, view)
     report = out.verify_report()  # paper, record and derived shards re-hash to the manifest
@@ -167,7 +167,7 @@ def test_record_codecs_store_paper_values_once_and_read_back_bit_equal(delphes_s
 def test_record_encoding_refuses_paper_columns_of_another_record():
     """encode_record checks what it drops: paper columns that are not this record's (a jet pT changed
     by one ulp, another event id) raise StoreError naming the event / column instead of a lossy store."""
-    from hepfm_data.representations import paper_columns
+    from hepfm_data.representations.paper import paper_columns
 
     cat = load_catalog()
     ev = validate_events(synthetic_events(30, 4))
@@ -196,7 +196,7 @@ def test_changed_selection_fails_with_the_derive_command_and_derive_fixes_it(tmp
     import hepfm_data
     from hepfm_data.loader import make_loader
 
-    text = (Path(hepfm_data.__file__).parent / "catalog.yaml").read_text()
+    text = (Path(hepfm_data.__file__).parent / "core" / "catalog.yaml").read_text()
     jet = "  jet:      {pt_min: 25.0, pt_inclusive: true,  abs_eta_max: 2.5,  eta_crack: null}"
     (tmp_path / "cat.yaml").write_text(text.replace(jet, jet.replace("25.0", "120.0")))
     cat = load_catalog(tmp_path / "cat.yaml")
@@ -279,7 +279,7 @@ def test_format1_store_opens_read_only_and_record_needs_a_rebuild(tmp_path):
     """A format-1 manifest (no schema, record, representations) opens and loads as before (paper);
     asking it for the record or another representation names the store and says to rebuild; info
     lists collections and representations of a format-2 store."""
-    from hepfm_data.commands.info import format_summary, summarise
+    from hepfm_data.cli.commands.info import format_summary, summarise
 
     st = write_store(str(tmp_path), "ttH", [(synthetic_events(60, 2), SampleInfo(process="ttH", source="x"))],
                      progress=False)
@@ -295,11 +295,11 @@ def test_format1_store_opens_read_only_and_record_needs_a_rebuild(tmp_path):
     d["format_version"] = 1
     mpath.write_text(json.dumps(d))
     old = open_store(st.url)
-    assert old.manifest.format_version == 1 and open_representation(old) is old
+    assert old.manifest.format_version == 1 and PAPER.open(old, load_catalog()) is old
     assert len(load_dataset("hepfm/ttH", storage=tmp_path, cache_dir=tmp_path / "c")) == st.manifest.split_sizes()["train"]
     with pytest.raises(StoreError, match=rf"{old.url}: this format-1 store keeps no event record.*rebuild"):
         load_dataset("hepfm/ttH", storage=tmp_path, cache_dir=tmp_path / "c", representation="record")
-    with pytest.raises(StoreError, match=rf"{old.url}: representation 'paper_taus' needs the stored event record"):
+    with pytest.raises(StoreError, match=rf"{old.url}: representation 'paper_taus' reads the stored event record"):
         derive(old.url, "paper_taus", progress=False)
 
 

@@ -10,9 +10,9 @@ import pytest
 pytest.importorskip("pythia8mc")
 pytest.importorskip("fastjet")
 
-from hepfm_data.events import validate_events  # noqa: E402
-from hepfm_data.readers import detector as det  # noqa: E402
-from hepfm_data.readers.pythia import BASE_SETTINGS, batch_to_events, detector_rng, make_pythia, visible_taus  # noqa: E402
+from hepfm_data.core.events import validate_events  # noqa: E402
+from hepfm_data.readers.generation import detector as det  # noqa: E402
+from hepfm_data.readers.generation.pythia import BASE_SETTINGS, batch_to_events, detector_rng, make_pythia, visible_taus  # noqa: E402
 
 N_EVENTS = 400
 ZTAUTAU = ["WeakSingleBoson:ffbar2gmZ = on", "WeakZ0:gmZmode = 2", "23:onMode = off", "23:onIfAny = 15",
@@ -90,7 +90,7 @@ def test_tau_charge_of_matched_tagged_jets(ztautau):
 def test_emulation_without_tau_truth_leaves_taus_absent_and_other_objects_unchanged(ztautau):
     """emulate() without τ truth makes no tau information; with it, every other object is identical
     (the τ-tag draws come last)."""
-    from hepfm_data.readers.pythia import final_state
+    from hepfm_data.readers.generation.pythia import final_state
 
     run, _ = ztautau
     fs = final_state(run.prt[:50])

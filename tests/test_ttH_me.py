@@ -1,4 +1,4 @@
-"""Numerical checks of the LO gg/qq̄ -> t t̄ φ helicity amplitudes (hepfm_data/readers/ttH_me.py).
+"""Numerical checks of the LO gg/qq̄ -> t t̄ φ helicity amplitudes (hepfm_data/readers/generation/ttH_me.py).
 
 Pure numpy on random phase-space points (no generator): each test prints its figure.
 """
@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("vector")
 
-from hepfm_data.readers import ttH_me as me  # noqa: E402
+from hepfm_data.readers.generation import ttH_me as me  # noqa: E402
 
 MT, MH = 172.5, 125.0
 

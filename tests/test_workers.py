@@ -1,4 +1,4 @@
-"""Local worker programs (hepfm_data.workers): started from any caller, gone with it."""
+"""Local worker programs (hepfm_data.pipelines.workers): started from any caller, gone with it."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = """\
 import os, time
 import psutil
-from hepfm_data.workers import dask_client
+from hepfm_data.pipelines.workers import dask_client
 
 def busy(x):
     time.sleep(120)
@@ -53,4 +53,41 @@ def test_worker_programs_die_with_a_killed_caller(tmp_path):
         alive = [p for p in kids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
         time.sleep(0.2)
     print(f"{len(kids)} cluster processes, alive 20 s after the kill: {alive}")
+    assert alive == []
+
+
+POOL = """\
+import multiprocessing, time
+from concurrent.futures import ProcessPoolExecutor
+import psutil
+from hepfm_data.pipelines.workers import die_with_parent
+
+if __name__ == "__main__":
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent) as pool:
+        futures = [pool.submit(time.sleep, 120) for _ in range(2)]
+        time.sleep(3)
+        kids = [p.pid for p in psutil.Process().children() if "resource_tracker" not in " ".join(p.cmdline())]
+        print("pool", *kids, flush=True)
+        time.sleep(120)
+"""
+
+
+def test_a_study_pool_dies_with_its_killed_driver(tmp_path):
+    """A process pool started with ``initializer=die_with_parent`` (the reproduce study's training pool)
+    does not outlive its SIGKILLed driver: before this, a killed study left its pool training."""
+    script = tmp_path / "pool.py"
+    script.write_text(POOL)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    line = proc.stdout.readline()
+    assert line.startswith("pool"), line
+    kids = [int(p) for p in line.split()[1:]]
+    assert len(kids) == 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 20
+    alive = kids
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in kids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        time.sleep(0.2)
     assert alive == []

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from fsspec.implementations.local import LocalFileSystem
 
-from hepfm_data.errors import StoreError
-from hepfm_data.events import SampleInfo
-from hepfm_data.store import open_store, write_store
+from hepfm_data.core.errors import StoreError
+from hepfm_data.core.events import SampleInfo
+from hepfm_data.pipelines.build import write_store
+from hepfm_data.store import open_store
 from hepfm_data.store.layouts import ZarrShard, _zarr_group
 from hepfm_data.testing import synthetic_events
 

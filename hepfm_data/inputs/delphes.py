@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import Unit, register_source
+from hepfm_data.inputs.base import Unit, register_source
 
 DEFAULT_ENTRIES_PER_UNIT = 100_000
 
@@ -15,8 +15,8 @@ def file_units(inputs: Any, storage_options: dict[str, Any] | None, entries_per_
                offsets: Callable[[str], list[int]]) -> list[Unit]:
     """Units of ROOT input files: each file's entries (``offsets(url)`` = its basket-aligned entry
     offsets ``[0, ..., n]``) cut into ranges of about ``entries_per_unit``, files in glob-sorted order."""
-    from ..errors import HepfmError
-    from ..readers.delphes import expand_inputs
+    from hepfm_data.core.errors import HepfmError
+    from hepfm_data.readers.delphes import expand_inputs
 
     if int(entries_per_unit) < 1:
         raise HepfmError(f"entries_per_unit must be positive, got {entries_per_unit!r}")
@@ -64,12 +64,12 @@ class DelphesFiles:
 
     @property
     def event_id_rule(self) -> str:
-        from ..readers.delphes import EVENT_ID_RULE
+        from hepfm_data.readers.delphes import EVENT_ID_RULE
 
         return EVENT_ID_RULE
 
     def units(self) -> list[Unit]:
-        from ..readers.delphes import entry_offsets
+        from hepfm_data.readers.delphes import entry_offsets
 
         if self._units is None:
             self._units = file_units(self.inputs, self.storage_options, self.entries_per_unit,
@@ -77,7 +77,7 @@ class DelphesFiles:
         return self._units
 
     def read(self, unit: Unit):
-        from ..readers.delphes import read_delphes, sample_info
+        from hepfm_data.readers.delphes import read_delphes, sample_info
 
         url, lo, hi = unit.spec["url"], unit.spec["start"], unit.spec["stop"]
         info = sample_info(self.process, url, self.storage_options)

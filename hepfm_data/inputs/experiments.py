@@ -8,8 +8,8 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import Unit, register_source
-from .delphes import file_units
+from hepfm_data.inputs.base import Unit, register_source
+from hepfm_data.inputs.delphes import file_units
 
 DEFAULT_ENTRIES_PER_UNIT = 100_000
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ..catalog import Process
-from . import Unit
+from hepfm_data.core.catalog import Process
+from hepfm_data.inputs.base import Unit
 
 #: events per generation block (one Pythia run, one parallel task): ~20-40 s of tt̄H on one core, so
 #: a one-unit build balances over the cores (13,000 events = 13 blocks) and the bar moves per batch;
@@ -22,14 +22,14 @@ DEFAULT_EVENTS_PER_UNIT = 25_000
 class PythiaGeneration:
     """``n_events`` of catalog process ``proc`` generated with ``seed``, in blocks of ``block_size``.
 
-    Block ``b``: Pythia seed ``production.block_seed(seed, b)``, event ids
-    ``production.id_base(process, seed) + b*block_size + k`` (:data:`production.EVENT_ID_RULE`): the
+    Block ``b``: Pythia seed ``blocks.block_seed(seed, b)``, event ids
+    ``blocks.id_base(process, seed) + b*block_size + k`` (:data:`blocks.EVENT_ID_RULE`): the
     events depend on (process, seed, block_size) only. Unit ``i`` (one build task, one shard per split)
     = the ``events_per_unit // block_size`` consecutive blocks from ``i * that``; the unit size sets
     the shard sizes, not the events.
     ``lhe``: hard process from an LHE file (block ``i`` skips ``i*block_size`` events).
     ``workdir`` (local): keep each generated block as Parquet + JSON sidecar
-    (``production.run_block``), so a rebuild with other store parameters does not
+    (``blocks.run_block``), so a rebuild with other store parameters does not
     regenerate; without it the events go straight from Pythia to the shards.
     """
 
@@ -50,7 +50,7 @@ class PythiaGeneration:
 
     @property
     def event_id_rule(self) -> str:
-        from ..production import EVENT_ID_RULE
+        from hepfm_data.readers.generation.blocks import EVENT_ID_RULE
 
         return EVENT_ID_RULE
 
@@ -58,7 +58,7 @@ class PythiaGeneration:
         """The blocks; every input problem (setting, LHE, SLHA, seed) is raised here, before any task."""
         import tempfile
 
-        from ..readers.pythia import check_count, check_seed, make_pythia, process_settings
+        from hepfm_data.readers.generation.pythia import check_count, check_seed, make_pythia, process_settings
 
         check_seed(self.seed)
         check_count("n_events", self.n_events)
@@ -88,18 +88,18 @@ class PythiaGeneration:
 
     def read_block(self, unit: Unit, j: int, progress=None):
         """(events, SampleInfo) of the ``j``-th block of ``unit``; ``progress(n)`` gets generated event counts."""
-        from .. import production
+        from hepfm_data.readers.generation import blocks
 
         i, n, keep = unit.spec["blocks"][j], unit.spec["n"][j], self.keep_hard_process
         if self.workdir is None:
-            return production.generate_block(self.proc, self.seed, i, n, self.block_size, self.lhe,
+            return blocks.generate_block(self.proc, self.seed, i, n, self.block_size, self.lhe,
                                              keep_hard_process=keep, progress=progress)
-        if not production._complete(self.proc, self.seed, i, n, self.block_size, self.workdir, self.lhe, keep):
-            production.run_block(self.proc, self.seed, i, n, self.block_size, self.workdir, self.lhe, keep,
+        if not blocks.block_complete(self.proc, self.seed, i, n, self.block_size, self.workdir, self.lhe, keep):
+            blocks.run_block(self.proc, self.seed, i, n, self.block_size, self.workdir, self.lhe, keep,
                                  progress=progress)
         elif progress is not None:
             progress(n)
-        return production.load_block(production.block_paths(self.workdir, self.proc.name, i)[0])
+        return blocks.load_block(blocks.block_paths(self.workdir, self.proc.name, i)[0])
 
     def read(self, unit: Unit):
         """(events, SampleInfo) of each block of ``unit`` in turn (one block in memory at a time)."""

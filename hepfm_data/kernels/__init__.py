@@ -9,7 +9,7 @@ __all__ = ["process_block", "NodeBlock"]
 
 def __getattr__(name: str):
     if name in __all__:
-        from . import features
+        from hepfm_data.kernels import features
 
         return getattr(features, name)
     raise AttributeError(f"module 'hepfm_data.kernels' has no attribute {name!r}")

@@ -12,7 +12,7 @@ import math
 import numba as nb
 import numpy as np
 
-from ._hash import key64, uniform01
+from hepfm_data.kernels._hash import key64, uniform01
 
 
 def efficiency_table(btag) -> np.ndarray:

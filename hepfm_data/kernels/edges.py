@@ -1,6 +1,6 @@
 """Fully connected edges and edge features on flat arrays + offsets (Numba, CPU).
 
-The CPU twin of :func:`hepfm_data.graph.fully_connected` + :func:`hepfm_data.graph.edge_features`:
+The CPU twin of :func:`hepfm_data.batches.graph.fully_connected` + :func:`hepfm_data.batches.graph.edge_features`:
 same edge order (per event, by sender then receiver, no self-edges), same features
 (deta = eta_j - eta_i, dphi = phi_j - phi_i wrapped to [-pi, pi), dr = sqrt(deta^2 + dphi^2)),
 computed in float32 like the torch path.

@@ -15,7 +15,7 @@ import numpy as np
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .._arrays import counts_to_offsets
+from hepfm_data.core.arrays import counts_to_offsets
 
 
 @nb.njit(cache=True, inline="always")
@@ -292,14 +292,14 @@ def _cuts(c) -> tuple:
 def process_block(events, catalog, seed: int = 0) -> NodeBlock:
     """Selection, overlap removal, flavour, b-tag, nodes and labels of an event record.
 
-    ``events``: an event record (``hepfm_data.events``); ``catalog``: the
-    :class:`~hepfm_data.catalog.Catalog` whose selection, object types and labels
+    ``events``: an event record (``hepfm_data.core.events``); ``catalog``: the
+    :class:`~hepfm_data.core.catalog.Catalog` whose selection, object types and labels
     apply (read once by the caller and passed down; this function never loads one);
     ``seed`` keys the b-tag random numbers (per event and jet, independent of chunking).
     """
-    from .btag import btag_decisions, efficiency_table, seed_key
-    from .labels import label_tables, multilabels
-    from .selection import jet_flavour, object_mask, overlap_mask
+    from hepfm_data.kernels.btag import btag_decisions, efficiency_table, seed_key
+    from hepfm_data.kernels.labels import label_tables, multilabels
+    from hepfm_data.kernels.selection import jet_flavour, object_mask, overlap_mask
 
     cat = catalog
     sel = cat.selection

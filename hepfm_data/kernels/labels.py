@@ -28,7 +28,7 @@ class LabelTables(NamedTuple):
 
 
 def label_tables(schema) -> LabelTables:
-    """Padded arrays of a catalog :class:`~hepfm_data.catalog.LabelSchema`."""
+    """Padded arrays of a catalog :class:`~hepfm_data.core.catalog.LabelSchema`."""
     def pad(rows, fill, dtype):
         width = max([len(r) for r in rows] + [1])
         out = np.full((len(rows), width), fill, dtype=dtype)

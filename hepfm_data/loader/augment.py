@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..events import wrap_phi
-from ..graph import ENERGY, ETA, PHI, PT, TYPE
+from hepfm_data.batches.graph import ENERGY, ETA, PHI, PT, TYPE
+from hepfm_data.core.events import wrap_phi
 
 __all__ = ["BoostZ", "Compose", "FlipEta", "RotatePhi"]
 

@@ -17,14 +17,15 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .._arrays import counts_to_offsets
-from ..errors import HepfmError, StoreError
-from .batch import PackedBatch
-from .builders import BatchBuilder, Block, NodeBatcher
-from .sampler import BatchSpec, EpochPlan, StreamSampler
+from hepfm_data.batches.base import PackedBatch
+from hepfm_data.core.arrays import counts_to_offsets
+from hepfm_data.core.errors import HepfmError, StoreError
+from hepfm_data.loader.sampler import BatchSpec, EpochPlan, StreamSampler
+from hepfm_data.representations.base import Block
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..catalog import Catalog
+    from hepfm_data.core.catalog import Catalog
+    from hepfm_data.representations.base import Representation
 
 __all__ = ["LoaderStateError", "StreamingDataset", "dist_rank_world"]
 
@@ -82,11 +83,13 @@ class StreamingDataset(IterableDataset):
         verified; ``cache_bytes=None``: ``$HEPFM_CACHE_BYTES`` or 8 GiB; see ``sources.cache.ShardCache``).
     prefetch: read the next window in a background thread (default: for remote stores only;
         local reads gain nothing from it on few cores).
-    catalog: the :class:`~hepfm_data.catalog.Catalog` for task names and ``weights="catalog"``
+    catalog: the :class:`~hepfm_data.core.catalog.Catalog` for task names and ``weights="catalog"``
         (default: the packaged catalog).
-    builder: how a window's rows become batches (:mod:`hepfm_data.loader.builders`; default
-        :class:`NodeBatcher`: HostBatch / GraphBatch). ``transform(host, rng)``: shorthand for
-        ``NodeBatcher(transform=...)`` (e.g. typed slots or a pretext task, applied in the worker).
+    representation: a name in the registry (:mod:`hepfm_data.representations`) or a
+        :class:`~hepfm_data.representations.Representation` (e.g. a configured ``SlotRepresentation``
+        or ``Paired``); default: the stores' own (``paper``). Stores are opened as it reads them (inputs
+        and fingerprints checked here, once); it builds the batches in the workers. Every option it does
+        not honour (``augment``, ``pad``, ``max_nodes`` / ``max_edges``) is refused by name.
     """
 
     def __init__(self, stores: Any, *, split: str = "train", labels: Mapping[str, int] | str | None = None,
@@ -94,13 +97,13 @@ class StreamingDataset(IterableDataset):
                  batch_size: int | None = 256, max_nodes: int | None = None, max_edges: int | None = None,
                  pad: bool = False, seed: int = 0, shuffle: bool = True, block_size: int | None = None,
                  window_blocks: int = 8, augment: Callable | None = None, build_edges: bool = True,
-                 multilabels: bool = True, rank: int | None = None, world_size: int | None = None,
+                 multilabels: bool | None = None, rank: int | None = None, world_size: int | None = None,
                  storage_options: dict[str, Any] | None = None, cache_dir: str | os.PathLike | None = None,
                  cache_bytes: int | None = None, prefetch: bool | None = None, catalog: Catalog | None = None,
-                 builder: BatchBuilder | None = None, transform: Callable | None = None):
+                 representation: str | Representation | None = None):
         super().__init__()
-        from ..catalog import load_catalog
-        from ..store import open_store
+        from hepfm_data.core.catalog import load_catalog
+        from hepfm_data.representations.registry import open_stores
 
         self.catalog = catalog or load_catalog()  # read once; task labels and catalog weights use it
 
@@ -108,13 +111,13 @@ class StreamingDataset(IterableDataset):
             stores = [stores]
         if not stores:
             raise HepfmError("StreamingDataset needs at least one store")
-        self._stores = [s if hasattr(s, "manifest") else open_store(str(s), storage_options) for s in stores]
-        names = [s.manifest.process for s in self._stores]
+        self.representation, self.stores = open_stores(stores, representation, self.catalog, storage_options)
+        names = [s.manifest.process for s in self.stores]
         if len(set(names)) != len(names):
             raise HepfmError(f"each process may appear once, got {names}")
         self.processes = names
         self.split = split
-        self._infos = [s.shards(split) for s in self._stores]
+        self._infos = [s.shards(split) for s in self.stores]
         sizes = [[i.n_events for i in infos] for infos in self._infos]
         n_per = np.array([sum(s) for s in sizes], np.float64)
         for name, n in zip(names, n_per):
@@ -139,10 +142,11 @@ class StreamingDataset(IterableDataset):
         self.sampler = StreamSampler(sizes, spec, seed=seed, shuffle=shuffle,
                                      block_size=block_size or DEFAULT_BLOCK,
                                      window_blocks=window_blocks, quotas=quotas)
-        self.augment, self.build_edges, self.multilabels = augment, build_edges, multilabels
-        if builder is not None and transform is not None:
-            raise HepfmError("give a builder or a transform, not both (a transform belongs to a NodeBatcher)")
-        self.builder: BatchBuilder = builder if builder is not None else NodeBatcher(transform=transform)
+        self.augment, self.build_edges = augment, build_edges
+        self.multilabels = True if multilabels is None else bool(multilabels)
+        self.batch_by_size = spec.needs_sizes
+        self.representation.bind(self, {"augment": augment, "pad_shape": self.pad_shape,
+                                        "batch_by_size": self.batch_by_size, "multilabels": multilabels})
         self.prefetch = prefetch
         if (rank is None) != (world_size is None):
             raise HepfmError("give both rank and world_size, or neither")
@@ -151,7 +155,7 @@ class StreamingDataset(IterableDataset):
             raise HepfmError(f"rank {self.rank} is outside 0..{self.world_size - 1}")
         self._cache = None
         if cache_dir is not None:
-            from ..store.cache import RemoteShards
+            from hepfm_data.store.cache import RemoteShards
 
             self._cache = RemoteShards(cache_dir, cache_bytes)
         # (epoch, consumed batches, n levels, (world_size, num_workers, consumed) per earlier
@@ -168,7 +172,7 @@ class StreamingDataset(IterableDataset):
     # ------------------------------------------------------------------ configuration helpers
     def _labels(self, labels) -> np.ndarray:
         if labels is None:
-            return np.array([s.manifest.label for s in self._stores], np.int64)
+            return np.array([s.manifest.label for s in self.stores], np.int64)
         if isinstance(labels, str):
             classes = self.catalog.task(labels).classes
             labels = {name: k for k, name in enumerate(classes)}
@@ -278,7 +282,7 @@ class StreamingDataset(IterableDataset):
     def n_node_of(self, source: int, shard: int, start: int = 0, stop: int | None = None) -> np.ndarray:
         """[stop - start] int16 node counts of rows ``[start, stop)`` of a shard (local Zarr:
         the n_node column's chunks alone; otherwise the shard's counts, read once and cached)."""
-        store, info = self._stores[source], self._infos[source][shard]
+        store, info = self.stores[source], self._infos[source][shard]
         stop = info.n_events if stop is None else stop
         if store.manifest.layout == "zarr" and (self._cache is None or _is_local(store)):
             n = store.n_node(info, start, stop)  # errors name the shard
@@ -320,27 +324,52 @@ class StreamingDataset(IterableDataset):
     def __len__(self) -> int:
         return self.n_batches()
 
-    # ------------------------------------------------------------------ reading
+    # ------------------------------------------------------------------ reading (the WindowSource face)
+    def shard_info(self, source: int, shard: int):
+        """The ``ShardInfo`` of shard ``shard`` of source ``source`` in this split."""
+        return self._infos[source][shard]
+
+    def read_columns(self, blk: Block):
+        """The stored ``layouts.Columns`` of block ``blk`` (through the remote shard cache), length checked."""
+        d = self._read(blk.source, blk.shard, blk.start, blk.stop, columns=True)
+        if d.n_events != blk.stop - blk.start:
+            raise StoreError(f"{self.processes[blk.source]}: shard {self._infos[blk.source][blk.shard].path} gave "
+                             f"{d.n_events} events for rows [{blk.start}, {blk.stop})")
+        return d
+
+    def read_record(self, blk: Block, store=None) -> dict[str, np.ndarray]:
+        """Record columns of block ``blk`` from the dataset's store of its source, or from ``store`` (an
+        aligned view of it), length checked (errors name the store and shard)."""
+        if store is None:
+            store, info = self.stores[blk.source], self._infos[blk.source][blk.shard]
+        else:
+            info = store.shards(self.split)[blk.shard]
+        cols = store.read_record(info, blk.start, blk.stop)
+        if cols["event_id"].shape[0] != blk.stop - blk.start:
+            raise StoreError(f"{store.url}: record shard of {info.path} gave {cols['event_id'].shape[0]} events "
+                             f"for rows [{blk.start}, {blk.stop})")
+        return cols
+
     def _read(self, source: int, shard: int, start: int, stop: int | None, columns: bool = False):
         """``ShardData`` of rows ``[start, stop)`` (``columns``: the stored ``layouts.Columns``)."""
-        store, info = self._stores[source], self._infos[source][shard]
+        store, info = self.stores[source], self._infos[source][shard]
         if self._cache is not None and not _is_local(store):
             return self._cache.read(store, info, start, stop, columns)
         return (store.read_columns if columns else store.read_shard)(info, start, stop)
 
     def _read_window(self, plan: EpochPlan, w: int):
-        """Read the blocks of window ``w`` and permute its events into stream order (the builder's window)."""
+        """Read the blocks of window ``w`` and permute its events into stream order (the representation's window)."""
         blocks = [Block(int(plan.block_source[b]), int(plan.block_shard[b]), int(plan.block_start[b]),
                         int(plan.block_stop[b])) for b in plan.window_blocks_of(w)]
-        return self.builder.read_window(self, blocks, plan.window_perm(w))
+        return self.representation.read_window(self, blocks, plan.window_perm(w))
 
     def _batch(self, plan: EpochPlan, win, w: int, p0: int, p1: int, seed_key: tuple):
         """Pack stream positions [p0, p1) of window ``w`` (loaded as ``win``) into one batch."""
         if win is None:  # an empty batch (a worker range without events)
-            win, a, b = self.builder.empty_window(self), 0, 0
+            win, a, b = self.representation.empty_window(self), 0, 0
         else:
             a, b = p0 - int(plan.window_pos[w]), p1 - int(plan.window_pos[w])
-        return self.builder.batch(self, win, a, b, (self.sampler.seed, plan.epoch, *seed_key))
+        return self.representation.batch(self, win, a, b, (self.sampler.seed, plan.epoch, *seed_key))
 
     # ------------------------------------------------------------------ iteration
     def __iter__(self):
@@ -360,7 +389,7 @@ class StreamingDataset(IterableDataset):
         s0 = int(np.searchsorted(ends, a.first, side="right"))
         segs = list(range(s0, len(a.seg_target)))
         order = list(dict.fromkeys(int(a.seg_win[i]) for i in segs if a.seg_win[i] >= 0))
-        prefetch = self.prefetch if self.prefetch is not None else not all(_is_local(s) for s in self._stores)
+        prefetch = self.prefetch if self.prefetch is not None else not all(_is_local(s) for s in self.stores)
         pool = ThreadPoolExecutor(1) if prefetch else None
         pending: dict[int, Future] = {}
         nxt = 0
@@ -474,7 +503,7 @@ def _int_in(v: Any, lo: int, hi: int, key: str) -> int:
 
 
 def _is_local(store) -> bool:
-    from ..sources.fs import is_local
+    from hepfm_data.sources.fs import is_local
 
     return is_local(store.fs)
 

@@ -1,4 +1,4 @@
-"""``make_loader``: a DataLoader of :class:`~hepfm_data.graph.GraphBatch` on the target device."""
+"""``make_loader``: a DataLoader of :class:`~hepfm_data.batches.graph.GraphBatch` on the target device."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from .batch import PackedBatch
-from .dataset import StreamingDataset
+from hepfm_data.batches.base import PackedBatch
+from hepfm_data.loader.dataset import StreamingDataset
 
 __all__ = ["StreamingLoader", "make_loader"]
 
 
 class StreamingLoader:
     """Iterates a :class:`StreamingDataset` through a ``DataLoader`` and yields its batches
-    (default :class:`GraphBatch`; the dataset's builder decides) on ``device``; tracks the
+    (default :class:`GraphBatch`; the dataset's representation decides) on ``device``; tracks the
     resumable position in the main process.
 
     Workers read, shuffle and pack nodes; the main process copies the (pinned) nodes once
@@ -38,7 +38,7 @@ class StreamingLoader:
         for item in self.loader:
             if isinstance(item, PackedBatch):
                 item = item.unpack()
-            batch = ds.builder.finish(ds, item, self.device)
+            batch = ds.representation.finish(ds, item, self.device)
             i += 1
             ds._set_state(epoch, start + i, progress=True)
             yield batch
@@ -59,8 +59,8 @@ def make_loader(stores: Any, *, device: torch.device | str | None = None, num_wo
                 pin_memory: bool | None = None, persistent_workers: bool | None = None, prefetch_factor: int = 4,
                 multiprocessing_context: str | None = None, representation: str | None = None,
                 **dataset_kwargs) -> StreamingLoader:
-    """A resumable loader of :class:`GraphBatch` (or the batches of ``builder=`` / ``transform=``,
-    see :mod:`hepfm_data.loader.builders`) from ``stores`` on ``device``.
+    """A resumable loader of the batches of ``representation`` (default ``paper``: :class:`GraphBatch`;
+    see :mod:`hepfm_data.representations`) from ``stores`` on ``device``.
 
     ``dataset_kwargs`` go to :class:`StreamingDataset` (split, labels, weights, mixing,
     batch_size, max_nodes, max_edges, pad, seed, augment, rank, world_size, ...).
@@ -68,20 +68,16 @@ def make_loader(stores: Any, *, device: torch.device | str | None = None, num_wo
     Use it as ``for epoch ...: loader.set_epoch(epoch); for batch in loader: ...``;
     ``loader.state_dict()`` / ``load_state_dict()`` resume mid-epoch exactly, also on another
     number of ranks or workers (elastic: the rest of the epoch, each remaining event once).
-    ``representation``: the graph representation to read (default: each store's, ``paper``);
+    ``representation``: a registered name or a Representation (default: the stores' own, ``paper``);
     its fingerprint must match the catalog (``dataset_kwargs["catalog"]`` or the packaged one).
     """
-    from ..representations import representation_stores
-
-    stores = representation_stores(stores, representation, dataset_kwargs.get("catalog"),
-                                   dataset_kwargs.get("storage_options"))
     if device is None:
         device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
     # workers ship node arrays only: edges are ~7x the bytes of nodes (n (n - 1) per event),
     # and computing them where the batch lands (Numba on CPU, torch on GPU) is cheaper than
     # moving them between processes
-    ds = StreamingDataset(stores, build_edges=False, **dataset_kwargs)
+    ds = StreamingDataset(stores, build_edges=False, representation=representation, **dataset_kwargs)
     if pin_memory is None:
         pin_memory = device.type == "cuda"
     if persistent_workers is None:

@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 import numba as nb
 import numpy as np
 
-from .._arrays import counts_to_offsets
-from ..errors import HepfmError
+from hepfm_data.core.arrays import counts_to_offsets
+from hepfm_data.core.errors import HepfmError
 
 __all__ = ["BatchSpec", "EpochPlan", "Partition", "StreamSampler", "WorkerAssignment"]
 

@@ -1,4 +1,4 @@
-"""Readers: input files -> event records (``hepfm_data.events``). Imported lazily."""
+"""Readers: input files -> event records (``hepfm_data.core.events``). Imported lazily."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ _LAZY = {
     "read_delphes": "hepfm_data.readers.delphes",
     "iterate_delphes": "hepfm_data.readers.delphes",
     "expand_inputs": "hepfm_data.readers.delphes",
-    "generate": "hepfm_data.readers.pythia",
+    "generate": "hepfm_data.readers.generation.pythia",
     "read_nanoaod": "hepfm_data.readers.nanoaod",
     "iterate_nanoaod": "hepfm_data.readers.nanoaod",
     "read_physlite": "hepfm_data.readers.physlite",

@@ -13,8 +13,8 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from ..errors import InputFileError
-from ..events import wrap_phi
+from hepfm_data.core.errors import InputFileError
+from hepfm_data.core.events import wrap_phi
 
 
 def first_line(exc: BaseException) -> str:
@@ -28,7 +28,7 @@ def open_root(url: str, storage_options: dict[str, Any] | None):
     import uproot
     from fsspec.implementations.local import LocalFileSystem
 
-    from ..sources import resolve
+    from hepfm_data.sources import resolve
 
     try:
         fs, path = resolve(url, storage_options)

@@ -35,10 +35,20 @@ import awkward as ak
 import numba as nb
 import numpy as np
 
-from .._arrays import counts_to_offsets
-from ..errors import InputFileError
-from ..events import TRUTH_PIDS, SampleInfo
-from ._root import branch_names, flat_counts, get_tree, iterate, jagged, open_root, phi32, require_branches, root_version
+from hepfm_data.core.arrays import counts_to_offsets
+from hepfm_data.core.errors import InputFileError
+from hepfm_data.core.events import TRUTH_PIDS, SampleInfo
+from hepfm_data.readers._root import (
+    branch_names,
+    flat_counts,
+    get_tree,
+    iterate,
+    jagged,
+    open_root,
+    phi32,
+    require_branches,
+    root_version,
+)
 
 TREE = "Delphes"
 #: event-record field -> (Delphes collection, {record field: branch})
@@ -124,7 +134,7 @@ def _tree(f, url: str):
     have = branch_names(tree)
     require_branches(url, TREE, have, {c: list(b.values()) for c, b in COLLECTIONS.values()}, "Delphes")
     optional = {k: b for k, b in OPTIONAL.items() if b in have}
-    from .particleflow import DELPHES_BRANCHES
+    from hepfm_data.readers.generation.particleflow import DELPHES_BRANCHES
 
     pflow = [b for bs in DELPHES_BRANCHES.values() for b in bs]
     if all(b in have for b in pflow):  # large-R jets + EFlow constituents: all or nothing
@@ -173,7 +183,7 @@ def _record(arrays: ak.Array, url: str, start: int, has_weight: bool,
         truth[k] = _phi32_flat(flat) if k == "phi" else flat.astype(f32)
     out["truth"] = _jagged(truth, kept)
     if any(coll == "fatjets" for coll, _ in (optional or {})):
-        from .particleflow import delphes_fatjets
+        from hepfm_data.readers.generation.particleflow import delphes_fatjets
 
         out["fatjets"] = delphes_fatjets(arrays)
     return ak.zip(out, depth_limit=1)
@@ -224,7 +234,7 @@ def entry_offsets(url: str, storage_options: dict[str, Any] | None = None) -> li
 
 def expand_inputs(pattern: str | list[str], storage_options: dict[str, Any] | None = None) -> list[str]:
     """URLs matching a glob (or list of globs/URLs), sorted; error when nothing matches."""
-    from ..sources import resolve
+    from hepfm_data.sources import resolve
 
     urls: list[str] = []
     for pat in [pattern] if isinstance(pattern, str) else list(pattern):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import InputFileError
-from . import physlite
-from ._root import branch_names, first_line, open_root
+from hepfm_data.core.errors import InputFileError
+from hepfm_data.readers import physlite
+from hepfm_data.readers._root import branch_names, first_line, open_root
 
 #: format -> (tree, branches of which that tree must have one in that format); PHYSLITE: the event
 #: number in either EventInfo layout (release 22+ dynamic, release 21.2 static aux store)

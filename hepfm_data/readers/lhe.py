@@ -5,7 +5,7 @@ Pythia with ``PartonLevel:all = off``, ``HadronLevel:all = off`` (and usually
 ``ProcessLevel:resonanceDecays = off``), write every event's process record with
 :class:`HardProcessWriter`, change or select events (:func:`read_events`,
 :func:`select_events`), then shower/hadronise/emulate them with
-:func:`hepfm_data.readers.pythia.generate` ``(..., lhe=path)`` (``Beams:frameType = 4``).
+:func:`hepfm_data.readers.generation.pythia.generate` ``(..., lhe=path)`` (``Beams:frameType = 4``).
 
 >>> with HardProcessWriter(pythia, "hard.lhe") as out:   # doctest: +SKIP
 ...     while out.n_written < 1000:
@@ -22,7 +22,7 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from ..errors import InputFileError
+from hepfm_data.core.errors import InputFileError
 
 _EVENT = re.compile(r"<event[ >].*?</event>\s*", re.S)
 

@@ -18,7 +18,7 @@ The field table (NanoAOD branch -> record field) is :data:`REQUIRED` +
   with ``tag`` = DeepTau VSjet Medium (``Tau_idDeepTau2018v2p5VSjet >= 5`` or bit 16
   of ``Tau_idDeepTau2017v2p1VSjet``); ``genWeight`` -> ``weight`` (1.0 without).
 * truth from ``GenPart_*`` when present: particles with |pdgId| in
-  :data:`~hepfm_data.events.TRUTH_PIDS` that are last copies (``statusFlags`` bit 13
+  :data:`~hepfm_data.core.events.TRUTH_PIDS` that are last copies (``statusFlags`` bit 13
   *isLastCopy*; without ``statusFlags``: no daughter, found through
   ``genPartIdxMother``, with the same id). Collision data have no ``GenPart``: the
   record has no ``truth`` and :class:`SampleInfo` says ``truth=False``.
@@ -35,10 +35,10 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from .._arrays import counts_to_offsets
-from ..errors import InputFileError
-from ..events import TRUTH_PIDS, SampleInfo
-from ._root import (
+from hepfm_data.core.arrays import counts_to_offsets
+from hepfm_data.core.errors import InputFileError
+from hepfm_data.core.events import TRUTH_PIDS, SampleInfo
+from hepfm_data.readers._root import (
     branch_names,
     collection,
     describe_file,
@@ -214,7 +214,7 @@ def iterate_nanoaod(pattern: str | list[str], process: str, *, step_size: int | 
                     storage_options: dict[str, Any] | None = None,
                     btag_wp: float = DEEPJET_MEDIUM_2016_POSTVFP) -> Iterator[tuple[ak.Array, SampleInfo]]:
     """(event record, SampleInfo) blocks over all files matching ``pattern`` (for ``write_store``)."""
-    from .delphes import expand_inputs
+    from hepfm_data.readers.delphes import expand_inputs
 
     for url in expand_inputs(pattern, storage_options):
         info = sample_info(process, url, storage_options, btag_wp=btag_wp)

@@ -34,7 +34,7 @@ and converted to GeV (× 1e-3). The field table is README "Input formats".
 * truth when present: ``TruthBoson``, ``TruthTop``, ``TruthBottom``,
   ``TruthCharm`` (``pdgId``, ``px``, ``py``, ``pz``, ``m``; collections whose
   dynamic branches are absent are skipped) as the derivation selected them, kept
-  for |pdgId| in :data:`~hepfm_data.events.TRUTH_PIDS`. Data (``eventTypeBitmask``
+  for |pdgId| in :data:`~hepfm_data.core.events.TRUTH_PIDS`. Data (``eventTypeBitmask``
   bit 0 clear, no truth containers) have no ``truth``; SampleInfo says ``truth=False``.
 
 event_id = chained splitmix64 of (runNumber, mcChannelNumber or 0, eventNumber).
@@ -48,10 +48,19 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from .._arrays import counts_to_offsets
-from ..errors import InputFileError
-from ..events import TRUTH_PIDS, SampleInfo, wrap_phi
-from ._root import branch_names, collection, describe_file, flat_counts, hash_ids, jagged, read_chunks, require_branches
+from hepfm_data.core.arrays import counts_to_offsets
+from hepfm_data.core.errors import InputFileError
+from hepfm_data.core.events import TRUTH_PIDS, SampleInfo, wrap_phi
+from hepfm_data.readers._root import (
+    branch_names,
+    collection,
+    describe_file,
+    flat_counts,
+    hash_ids,
+    jagged,
+    read_chunks,
+    require_branches,
+)
 
 TREE = "CollectionTree"
 FORMAT = "physlite"
@@ -263,7 +272,7 @@ def _truth(arrays: ak.Array, names: list[str]) -> ak.Array:
 def _overlaps(eta: np.ndarray, phi: np.ndarray, event: np.ndarray, used: list[tuple[np.ndarray, ...]], n: int,
               dr: float) -> np.ndarray:
     """bool per object: within ΔR < dr of one of the ``used`` (event, eta, phi) objects of its event."""
-    from .detector import cone_sums
+    from hepfm_data.readers.generation.detector import cone_sums
 
     if not used or not len(eta):
         return np.zeros(len(eta), bool)
@@ -410,7 +419,7 @@ def sample_info(process: str, url: str, storage_options: dict[str, Any] | None =
 def iterate_physlite(pattern: str | list[str], process: str, *, step_size: int | str = DEFAULT_STEP,
                      storage_options: dict[str, Any] | None = None) -> Iterator[tuple[ak.Array, SampleInfo]]:
     """(event record, SampleInfo) blocks over all files matching ``pattern`` (for ``write_store``)."""
-    from .delphes import expand_inputs
+    from hepfm_data.readers.delphes import expand_inputs
 
     for url in expand_inputs(pattern, storage_options):
         info = sample_info(process, url, storage_options)

@@ -3,7 +3,7 @@
 The catalog names a spectrum either as ``builtin:<name>`` (written by hepfm, see
 :data:`BUILTIN`) or as a path to a user file. :func:`resolve_slha` returns a
 file Pythia can read (``SLHA:file``) or raises
-:class:`~hepfm_data.errors.InputFileError` before any event is generated.
+:class:`~hepfm_data.core.errors.InputFileError` before any event is generated.
 
 ``builtin:stop_582_400`` (the paper's stop sample, SPEC §1): t̃2 (PDG 2000006,
 582 GeV) -> t̃1 (1000006, 400 GeV) + h (25, 125 GeV) with BR 100%; t̃1 -> t +
@@ -17,7 +17,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..errors import InputFileError
+from hepfm_data.core.errors import InputFileError
 
 #: decoupled sparticles (PDG id) and the heavy Higgs bosons, all at this mass (GeV)
 HEAVY_GEV = 5000.0

@@ -4,7 +4,7 @@
 the expected one: a hit (digest matches) downloads nothing; a miss or a corrupt copy is
 downloaded into a temporary sibling (retried with backoff, :mod:`.retry`), verified, then
 renamed onto ``dest``; a download whose digest is wrong twice raises
-:class:`~hepfm_data.errors.ChecksumError` naming the URL and both digests.
+:class:`~hepfm_data.core.errors.ChecksumError` naming the URL and both digests.
 
 :class:`ShardCache` is the cache that ``load_dataset`` and the loader share, under
 ``<cache_dir>/shards/``::
@@ -48,10 +48,10 @@ from typing import Any
 
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
-from .. import config
-from ..errors import ChecksumError, StoreError
-from .fs import resolve
-from .retry import RetryPolicy
+from hepfm_data.core import config
+from hepfm_data.core.errors import ChecksumError, StoreError
+from hepfm_data.sources.fs import resolve
+from hepfm_data.sources.retry import RetryPolicy
 
 log = logging.getLogger("hepfm_data.sources")
 Digest = Callable[[Path], str]
@@ -63,7 +63,7 @@ MAX_TREE_FILES = 4096
 
 
 def default_cache_dir() -> Path:
-    """``$HEPFM_CACHE`` or ``~/.cache/hepfm``: see :func:`hepfm_data.config.cache_dir`."""
+    """``$HEPFM_CACHE`` or ``~/.cache/hepfm``: see :func:`hepfm_data.core.config.cache_dir`."""
     return config.cache_dir()
 
 

@@ -28,7 +28,7 @@ from fsspec.asyn import AsyncFileSystem
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.implementations.memory import MemoryFileSystem
 
-from .retry import RetryPolicy, acall_with_retries, call_with_retries
+from hepfm_data.sources.retry import RetryPolicy, acall_with_retries, call_with_retries
 
 #: async primitives retried on AsyncFileSystem subclasses (their sync twins follow)
 ASYNC_METHODS = ("_cat_file", "_get_file", "_put_file", "_pipe_file", "_info", "_ls", "_rm_file", "_cp_file")

@@ -4,7 +4,7 @@ A *transient* error is one that a later attempt can cure: a connection reset,
 refused or dropped mid-body, a timeout, or an HTTP 5xx / 408 / 429 answer.
 Everything else (404 -> ``FileNotFoundError``, 403 -> ``PermissionError``, bad
 input) is raised at once. After the last attempt a
-:class:`~hepfm_data.errors.RemoteError` names the URL, the operation, the number
+:class:`~hepfm_data.core.errors.RemoteError` names the URL, the operation, the number
 of attempts and the last error.
 
 The classification walks the exception chain (``__cause__``/``__context__``) and
@@ -22,8 +22,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
-from .. import config
-from ..errors import HepfmError, RemoteError
+from hepfm_data.core import config
+from hepfm_data.core.errors import HepfmError, RemoteError
 
 log = logging.getLogger("hepfm_data.sources")
 T = TypeVar("T")

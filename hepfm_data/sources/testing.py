@@ -26,7 +26,7 @@ from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from ..config import environment
+from hepfm_data.core.config import environment
 
 S3_ENV = {
     "AWS_ACCESS_KEY_ID": "hepfm-test",
@@ -45,7 +45,7 @@ def _clear_fs_caches() -> None:
             fsspec.get_filesystem_class(proto).clear_instance_cache()
         except (ImportError, ValueError):  # pragma: no cover - s3fs missing
             pass
-    from . import fs as _fs
+    from hepfm_data.sources import fs as _fs
 
     for cls in list(_fs._classes.values()):
         cls.clear_instance_cache()

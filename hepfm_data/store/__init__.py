@@ -6,20 +6,11 @@
 
 from __future__ import annotations
 
-from .layouts import LAYOUTS, ShardData
-from .manifest import FORMAT_VERSION, SPLITS, Manifest, ShardInfo
-from .reader import Store, open_store
-from .writer import DEFAULT_EVENTS_PER_SHARD, StoreBuild, UnitWriter
+from hepfm_data.store.layouts import LAYOUTS, ShardData
+from hepfm_data.store.manifest import FORMAT_VERSION, SPLITS, Manifest, ShardInfo
+from hepfm_data.store.reader import Store, open_store
+from hepfm_data.store.writer import DEFAULT_EVENTS_PER_SHARD, StoreBuild, UnitWriter
 
-__all__ = ["open_store", "write_store", "Store", "ShardData", "Manifest", "ShardInfo", "LAYOUTS", "SPLITS",
+__all__ = ["open_store", "Store", "ShardData", "Manifest", "ShardInfo", "LAYOUTS", "SPLITS",
            "FORMAT_VERSION", "DEFAULT_EVENTS_PER_SHARD", "StoreBuild", "UnitWriter"]
 
-
-def __getattr__(name: str):
-    # compatibility: ``write_store`` (event records -> store) runs the kernels, so it lives one
-    # layer up in hepfm_data.build; the store package itself writes columns only
-    if name == "write_store":
-        from ..build import write_store
-
-        return write_store
-    raise AttributeError(f"module 'hepfm_data.store' has no attribute {name!r}")

@@ -19,10 +19,10 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ..sources.cache import ShardCache
-from .layouts import ShardData, local_sha256
-from .manifest import ShardInfo
-from .reader import Store
+from hepfm_data.sources.cache import ShardCache
+from hepfm_data.store.layouts import ShardData, local_sha256
+from hepfm_data.store.manifest import ShardInfo
+from hepfm_data.store.reader import Store
 
 __all__ = ["RemoteShards", "ZARR_MEMBER"]
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import counts_to_offsets
-from ..errors import StoreError
+from hepfm_data.core.arrays import counts_to_offsets
+from hepfm_data.core.errors import StoreError
 
 EVENT_COLUMNS = {"event_id": np.uint64, "weight": np.float32, "label": np.int16, "multilabel": np.uint8,
                  "n_node": np.int32}
@@ -88,7 +88,7 @@ class Columns:
                        {k: np.concatenate([p.nodes[k] for p in parts]) for k in parts[0].nodes})
 
     def to_shard_data(self) -> ShardData:
-        from ..kernels.features import node_matrix
+        from hepfm_data.kernels.features import node_matrix
 
         n = self.nodes
         nodes = node_matrix(n["pt"], n["eta"], n["phi"], n["btag"], n["charge"], n["type"])
@@ -205,7 +205,7 @@ def write_zarr(cols: Columns, path: str, compression: dict[str, Any]) -> None:
 def _zarr_group(fs, path: str):
     import zarr
 
-    from ..sources.fs import is_local
+    from hepfm_data.sources.fs import is_local
 
     if is_local(fs):
         store = _zarr_local_store(path, True)
@@ -362,7 +362,7 @@ _EMPTY = np.uint64(2**64 - 1)
 
 def _local_path(fs, path: str) -> str | None:
     """The OS path of ``path`` when ``fs`` is fsspec's local filesystem, else None."""
-    from ..sources.fs import is_local
+    from hepfm_data.sources.fs import is_local
 
     return fs._strip_protocol(path) if is_local(fs) else None
 

@@ -27,7 +27,7 @@ validates all of it before any shard is read or any file written (issue 17). The
   ``stored`` (the default), ``paper`` or ``paper-selected`` (taken from the paired paper shard);
   an unknown codec is refused, naming it. Format-2 stores (every record column stored) open as before.
 
-A refused manifest raises :class:`~hepfm_data.errors.ManifestError` naming the manifest URL and
+A refused manifest raises :class:`~hepfm_data.core.errors.ManifestError` naming the manifest URL and
 the entry (``shard 3 ('shards/../x.zarr')``).
 """
 
@@ -39,7 +39,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ManifestError
+from hepfm_data.core.errors import ManifestError
 
 FORMAT = "hepfm-store"
 FORMAT_VERSION = 3
@@ -266,7 +266,7 @@ class Manifest:
 
 
 def _suffix(layout: str, where: str) -> str:
-    from .layouts import LAYOUTS
+    from hepfm_data.store.layouts import LAYOUTS
 
     if layout not in LAYOUTS:
         raise _bad(where, "layout", f"unknown layout {layout!r:.40}; known: {', '.join(LAYOUTS)}")
@@ -319,7 +319,7 @@ def _paired(where: str, entry: str, raw: list, shards: list[ShardInfo], suffix: 
 
 def _check_v2(kwargs: dict[str, Any], where: str, suffix: str) -> None:
     """Format-2 sections (module docstring); replaces raw shard lists by ShardInfo lists in ``kwargs``."""
-    from .record import check_codecs, check_schema
+    from hepfm_data.store.record import check_codecs, check_schema
 
     v2 = kwargs.get("format_version", 0) >= 2
     for key in ("schema", "record_shards", "representations"):

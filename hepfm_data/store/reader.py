@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._arrays import counts_to_offsets
-from ..errors import ChecksumError, StoreError
-from .layouts import ShardData, ZarrShard, check_shard, get_layout, remote_sha256
-from .manifest import MANIFEST, MAX_MANIFEST_BYTES, REPRESENTATION_DIR, SPLITS, Manifest, ShardInfo
+from hepfm_data.core.arrays import counts_to_offsets
+from hepfm_data.core.errors import ChecksumError, StoreError
+from hepfm_data.store.layouts import ShardData, ZarrShard, check_shard, get_layout, remote_sha256
+from hepfm_data.store.manifest import MANIFEST, MAX_MANIFEST_BYTES, REPRESENTATION_DIR, SPLITS, Manifest, ShardInfo
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..sources.retry import RetryPolicy
+    from hepfm_data.sources.retry import RetryPolicy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +59,7 @@ class Store:
     def view(self, name: str) -> Store:
         """This store read as representation ``name``: a Store whose ``shards`` are that representation's
         (``shards/`` for the one materialized by the build, ``representations/<name>/`` for derived ones).
-        No fingerprint check here: ``hepfm_data.representations.open_representation`` does it."""
+        No fingerprint check here: ``hepfm_data.representations.base.open_representation`` does it."""
         m = self.manifest
         entry = m.representations.get(name)
         if entry is None:
@@ -100,7 +100,7 @@ class Store:
 
     def read_record(self, shard: int | ShardInfo, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
         """Record columns (``store.record``) of events ``[start, stop)`` of the record shard paired with ``shard``."""
-        from . import record as rec
+        from hepfm_data.store import record as rec
 
         r = self.record_shard(shard)
         stop = r.n_events if stop is None else stop
@@ -127,8 +127,8 @@ class Store:
         return self._guard(r, lambda: rec.decode_record(stored, paper, schema, codecs))
 
     def read_events(self, shard: int | ShardInfo, start: int = 0, stop: int | None = None):
-        """The awkward event record (``hepfm_data.events``) of events ``[start, stop)`` of a shard."""
-        from .record import to_events
+        """The awkward event record (``hepfm_data.core.events``) of events ``[start, stop)`` of a shard."""
+        from hepfm_data.store.record import to_events
 
         return to_events(self.read_record(shard, start, stop), self.manifest.schema)
 
@@ -273,7 +273,7 @@ def open_store(url: str, storage_options: dict[str, Any] | None = None, *, retry
     """Open the store at ``url`` (``<root>/<process>``; local path or fsspec URL).
 
     ``retry`` governs a remote filesystem (default ``RetryPolicy.from_env()``; see ``sources.resolve``)."""
-    from ..sources import resolve
+    from hepfm_data.sources import resolve
 
     fs, path = resolve(str(url), storage_options, retry=retry)
     path = path.rstrip("/")
@@ -287,3 +287,16 @@ def open_store(url: str, storage_options: dict[str, Any] | None = None, *, retry
                              f"re-run the same build command to resume") from None
         raise StoreError(f"{url}: not a store ({MANIFEST} not found)") from None
     return Store(fs, path, Manifest.from_json(text, f"{url}/{MANIFEST}"), str(url))
+
+
+def check_aligned(nominal, view) -> None:
+    """StoreError unless ``view`` has the nominal's shards (names, sizes) and event ids in the same order."""
+    a, b = nominal.manifest.shards, view.manifest.shards
+    if [(s.name, s.split, s.n_events) for s in a] != [(s.name, s.split, s.n_events) for s in b]:
+        raise StoreError(f"{view.url}: shards differ from the nominal store {nominal.url} "
+                         f"({len(b)} vs {len(a)} shards); rebuild the view")
+    for sa, sb in zip(a, b):
+        ia = nominal.read_columns(sa).events["event_id"]
+        ib = view.read_columns(sb).events["event_id"]
+        if not np.array_equal(ia, ib):
+            raise StoreError(f"{view.url}: shard {sb.name}: event ids differ from the nominal store's")

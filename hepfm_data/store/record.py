@@ -2,7 +2,7 @@
 
 A store keeps, beside each paper-graph shard ``shards/<name>``, a *record shard*
 ``record/<name>`` holding the same events' reconstructed record before any selection
-(``hepfm_data.events``: every collection and field the input provides). The manifest's
+(``hepfm_data.core.events``: every collection and field the input provides). The manifest's
 ``schema`` declares it (validated at open by :func:`check_schema`)::
 
     {"events": {"event_id": {"dtype": "uint64", "unit": ""}, "weight": {...}, ...},
@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import counts_to_offsets
-from ..errors import ManifestError, StoreError
+from hepfm_data.core.arrays import counts_to_offsets
+from hepfm_data.core.errors import ManifestError, StoreError
 
 #: directory of the record shards inside a store
 RECORD_DIR = "record"
@@ -65,7 +65,7 @@ RecordColumns = dict[str, np.ndarray]
 
 
 def _unit(collection: str, field: str) -> str:
-    from ..events import RECORD
+    from hepfm_data.core.events import RECORD
 
     head, *nested = collection.split(".")
     spec = RECORD.get(head)
@@ -362,7 +362,7 @@ def plan_codecs(schema: dict[str, Any], object_types: dict[str, int]) -> dict[st
 
 def check_codecs(codecs: Any, schema: dict[str, Any], where: str) -> dict[str, dict[str, Any]]:
     """Validate a manifest's ``record_codecs`` against its schema; :class:`ManifestError` names the column."""
-    from .layouts import EVENT_COLUMNS, NODE_COLUMNS
+    from hepfm_data.store.layouts import EVENT_COLUMNS, NODE_COLUMNS
 
     def bad(key: str, problem: str) -> ManifestError:
         return ManifestError(f"{where}: record_codecs {key!r:.80}: {problem}")
@@ -439,7 +439,7 @@ def encode_record(cols: RecordColumns, paper, schema: dict[str, Any], codecs: di
     """The stored form of record columns (:func:`stored_columns`) beside their paper ``Columns``
     (same events, same order). Raises :class:`StoreError` if a ``paper`` value differs bit for bit
     or an event's paper nodes are not among its record objects (the paper must come from this record)."""
-    from ..kernels.record_match import match_selected
+    from hepfm_data.kernels.record_match import match_selected
 
     out = dict(cols)
     nodes = _PaperNodes(paper)
@@ -712,7 +712,13 @@ def write_zarr_record(cols: RecordColumns, path: str, compression: dict[str, Any
     metadata; ``attributes`` on the root group)."""
     import zarr
 
-    from .layouts import ZARR_EVENT_CHUNK, ZARR_NODE_CHUNK, _compact_metadata, _zarr_compressors, _zarr_local_store
+    from hepfm_data.store.layouts import (
+        ZARR_EVENT_CHUNK,
+        ZARR_NODE_CHUNK,
+        _compact_metadata,
+        _zarr_compressors,
+        _zarr_local_store,
+    )
 
     codec = compression.get("codec", "zstd")
     comp = _zarr_compressors(compression)
@@ -732,7 +738,7 @@ def write_zarr_record(cols: RecordColumns, path: str, compression: dict[str, Any
 def open_zarr_record(fs, path: str, schema: dict[str, Any], codecs: dict[str, Any] | None = None) -> dict[str, Any]:
     """The opened arrays of a Zarr record shard (its :func:`stored_columns`), checked against the schema
     (dtypes, codecs, chunk limits)."""
-    from .layouts import MAX_CHUNK_BYTES, MAX_CHUNKS_PER_SHARD, ZARR_CODECS, _codec_names, _zarr_group
+    from hepfm_data.store.layouts import MAX_CHUNK_BYTES, MAX_CHUNKS_PER_SHARD, ZARR_CODECS, _codec_names, _zarr_group
 
     g = _zarr_group(fs, path)
     out = {}
@@ -829,7 +835,7 @@ def write_parquet_record(cols: RecordColumns, path: str, compression: dict[str, 
     """A record shard as one Parquet file (row per event, collections as ``list<struct>``, page CRC32)."""
     import pyarrow.parquet as pq
 
-    from .layouts import PARQUET_ROW_GROUP
+    from hepfm_data.store.layouts import PARQUET_ROW_GROUP
 
     codec, level = compression.get("codec", "zstd"), compression.get("level", 5)
     table = to_arrow(cols, schema, codecs)
@@ -846,7 +852,7 @@ def read_parquet_record(fs, path: str, schema: dict[str, Any], n: int, start: in
     """Events ``[start, stop)`` of a Parquet record shard (footer checked: rows, types, row-group limits)."""
     import pyarrow.parquet as pq
 
-    from .layouts import MAX_ROW_GROUP_BYTES, MAX_ROW_GROUP_ROWS
+    from hepfm_data.store.layouts import MAX_ROW_GROUP_BYTES, MAX_ROW_GROUP_ROWS
 
     with fs.open(path, "rb") as fh:
         pf = pq.ParquetFile(fh, page_checksum_verification=True)

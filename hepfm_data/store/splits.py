@@ -5,8 +5,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from ..errors import HepfmError
-from ..kernels._hash import key64, uniform01
+from hepfm_data.core.errors import HepfmError
+from hepfm_data.kernels._hash import key64, uniform01
 
 SPLIT_RULE = ("u = splitmix64-based uniform of (blake2b-64(salt), event_id); "
               "split = first k with u < cumsum(fractions)[k] (train, validation, test)")

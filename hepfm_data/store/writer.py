@@ -1,6 +1,6 @@
 """The store writer: :class:`Columns` (physics already done) -> sharded, checksummed, resumable store.
 
-Writes columns only; the build path (``hepfm_data.build``) runs readers and kernels
+Writes columns only; the build path (``hepfm_data.pipelines.build``) runs readers and kernels
 before it. Protocol (any fsspec URL): each unit of work writes its shards
 ``shards/<split>-<unit>-<j>`` complete under ``_build/`` (local temp for remote
 stores) and moves them into ``shards/``; a sidecar ``_build/<shard>.json`` records
@@ -29,14 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from .._version import __version__
-from ..errors import StoreError
-from ..events import SampleInfo
-from .layouts import Columns, get_layout, local_sha256
-from .manifest import MANIFEST, RECORD_DIR, SPLITS, Manifest, ShardInfo
-from .record import encode_record, plan_codecs, schema_of, to_columns, write_record
-from .record import n_objects as record_objects
-from .splits import SPLIT_RULE, assign_splits, check_fractions
+from hepfm_data.core.errors import StoreError
+from hepfm_data.core.events import SampleInfo
+from hepfm_data.core.version import __version__
+from hepfm_data.store.layouts import Columns, get_layout, local_sha256
+from hepfm_data.store.manifest import MANIFEST, RECORD_DIR, SPLITS, Manifest, ShardInfo
+from hepfm_data.store.record import encode_record, plan_codecs, schema_of, to_columns, write_record
+from hepfm_data.store.record import n_objects as record_objects
+from hepfm_data.store.splits import SPLIT_RULE, assign_splits, check_fractions
 
 DEFAULT_EVENTS_PER_SHARD = 100_000
 #: codecs of the record shards per layout (benchmarks/ingest.py, "Store formats 2 and 3": the record is
@@ -80,8 +80,8 @@ class StoreBuild:
                  fractions, seed: int, label: int, compression: dict[str, Any] | None, mode: str,
                  storage_options: dict[str, Any] | None, record: bool = True,
                  record_compression: dict[str, Any] | None = None, object_types: dict[str, int] | None = None):
-        from ..sources import resolve
-        from .reader import open_store
+        from hepfm_data.sources import resolve
+        from hepfm_data.store.reader import open_store
 
         fractions = check_fractions(fractions)
         if int(events_per_shard) <= 0:
@@ -163,8 +163,8 @@ class StoreBuild:
         """Write the manifest from the unit markers (in unit order), remove ``_build/``; returns the Store.
 
         ``representations``: the manifest entries of the representations materialized by the
-        build (``hepfm_data.representations``; the paper graph in ``shards/``)."""
-        from .reader import open_store
+        build (``hepfm_data.representations.base``; the paper graph in ``shards/``)."""
+        from hepfm_data.store.reader import open_store
 
         old, params = self.old, self.params
         provenance: list[dict[str, Any]] = list(old.provenance) if old else []
@@ -228,7 +228,7 @@ class UnitWriter:
 
     def _open(self):
         if self._fs is None:
-            from ..sources import resolve
+            from hepfm_data.sources import resolve
 
             fs, base = resolve(self.url, self.storage_options)
             self._fs, self.base = fs, base.rstrip("/")
@@ -321,7 +321,7 @@ class UnitWriter:
 
     def _put(self, rel: str, write) -> tuple[str, int]:
         """Write a shard with ``write(local_path)`` and move it to ``<base>/<rel>``; returns (sha256, bytes)."""
-        from ..sources.fs import is_local
+        from hepfm_data.sources.fs import is_local
 
         fs, final = self._fs, f"{self.base}/{rel}"
         if fs.exists(final):  # left by a killed run before its sidecar: not trusted
@@ -408,7 +408,7 @@ def _merged_codecs(url: str, markers: list[dict[str, Any]], old: Manifest | None
                    schema: dict[str, Any]) -> dict[str, Any]:
     """The store's record codecs: every unit's (and an appended store's) must agree on the columns of the
     merged ``schema`` (a collection only some units have is not declared, so its codecs do not matter)."""
-    from .record import column_names
+    from hepfm_data.store.record import column_names
 
     declared = {k for k, _ in column_names(schema)} if schema else set()
     plans = [m.get("record_codecs") or {} for m in markers if m.get("record_shards")]

@@ -75,16 +75,16 @@ def synthetic_events(n_events: int, seed: int = 0, first_event_id: int = 0, taus
 
 
 def synthetic_slots(n_events: int, seed: int = 0, layout=None, catalog=None):
-    """A :class:`~hepfm_data.slots.SlotBatch` of :func:`synthetic_events` (with taus, and a random record
+    """A :class:`~hepfm_data.batches.slots.SlotBatch` of :func:`synthetic_events` (with taus, and a random record
     b-tag flag on 30% of the jets) through the slot builder's selection (``catalog``: the packaged one
     by default); labels 0, weights 1, ids 0..n-1."""
     import numpy as np
 
-    from .._arrays import counts_to_offsets
-    from ..catalog import load_catalog
-    from ..loader.slots import SlotSelection, slot_batch, slot_objects
-    from ..slots import SlotLayout
-    from ..store.record import schema_of, to_columns
+    from hepfm_data.batches.slots import SlotLayout
+    from hepfm_data.core.arrays import counts_to_offsets
+    from hepfm_data.core.catalog import load_catalog
+    from hepfm_data.representations.slots import SlotSelection, slot_batch, slot_objects
+    from hepfm_data.store.record import schema_of, to_columns
 
     layout = layout or SlotLayout()
     ev = synthetic_events(n_events, seed, taus=True, btag=0.3)
@@ -99,8 +99,8 @@ def write_synthetic_stores(root: str, spec: dict[str, tuple[str, int, int, int]]
 
     ``spec`` maps process -> (layout, n_events, seed, first event id); any fsspec root.
     """
-    from ..build import write_store
-    from ..events import SampleInfo
+    from hepfm_data.core.events import SampleInfo
+    from hepfm_data.pipelines.build import write_store
 
     for proc, (layout, n, seed, first) in spec.items():
         write_store(str(root), proc, [(synthetic_events(n, seed, first), SampleInfo(process=proc, source="synthetic"))],
@@ -165,9 +165,9 @@ def wide_jet_constituents(abs_eta_max: float = 2.5, pt_min: float = 300.0):
     events hold few jets with |η| < 0.1, so small tests select jets with this spec instead."""
     import dataclasses
 
-    from ..pointcloud import POINT_CLOUDS
+    from hepfm_data.representations.jet_constituents import JET_CONSTITUENTS
 
-    return dataclasses.replace(POINT_CLOUDS["jet_constituents"], name="jet_constituents_wide",
+    return dataclasses.replace(JET_CONSTITUENTS, name="jet_constituents_wide",
                                abs_eta_max=abs_eta_max, pt_min=pt_min)
 
 
@@ -175,10 +175,10 @@ def build_resimulated(root: str, processes, views, n_events: int, *, catalog=Non
                       block_size: int | None = None, **build_kw) -> dict[str, dict[str, str]]:
     """Generate ``processes`` with Pythia (hard processes kept), build each into a store under ``root`` and
     re-simulate it in ``views``; returns ``{process: {"nominal": url, view: url, ...}}``."""
-    from ..build import build_store
-    from ..catalog import load_catalog
-    from ..inputs.generated import PythiaGeneration
-    from ..resimulate import resimulate
+    from hepfm_data.core.catalog import load_catalog
+    from hepfm_data.inputs.generated import PythiaGeneration
+    from hepfm_data.pipelines.build import build_store
+    from hepfm_data.pipelines.resimulate import resimulate
 
     cat = catalog or load_catalog()
     out = {}

@@ -1,0 +1,1 @@
+"""One module per ``hepfm-data`` subcommand (see ``hepfm_data.cli.main.COMMANDS``)."""

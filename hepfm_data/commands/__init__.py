@@ -1,1 +1,0 @@
-"""One module per ``hepfm-data`` subcommand (see ``hepfm_data.cli.COMMANDS``)."""
