@@ -79,13 +79,14 @@ def children_rss_mib() -> float:
     return total
 
 
-def build(root: Path, events: int, events_per_shard: int) -> None:
+def build(root: Path, events: int, events_per_shard: int, layouts: tuple[str, ...] = ("zarr", "parquet")) -> None:
+    """Zarr and/or Parquet stores ``<root>/<layout>/<process>`` of ``events`` synthetic events (reused when built)."""
     from hepfm_data.core.events import SampleInfo
     from hepfm_data.pipelines.build import write_store
     from hepfm_data.testing import synthetic_events
 
     per = events // len(PROCESSES)
-    for layout in ("zarr", "parquet"):
+    for layout in layouts:
         for i, proc in enumerate(PROCESSES):
             if (root / layout / proc / "manifest.json").exists():
                 continue
