@@ -341,7 +341,8 @@ def test_process_tables_match_the_catalog():
 
 
 def test_readme_is_short_and_ci_runs_its_two_commands():
-    """README.md stays an entry page (<= 1,500 words) and .ci/run runs exactly its two commands."""
+    """README.md stays an entry page (<= 1,500 words), its links into docs/ exist, and .ci/run runs exactly
+    its two commands, then the docs build."""
     readme = (ROOT / "README.md").read_text()
     assert len(readme.split()) <= 1500
     commands = [code.strip() for _, code in fences(ROOT / "README.md", "bash")][:2]
@@ -349,3 +350,8 @@ def test_readme_is_short_and_ci_runs_its_two_commands():
     assert all(c in ci for c in commands), (commands, ci)
     assert any(line.strip().endswith("sphinx-build -W -b html docs docs/_build/html") for line in ci)
     assert os.access(ROOT / ".ci" / "run", os.X_OK)
+    from markdown_it import MarkdownIt
+
+    links = [c.attrs["href"] for t in MarkdownIt("commonmark").parse(readme) for c in t.children or []
+             if c.type == "link_open" and "://" not in c.attrs["href"]]
+    assert len(links) > 20 and all((ROOT / h.split("#")[0]).exists() for h in links), links
