@@ -1,14 +1,14 @@
 """Every ``HEPFM_*`` environment variable and every default path of hepfm, in one place.
 
-=====================  ==========================================  =====================
-variable               meaning                                     default
-=====================  ==========================================  =====================
-``HEPFM_STORAGE``      storage root of ``load_dataset``/``export``  ``~/.cache/hepfm/stores``
-``HEPFM_CACHE``        local cache folder (shards, Arrow files)     ``~/.cache/hepfm``
-``HEPFM_CACHE_BYTES``  bound on the cached remote shards (bytes)    8 GiB (``8589934592``)
-``HEPFM_RETRIES``      attempts per remote operation                5
-``HEPFM_RETRY_DELAY``  first backoff wait, seconds (then x2)        0.5
-=====================  ==========================================  =====================
+=====================  =============================================  =========================
+variable               meaning                                        default
+=====================  =============================================  =========================
+``HEPFM_STORAGE``      storage root of ``load_dataset``/``export``    ``~/.cache/hepfm/stores``
+``HEPFM_CACHE``        local cache folder (shards, Arrow files)       ``~/.cache/hepfm``
+``HEPFM_CACHE_BYTES``  bound on the cached remote shards (bytes)      8 GiB (``8589934592``)
+``HEPFM_RETRIES``      attempts per remote operation                  5
+``HEPFM_RETRY_DELAY``  first backoff wait, seconds (then x2)          0.5
+=====================  =============================================  =========================
 
 Layout of the cache folder (``cache_dir()``): ``shards/<sha256>/<shard name>`` is the one
 content-addressed cache of remote shards (:class:`hepfm_data.sources.cache.ShardCache`),

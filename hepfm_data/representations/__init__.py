@@ -1,14 +1,14 @@
 """Representations: one stored event record, many model inputs (:mod:`.base` has the protocol).
 
-============================  ==============================  =====================================
-name                          batches                         placement
-============================  ==============================  =====================================
-``paper`` (default)           GraphBatch (SPEC §2-4)          stored by ``build``
-``paper_taus``                GraphBatch (+ τ_h nodes)        stored by ``derive``
-``jet_constituents``          PointCloudBatch [B, 100, 15]    from the record, in the workers
-``event_jets``                PointCloudBatch [B, 5, 100, 15] from the record, in the workers
-``slots``                     SlotBatch [B, 21, 11]           from the record, in the workers
-============================  ==============================  =====================================
+============================  ================================  =====================================
+name                          batches                           placement
+============================  ================================  =====================================
+``paper`` (default)           GraphBatch (SPEC §2-4)            stored by ``build``
+``paper_taus``                GraphBatch (+ τ_h nodes)          stored by ``derive``
+``jet_constituents``          PointCloudBatch [B, 100, 15]      from the record, in the workers
+``event_jets``                PointCloudBatch [B, 5, 100, 15]   from the record, in the workers
+``slots``                     SlotBatch [B, 21, 11]             from the record, in the workers
+============================  ================================  =====================================
 
 ``Paired(name_or_rep, views)`` serves any of the graph or jet representations as re-simulated view
 pairs. The registry (:mod:`.registry`) lists every name; third-party representations join through
