@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from hepfm_data.core.catalog import load_catalog
-from hepfm_data.core.errors import InputFileError, StoreError, UnknownNameError
+from hepfm_data.core.errors import HepfmError, InputFileError, StoreError, UnknownNameError
 from hepfm_data.core.events import SampleInfo
 from hepfm_data.inputs import EventSource, open_source
 from hepfm_data.inputs.delphes import DelphesFiles
@@ -385,3 +385,24 @@ def test_demo_is_a_hepfm_data_command_through_its_entry_point(tmp_path):
                          text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert "--finetune-events" in res.stdout and "--threads" in res.stdout
+
+
+def test_input_format_of_another_package_through_its_entry_point(tmp_path, monkeypatch):
+    """A format registered by another package in the ``hepfm_data.inputs`` entry-point group (a real
+    dist-info on sys.path) is opened by name by ``open_source`` (and so by ``hepfm-data build --format``);
+    an unknown name lists the known ones and names the group."""
+    from hepfm_data.inputs import SOURCES, open_source
+
+    (tmp_path / "probe_source.py").write_text(
+        "class Probe:\n    def __init__(self, process, inputs, **options):\n"
+        "        self.process, self.inputs, self.options = process, inputs, options\n")
+    dist = tmp_path / "hepfm_source_probe-0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hepfm-source-probe\nVersion: 0\n")
+    (dist / "entry_points.txt").write_text("[hepfm_data.inputs]\nprobe-format = probe_source:Probe\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr("hepfm_data.inputs.SOURCES", dict(SOURCES))
+    src = open_source("probe-format", "ttH", ["a.parquet"], entries_per_unit=5)
+    assert type(src).__name__ == "Probe" and src.process == "ttH" and src.options == {"entries_per_unit": 5}
+    with pytest.raises(HepfmError, match="unknown input format 'nope'.*delphes.*hepfm_data.inputs"):
+        open_source("nope", "ttH", [])

@@ -51,11 +51,14 @@ def store_split(root, proc: str, split: str) -> dict[str, np.ndarray]:
 
 
 def test_names_resolve_through_the_catalog():
-    """hepfm/<process> labels with the process index over all processes; hepfm/<task> with 0/1 over
+    """hepfm/<process> labels with the process index over all processes (every process, the related studies'
+    at index 40+ too, is its ClassLabel name at its index); hepfm/<task> with 0/1 over
     the task's classes; unknown or malformed names list the valid ones."""
     cat = load_catalog()
     t = resolve_name("hepfm/ttH_cp_odd", cat)
     assert t.processes == ("ttH_cp_odd",) and t.label_names[cat.process("ttH_cp_odd").index] == "ttH_cp_odd"
+    for proc in cat.processes:  # study processes sit at catalog index 40+: the ClassLabel position is the index
+        assert resolve_name(f"hepfm/{proc.name}", cat).label_names[proc.index] == proc.name
     task = resolve_name("hepfm/stop_vs_ttH", cat)
     assert task.processes == ("ttH", "stop") and task.labels == (0, 1) and task.label_names == ("ttH", "stop")
     assert "LOCAL PROXY" in resolve_name("hepfm/ttW", cat).description

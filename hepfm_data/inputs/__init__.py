@@ -29,15 +29,25 @@ from hepfm_data.inputs.experiments import NanoAODFiles, PhysliteFiles
 from hepfm_data.inputs.generated import PythiaGeneration
 
 __all__ = ["Unit", "EventSource", "BlockSource", "RecordBlocks", "register_source", "open_source", "SOURCES",
-           "DelphesFiles", "NanoAODFiles", "PhysliteFiles", "PythiaGeneration"]
+           "DelphesFiles", "NanoAODFiles", "PhysliteFiles", "PythiaGeneration", "ENTRY_POINT_GROUP"]
+
+
+#: entry-point group of input formats from other packages (name = format, value = a factory or an
+#: importable ``module:attribute``), loaded on the first unknown format
+ENTRY_POINT_GROUP = "hepfm_data.inputs"
 
 
 def open_source(fmt: str, process: str, inputs, **options) -> EventSource:
-    """The event source of format ``fmt`` over ``inputs`` (paths, globs or fsspec URLs)."""
+    """The event source of format ``fmt`` over ``inputs`` (paths, globs or fsspec URLs): a built-in format,
+    one registered with :func:`register_source` in this process, or one of the ``hepfm_data.inputs``
+    entry-point group (so ``hepfm-data build --format NAME`` reaches other packages' readers)."""
     if fmt not in SOURCES:
-        raise HepfmError(f"unknown input format {fmt!r}; known: {', '.join(sorted(SOURCES))}")
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name == fmt:
+                SOURCES.setdefault(fmt, ep.load())
+    if fmt not in SOURCES:
+        raise HepfmError(f"unknown input format {fmt!r}; known: {', '.join(sorted(SOURCES))} (other packages add "
+                         f"formats through the {ENTRY_POINT_GROUP!r} entry-point group)")
     return SOURCES[fmt](process, inputs, **options)
-
-
-def _load_builtin() -> None:
-    from hepfm_data.inputs import delphes, experiments  # noqa: F401  (register "delphes", "nanoaod", "physlite")

@@ -30,6 +30,8 @@ def produce(process: str | Process, n_events: int, seed: int, workdir: str | os.
             lhe: str | os.PathLike | None = None, catalog: Catalog | None = None,
             keep_hard_process: bool = False) -> list[Path]:
     """Generate ``n_events`` of ``process`` in Dask tasks of ``block_size``; returns the block Parquet paths.
+    ``scheduler``: None (local worker programs, :func:`~hepfm_data.pipelines.workers.dask_client`), a
+    scheduler address, or ``"sync"`` (in this process, block by block).
 
     ``keep_hard_process``: keep every event's hard process in its record (re-simulation, hepfm_data.pipelines.resimulate).
 
@@ -55,6 +57,15 @@ def produce(process: str | Process, n_events: int, seed: int, workdir: str | os.
             return paths
         make_pythia(settings, f"process {proc.name!r}")
     (workdir / proc.name).mkdir(parents=True, exist_ok=True)
+    if scheduler == "sync":  # in this process, block by block (tests, notebooks, debugging)
+        from tqdm.auto import tqdm
+
+        with tqdm(total=sum(sizes), initial=sum(sizes) - sum(sizes[i] for i in todo), desc=f"produce {proc.name}",
+                  unit="ev", disable=not progress) as bar:
+            for i in todo:
+                run_block(proc, seed, i, sizes[i], block_size, str(workdir), lhe_path, keep_hard_process,
+                          progress=bar.update)
+        return paths
     distributed = require("dask.distributed", "gen", "parallel event production")
     bar = None
     with dask_client(scheduler, min(n_workers or available_cores(), len(todo)),

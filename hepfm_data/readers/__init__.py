@@ -9,7 +9,7 @@ _LAZY = {
     "read_delphes": "hepfm_data.readers.delphes",
     "iterate_delphes": "hepfm_data.readers.delphes",
     "expand_inputs": "hepfm_data.readers.delphes",
-    "generate": "hepfm_data.readers.generation.pythia",
+    "generate": "hepfm_data.readers.generation",
     "read_nanoaod": "hepfm_data.readers.nanoaod",
     "iterate_nanoaod": "hepfm_data.readers.nanoaod",
     "read_physlite": "hepfm_data.readers.physlite",

@@ -102,7 +102,9 @@ def resolve_name(name: str, catalog: Catalog | None = None) -> Target:
                       f"{task.description} Label 0: {task.classes[0]}, label 1: {task.classes[1]}.")
     if cat.has_process(short):
         proc = cat.process(short)
-        names = tuple(p.name for p in sorted(cat.processes, key=lambda p: p.index))
+        # ClassLabel position = the catalog index (study processes sit at 40+: the gaps get placeholder names)
+        by_index = {p.index: p.name for p in cat.processes}
+        names = tuple(by_index.get(i, f"(no process {i})") for i in range(max(by_index) + 1))
         fidelity = {"proxy": " LOCAL PROXY (same final state, wrong correlations): not the real process.",
                     "external-only": " Built from external (LHE or Delphes) input."}.get(proc.fidelity, "")
         return Target(f"{PREFIX}{short}", (short,), (None,), names, proc.description + fidelity)
