@@ -1,1 +1,1 @@
-"""Training recipes (run as scripts): pretrain, finetune, scaling, cka. See README "Models and recipes"."""
+"""Training recipes (run as scripts): pretrain, finetune, scaling, cka. See docs/reference/recipes.md."""

@@ -1,7 +1,7 @@
 """PointCloudBatch: the data/model contract for jet-constituent inputs (as ``graph.py`` is for graphs).
 
 Two point-cloud representations are read from the stored record's ``fatjets`` and
-``fatjets.constituents`` (README "Jet constituents"; computed in the loader's workers by
+``fatjets.constituents`` (docs/tutorials/representations.md; computed in the loader's workers by
 :mod:`hepfm_data.representations.pointcloud`):
 
 * ``jet_constituents`` (RS3L): one example per large-R jet passing pT > 450 GeV,

@@ -31,7 +31,7 @@ ENV_CACHE = "HEPFM_CACHE"
 ENV_CACHE_BYTES = "HEPFM_CACHE_BYTES"
 ENV_RETRIES = "HEPFM_RETRIES"
 ENV_RETRY_DELAY = "HEPFM_RETRY_DELAY"
-#: every variable hepfm reads (README "Configuration" lists the same)
+#: every variable hepfm reads (docs/reference/configuration.md lists the same)
 VARIABLES = (ENV_STORAGE, ENV_CACHE, ENV_CACHE_BYTES, ENV_RETRIES, ENV_RETRY_DELAY)
 
 DEFAULT_CACHE = "~/.cache/hepfm"

@@ -6,11 +6,11 @@ apply the paper's selection, overlap removal and b-tagging, SPEC §2). Units: Ge
 for momenta, masses and energy sums, radians for azimuth (φ in [-π, π)),
 elementary charge for charge; isolation is relative (cone sum / object pT).
 
-The schema is :data:`RECORD` (README "Input formats and the event record"). Required
+The schema is :data:`RECORD` (docs/explanations/store-format.md). Required
 fields are present in every record; optional ones are present only where the input format
 provides them — a format that lacks a field leaves it **absent, never
 zero-filled**. ``truth`` is absent for collision data. Each reader documents its
-format's field -> record mapping (README "Input formats").
+format's field -> record mapping (docs/reference/input-formats.md).
 
 =================  =========================================================================
 collection         fields (dtype, unit)
@@ -85,7 +85,7 @@ def _kin(mass: bool = False) -> dict[str, Field]:
 _CHARGE = Field("int8", "e", "electric charge")
 _ISO = Field("float32", "", "relative isolation: cone sum / pT (definition per format)", required=False)
 
-#: The record schema: name -> :class:`Collection`. README "Event record" is this table.
+#: The record schema: name -> :class:`Collection`. docs/explanations/store-format.md shows this table.
 RECORD: dict[str, Collection] = {
     "event_id": Collection("scalar", {"": Field("uint64", "", "unique id within a sample")}),
     "weight": Collection("scalar", {"": Field("float32", "", "generator event weight")}),

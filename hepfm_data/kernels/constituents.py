@@ -1,4 +1,4 @@
-"""Large-R jet constituent kernels: pure numpy on flat arrays + offsets (README "Jet constituents").
+"""Large-R jet constituent kernels: pure numpy on flat arrays + offsets (docs/tutorials/representations.md).
 
 ``select_jets`` picks jets by the representation's cuts, ``constituent_features`` computes the
 15 RS3L features of every constituent, ``pad_points`` packs the first ``P`` (highest-pT)

@@ -21,7 +21,7 @@ Optional fields, read when the file has them (:data:`OPTIONAL`): ``jets.btag``
 ``Jet.Charge``). ``fatjets`` (large-R jets + particle-flow constituents,
 readers/particleflow.py) when the file has every :data:`~.particleflow.DELPHES_BRANCHES`
 branch; absent otherwise (the jet_constituents / event_jets representations then
-cannot be served). The field table is README "Input formats".
+cannot be served). The field table is docs/reference/input-formats.md.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Reads the ``Events`` tree of CMS NanoAOD (v5 ... v12 branch names) from any
 fsspec URL, ``step_size`` entries at a time. Units are already GeV/radians.
 The field table (NanoAOD branch -> record field) is :data:`REQUIRED` +
-:data:`OPTIONAL` and README "Input formats".
+:data:`OPTIONAL` and docs/reference/input-formats.md.
 
 * required: ``Jet_{pt,eta,phi,mass}``, ``Electron_{pt,eta,phi,charge}``,
   ``Muon_{pt,eta,phi,charge}``, ``Photon_{pt,eta,phi}``, ``MET_{pt,phi}`` and

@@ -3,7 +3,7 @@
 Reads the ``CollectionTree`` of DAOD_PHYSLITE (the ATLAS Open Data research
 format) from any fsspec URL: the dynamic-aux branches ``<Container>AuxDyn.<var>``
 of the calibrated analysis containers. Energies and momenta are stored in MeV
-and converted to GeV (× 1e-3). The field table is README "Input formats".
+and converted to GeV (× 1e-3). The field table is docs/reference/input-formats.md.
 
 * required: ``AnalysisJets{pt,eta,phi,m}``, ``AnalysisElectrons{pt,eta,phi,charge}`` (a
   release without the ``charge`` decoration: the sign of q/p of the electron's first

@@ -383,7 +383,7 @@ def _fastjet():
 
     fastjet = require("fastjet", "gen", "jet clustering of generated events")
     global _BANNER_OFF
-    if not _BANNER_OFF:  # keep progress bars readable; FastJet is cited in the module docstring and README
+    if not _BANNER_OFF:  # keep progress bars readable; FastJet is cited in the module docstring and the docs
         try:
             from fastjet import _swig
 

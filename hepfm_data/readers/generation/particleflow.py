@@ -1,7 +1,7 @@
 r"""Particle-flow-like candidates and anti-kt R = 0.8 large-R jets from a Pythia final state.
 
 Used by :mod:`hepfm_data.readers.generation.pythia` for processes whose catalog entry sets
-``particle_flow: true`` (the RS3L / Vigl et al. inputs, README "Jet constituents").
+``particle_flow: true`` (the RS3L / Vigl et al. inputs, docs/tutorials/representations.md).
 All random numbers come from the ``numpy.random.Generator`` passed in (same seed ->
 same bytes). Units: GeV, radians, mm (impact parameters).
 
