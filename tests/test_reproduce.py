@@ -273,8 +273,15 @@ def test_export_backbones_writes_cards_and_pretrained_loads_them_by_name(tiny_st
         pretrained("gn-other", dest)
 
 
+@pytest.fixture(scope="module")
+def backbone_sample(tmp_path_factory):
+    """One regenerated sample for both shipped backbones (the same processes, seeds and block size: the
+    stores of the first check are reused by the second)."""
+    return tmp_path_factory.mktemp("backbone_sample")
+
+
 @pytest.mark.parametrize("name", ["gn-multiclass", "gn-multilabel"])
-def test_shipped_backbones_match_their_cards(name, tmp_path):
+def test_shipped_backbones_match_their_cards(name, backbone_sample):
     """Each backbone shipped in hepfm_models/pretrained/ loads, matches its card's sha256 and reproduces the card's
     validation metric on a small regenerated sample (the first 300 events of each process, same seeds: the same
     events) within 3 sigma of the sample's statistical error. Skipped while no backbone is shipped."""
@@ -282,6 +289,6 @@ def test_shipped_backbones_match_their_cards(name, tmp_path):
         pytest.skip(f"no {name} shipped in hepfm_models/pretrained/ yet (exported after the full study: "
                     f"python -m recipes.reproduce recipes/configs/reproduce.yaml --export-backbones)")
     model, card = pretrained(name)  # checks the fingerprint
-    got = reproduce.check_backbone(name, 300, tmp_path, workers=2)
+    got = reproduce.check_backbone(name, 300, backbone_sample, workers=2)
     assert got["n_events"] > 0
     assert abs(got["value"] - got["card"]) <= 3 * got["stat_error"], got
