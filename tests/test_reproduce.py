@@ -283,12 +283,12 @@ def backbone_sample(tmp_path_factory):
 @pytest.mark.parametrize("name", ["gn-multiclass", "gn-multilabel"])
 def test_shipped_backbones_match_their_cards(name, backbone_sample):
     """Each backbone shipped in hepfm_models/pretrained/ loads, matches its card's sha256 and reproduces the card's
-    validation metric on a small regenerated sample (the first 300 events of each process, same seeds: the same
+    validation metric on a small regenerated sample (the first 150 events of each process, same seeds: the same
     events) within 3 sigma of the sample's statistical error. Skipped while no backbone is shipped."""
     if name not in available_pretrained():
         pytest.skip(f"no {name} shipped in hepfm_models/pretrained/ yet (exported after the full study: "
                     f"python -m recipes.reproduce recipes/configs/reproduce.yaml --export-backbones)")
     model, card = pretrained(name)  # checks the fingerprint
-    got = reproduce.check_backbone(name, 300, backbone_sample, workers=2)
+    got = reproduce.check_backbone(name, 150, backbone_sample, workers=2)
     assert got["n_events"] > 0
     assert abs(got["value"] - got["card"]) <= 3 * got["stat_error"], got
