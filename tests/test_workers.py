@@ -35,6 +35,16 @@ with dask_client(workers=1) as client:
 """
 
 
+def alive_after(pids: list[int], seconds: float) -> list[int]:
+    """The processes of ``pids`` still running (not zombies) after waiting up to ``seconds`` for them to end."""
+    deadline = time.monotonic() + seconds
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        time.sleep(0.2)
+    return alive
+
+
 def test_worker_programs_die_with_a_killed_caller(tmp_path):
     """A caller SIGKILLed while its worker runs a task (no clean shutdown: Ctrl-C and normal exits close the
     cluster themselves) leaves no scheduler, nanny or worker process behind: each asked the kernel to
@@ -47,11 +57,7 @@ def test_worker_programs_die_with_a_killed_caller(tmp_path):
     assert len(kids) >= 3  # scheduler, nanny, worker (+ multiprocessing's resource tracker)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    deadline = time.monotonic() + 20
-    alive = kids
-    while alive and time.monotonic() < deadline:
-        alive = [p for p in kids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-        time.sleep(0.2)
+    alive = alive_after(kids, 20)
     print(f"{len(kids)} cluster processes, alive 20 s after the kill: {alive}")
     assert alive == []
 
@@ -85,9 +91,5 @@ def test_a_study_pool_dies_with_its_killed_driver(tmp_path):
     assert len(kids) == 2
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    deadline = time.monotonic() + 20
-    alive = kids
-    while alive and time.monotonic() < deadline:
-        alive = [p for p in kids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-        time.sleep(0.2)
+    alive = alive_after(kids, 20)
     assert alive == []
