@@ -329,26 +329,33 @@ class StreamingDataset(IterableDataset):
         """The ``ShardInfo`` of shard ``shard`` of source ``source`` in this split."""
         return self._infos[source][shard]
 
-    def read_columns(self, blk: Block):
-        """The stored ``layouts.Columns`` of block ``blk`` (through the remote shard cache), length checked."""
-        d = self._read(blk.source, blk.shard, blk.start, blk.stop, columns=True)
-        if d.n_events != blk.stop - blk.start:
-            raise StoreError(f"{self.processes[blk.source]}: shard {self._infos[blk.source][blk.shard].path} gave "
-                             f"{d.n_events} events for rows [{blk.start}, {blk.stop})")
-        return d
+    def read_columns(self, blk: Block, store=None):
+        """The stored ``layouts.Columns`` of block ``blk`` from the dataset's store of its source (through the
+        remote shard cache), or from ``store`` (an aligned view of it), length checked (errors name the shard)."""
+        return self._block(blk, store, columns=True)
 
     def read_record(self, blk: Block, store=None) -> dict[str, np.ndarray]:
         """Record columns of block ``blk`` from the dataset's store of its source, or from ``store`` (an
         aligned view of it), length checked (errors name the store and shard)."""
-        if store is None:
+        return self._block(blk, store, columns=False)
+
+    def _block(self, blk: Block, store, columns: bool):
+        """Columns (``columns``) or record columns of ``blk``: the one read + length check of both faces."""
+        own = store is None
+        if own:
             store, info = self.stores[blk.source], self._infos[blk.source][blk.shard]
         else:
             info = store.shards(self.split)[blk.shard]
-        cols = store.read_record(info, blk.start, blk.stop)
-        if cols["event_id"].shape[0] != blk.stop - blk.start:
-            raise StoreError(f"{store.url}: record shard of {info.path} gave {cols['event_id'].shape[0]} events "
-                             f"for rows [{blk.start}, {blk.stop})")
-        return cols
+        if columns:
+            got = (self._read(blk.source, blk.shard, blk.start, blk.stop, columns=True) if own
+                   else store.read_columns(info, blk.start, blk.stop))
+            n, what = got.n_events, f"shard {info.path}"
+        else:
+            got = store.read_record(info, blk.start, blk.stop)
+            n, what = got["event_id"].shape[0], f"record shard of {info.path}"
+        if n != blk.stop - blk.start:
+            raise StoreError(f"{store.url}: {what} gave {n} events for rows [{blk.start}, {blk.stop})")
+        return got
 
     def _read(self, source: int, shard: int, start: int, stop: int | None, columns: bool = False):
         """``ShardData`` of rows ``[start, stop)`` (``columns``: the stored ``layouts.Columns``)."""

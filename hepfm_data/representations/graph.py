@@ -135,13 +135,7 @@ class GraphRepresentation(Representation):
     # ------------------------------------------------------------------ windows
     def read_parts(self, src: WindowSource, blocks: Sequence[Block], stores: Sequence | None = None) -> list:
         """Stored columns of each block; ``stores[source]`` replaces the dataset's store (an aligned view)."""
-        if stores is None:
-            return [src.read_columns(blk) for blk in blocks]
-        out = []
-        for blk in blocks:
-            store = stores[blk.source]
-            out.append(store.read_columns(store.shards(src.split)[blk.shard], blk.start, blk.stop))
-        return out
+        return [src.read_columns(blk, None if stores is None else stores[blk.source]) for blk in blocks]
 
     def event_ids(self, part) -> np.ndarray:
         return part.events["event_id"]
