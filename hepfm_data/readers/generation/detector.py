@@ -171,30 +171,16 @@ def log_normal(rng: np.random.Generator, mean: np.ndarray, sigma: np.ndarray) ->
 # ------------------------------------------------------------------ kernels
 
 
-@numba.njit(cache=True)
 def isolation_sums(cand_index, cand_event, offsets, eta, phi, pt, use, dr_max):
     """Σ pT of particles ``use``-flagged within ΔR < dr_max of each candidate.
 
     ``cand_index``: flat particle index of each candidate (excluded from its own
     sum); ``cand_event``: its event; ``offsets``: particle offsets per event
     (length n_events + 1); ``eta``, ``phi``, ``pt``, ``use``: flat per particle.
-    Returns float64 [n_candidates] in GeV.
+    Returns float64 [n_candidates] in GeV (:func:`cone_sums` around each candidate).
     """
-    out = np.zeros(cand_index.shape[0], dtype=np.float64)
-    dr2 = dr_max * dr_max
-    for c in range(cand_index.shape[0]):
-        i = cand_index[c]
-        ev = cand_event[c]
-        total = 0.0
-        for j in range(offsets[ev], offsets[ev + 1]):
-            if j == i or not use[j]:
-                continue
-            deta = eta[j] - eta[i]
-            dphi = (phi[j] - phi[i] + np.pi) % (2.0 * np.pi) - np.pi
-            if deta * deta + dphi * dphi < dr2:
-                total += pt[j]
-        out[c] = total
-    return out
+    return _cone_sums(eta[cand_index], phi[cand_index], cand_event, cand_index, offsets, eta, phi,
+                      np.where(use, pt, 0.0), dr_max)
 
 
 def isolation_reference(cand_index, cand_event, offsets, eta, phi, pt, use, dr_max) -> np.ndarray:
@@ -231,19 +217,26 @@ def tau_tag_efficiency(is_true_tau: np.ndarray) -> np.ndarray:
     return np.where(is_true_tau, TAU_EFFICIENCY, TAU_MISTAG)
 
 
-@numba.njit(cache=True)
 def cone_sums(axis_eta, axis_phi, axis_event, offsets, eta, phi, weight, dr_max):
     """Σ ``weight`` of the particles of each axis' event within ΔR < dr_max of the axis.
 
     ``axis_*``: flat per axis (jet); ``offsets``: particle offsets per event; ``eta``,
     ``phi``, ``weight``: flat per particle. Returns float64 [n_axes]."""
+    return _cone_sums(axis_eta, axis_phi, axis_event, np.full(axis_eta.shape[0], -1, np.int64), offsets, eta, phi,
+                      weight, dr_max)
+
+
+@numba.njit(cache=True)
+def _cone_sums(axis_eta, axis_phi, axis_event, skip, offsets, eta, phi, weight, dr_max):
+    """The one cone kernel: Σ ``weight`` (zero weights skipped) of the particles of each axis' event within
+    ΔR < dr_max of the axis, leaving out particle ``skip[a]`` (-1: none). float64 [n_axes]."""
     out = np.zeros(axis_eta.shape[0], dtype=np.float64)
     dr2 = dr_max * dr_max
     for a in range(axis_eta.shape[0]):
         ev = axis_event[a]
         total = 0.0
         for j in range(offsets[ev], offsets[ev + 1]):
-            if weight[j] == 0.0:
+            if j == skip[a] or weight[j] == 0.0:
                 continue
             deta = eta[j] - axis_eta[a]
             dphi = (phi[j] - axis_phi[a] + np.pi) % (2.0 * np.pi) - np.pi
