@@ -57,25 +57,18 @@ def produce(process: str | Process, n_events: int, seed: int, workdir: str | os.
             return paths
         make_pythia(settings, f"process {proc.name!r}")
     (workdir / proc.name).mkdir(parents=True, exist_ok=True)
-    if scheduler == "sync":  # in this process, block by block (tests, notebooks, debugging)
-        from tqdm.auto import tqdm
+    from tqdm.auto import tqdm
 
-        with tqdm(total=sum(sizes), initial=sum(sizes) - sum(sizes[i] for i in todo), desc=f"produce {proc.name}",
-                  unit="ev", disable=not progress) as bar:
+    with tqdm(total=sum(sizes), initial=sum(sizes) - sum(sizes[i] for i in todo), desc=f"produce {proc.name}",
+              unit="ev", disable=not progress) as bar:
+        if scheduler == "sync":  # in this process, block by block (tests, notebooks, debugging)
             for i in todo:
                 run_block(proc, seed, i, sizes[i], block_size, str(workdir), lhe_path, keep_hard_process,
                           progress=bar.update)
-        return paths
-    distributed = require("dask.distributed", "gen", "parallel event production")
-    bar = None
-    with dask_client(scheduler, min(n_workers or available_cores(), len(todo)),
-                     what="parallel event production") as client:
-        try:
-            if progress:
-                from tqdm.auto import tqdm
-
-                bar = tqdm(total=sum(sizes), initial=sum(sizes) - sum(sizes[i] for i in todo),
-                           desc=f"produce {proc.name}", unit="ev")
+            return paths
+        distributed = require("dask.distributed", "gen", "parallel event production")
+        with dask_client(scheduler, min(n_workers or available_cores(), len(todo)),
+                         what="parallel event production") as client:
             # bounded submission: a few tasks per worker in flight, so 10^5 blocks cost no scheduler memory
             n_running = count_workers(client, n_workers)
             pending = iter(todo)
@@ -94,9 +87,5 @@ def produce(process: str | Process, n_events: int, seed: int, workdir: str | os.
                 nxt = next(pending, None)
                 if nxt is not None:
                     queue.add(submit(nxt))
-                if bar is not None:
-                    bar.update(sizes[done])
-        finally:
-            if bar is not None:
-                bar.close()
+                bar.update(sizes[done])
     return paths
