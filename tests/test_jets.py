@@ -16,7 +16,6 @@ import pytest
 import torch
 
 from hepfm_data.batches.pointcloud import PointCloudBatch
-from hepfm_data.cli.commands.info import unservable
 from hepfm_data.cli.main import main
 from hepfm_data.core.catalog import load_catalog
 from hepfm_data.core.errors import StoreError
@@ -28,6 +27,7 @@ from hepfm_data.pipelines.build import build_store
 from hepfm_data.readers.delphes import read_delphes, write_delphes_like
 from hepfm_data.readers.generation.particleflow import LABEL_GLUON, LABEL_HBB, LABEL_QUARK
 from hepfm_data.representations import EVENT_JETS
+from hepfm_data.representations.registry import unservable
 from hepfm_data.store import open_store
 from hepfm_data.testing import DELPHES_FILE, synthetic_events, wide_jet_constituents
 

@@ -24,7 +24,8 @@ from hepfm_data.representations.slots import SLOTS
 if TYPE_CHECKING:  # pragma: no cover
     from hepfm_data.core.catalog import Catalog
 
-__all__ = ["REPRESENTATIONS", "ENTRY_POINT_GROUP", "get_representation", "representation_names", "open_stores"]
+__all__ = ["REPRESENTATIONS", "ENTRY_POINT_GROUP", "get_representation", "representation_names", "open_stores",
+           "unservable"]
 
 ENTRY_POINT_GROUP = "hepfm_data.representations"
 
@@ -89,3 +90,10 @@ def open_stores(stores: Any, representation: str | Representation | None, catalo
         representation = names.pop() if names else PAPER.name
     rep = get_representation(representation)
     return rep, [rep.open(s, catalog) for s in opened]
+
+
+def unservable(schema: dict[str, Any] | None) -> dict[str, list[str]]:
+    """{name: record fields it lacks} of every registered representation the loader computes from the
+    record, for a store whose manifest has ``schema`` (empty lists: servable)."""
+    return {name: REPRESENTATIONS[name].missing_inputs(schema) for name in representation_names()
+            if not REPRESENTATIONS[name].materialised}

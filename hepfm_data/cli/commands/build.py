@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     sizes = ", ".join(f"{k} {v}" for k, v in m.split_sizes().items())
     print(f"{store.url}: {m.n_events} events in {len(m.shards)} {m.layout} shards ({sizes}); "
           f"{m.bytes / max(m.n_events, 1):.1f} bytes/event")
-    from hepfm_data.cli.commands.info import unservable
+    from hepfm_data.representations.registry import unservable
 
     for name, missing in unservable(m.schema).items():
         if missing:

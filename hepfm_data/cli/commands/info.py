@@ -100,17 +100,11 @@ def _representations(store) -> dict:
 
 def _from_record(m) -> dict:
     """{representation computed by the loader from the record: "servable" | "cannot serve: ..."}."""
+    from hepfm_data.representations.registry import unservable
+
     return {name: "servable" if not missing else
             f"cannot serve: the record lacks {sorted({x.rsplit('.', 1)[0] for x in missing})}"
             for name, missing in unservable(m.schema).items()}
-
-
-def unservable(schema) -> dict[str, list[str]]:
-    """{name: record fields it lacks} of every registered representation the loader computes from the record."""
-    from hepfm_data.representations.registry import REPRESENTATIONS, representation_names
-
-    return {name: REPRESENTATIONS[name].missing_inputs(schema) for name in representation_names()
-            if not REPRESENTATIONS[name].materialised}
 
 
 def format_summary(s: dict) -> str:
