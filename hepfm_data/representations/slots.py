@@ -267,9 +267,10 @@ class SlotWindow:
     weight: np.ndarray  # [n] float32
     label: np.ndarray  # [n] int64
     objects: SlotObjects  # grouped by event in stream order
+    selects: bool = False  # the selection has event requirements (batches carry ``selected``)
 
     @property
-    def offsets(self) -> np.ndarray:  # the BatchBuilder window contract: per-event sizes (here objects)
+    def offsets(self) -> np.ndarray:  # the window contract: per-event sizes (here objects)
         return counts_to_offsets(self.objects.counts)
 
     def __len__(self) -> int:
@@ -331,12 +332,12 @@ class SlotRepresentation(Representation):
                                 for blk, p in zip(blocks, parts)])
         selected = np.concatenate([o.selected for o in objs])[perm]
         objects = SlotObjects(cat["nodes"][rows], cat["mass"][rows], cat["slot"][rows], np.diff(off), selected)
-        return SlotWindow(eid[perm], weight.astype(np.float32)[perm], label[perm], objects)
+        return SlotWindow(eid[perm], weight.astype(np.float32)[perm], label[perm], objects, sel.selects_events)
 
     def empty_window(self, src: WindowSource) -> SlotWindow:
         return SlotWindow(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64),
                           SlotObjects(np.zeros((0, 7)), np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64),
-                                      np.zeros(0, bool)))
+                                      np.zeros(0, bool)), self.selection_for(src.catalog).selects_events)
 
     def batch(self, src: WindowSource, win: SlotWindow, a: int, b: int, key: tuple) -> SlotBatch:
         off = win.offsets
@@ -346,7 +347,7 @@ class SlotRepresentation(Representation):
             nodes = src.augment(nodes, rel, batch_rng(key, AUGMENT_STREAM))
         out = slot_batch(nodes, win.objects.mass[o0:o1], win.objects.slot[o0:o1], rel, self.layout,
                          win.label[a:b], win.weight[a:b], win.event_id[a:b],
-                         win.objects.selected[a:b] if self.selection_for(src.catalog).selects_events else None)
+                         win.objects.selected[a:b] if win.selects else None)
         return out if self.pretext is None else self.pretext(out, batch_rng(key, TRANSFORM_STREAM))
 
 
