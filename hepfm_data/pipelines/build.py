@@ -37,7 +37,7 @@ from hepfm_data.core.errors import HepfmError, StoreError, require
 from hepfm_data.core.events import SampleInfo, validate_events
 from hepfm_data.inputs import BlockSource, EventSource, RecordBlocks, Unit
 from hepfm_data.pipelines.workers import available_cores, count_workers, dask_client
-from hepfm_data.representations.paper import PAPER, paper_columns
+from hepfm_data.representations.columns import paper_columns
 from hepfm_data.store import DEFAULT_EVENTS_PER_SHARD, StoreBuild, UnitWriter
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -137,6 +137,18 @@ def _same(value: Any) -> Any:
     return value
 
 
+def _import_for_commit() -> None:
+    """Import what the driver needs after the workers finish (the ``paper`` representation and the registry,
+    which bring torch): run in a thread while the driver waits on the workers, it leaves the serial tail."""
+    import importlib
+
+    for module in ("hepfm_data.representations.paper", "hepfm_data.representations.registry"):
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001 - a warm-up: the import at commit raises the error where it belongs
+            return
+
+
 class _UnitCounts:
     """The driver's bar fed by worker progress messages; a finished unit's count is set to its marker's."""
 
@@ -207,6 +219,7 @@ def _run_on_dask(source, todo, build, catalog, bar, scheduler: str | None, worke
             if len(in_flight) >= 2 * n_running:
                 break
         queue = distributed.as_completed(first)
+        threading.Thread(target=_import_for_commit, name="hepfm-import-for-commit", daemon=True).start()
         for fut in queue:
             u, j = in_flight.pop(fut)
             result = fut.result()  # re-raises the unit's (block's) error, naming it
@@ -281,6 +294,8 @@ def build_store(source: EventSource, root: str, *, catalog: Catalog | None = Non
     finally:
         bar.close()
     markers = {**done, **{m["unit"]: m for m in new}}
+    from hepfm_data.representations.paper import PAPER  # the graph representation (imports torch): driver only
+
     return build.commit([markers[u.index] for u in units], catalog=cat, event_id_rule=source.event_id_rule,
                         representations={PAPER.name: PAPER.entry(cat)})
 

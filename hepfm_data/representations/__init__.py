@@ -13,19 +13,36 @@ name                          batches                           placement
 ``Paired(name_or_rep, views)`` serves any of the graph or jet representations as re-simulated view
 pairs. The registry (:mod:`.registry`) lists every name; third-party representations join through
 the ``hepfm_data.representations`` entry-point group.
+
+Names load lazily (PEP 562): importing :mod:`.columns` (the build's workers) or :mod:`.base` does not
+import torch or every representation.
 """
 
-from hepfm_data.representations.base import Block, Representation, WindowSource, batch_rng
-from hepfm_data.representations.event_jets import EVENT_JETS
-from hepfm_data.representations.graph import GraphRepresentation
-from hepfm_data.representations.jet_constituents import JET_CONSTITUENTS
-from hepfm_data.representations.pairs import Paired
-from hepfm_data.representations.paper import PAPER
-from hepfm_data.representations.paper_taus import PAPER_TAUS
-from hepfm_data.representations.pointcloud import PointCloudRepresentation
-from hepfm_data.representations.registry import REPRESENTATIONS, get_representation, open_stores, representation_names
-from hepfm_data.representations.slots import SLOTS, SlotRepresentation, SlotSelection
+from __future__ import annotations
 
-__all__ = ["Representation", "WindowSource", "Block", "batch_rng", "GraphRepresentation", "PointCloudRepresentation",
-           "SlotRepresentation", "SlotSelection", "Paired", "PAPER", "PAPER_TAUS", "JET_CONSTITUENTS", "EVENT_JETS",
-           "SLOTS", "REPRESENTATIONS", "get_representation", "representation_names", "open_stores"]
+import importlib
+from typing import Any
+
+#: public name -> the submodule that defines it
+_WHERE = {
+    "Representation": "base", "WindowSource": "base", "Block": "base", "batch_rng": "base",
+    "GraphRepresentation": "graph", "PointCloudRepresentation": "pointcloud",
+    "SlotRepresentation": "slots", "SlotSelection": "slots", "SLOTS": "slots", "Paired": "pairs",
+    "PAPER": "paper", "PAPER_TAUS": "paper_taus", "JET_CONSTITUENTS": "jet_constituents", "EVENT_JETS": "event_jets",
+    "REPRESENTATIONS": "registry", "get_representation": "registry", "representation_names": "registry",
+    "open_stores": "registry",
+}
+
+__all__ = list(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

@@ -30,11 +30,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
-import torch
 
 from hepfm_data.core.errors import HepfmError, StoreError
 
 if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
     from hepfm_data.core.catalog import Catalog
     from hepfm_data.store import Store
     from hepfm_data.store.layouts import Columns
@@ -215,6 +216,8 @@ class Representation:
 
     def finish(self, src: WindowSource, item: Any, device: torch.device) -> Any:
         """Main process: a batch from a worker -> the batch on ``device``."""
+        import torch
+
         return item if item.device == torch.device(device) else item.to(device, non_blocking=True)
 
     def __repr__(self) -> str:

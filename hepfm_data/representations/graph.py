@@ -31,13 +31,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from hepfm_data.representations.base import WindowSource
     from hepfm_data.store.layouts import Columns
 
-__all__ = ["GraphRepresentation", "NodeWindow", "node_window", "PAPER_INPUTS"]
+__all__ = ["GraphRepresentation", "NodeWindow", "node_window"]
 
-#: the record fields of the paper graph (SPEC §2: jets, electrons, muons, photons, MET)
-_KIN = ("pt", "eta", "phi")
-PAPER_INPUTS = tuple([f"jets.{k}" for k in _KIN] + [f"electrons.{k}" for k in (*_KIN, "charge")]
-                     + [f"muons.{k}" for k in (*_KIN, "charge")] + [f"photons.{k}" for k in _KIN]
-                     + ["met.pt", "met.phi", "event_id", "weight"])
 
 
 @dataclass

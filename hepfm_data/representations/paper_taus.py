@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hepfm_data.representations.graph import PAPER_INPUTS, GraphRepresentation
-from hepfm_data.representations.paper import paper_columns, paper_definition
+from hepfm_data.representations.columns import PAPER_INPUTS, paper_columns, paper_definition
+from hepfm_data.representations.graph import GraphRepresentation
 from hepfm_data.store.layouts import Columns
 
 if TYPE_CHECKING:  # pragma: no cover

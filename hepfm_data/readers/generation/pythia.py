@@ -52,7 +52,9 @@ TRUTH_BOSON_TOP = (6, 23, 24, 25, 35, 36, 37)
 TRUTH_QUARKS = (4, 5)
 QUARK_PT_MIN = 5.0  # GeV
 QUARK_ETA_MAX = 2.5
-BATCH = 200  # events per nextBatch call: bounds memory (a tt̄ batch is ~50 MB)
+BATCH = 200  # events per detector-emulation batch: bounds memory (a tt̄ batch is ~50 MB)
+#: events per ``nextBatch`` call inside a batch: the progress step (~1 s of tt̄H); the events do not depend on it
+PROGRESS_STEP = 50
 
 
 def pythia_version() -> str:
@@ -288,12 +290,10 @@ def generate(process: str | Process, n_events: int, seed: int, *, lhe: str | os.
         try:
             while done < n_events:
                 k = min(BATCH, n_events - done)
-                run = _next_batch(pythia, k, lhe is not None, proc.name)
+                run = _next_batch(pythia, k, lhe is not None, proc.name, bar.update if bar is not None else None)
                 if len(run):
                     blocks.append(batch_to_events(run, rng, first_event_id + done, pflow_rng=pflow_rng))
                 done += len(run)
-                if bar is not None:
-                    bar.update(len(run))
                 if len(run) < k and lhe is not None and pythia.infoPython().atEndOfFile():
                     break
         finally:
@@ -325,13 +325,27 @@ def generate(process: str | Process, n_events: int, seed: int, *, lhe: str | os.
     return events, sample
 
 
-def _next_batch(pythia, k: int, from_lhe: bool, name: str) -> ak.Array:
+def next_events(pythia, k: int, error_mode: float | str, report: Callable[[int], None] | None = None) -> ak.Array:
+    """``pythia.nextBatch(k, error_mode)`` in calls of :data:`PROGRESS_STEP` events, concatenated: the same
+    events (Pythia generates them one after another), with ``report(n)`` after each call (its events that
+    did not fail), so that progress moves every second or so rather than once per batch."""
+    pieces = []
+    for at in range(0, k, PROGRESS_STEP):
+        run = pythia.nextBatch(min(PROGRESS_STEP, k - at), error_mode)
+        pieces.append(run)
+        if report is not None:
+            report(int(len(run) - ak.sum(ak.is_none(run, axis=0))) if error_mode == "none" else len(run))
+    return pieces[0] if len(pieces) == 1 else ak.concatenate(pieces)
+
+
+def _next_batch(pythia, k: int, from_lhe: bool, name: str, report: Callable[[int], None] | None = None
+                ) -> ak.Array:
     if not from_lhe:
         try:
-            return pythia.nextBatch(k, 10.0)  # at most 10 tries per requested event
+            return next_events(pythia, k, 10.0, report)  # at most 10 tries per requested event
         except RuntimeError as exc:
             raise GenerationError(f"process {name!r}: Pythia failed to generate events: {exc}") from None
-    run = pythia.nextBatch(k, "none")  # failed events are None; at end of file all remaining fail
+    run = next_events(pythia, k, "none", report)  # failed events are None; at end of file all remaining fail
     return ak.drop_none(run, axis=0)  # drops the option type too: the kernels take plain numpy arrays
 
 
@@ -405,7 +419,7 @@ def shower(proc: Process, init: str, hard: ak.Array, hard_event: ak.Array, event
     ``settings`` are appended to the process's (the view's variation). Every showered event is checked
     to come from its own hard process (incoming partons and resonances equal to the LHE input to
     :data:`HARD_MATCH_RTOL`); a mismatch raises GenerationError rather than mislabelling events.
-    ``on_events(k)``: called with the number of events of each showered batch.
+    ``on_events(k)``: called with the number of events showered, every :data:`PROGRESS_STEP` events.
     """
     from hepfm_data.readers.lhe import write_hard
 
@@ -420,7 +434,7 @@ def shower(proc: Process, init: str, hard: ak.Array, hard_event: ak.Array, event
     blocks, at = [], 0
     while at < n:
         k = min(BATCH, n - at)
-        run = pythia.nextBatch(k, "none")
+        run = next_events(pythia, k, "none", on_events)
         if len(run) != k:
             raise GenerationError(f"process {proc.name!r} ({what}): Pythia returned {len(run)} of {k} events")
         good = ~ak.to_numpy(ak.is_none(run, axis=0))
@@ -438,8 +452,6 @@ def shower(proc: Process, init: str, hard: ak.Array, hard_event: ak.Array, event
             blocks.append(batch_to_events(run, rng, 0, event_ids=event_ids[idx], pflow_rng=pflow_rng))
         ok[idx] = True
         at += k
-        if on_events is not None:
-            on_events(len(run))
     info = pythia.infoPython()
     xs = {"sigma_pb": info.sigmaGen() * 1e9, "n_tried": int(info.nTried()), "n_accepted": int(info.nAccepted())}
     events = concatenate(blocks) if blocks else None
