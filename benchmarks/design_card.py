@@ -13,6 +13,11 @@ and of its first update that counts events (parsed from the progress bar on stde
 it), events generated per second; then the CP-odd / CP-even
 ratio per core count and the speed-up of all cores over one per process. ``--build N`` passes
 ``build=N`` (default ``True``: 13,000 events, so that ``train[:10000]`` exists).
+
+The machine's ceiling, measured first in the same run (``--ceiling N`` events, 0 skips it): the same
+generation (``generate("ttH_cp_even", N)``, no Dask, no store) as one process on one core, then as one
+independent process per core at once. Their events/s ratio is the most any parallel build can gain here:
+on a VM whose cores share a physical core or memory bandwidth it is well below the core count.
 """
 
 from __future__ import annotations
@@ -77,16 +82,43 @@ def run_call(process: str, build: int | bool, cores: list[int]) -> dict:
                 "status": status[0] if status else float("nan")}
 
 
+GEN = """\
+import sys, time
+from hepfm_data.readers.generation import generate
+generate("ttH_cp_even", 50, 99)  # Pythia, Numba and the ME code warm
+t = time.perf_counter()
+generate("ttH_cp_even", {n}, int(sys.argv[1]))
+print(time.perf_counter() - t)
+"""
+
+
+def ceiling(n: int, cores: list[int]) -> tuple[float, float]:
+    """(events/s of one generating process alone on one core, summed events/s of one per core at once)."""
+    def start(core: int, seed: int):
+        return subprocess.Popen([sys.executable, "-c", GEN.format(n=n), str(seed)], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, preexec_fn=lambda: os.sched_setaffinity(0, [core]))
+
+    alone = float(start(cores[0], 1).communicate()[0])
+    procs = [start(c, 2 + i) for i, c in enumerate(cores)]
+    together = [float(p.communicate()[0]) for p in procs]
+    return n / alone, sum(n / t for t in together)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", type=int, default=None, help="events to generate (default: build=True, 13,000)")
     ap.add_argument("--cores", type=int, nargs="+", default=[len(os.sched_getaffinity(0)), 1])
-    ap.add_argument("--processes", nargs="+", default=["ttH_cp_even", "ttH_cp_odd"])
+    ap.add_argument("--processes", nargs="*", default=["ttH_cp_even", "ttH_cp_odd"])
+    ap.add_argument("--ceiling", type=int, default=1000, help="events per process of the ceiling measurement")
     args = ap.parse_args()
     build = True if args.build is None else args.build
     mine = sorted(os.sched_getaffinity(0))
     print(f"machine: {os.cpu_count()} cores ({len(mine)} usable), python {sys.version.split()[0]}; "
           f"build={build}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
+    if args.ceiling and len(mine) > 1:
+        one, all_ = ceiling(args.ceiling, mine)
+        print(f"ceiling: ttH_cp_even generation {one:.1f} events/s alone on one core, {all_:.1f} events/s with one "
+              f"process on each of {len(mine)} cores: at most {all_ / one:.2f}x from {len(mine)} cores", flush=True)
     res = {}
     for k in args.cores:
         for p in args.processes:

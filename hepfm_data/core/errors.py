@@ -53,14 +53,20 @@ class MissingDependencyError(ImportError):
     """An optional dependency is not installed; the message names the extra."""
 
 
-def require(module: str, extra: str, purpose: str):
-    """Import an optional module lazily, or raise with the install hint.
+def require(module: str, extra: str, purpose: str, *, load: bool = True):
+    """Import an optional module lazily, or raise with the install hint. ``load=False`` only checks that it is
+    installed (returns None): the check before a long job whose result needs the module at the end.
 
     >>> np = require("numpy", "core", "arrays")
     """
     import importlib
+    import importlib.util
 
     try:
+        if not load:
+            if importlib.util.find_spec(module) is None:
+                raise ImportError(module)
+            return None
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - depends on environment
         raise MissingDependencyError(

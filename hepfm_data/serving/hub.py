@@ -428,7 +428,7 @@ def load_dataset(name: str, split: str | None = "train", *, streaming: bool = Fa
     raises with the command that re-derives it), or ``"record"``: the stored event record
     (event fields, label, every collection as a list of structs; see :func:`record_features`).
     """
-    ds = require("datasets", "hf", "load_dataset")
+    require("datasets", "hf", "load_dataset", load=False)  # before a build; imported once the stores exist
     cat = catalog or load_catalog()
     target = resolve_name(name, cat)
     if split is not None:
@@ -451,6 +451,7 @@ def load_dataset(name: str, split: str | None = "train", *, streaming: bool = Fa
                 f"representation='record'")
         features = features_for(target, cat.labels.n_labels)
     check_stores(target, stores, cat)
+    ds = require("datasets", "hf", "load_dataset")
     info = ds.DatasetInfo(
         description=target.description + " Multilabel order: " + ", ".join(cat.labels.names) + ".",
         citation=_citation(cat), homepage=cat.upstream.url, features=features)
