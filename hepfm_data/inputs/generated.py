@@ -25,8 +25,9 @@ class PythiaGeneration:
     Block ``b``: Pythia seed ``blocks.block_seed(seed, b)``, event ids
     ``blocks.id_base(process, seed) + b*block_size + k`` (:data:`blocks.EVENT_ID_RULE`): the
     events depend on (process, seed, block_size) only — and, for a process with ``weight:
-    cross_section``, their weights on ``n_events`` too (σ_block / ``n_events`` pb each). Unit ``i`` (one build task, one shard per split)
-    = the ``events_per_unit // block_size`` consecutive blocks from ``i * that``; the unit size sets
+    cross_section``, their weights on ``n_events`` too (σ_block / ``n_events`` pb each). Unit ``i`` (one
+    build task, one shard per split) = the ``events_per_unit // block_size`` consecutive blocks from
+    ``i * that``; the unit size sets
     the shard sizes, not the events.
     ``lhe``: hard process from an LHE file (block ``i`` skips ``i*block_size`` events).
     ``workdir`` (local): keep each generated block as Parquet + JSON sidecar
