@@ -92,17 +92,22 @@ def background_rejection(scores: torch.Tensor, labels: torch.Tensor, signal_effi
 
 
 def max_sic(scores: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None,
-            min_background: int = 1) -> float:
+            min_background: float = 1.0) -> float:
     """The largest significance improvement SIC = ε_S / sqrt(ε_B) over the thresholds of :func:`roc_curve`
-    (weighted efficiencies), among thresholds that keep at least ``min_background`` background events (unweighted
-    count; guards against ε_B of one or two events, where SIC is noise); 0 when none qualifies."""
+    (weighted efficiencies), among thresholds that keep an effective number of background events
+    (Σw)² / Σw² of at least ``min_background`` (the count of events for unit weights): with weighted
+    background, a few events of tiny weight would otherwise give ε_B ~ 0 and a SIC that is noise. 0 when no
+    threshold qualifies."""
     eff_s, eff_b = roc_curve(scores, labels, weights)
     scores, labels = scores.detach().double().flatten().cpu(), labels.detach().flatten().long().cpu()
-    s = torch.sort(scores, descending=True).values
-    _, group = torch.unique_consecutive(s, return_inverse=True)
-    n_bkg = torch.zeros(len(eff_s), dtype=torch.float64).index_add_(
-        0, group, (labels[torch.argsort(scores, descending=True)] == 0).double()).cumsum(0)
-    ok = (n_bkg >= min_background) & (eff_b > 0)
+    w = _w(weights, scores).flatten().cpu()
+    order = torch.argsort(scores, descending=True)
+    _, group = torch.unique_consecutive(scores[order], return_inverse=True)
+    bkg = (labels[order] == 0).double() * w[order]
+    sum_w = torch.zeros(len(eff_s), dtype=torch.float64).index_add_(0, group, bkg).cumsum(0)
+    sum_w2 = torch.zeros(len(eff_s), dtype=torch.float64).index_add_(0, group, bkg**2).cumsum(0)
+    n_eff = torch.where(sum_w2 > 0, sum_w**2 / sum_w2.clamp_min(1e-300), torch.zeros_like(sum_w))
+    ok = (n_eff >= min_background - 1e-9) & (eff_b > 0)
     if not bool(ok.any()):
         return 0.0
     return float((eff_s[ok] / torch.sqrt(eff_b[ok])).max())

@@ -133,7 +133,7 @@ class FinetuneSection:
     lr_backbone: float = 3e-4  # a pretrained backbone being fine-tuned
     batch_size: int = 128
     train_weights: str = "cross_section"  # QCD events in the loss: "cross_section" (σ/N) or "flat"
-    min_background_sic: int = 10  # background test events a SIC threshold must keep (max_sic)
+    min_background_sic: float = 10.0  # effective background test events (Σw)²/Σw² a SIC threshold must keep
 
 
 @dataclass(frozen=True)
@@ -504,7 +504,7 @@ def _backbone(cfg: VIGLConfig, seed: int):
     return JetBackbone(cfg.model.backbone())
 
 
-def metrics(scores: torch.Tensor, s: dict, sources: list[str], min_background: int) -> dict[str, Any]:
+def metrics(scores: torch.Tensor, s: dict, sources: list[str], min_background: float) -> dict[str, Any]:
     """Weighted test metrics: rejection at ε_S = 0.9, max SIC, AUC, overall and per G* mass (that mass vs all QCD),
     and the ROC (rejection at :data:`ROC_GRID`)."""
     from hepfm_models import background_rejection, max_sic, roc_auc, roc_curve
@@ -740,8 +740,8 @@ def render(cfg: VIGLConfig, plan: dict[str, StoreSpec], results: Results, summ: 
         lines += ["Not run yet.", ""]
     lines += ["## Results (test split, weighted; mean ± std over seeds)", "",
               f"Sizes are training events per class; {f.seeds} seed(s) per cell (model initialisation and training "
-              "subset). Rejection = 1/ε_B at ε_S = 0.9; SIC = max ε_S/√ε_B (at least "
-              f"{f.min_background_sic} background test events kept); AUC weighted.", "",
+              "subset). Rejection = 1/ε_B at ε_S = 0.9; SIC = max ε_S/√ε_B over the thresholds that keep at least "
+              f"{f.min_background_sic:g} effective background test events ((Σw)²/Σw²); AUC weighted.", "",
               "| strategy | size | rejection @ ε_S=0.9 | max SIC | AUC | runs |", "|---|---:|---:|---:|---:|---:|"]
     for strategy in f.strategies:
         for n in f.sizes:

@@ -145,7 +145,9 @@ EFF_B = [0.0, 1 / 9, 1 / 9, 1 / 9, 3 / 9, 3 / 9, 6 / 9, 1.0]
 def test_weighted_roc_rejection_sic_and_auc_by_hand():
     """The weighted ROC points; rejection at eff_S = 0.9: the first threshold reaching it (score 0.4) has
     eff_B = 3/9 -> 3; at 0.5: score 0.7, eff_B 1/9 -> 9. Max SIC = eff_S / sqrt(eff_B): 0.75 / sqrt(1/9) = 2.25
-    (score 0.6); with at least 2 background events passing: 1 / sqrt(3/9) = 1.732 (score 0.4).
+    (score 0.6). The effective background count (Σw)²/Σw² passing each threshold is 1, 9/5, 36/14, 81/23 after
+    the background events at 0.8, 0.5, 0.3, 0.2: with at least 1.5 effective events the best is 1 / sqrt(3/9) =
+    1.732 (score 0.4), with at least 2: 1 / sqrt(6/9) = 1.225 (score 0.3).
     AUC = sum over signal of the background weight below it (+ half of ties) / (4 x 9):
     (9 + 8 + 8 + 6) / 36 = 31/36. Unweighted AUC: (4 + 3 + 3 + 2) / 16 = 12/16."""
     eff_s, eff_b = roc_curve(SCORES, LABELS, WEIGHTS)
@@ -154,8 +156,10 @@ def test_weighted_roc_rejection_sic_and_auc_by_hand():
     assert background_rejection(SCORES, LABELS, 0.9, WEIGHTS) == pytest.approx(3.0)
     assert background_rejection(SCORES, LABELS, 0.5, WEIGHTS) == pytest.approx(9.0)
     assert max_sic(SCORES, LABELS, WEIGHTS) == pytest.approx(2.25)
-    assert max_sic(SCORES, LABELS, WEIGHTS, min_background=2) == pytest.approx(1 / math.sqrt(3 / 9))
-    assert max_sic(SCORES, LABELS, WEIGHTS, min_background=5) == 0.0
+    assert max_sic(SCORES, LABELS, WEIGHTS, min_background=1.5) == pytest.approx(1 / math.sqrt(3 / 9))
+    assert max_sic(SCORES, LABELS, WEIGHTS, min_background=2) == pytest.approx(1 / math.sqrt(6 / 9))
+    assert max_sic(SCORES, LABELS, WEIGHTS, min_background=4) == 0.0
+    assert max_sic(SCORES, LABELS, min_background=2) == pytest.approx(1 / math.sqrt(2 / 4))  # unit weights: counts
     assert roc_auc(SCORES, LABELS, WEIGHTS) == pytest.approx(31 / 36)
     assert roc_auc(SCORES, LABELS) == pytest.approx(12 / 16)
     # the weights are what counts: the same background as 1 + 2 + 3 + 3 unit-weight copies gives the same ROC
