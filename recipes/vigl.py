@@ -776,8 +776,9 @@ def render(cfg: VIGLConfig, plan: dict[str, StoreSpec], results: Results, summ: 
               "A stand-in of the study's setting, not a reproduction of its numbers: Pythia 8 LO samples with hepfm's "
               "emulated particle flow and detector instead of the CMS Open Data HiggsToBB samples (full simulation); "
               "no pile-up; QCD in pT-hat slices from 300 GeV instead of the HT-binned samples; a compact "
-              "Particle-Transformer-style backbone (2 layers of width 32 on the 32 leading constituents; "
-              "hepfm_models/vigl.py) instead of ParT; pretraining on HZ, H → bb̄ vs Z + jet jets (truth "
+              f"Particle-Transformer-style backbone ({cfg.model.layers} layers of width {cfg.model.dim} on the "
+              f"{cfg.model.max_constituents} leading constituents; hepfm_models/vigl.py) instead of ParT; "
+              "pretraining on HZ, H → bb̄ vs Z + jet jets (truth "
               "matched) instead of JetClass; training sizes of hundreds to thousands of events instead of up "
               "to millions.", ""]
     return "\n".join(lines)
