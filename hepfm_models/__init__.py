@@ -7,7 +7,16 @@ from .backbones import PretrainedError, available_pretrained, pretrained
 from .checkpoint import load_checkpoint, save_checkpoint
 from .cka import ensemble_cka, layerwise_cka, linear_cka
 from .losses import loss_fn, multiclass_loss, multilabel_loss
-from .metrics import accuracy, background_rejection, binary_scores, roc_auc, roc_curve, wasserstein_1d
+from .metrics import (
+    accuracy,
+    background_rejection,
+    binary_scores,
+    data_efficiency,
+    max_sic,
+    roc_auc,
+    roc_curve,
+    wasserstein_1d,
+)
 from .model import (
     GraphNet,
     ModelConfig,
@@ -29,6 +38,7 @@ from .training import (
     setup_distributed,
     time_to_accuracy,
 )
+from .vigl import DeepSetsHead, EventClassifier, JetBackbone, JetBackboneConfig, JetTagger
 
 __all__ = [
     "GraphNet", "ModelConfig", "count_parameters", "freeze", "parameter_groups", "reference_forward",
@@ -36,5 +46,6 @@ __all__ = [
     "background_rejection", "binary_scores", "linear_cka", "ensemble_cka", "layerwise_cka", "save_checkpoint",
     "load_checkpoint", "TrainConfig", "DistInfo", "FitResult", "fit", "evaluate", "collect", "collect_stages",
     "setup_distributed", "time_to_accuracy", "nt_xent", "EdgeConvBackbone", "BackboneConfig", "LinearProbe",
-    "wasserstein_1d", "pretrained", "available_pretrained", "PretrainedError",
+    "wasserstein_1d", "pretrained", "available_pretrained", "PretrainedError", "max_sic", "data_efficiency",
+    "JetBackbone", "JetBackboneConfig", "DeepSetsHead", "EventClassifier", "JetTagger",
 ]

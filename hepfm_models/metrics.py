@@ -1,10 +1,15 @@
-"""Classification metrics (SPEC §6): accuracy at threshold 0.5 and ROC AUC.
+"""Classification metrics (SPEC §6): accuracy at threshold 0.5 and ROC AUC; the weighted ROC, background
+rejection at a signal efficiency, the maximum significance improvement (SIC) and data efficiency of the
+Vigl et al. study (SPEC §7.1).
 
 Own implementations (no scikit-learn). All take torch tensors on any device and
 return Python floats; optional per-event ``weights`` [B].
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
 
 import torch
 
@@ -84,6 +89,47 @@ def background_rejection(scores: torch.Tensor, labels: torch.Tensor, signal_effi
     k = int(torch.searchsorted(eff_s, torch.tensor([signal_efficiency], dtype=torch.float64)))
     eb = float(eff_b[min(k, len(eff_b) - 1)])
     return float("inf") if eb == 0 else 1.0 / eb
+
+
+def max_sic(scores: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None,
+            min_background: float = 1.0) -> float:
+    """The largest significance improvement SIC = ε_S / sqrt(ε_B) over the thresholds of :func:`roc_curve`
+    (weighted efficiencies), among thresholds that keep an effective number of background events
+    (Σw)² / Σw² of at least ``min_background`` (the count of events for unit weights): with weighted
+    background, a few events of tiny weight would otherwise give ε_B ~ 0 and a SIC that is noise. 0 when no
+    threshold qualifies."""
+    eff_s, eff_b = roc_curve(scores, labels, weights)
+    scores, labels = scores.detach().double().flatten().cpu(), labels.detach().flatten().long().cpu()
+    w = _w(weights, scores).flatten().cpu()
+    order = torch.argsort(scores, descending=True)
+    _, group = torch.unique_consecutive(scores[order], return_inverse=True)
+    bkg = (labels[order] == 0).double() * w[order]
+    sum_w = torch.zeros(len(eff_s), dtype=torch.float64).index_add_(0, group, bkg).cumsum(0)
+    sum_w2 = torch.zeros(len(eff_s), dtype=torch.float64).index_add_(0, group, bkg**2).cumsum(0)
+    n_eff = torch.where(sum_w2 > 0, sum_w**2 / sum_w2.clamp_min(1e-300), torch.zeros_like(sum_w))
+    ok = (n_eff >= min_background - 1e-9) & (eff_b > 0)
+    if not bool(ok.any()):
+        return 0.0
+    return float((eff_s[ok] / torch.sqrt(eff_b[ok])).max())
+
+
+def data_efficiency(sizes: Sequence[float], curve: Sequence[float], target: float) -> float:
+    """The training size at which a performance ``curve`` (one value per size of increasing ``sizes``; higher is
+    better) first reaches ``target``, interpolating linearly in the log of the size between the two sizes that
+    bracket it. ``sizes[0]`` when the smallest size already reaches it (an upper bound), ``inf`` when no size
+    does (e.g. a strategy that never reaches the from-scratch model's performance at the largest size)."""
+    sizes, curve = [float(n) for n in sizes], [float(c) for c in curve]
+    if len(sizes) != len(curve) or not sizes:
+        raise ValueError(f"data_efficiency: {len(sizes)} sizes and {len(curve)} values")
+    if any(b <= a for a, b in zip(sizes, sizes[1:])) or sizes[0] <= 0:
+        raise ValueError(f"data_efficiency: sizes must be positive and increasing, got {sizes}")
+    if curve[0] >= target:
+        return sizes[0]
+    for (n0, c0), (n1, c1) in zip(zip(sizes, curve), zip(sizes[1:], curve[1:])):
+        if c0 < target <= c1:
+            t = (target - c0) / (c1 - c0)
+            return float(math.exp(math.log(n0) + t * (math.log(n1) - math.log(n0))))
+    return math.inf
 
 
 def wasserstein_1d(a: torch.Tensor, b: torch.Tensor, weights_a: torch.Tensor | None = None,

@@ -48,6 +48,24 @@ def test_fidelity_and_provenance():
     assert cat.process("stop").slha == "builtin:stop_582_400"
 
 
+def test_vigl_samples_masses_slices_and_weights():
+    """SPEC §7.1: one entry per G* mass (G* -> HH forced, H -> b b̄) and per QCD pT-hat slice (cross-section
+    weighted), all with particle flow (large-R jets with constituents), study role, fidelity stated."""
+    cat = load_catalog()
+    sig = [p for p in cat.processes if p.name.startswith("vigl_gstar_")]
+    qcd = [p for p in cat.processes if p.name.startswith("vigl_qcd_")]
+    assert [p.name for p in sig] == [f"vigl_gstar_{m}" for m in (1000, 1500, 2000, 2500)]
+    assert len(qcd) == 4 and all(p.weight == "cross_section" and "HardQCD:all = on" in p.pythia for p in qcd)
+    for p in sig:
+        m = p.name.rsplit("_", 1)[1]
+        assert f"5100039:m0 = {m}" in p.pythia and "5100039:onIfMatch = 25 25" in p.pythia
+        assert "25:onIfMatch = 5 -5" in p.pythia and p.weight == "generator"
+    for p in sig + qcd:
+        assert p.role == "study" and p.particle_flow and p.citation == "vigl2024"
+        assert "no pile-up" in p.description and "instead of the CMS Open Data" in p.description
+    assert all(p.weight == "generator" for p in cat.processes if not p.name.startswith("vigl_qcd_"))
+
+
 def test_root_catalog_is_the_shipped_one():
     """catalog.yaml at the repository root is the file the installed package ships."""
     assert (ROOT / "catalog.yaml").read_bytes() == SHIPPED.read_bytes()
@@ -132,6 +150,9 @@ def _del(path):
         (_set(["labels", "multilabel", "eta_edges"], [1.5, 0.0]), "labels.multilabel", "eta_edges", "increasing"),
         (_set(["schema_version"], 99), "<top level>", "schema_version", "schema_version 1"),
         (_set(["graph", "object_types", "tau"], 5), "graph", "object_types", "exactly"),
+        # event weights: a known rule, and cross sections only for Pythia's own (not reweighted) processes
+        (_set(["processes", 0, "weight"], "lumi"), "processes[0] ggF_H", "weight", "generator, cross_section"),
+        (_set(["processes", 13, "weight"], "cross_section"), "processes[13] ttH_cp_odd", "weight", "cp_mixing"),
     ],
 )
 def test_broken_catalog_errors_name_file_entry_field(raw, tmp_path, mutate, entry, field, problem):

@@ -24,8 +24,10 @@ class PythiaGeneration:
 
     Block ``b``: Pythia seed ``blocks.block_seed(seed, b)``, event ids
     ``blocks.id_base(process, seed) + b*block_size + k`` (:data:`blocks.EVENT_ID_RULE`): the
-    events depend on (process, seed, block_size) only. Unit ``i`` (one build task, one shard per split)
-    = the ``events_per_unit // block_size`` consecutive blocks from ``i * that``; the unit size sets
+    events depend on (process, seed, block_size) only — and, for a process with ``weight:
+    cross_section``, their weights on ``n_events`` too (σ_block / ``n_events`` pb each). Unit ``i`` (one
+    build task, one shard per split) = the ``events_per_unit // block_size`` consecutive blocks from
+    ``i * that``; the unit size sets
     the shard sizes, not the events.
     ``lhe``: hard process from an LHE file (block ``i`` skips ``i*block_size`` events).
     ``workdir`` (local): keep each generated block as Parquet + JSON sidecar
@@ -91,12 +93,14 @@ class PythiaGeneration:
         from hepfm_data.readers.generation import blocks
 
         i, n, keep = unit.spec["blocks"][j], unit.spec["n"][j], self.keep_hard_process
+        total = self.n_events  # a weight: cross_section process weighs σ / (events of the whole sample)
         if self.workdir is None:
             return blocks.generate_block(self.proc, self.seed, i, n, self.block_size, self.lhe,
-                                             keep_hard_process=keep, progress=progress)
-        if not blocks.block_complete(self.proc, self.seed, i, n, self.block_size, self.workdir, self.lhe, keep):
+                                         keep_hard_process=keep, progress=progress, sample_events=total)
+        if not blocks.block_complete(self.proc, self.seed, i, n, self.block_size, self.workdir, self.lhe, keep,
+                                     sample_events=total):
             blocks.run_block(self.proc, self.seed, i, n, self.block_size, self.workdir, self.lhe, keep,
-                                 progress=progress)
+                             progress=progress, sample_events=total)
         elif progress is not None:
             progress(n)
         return blocks.load_block(blocks.block_paths(self.workdir, self.proc.name, i)[0])

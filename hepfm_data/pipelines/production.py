@@ -52,7 +52,8 @@ def produce(process: str | Process, n_events: int, seed: int, workdir: str | os.
         sizes = [min(block_size, n_events - i * block_size) for i in range(n_blocks)]
         paths = [block_paths(workdir, proc.name, i)[0] for i in range(n_blocks)]
         todo = [i for i in range(n_blocks)
-                if not block_complete(proc, seed, i, sizes[i], block_size, workdir, lhe_path, keep_hard_process)]
+                if not block_complete(proc, seed, i, sizes[i], block_size, workdir, lhe_path, keep_hard_process,
+                                      sample_events=n_events)]
         if not todo:
             return paths
         make_pythia(settings, f"process {proc.name!r}")
@@ -64,7 +65,7 @@ def produce(process: str | Process, n_events: int, seed: int, workdir: str | os.
         if scheduler == "sync":  # in this process, block by block (tests, notebooks, debugging)
             for i in todo:
                 run_block(proc, seed, i, sizes[i], block_size, str(workdir), lhe_path, keep_hard_process,
-                          progress=bar.update)
+                          progress=bar.update, sample_events=n_events)
             return paths
         distributed = require("dask.distributed", "gen", "parallel event production")
         with dask_client(scheduler, min(n_workers or available_cores(), len(todo)),
@@ -76,7 +77,8 @@ def produce(process: str | Process, n_events: int, seed: int, workdir: str | os.
 
             def submit(i: int):
                 fut = client.submit(run_block, proc, seed, i, sizes[i], block_size, str(workdir), lhe_path,
-                                    keep_hard_process, key=f"hepfm-{proc.name}-{seed}-{block_size}-{i}", pure=False)
+                                    keep_hard_process, sample_events=n_events,
+                                    key=f"hepfm-{proc.name}-{seed}-{block_size}-{i}", pure=False)
                 block_of[fut] = i
                 return fut
 

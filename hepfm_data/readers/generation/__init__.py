@@ -22,7 +22,8 @@ __all__ = ["generate"]
 
 def generate(process: str | Process, n_events: int, seed: int, *, lhe: str | os.PathLike | None = None,
              catalog: Catalog | None = None, progress=False, first_event_id: int = 0, lhe_skip: int = 0,
-             workdir: str | os.PathLike | None = None, keep_hard_process: bool = False) -> tuple[ak.Array, SampleInfo]:
+             workdir: str | os.PathLike | None = None, keep_hard_process: bool = False,
+             sample_events: int | None = None) -> tuple[ak.Array, SampleInfo]:
     """Generate ``n_events`` of ``process`` with seed ``seed`` -> (event record, SampleInfo); the arguments
     are those of :func:`.pythia.generate`. CP-mixed tt̄H (``cp_mixing``, no ``lhe``) is made by reweighting
     SM hard processes (:func:`.ttH_reweight.generate_cp_mixed`). Same arguments -> same bytes."""
@@ -37,4 +38,4 @@ def generate(process: str | Process, n_events: int, seed: int, *, lhe: str | os.
                                  workdir=workdir, catalog=catalog)
     return pythia.generate(proc, n_events, seed, lhe=lhe, catalog=catalog, progress=progress,
                            first_event_id=first_event_id, lhe_skip=lhe_skip, workdir=workdir,
-                           keep_hard_process=keep_hard_process)
+                           keep_hard_process=keep_hard_process, sample_events=sample_events)

@@ -53,10 +53,11 @@ def id_base(process: str, seed: int) -> int:
 
 def generate_block(proc: Process, seed: int, index: int, n: int, block_size: int, lhe: str | None = None,
                    workdir: str | os.PathLike | None = None, keep_hard_process: bool = False,
-                   progress=None) -> tuple:
+                   progress=None, sample_events: int | None = None) -> tuple:
     """(event record, SampleInfo) of block ``index`` (``n`` events) of a run seeded ``seed``
     (``keep_hard_process``: with every event's hard process, for re-simulation; ``progress(k)``:
-    called with counts of generated events)."""
+    called with counts of generated events; ``sample_events``: the events of the whole sample, for a
+    process with ``weight: cross_section``: each event weighs σ_block / ``sample_events`` pb)."""
     from hepfm_data.readers.generation import generate
 
     if (index + 1) * block_size > 2**32:
@@ -64,7 +65,8 @@ def generate_block(proc: Process, seed: int, index: int, n: int, block_size: int
     return generate(proc, n, block_seed(seed, index), lhe=lhe,
                     first_event_id=id_base(proc.name, seed) + index * block_size,
                     lhe_skip=index * block_size if lhe is not None else 0, workdir=workdir,
-                    keep_hard_process=keep_hard_process, progress=progress or False)
+                    keep_hard_process=keep_hard_process, progress=progress or False,
+                    sample_events=sample_events if proc.weight == "cross_section" else None)
 
 
 def block_paths(workdir: str | os.PathLike, process: str, index: int) -> tuple[Path, Path]:
@@ -85,8 +87,11 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
-def _request(proc: Process, seed: int, index: int, block_size: int, n: int, lhe, keep_hard: bool = False) -> dict:
+def _request(proc: Process, seed: int, index: int, block_size: int, n: int, lhe, keep_hard: bool = False,
+             sample_events: int | None = None) -> dict:
     extra = {"keep_hard_process": True} if keep_hard else {}  # absent when off: older sidecars stay valid
+    if proc.weight == "cross_section":  # the weights depend on the sample's size (σ / N)
+        extra["sample_events"] = int(sample_events if sample_events is not None else n)
     return {**extra, "format": SIDE_FORMAT, "format_version": SIDE_VERSION, "process": proc.name, "base_seed": int(seed),
             "block": index, "block_size": block_size, "n_requested": n, "settings": list(proc.pythia or ()),
             "lhe": str(lhe) if lhe is not None else None, "event_id_rule": EVENT_ID_RULE,
@@ -94,23 +99,24 @@ def _request(proc: Process, seed: int, index: int, block_size: int, n: int, lhe,
 
 
 def run_block(proc: Process, seed: int, index: int, n: int, block_size: int, workdir: str,
-              lhe: str | None = None, keep_hard_process: bool = False, progress=None) -> str:
+              lhe: str | None = None, keep_hard_process: bool = False, progress=None,
+              sample_events: int | None = None) -> str:
     """Generate and write block ``index`` (``n`` events); returns the Parquet path. Runs on a worker."""
     import awkward as ak
 
     parquet, side = block_paths(workdir, proc.name, index)
     parquet.parent.mkdir(parents=True, exist_ok=True)
     events, info = generate_block(proc, seed, index, n, block_size, lhe, parquet.parent / "inputs",
-                                  keep_hard_process=keep_hard_process, progress=progress)
+                                  keep_hard_process=keep_hard_process, progress=progress, sample_events=sample_events)
     _atomic_write(parquet, lambda tmp: ak.to_parquet(events, tmp, compression="zstd"))
-    doc = {**_request(proc, seed, index, block_size, n, lhe, keep_hard_process), "n_events": len(events),
-           "sample": info.to_dict()}
+    doc = {**_request(proc, seed, index, block_size, n, lhe, keep_hard_process, sample_events),
+           "n_events": len(events), "sample": info.to_dict()}
     _atomic_write(side, lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=1, sort_keys=True)))
     return str(parquet)
 
 
 def block_complete(proc: Process, seed: int, index: int, n: int, block_size: int, workdir, lhe,
-              keep_hard: bool = False) -> bool:
+              keep_hard: bool = False, sample_events: int | None = None) -> bool:
     parquet, side = block_paths(workdir, proc.name, index)
     if not side.exists():
         return False
@@ -118,7 +124,7 @@ def block_complete(proc: Process, seed: int, index: int, n: int, block_size: int
         doc = json.loads(side.read_text())
     except (OSError, ValueError) as exc:
         raise InputFileError(f"block sidecar {str(side)!r} is unreadable: {exc}") from None
-    want = _request(proc, seed, index, block_size, n, lhe, keep_hard)
+    want = _request(proc, seed, index, block_size, n, lhe, keep_hard, sample_events)
     want.setdefault("keep_hard_process", None)
     diff = [k for k, v in want.items() if doc.get(k) != v]
     if diff:

@@ -252,10 +252,28 @@ def pflow_stream(proc: Process, seed: int) -> np.random.Generator | None:
     return np.random.default_rng(np.random.SeedSequence([int(seed), 0x0DE7EC8])) if proc.particle_flow else None
 
 
+def cross_section_weights(proc: Process, events: ak.Array, sigma_pb: float, sample_events: int | None,
+                          n_events: int) -> tuple[ak.Array, dict | None]:
+    """``events`` with the catalog's ``weight: cross_section`` rule applied (else unchanged) and its record for
+    the provenance: each event's weight x σ / N, σ = Pythia's ``sigmaGen`` of this run (pb), N =
+    ``sample_events`` (the events of the whole sample this run is a block of; default ``n_events``), so
+    the weights of a sample of N events add up to its cross section (pb)."""
+    if proc.weight != "cross_section":
+        return events, None
+    n = check_count("sample_events", sample_events if sample_events is not None else n_events)
+    if not (math.isfinite(sigma_pb) and sigma_pb > 0):
+        raise GenerationError(f"process {proc.name!r}: weight: cross_section needs Pythia's cross section, got "
+                              f"sigmaGen = {sigma_pb!r} pb")
+    scale = sigma_pb / n
+    out = ak.with_field(events, (ak.to_numpy(events["weight"]).astype(np.float64) * scale).astype(np.float32),
+                        "weight")
+    return out, {"rule": "cross_section", "sigma_pb": float(sigma_pb), "sample_events": n, "pb_per_event": scale}
+
+
 def generate(process: str | Process, n_events: int, seed: int, *, lhe: str | os.PathLike | None = None,
              catalog: Catalog | None = None, progress: bool | Callable[[int], None] = False, first_event_id: int = 0,
              lhe_skip: int = 0, workdir: str | os.PathLike | None = None,
-             keep_hard_process: bool = False) -> tuple[ak.Array, SampleInfo]:
+             keep_hard_process: bool = False, sample_events: int | None = None) -> tuple[ak.Array, SampleInfo]:
     """Generate ``n_events`` of ``process`` with seed ``seed`` -> (event record, SampleInfo).
 
     ``lhe``: read the hard process from this LHE file (``lhe_skip`` events
@@ -265,7 +283,9 @@ def generate(process: str | Process, n_events: int, seed: int, *, lhe: str | os.
     ``keep_hard_process``: generate in two stages (:func:`generate_with_hard`) and keep every
     event's hard process in the record (``hard``, ``hard_event``) for re-simulation.
     ``progress``: a bar (True), or a callable given the count of each batch of generated events.
-    Same arguments -> same bytes.
+    ``sample_events``: for a process with ``weight: cross_section``, the events of the whole sample this
+    run is a block of (default ``n_events``): each event weighs σ_run / ``sample_events`` pb
+    (:func:`cross_section_weights`). Same arguments -> same bytes.
     """
     proc = resolve_process(process, catalog)
     check_count("n_events", n_events)
@@ -274,7 +294,7 @@ def generate(process: str | Process, n_events: int, seed: int, *, lhe: str | os.
             raise GenerationError(f"process {proc.name!r}: keep_hard_process works with Pythia's own hard "
                                   "processes only (not with --lhe input or CP-mixed reweighting)")
         return generate_with_hard(proc, n_events, seed, first_event_id=first_event_id, workdir=workdir,
-                                  progress=progress)
+                                  progress=progress, sample_events=sample_events)
     if proc.cp_mixing is not None and lhe is None:
         raise GenerationError(f"process {proc.name!r} is CP-mixed (reweighted SM hard processes): generate it with "
                               f"hepfm_data.readers.generation.generate, which runs the reweighting chain")
@@ -305,7 +325,8 @@ def generate(process: str | Process, n_events: int, seed: int, *, lhe: str | os.
     if not blocks:
         raise InputFileError(f"process {proc.name!r}: no event could be generated"
                              + (f" from LHE file {str(lhe)!r}" if lhe is not None else ""))
-    events = validate_events(concatenate(blocks), f"generated {proc.name}")
+    events, weighting = cross_section_weights(proc, concatenate(blocks), sigma_pb, sample_events, n_events)
+    events = validate_events(events, f"generated {proc.name}")
     sample = SampleInfo(
         process=proc.name, source="lhe+pythia8" if lhe is not None else "pythia8",
         fidelity=proc.fidelity, seed=int(seed),
@@ -319,6 +340,7 @@ def generate(process: str | Process, n_events: int, seed: int, *, lhe: str | os.
             "first_event_id": int(first_event_id),
             "detector": "hepfm ATLAS-like emulation (Delphes 3.4.2 ATLAS card formulas)",
             "proxy_note": proc.description if proc.fidelity == "proxy" else None,
+            **({"weighting": weighting} if weighting else {}),
         },
         inputs=[str(Path(lhe).expanduser())] if lhe is not None else [],
     )
@@ -466,8 +488,8 @@ def with_hard(events: ak.Array, hard: ak.Array, hard_event: ak.Array) -> ak.Arra
 
 
 def generate_with_hard(proc: Process, n_events: int, seed: int, *, first_event_id: int = 0,
-                       workdir: str | os.PathLike | None = None, progress: bool | Callable[[int], None] = False
-                       ) -> tuple[ak.Array, SampleInfo]:
+                       workdir: str | os.PathLike | None = None, progress: bool | Callable[[int], None] = False,
+                       sample_events: int | None = None) -> tuple[ak.Array, SampleInfo]:
     """Two-stage generation keeping the hard process: Pythia hard processes (resonance decays included) ->
     LHE -> shower, hadronisation, emulation (``Beams:frameType = 4``). Event ``i`` of the block has id
     ``first_event_id + i`` and its hard process in ``hard`` / ``hard_event``; an event whose shower
@@ -489,6 +511,7 @@ def generate_with_hard(proc: Process, n_events: int, seed: int, *, first_event_i
                 bar.close()
     if events is None:
         raise GenerationError(f"process {proc.name!r}: no event could be showered")
+    events, weighting = cross_section_weights(proc, events, xs["sigma_pb"], sample_events, n_events)
     events = validate_events(with_hard(events, hard[ok], hard_event[ok]), f"generated {proc.name}")
     sample = SampleInfo(
         process=proc.name, source="pythia8", fidelity=proc.fidelity, seed=int(seed),
@@ -503,6 +526,7 @@ def generate_with_hard(proc: Process, n_events: int, seed: int, *, first_event_i
                              "stages": "hard process (resonance decays incl.) -> LHE -> shower/hadronisation"},
             "detector": "hepfm ATLAS-like emulation (Delphes 3.4.2 ATLAS card formulas)",
             "proxy_note": proc.description if proc.fidelity == "proxy" else None,
+            **({"weighting": weighting} if weighting else {}),
         },
     )
     return events, sample
