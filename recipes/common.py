@@ -67,6 +67,13 @@ class ModelSection:
 
 
 # ----------------------------------------------------------------------------- parsing
+def check_config(name: str, checks: list[tuple[bool, str]]) -> None:
+    """Raise :class:`ConfigError` ``"<name> config: <message>"`` for the first ``(ok, message)`` that fails."""
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(f"{name} config: {message}")
+
+
 def _coerce(value: Any, typ: Any, key: str) -> Any:
     origin = typing.get_origin(typ)
     if dataclasses.is_dataclass(typ):

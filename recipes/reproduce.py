@@ -57,6 +57,7 @@ from recipes.common import (
     DataConfig,
     ModelSection,
     catalog_of,
+    check_config,
     class_split,
     cleanup_distributed,
     load_config,
@@ -172,9 +173,7 @@ class ReproduceConfig:
             (f.freeze_train in ("head", "decoder"), "finetune.freeze_train must be 'head' or 'decoder'"),
             (self.cka.n_events_per_class >= 2 and self.cka.max_rows >= 0, "cka.n_events_per_class must be >= 2"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(f"reproduce config: {message}")
+        check_config("reproduce", checks)
         for v in f.variants:
             mode = VARIANTS[v][1]
             if mode is not None and mode not in p.modes:

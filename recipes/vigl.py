@@ -53,7 +53,17 @@ if __package__ in (None, ""):  # `python recipes/vigl.py`
 
 import torch
 
-from recipes.common import DEFAULT_THREADS, ConfigError, DataConfig, atomic_write, catalog_of, load_config, setup, to_dict
+from recipes.common import (
+    DEFAULT_THREADS,
+    ConfigError,
+    DataConfig,
+    atomic_write,
+    catalog_of,
+    check_config,
+    load_config,
+    setup,
+    to_dict,
+)
 from recipes.reproduce import Results, _stamp, digest, run_jobs, split_counts
 
 STRATEGIES = ("scratch", "frozen-random", "frozen-pretrained", "finetuned-pretrained")
@@ -167,9 +177,7 @@ class VIGLConfig:
             (f.seeds >= 1 and f.epochs > 0 and f.batch_size > 0, "finetune: seeds, epochs, batch_size must be positive"),
             (f.train_weights in ("cross_section", "flat"), "finetune.train_weights: 'cross_section' or 'flat'"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(f"vigl config: {message}")
+        check_config("vigl", checks)
 
 
 # ----------------------------------------------------------------------------- the plan (stores and keys)
