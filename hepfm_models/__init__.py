@@ -13,6 +13,7 @@ from .metrics import (
     binary_scores,
     data_efficiency,
     max_sic,
+    rejection_statistics,
     roc_auc,
     roc_curve,
     wasserstein_1d,
@@ -46,6 +47,7 @@ __all__ = [
     "background_rejection", "binary_scores", "linear_cka", "ensemble_cka", "layerwise_cka", "save_checkpoint",
     "load_checkpoint", "TrainConfig", "DistInfo", "FitResult", "fit", "evaluate", "collect", "collect_stages",
     "setup_distributed", "time_to_accuracy", "nt_xent", "EdgeConvBackbone", "BackboneConfig", "LinearProbe",
-    "wasserstein_1d", "pretrained", "available_pretrained", "PretrainedError", "max_sic", "data_efficiency",
+    "wasserstein_1d", "pretrained", "available_pretrained", "PretrainedError", "max_sic", "rejection_statistics",
+    "data_efficiency",
     "JetBackbone", "JetBackboneConfig", "DeepSetsHead", "EventClassifier", "JetTagger",
 ]

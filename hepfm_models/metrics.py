@@ -84,11 +84,51 @@ def roc_curve(scores: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor 
 
 def background_rejection(scores: torch.Tensor, labels: torch.Tensor, signal_efficiency: float = 0.5,
                          weights: torch.Tensor | None = None) -> float:
-    """1 / background efficiency at the first threshold reaching ``signal_efficiency`` (inf if 0)."""
+    """1 / background efficiency at the first threshold reaching ``signal_efficiency`` (inf if 0); what it
+    rests on: :func:`rejection_statistics`."""
     eff_s, eff_b = roc_curve(scores, labels, weights)
-    k = int(torch.searchsorted(eff_s, torch.tensor([signal_efficiency], dtype=torch.float64)))
-    eb = float(eff_b[min(k, len(eff_b) - 1)])
+    eb = float(eff_b[_threshold(eff_s, signal_efficiency)])
     return float("inf") if eb == 0 else 1.0 / eb
+
+
+def _threshold(eff_s: torch.Tensor, signal_efficiency: float) -> int:
+    """Index of the first threshold of :func:`roc_curve` whose signal efficiency reaches ``signal_efficiency``."""
+    k = int(torch.searchsorted(eff_s, torch.tensor([signal_efficiency], dtype=torch.float64)))
+    return min(k, len(eff_s) - 1)
+
+
+def _background_passing(scores: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None, n_thresholds: int
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Σw, Σw²) of the background events passing each threshold of :func:`roc_curve` ([K] each)."""
+    scores, labels = scores.detach().double().flatten().cpu(), labels.detach().flatten().long().cpu()
+    w = _w(weights, scores).flatten().cpu()
+    order = torch.argsort(scores, descending=True)
+    _, group = torch.unique_consecutive(scores[order], return_inverse=True)
+    bkg = (labels[order] == 0).double() * w[order]
+    sum_w = torch.zeros(n_thresholds, dtype=torch.float64).index_add_(0, group, bkg).cumsum(0)
+    sum_w2 = torch.zeros(n_thresholds, dtype=torch.float64).index_add_(0, group, bkg**2).cumsum(0)
+    return sum_w, sum_w2
+
+
+def _n_eff(sum_w: torch.Tensor, sum_w2: torch.Tensor) -> torch.Tensor:
+    return torch.where(sum_w2 > 0, sum_w**2 / sum_w2.clamp_min(1e-300), torch.zeros_like(sum_w))
+
+
+def rejection_statistics(scores: torch.Tensor, labels: torch.Tensor, signal_efficiency: float = 0.5,
+                         weights: torch.Tensor | None = None) -> dict[str, float]:
+    """:func:`background_rejection` with what it rests on, at the first threshold reaching ``signal_efficiency``:
+    ``rejection`` (1/ε_B, inf if no background passes), ``n_eff`` = (Σw)²/Σw² of the background events that
+    pass (their count for unit weights; the relative error of ε_B is 1/√n_eff), and ``lower_limit``: the
+    rejection that ~3 passing events of the largest background weight would give (ε_B < 3 w_max / Σw at
+    ~95 % CL when none passes): a rejection above it is not measured by this test sample."""
+    eff_s, eff_b = roc_curve(scores, labels, weights)
+    k = _threshold(eff_s, signal_efficiency)
+    sum_w, sum_w2 = _background_passing(scores, labels, weights, len(eff_s))
+    w = _w(weights, scores).detach().double().flatten().cpu()
+    w_bkg = w[labels.detach().flatten().cpu() == 0]
+    eb = float(eff_b[k])
+    return {"rejection": math.inf if eb == 0 else 1.0 / eb, "n_eff": float(_n_eff(sum_w, sum_w2)[k]),
+            "lower_limit": float(w_bkg.sum() / (3.0 * w_bkg.max()))}
 
 
 def max_sic(scores: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None,
@@ -99,14 +139,7 @@ def max_sic(scores: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | 
     background, a few events of tiny weight would otherwise give ε_B ~ 0 and a SIC that is noise. 0 when no
     threshold qualifies."""
     eff_s, eff_b = roc_curve(scores, labels, weights)
-    scores, labels = scores.detach().double().flatten().cpu(), labels.detach().flatten().long().cpu()
-    w = _w(weights, scores).flatten().cpu()
-    order = torch.argsort(scores, descending=True)
-    _, group = torch.unique_consecutive(scores[order], return_inverse=True)
-    bkg = (labels[order] == 0).double() * w[order]
-    sum_w = torch.zeros(len(eff_s), dtype=torch.float64).index_add_(0, group, bkg).cumsum(0)
-    sum_w2 = torch.zeros(len(eff_s), dtype=torch.float64).index_add_(0, group, bkg**2).cumsum(0)
-    n_eff = torch.where(sum_w2 > 0, sum_w**2 / sum_w2.clamp_min(1e-300), torch.zeros_like(sum_w))
+    n_eff = _n_eff(*_background_passing(scores, labels, weights, len(eff_s)))
     ok = (n_eff >= min_background - 1e-9) & (eff_b > 0)
     if not bool(ok.any()):
         return 0.0

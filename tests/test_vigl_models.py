@@ -20,6 +20,7 @@ from hepfm_models import (
     background_rejection,
     data_efficiency,
     max_sic,
+    rejection_statistics,
     roc_auc,
     roc_curve,
 )
@@ -148,6 +149,7 @@ def test_weighted_roc_rejection_sic_and_auc_by_hand():
     (score 0.6). The effective background count (Σw)²/Σw² passing each threshold is 1, 9/5, 36/14, 81/23 after
     the background events at 0.8, 0.5, 0.3, 0.2: with at least 1.5 effective events the best is 1 / sqrt(3/9) =
     1.732 (score 0.4), with at least 2: 1 / sqrt(6/9) = 1.225 (score 0.3).
+    rejection_statistics adds the effective background count at the working point and the sample's limit.
     AUC = sum over signal of the background weight below it (+ half of ties) / (4 x 9):
     (9 + 8 + 8 + 6) / 36 = 31/36. Unweighted AUC: (4 + 3 + 3 + 2) / 16 = 12/16."""
     eff_s, eff_b = roc_curve(SCORES, LABELS, WEIGHTS)
@@ -155,6 +157,11 @@ def test_weighted_roc_rejection_sic_and_auc_by_hand():
     torch.testing.assert_close(eff_b, torch.tensor(EFF_B, dtype=torch.float64))
     assert background_rejection(SCORES, LABELS, 0.9, WEIGHTS) == pytest.approx(3.0)
     assert background_rejection(SCORES, LABELS, 0.5, WEIGHTS) == pytest.approx(9.0)
+    # what the rejection rests on: at eff_S = 0.9 the background at 0.8 (w 1) and 0.5 (w 2) passes: n_eff =
+    # 3² / (1 + 4) = 1.8; the sample's limit Σw / (3 w_max) = 9 / 9 = 1
+    stats = rejection_statistics(SCORES, LABELS, 0.9, WEIGHTS)
+    assert stats == pytest.approx({"rejection": 3.0, "n_eff": 1.8, "lower_limit": 1.0})
+    assert rejection_statistics(SCORES, LABELS, 0.5)["n_eff"] == pytest.approx(1.0)  # unit weights: the count
     assert max_sic(SCORES, LABELS, WEIGHTS) == pytest.approx(2.25)
     assert max_sic(SCORES, LABELS, WEIGHTS, min_background=1.5) == pytest.approx(1 / math.sqrt(3 / 9))
     assert max_sic(SCORES, LABELS, WEIGHTS, min_background=2) == pytest.approx(1 / math.sqrt(6 / 9))
