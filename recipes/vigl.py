@@ -830,14 +830,38 @@ def findings(cfg: VIGLConfig, summ: dict[str, Any]) -> list[str]:
     for s in cfg.finetune.strategies:
         if s == BASELINE:
             continue
-        a, b = table.get(s, {}).get(largest, {}).get("rejection", []), table.get(BASELINE, {}).get(largest, {}).get(
-            "rejection", [])
+        cell, base = table.get(s, {}).get(largest, {}), table.get(BASELINE, {}).get(largest, {})
+        a, b = cell.get("rejection", []), base.get("rejection", [])
         if a and b and not any(math.isinf(v) for v in a + b):
-            gains.append(f"{s} {statistics.fmean(a) / statistics.fmean(b):.2f}×")
+            bound = "≥ " if any(cell.get("limited", [])) else ""
+            gains.append(f"{s} {bound}{statistics.fmean(a) / statistics.fmean(b):.2f}×")
+    if {"frozen-pretrained", "finetuned-pretrained"} <= set(table):
+        diffs = []
+        for n in cfg.finetune.sizes:
+            parts = []
+            for m, fmt in (("max_sic", ".2f"), ("auc", ".4f")):
+                a = table["finetuned-pretrained"].get(n, {}).get(m, [])
+                b = table["frozen-pretrained"].get(n, {}).get(m, [])
+                if len(a) > 1 and len(b) > 1:
+                    d = statistics.fmean(a) - statistics.fmean(b)
+                    err = math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b))
+                    parts.append(f"{m} {d:+{fmt}} ± {err:{fmt}}")
+            if parts:
+                diffs.append(f"{n:,}: " + ", ".join(parts))
+        if diffs:
+            ranked_note = ("Fine-tuned minus frozen pretrained backbone (difference of seed means ± its standard "
+                           "error), per training size: " + "; ".join(diffs) + ".")
+        else:
+            ranked_note = ""
+    else:
+        ranked_note = ""
     out = [f"**Most data-efficient (rejection): {', '.join(tied)}** "
            f"(order: {', '.join(f'{s} {_size_text(eff[s])}' for s in ranked)})."]
     if gains:
-        out.append(f"Rejection at the largest size relative to from scratch: {', '.join(gains)}.")
+        out.append(f"Rejection at the largest size relative to from scratch: {', '.join(gains)} (≥: capped at the "
+                   "test sample's limit, see †).")
+    if ranked_note:
+        out.append(ranked_note)
     verdict = "Direction of the study (fine-tuned pretrained backbones most data-efficient): "
     if len(tied) > 1 and eff[best]["reached_at_smallest"]:
         verdict += (f"**undecided**: {', '.join(tied)} all reach the target at the smallest size "
@@ -886,6 +910,8 @@ def plot_all(cfg: VIGLConfig, plan: dict[str, StoreSpec], summ: dict[str, Any]) 
         ax.set(xlabel="signal efficiency ε_S", ylabel="background rejection 1/ε_B (weighted)", yscale="log",
                title=f"ROC, {largest:,} training events per class")
         ax.axvline(SIGNAL_EFFICIENCY, color="grey", lw=0.8, ls=":")
+        limit = min(d["rejection_limit"] for ds in docs.values() for d in ds)
+        ax.axhline(limit, color="red", lw=0.8, ls="--", label="test-sample limit (above: not measured)")
         ax.legend(fontsize=8)
         fig.tight_layout()
         written["roc"] = rel(save(fig, "roc.png"))
@@ -995,7 +1021,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    run(cfg, Path(opts["config"]).name if opts["config"] else "defaults", report_only=opts["report_only"])
+    run(cfg, opts["config"] or "defaults", report_only=opts["report_only"])
     return 0
 
 
