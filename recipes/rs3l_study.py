@@ -43,7 +43,16 @@ if __package__ in (None, ""):  # `python recipes/rs3l_study.py`
 import torch
 
 from recipes import rs3l
-from recipes.common import DEFAULT_THREADS, ConfigError, DataConfig, atomic_write, catalog_of, check_config, load_config
+from recipes.common import (
+    DEFAULT_THREADS,
+    ConfigError,
+    DataConfig,
+    atomic_write,
+    catalog_of,
+    check_config,
+    parse_study,
+    study_main,
+)
 from recipes.reproduce import Results, _stamp, _worker_setup, digest, run_jobs, split_counts
 from recipes.vigl import _finite_mean_std, _fmt
 
@@ -471,25 +480,11 @@ def run(cfg: RS3LStudyConfig, config_name: str = "", report_only: bool = False) 
 
 
 def parse(argv: list[str] | None = None) -> tuple[RS3LStudyConfig, dict[str, Any]]:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("-h", "--help"):
-        print(__doc__)
-        raise SystemExit(0)
-    opts = {"report_only": "--report-only" in argv}
-    rest = [a for a in argv if a != "--report-only"]
-    path = rest.pop(0) if rest and not rest[0].startswith("--") else None
-    opts["config"] = path or ""
-    return load_config(RS3LStudyConfig, path, rest), opts
+    return parse_study(RS3LStudyConfig, argv, __doc__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        cfg, opts = parse(argv)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    run(cfg, opts["config"] or "defaults", report_only=opts["report_only"])
-    return 0
+    return study_main(parse, run, argv)
 
 
 __all__ = ["RS3LStudyConfig", "run", "main", "make_plan", "summary", "verdict"]
