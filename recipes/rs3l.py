@@ -14,6 +14,10 @@ On jet constituents (the paper's setting; ``input: jet_constituents``, recipes/c
     hepfm-data resimulate stores/rs3l_zjet --views seed,fsr_up,fsr_down,vincia,lund_z
     python recipes/rs3l.py recipes/configs/rs3l.yaml --out=runs/rs3l
 
+This is one seed on stores you built. The study (stores and views generated from seeds, several seeds, one
+result per run, resumable, RS3L.md) is ``python -m recipes.rs3l_study recipes/configs/rs3l_study.yaml``
+(recipes/rs3l_study.py), which runs :func:`pretrain`, :func:`finetune` and :func:`evaluate` of this module.
+
 1. Pretraining: the EdgeConv backbone (``hepfm_models.rs3l``) on batches of nominal events
    (``input: paper``; ``Paired("paper", views)``) or selected large-R jets (``input: jet_constituents``;
    ``Paired(jet_constituents, views)``: each nominal jet with the ΔR-matched jet of the same event in one view,
