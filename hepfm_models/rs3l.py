@@ -150,9 +150,13 @@ class EdgeConvBackbone(nn.Module):
         nbr, valid = knn_indices(nodes[:, list(self.coords)], n_node, self.config.k)
         w = valid.to(h.dtype)
         denom = w.sum(1, keepdim=True).clamp_min(1.0)
+        # the edge MLP's first layer on [h_i, h_j - h_i] is (W_a - W_b) h_i + W_b h_j + bias: two per-node
+        # products and a gather instead of a product per edge (the same function and weights, k times fewer flops)
+        first, rest = self.edge[0], self.edge[1:]
+        w_a, w_b = first.weight[:, : h.shape[1]], first.weight[:, h.shape[1]:]
         for _ in range(self.config.n_iter):
-            hi = h[:, None, :].expand(-1, nbr.shape[1], -1)
-            msg = self.edge(torch.cat([hi, h[nbr] - hi], dim=-1))
+            pre = nn.functional.linear(h, w_a - w_b, first.bias)[:, None, :] + nn.functional.linear(h, w_b)[nbr]
+            msg = rest(pre)
             h = self.norm(h + (msg * w[..., None]).sum(1) / denom)
         per_node = self.out(h)
         graph = torch.repeat_interleave(torch.arange(n_node.shape[0], device=nodes.device), n_node)

@@ -163,6 +163,32 @@ def parse_args(cls: type, argv: list[str] | None = None) -> Any:
     return load_config(cls, path, argv)
 
 
+def parse_study(cls: type, argv: list[str] | None, doc: str | None) -> tuple[Any, dict[str, Any]]:
+    """A study recipe's ``[CONFIG.yaml] [--report-only] [--key=value ...]`` (default ``sys.argv[1:]``) ->
+    (``cls`` config, {"report_only": bool, "config": the file or ""}); ``-h`` / ``--help`` prints ``doc``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-h", "--help"):
+        print(doc)
+        raise SystemExit(0)
+    opts: dict[str, Any] = {"report_only": "--report-only" in argv}
+    rest = [a for a in argv if a != "--report-only"]
+    path = rest.pop(0) if rest and not rest[0].startswith("--") else None
+    opts["config"] = path or ""
+    return load_config(cls, path, rest), opts
+
+
+def study_main(parse: Callable[[list[str] | None], tuple[Any, dict[str, Any]]], run: Callable[..., Any],
+               argv: list[str] | None = None) -> int:
+    """The command of a study recipe: ``run(cfg, config name, report_only=...)``; 2 on a config error."""
+    try:
+        cfg, opts = parse(argv)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    run(cfg, opts["config"] or "defaults", report_only=opts["report_only"])
+    return 0
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
     """JSON/YAML-able dict of a config (tuples as lists)."""
     return json.loads(json.dumps(dataclasses.asdict(cfg)))

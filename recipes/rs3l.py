@@ -14,6 +14,10 @@ On jet constituents (the paper's setting; ``input: jet_constituents``, recipes/c
     hepfm-data resimulate stores/rs3l_zjet --views seed,fsr_up,fsr_down,vincia,lund_z
     python recipes/rs3l.py recipes/configs/rs3l.yaml --out=runs/rs3l
 
+This is one seed on stores you built. The study (stores and views generated from seeds, several seeds, one
+result per run, resumable, RS3L.md) is ``python -m recipes.rs3l_study recipes/configs/rs3l_study.yaml``
+(recipes/rs3l_study.py), which runs :func:`pretrain`, :func:`finetune` and :func:`evaluate` of this module.
+
 1. Pretraining: the EdgeConv backbone (``hepfm_models.rs3l``) on batches of nominal events
    (``input: paper``; ``Paired("paper", views)``) or selected large-R jets (``input: jet_constituents``;
    ``Paired(jet_constituents, views)``: each nominal jet with the ΔR-matched jet of the same event in one view,
@@ -146,12 +150,13 @@ def _backbone(cfg: RS3LConfig, seed: int) -> EdgeConvBackbone:
     return EdgeConvBackbone(dataclasses.replace(cfg.backbone, n_types=n_types))
 
 
-def pretrain(cfg: RS3LConfig, dist, nominal: dict[str, str], views: dict[str, list[str]], out: Path):
-    """Contrastive pretraining (NT-Xent on nominal/view pairs) -> the backbone; reused when saved."""
+def pretrain(cfg: RS3LConfig, dist, nominal: dict[str, str], views: dict[str, list[str]], path: Path):
+    """Contrastive pretraining (NT-Xent on nominal/view pairs) -> (the backbone, the history per epoch with the
+    training loop's jets/s: both jets of each pair counted); the backbone is saved to ``path`` (safetensors) and
+    reused from there when it exists."""
     from safetensors.torch import load_file, save_file
 
     model = _backbone(cfg, cfg.seed).to(dist.device)
-    path = out / "backbone.safetensors"
     if path.exists():
         model.load_state_dict(load_file(str(path)))
         return model, []
@@ -173,11 +178,12 @@ def pretrain(cfg: RS3LConfig, dist, nominal: dict[str, str], views: dict[str, li
             loss.backward()
             opt.step()
             tot, n = tot + loss.item() * pairs, n + pairs
+        seconds = time.time() - t0
         history.append({"epoch": epoch, "loss": tot / max(n, 1), "pairs": n, "unpaired": unpaired,
-                        "seconds": time.time() - t0})
+                        "seconds": seconds, "jets_per_s": 2 * n / max(seconds, 1e-9)})
         print(f"  pretrain epoch {epoch}: NT-Xent {history[-1]['loss']:.4f} on {n} pairs, {unpaired} unpaired "
               f"({history[-1]['seconds']:.1f} s)")
-    out.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     save_file(model.state_dict(), str(path))
     return model, history
 
@@ -203,8 +209,10 @@ def _scores(model, stores: list[str], cfg: RS3LConfig, dist, split: str = "test"
     return torch.cat(scores), torch.cat(labels), torch.cat(ids)
 
 
-def finetune(cfg: RS3LConfig, dist, variant: str, pretrained: EdgeConvBackbone, nominal: dict[str, str]):
-    """One downstream variant trained on the nominal train split (BCE) -> the probe."""
+def finetune(cfg: RS3LConfig, dist, variant: str, pretrained: EdgeConvBackbone | None, nominal: dict[str, str],
+             stats: dict | None = None):
+    """One downstream variant trained on the nominal train split (BCE) -> the probe (``pretrained`` unused, may
+    be None, for ``supervised``); ``stats`` (given) receives the training loop's jets, seconds and jets/s."""
     backbone = _backbone(cfg, cfg.seed + 1).to(dist.device)
     if variant != "supervised":
         backbone.load_state_dict(pretrained.state_dict())
@@ -213,16 +221,21 @@ def finetune(cfg: RS3LConfig, dist, variant: str, pretrained: EdgeConvBackbone, 
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.finetune.lr)
     loader = stream(list(nominal.values()), "train", cfg.data, dist, labels={cfg.signal: 1, cfg.background: 0},
                     seed=cfg.seed + 10, mixing="reweight", representation=_representation(cfg))
+    t0, jets = time.time(), 0
     for epoch in range(cfg.finetune.epochs):
         loader.set_epoch(epoch)
         for batch in loader:
             if _size(batch) == 0:
                 continue
+            jets += _size(batch)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(
                 model(batch), batch.labels.float(), weight=batch.weights)
             opt.zero_grad()
             loss.backward()
             opt.step()
+    if stats is not None:
+        seconds = time.time() - t0
+        stats.update({"jets": jets, "seconds": seconds, "jets_per_s": jets / max(seconds, 1e-9)})
     return model
 
 
@@ -286,7 +299,7 @@ def main(argv: list[str] | None = None) -> dict:
     write_json(out / "config.json", to_dict(cfg))
     nominal, views = _urls(cfg)
     print(f"[1/3] contrastive pretraining on {list(nominal)} with views {cfg.views}")
-    backbone, history = pretrain(cfg, dist, nominal, views, out)
+    backbone, history = pretrain(cfg, dist, nominal, views, out / "backbone.safetensors")
     results = {}
     for variant in cfg.variants:
         print(f"[2/3] fine-tuning: {variant}")

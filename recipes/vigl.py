@@ -60,8 +60,9 @@ from recipes.common import (
     atomic_write,
     catalog_of,
     check_config,
-    load_config,
+    parse_study,
     setup,
+    study_main,
     to_dict,
 )
 from recipes.reproduce import Results, _stamp, digest, run_jobs, split_counts
@@ -1004,25 +1005,11 @@ def run(cfg: VIGLConfig, config_name: str = "", report_only: bool = False) -> di
 
 
 def parse(argv: list[str] | None = None) -> tuple[VIGLConfig, dict[str, Any]]:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("-h", "--help"):
-        print(__doc__)
-        raise SystemExit(0)
-    opts = {"report_only": "--report-only" in argv}
-    rest = [a for a in argv if a != "--report-only"]
-    path = rest.pop(0) if rest and not rest[0].startswith("--") else None
-    opts["config"] = path or ""
-    return load_config(VIGLConfig, path, rest), opts
+    return parse_study(VIGLConfig, argv, __doc__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        cfg, opts = parse(argv)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    run(cfg, opts["config"] or "defaults", report_only=opts["report_only"])
-    return 0
+    return study_main(parse, run, argv)
 
 
 __all__ = ["VIGLConfig", "run", "main", "make_plan", "check_store", "event_sets", "summary"]

@@ -90,3 +90,25 @@ def test_wasserstein_matches_sorted_difference():
     a, b = rng.uniform(size=500), rng.beta(2, 3, size=500)
     assert abs(wasserstein_1d(torch.tensor(a), torch.tensor(b)) - np.mean(np.abs(np.sort(a) - np.sort(b)))) < 1e-12
     assert wasserstein_1d(torch.tensor(a), torch.tensor(a)) == 0.0
+
+
+def test_edgeconv_factored_first_layer_matches_the_edge_mlp_on_concatenated_features():
+    """forward_points' factored first edge layer equals the edge MLP applied to [h_i, h_j - h_i] per edge."""
+    from hepfm_models.rs3l import EdgeConvBackbone
+
+    torch.manual_seed(0)
+    model = EdgeConvBackbone.for_constituents(BackboneConfig(width=16, k=5))
+    n_node = torch.tensor([7, 3, 1])
+    nodes = torch.randn(int(n_node.sum()), 15)
+    got = model.forward_points(nodes, n_node)
+    nbr, valid = knn_indices(nodes[:, list(model.coords)], n_node, 5)
+    w = valid.float()
+    h = model.embed(nodes)
+    for _ in range(model.config.n_iter):
+        hi = h[:, None, :].expand(-1, nbr.shape[1], -1)
+        msg = model.edge(torch.cat([hi, h[nbr] - hi], dim=-1))
+        h = model.norm(h + (msg * w[..., None]).sum(1) / w.sum(1, keepdim=True).clamp_min(1.0))
+    per_node = model.out(h)
+    graph = torch.repeat_interleave(torch.arange(3), n_node)
+    want = per_node.new_zeros(3, per_node.shape[1]).index_add_(0, graph, per_node)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
