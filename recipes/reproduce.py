@@ -409,40 +409,22 @@ def split_counts(url: str) -> dict[str, int]:
 # ----------------------------------------------------------------------------- stage 1: data
 def stage_data(cfg: ReproduceConfig, plan: Plan, results: Results, executed: list[str], device) -> None:
     """Build every missing store (Dask, every core); record each store's events and build time."""
-    import contextlib
-
-    from hepfm_data.core.errors import HepfmError
-    from hepfm_data.inputs.generated import PythiaGeneration
-    from hepfm_data.pipelines.build import build_store
-    from hepfm_data.pipelines.workers import dask_client
     from hepfm_data.store import open_store
+    from recipes.stores import LazyDask, build_generated, store_present
 
     cat = catalog_of(_data_config(cfg))
-    client_address = None
-    with contextlib.ExitStack() as stack:
+    with LazyDask(cfg.data.workers, "the study's stores") as dask:
         for name, spec in plan.stores.items():
             url = spec.url(cfg)
-            try:
-                open_store(url)
-                present = True
-            except (HepfmError, FileNotFoundError):
-                present = False
+            present = store_present(url)
             done = results.get(spec.key)
             if present and done is not None:
                 continue
             wall = None
             if not present:
-                if client_address is None and cfg.data.workers != 1:  # one cluster for every store
-                    client = stack.enter_context(dask_client(workers=cfg.data.workers or None, what="the study's stores"))
-                    client_address = client.scheduler.address
-                    print(f"  Dask: {cfg.data.workers or 'every core:'} local worker process(es)", flush=True)
-                print(f"  building {name} ({spec.fidelity}): {spec.events:,} events, seed {spec.seed}", flush=True)
-                t0 = time.perf_counter()
-                source = PythiaGeneration(cat.process(name), spec.events, seed=spec.seed,
-                                          block_size=cfg.data.block_size, events_per_unit=cfg.data.events_per_unit)
-                build_store(source, spec.root(cfg), catalog=cat, seed=spec.seed, fractions=tuple(cfg.data.fractions),
-                            scheduler=client_address or "sync", progress=cfg.progress)
-                wall = time.perf_counter() - t0
+                wall = build_generated(cat.process(name), spec.events, spec.seed, spec.root(cfg), cat, dask.scheduler(),
+                                       block_size=cfg.data.block_size, events_per_unit=cfg.data.events_per_unit,
+                                       fractions=cfg.data.fractions, progress=cfg.progress)
             if done is None:
                 st = open_store(url)
                 results.put(spec.key, {"kind": "store", "process": name, "fidelity": spec.fidelity,

@@ -196,51 +196,32 @@ def _urls(cfg: RS3LStudyConfig) -> tuple[dict[str, str], dict[str, list[str]]]:
 # ----------------------------------------------------------------------------- stage 1: stores and views
 def stage_data(cfg: RS3LStudyConfig, plan: dict, results: Results, executed: list[str]) -> None:
     """Build every missing nominal store and view (one set of Dask workers for all); record each."""
-    import contextlib
-
-    from hepfm_data.core.errors import HepfmError
-    from hepfm_data.inputs.generated import PythiaGeneration
-    from hepfm_data.pipelines.build import build_store
     from hepfm_data.pipelines.resimulate import list_views, resimulate
-    from hepfm_data.pipelines.workers import dask_client
-    from hepfm_data.store import open_store
+    from recipes.stores import LazyDask, build_generated, store_present
 
     cat = catalog_of(DataConfig(catalog=cfg.data.catalog))
-    address = None
-    with contextlib.ExitStack() as stack:
+    d = cfg.data
+    with LazyDask(d.workers, "the RS3L stores") as dask:
         for name, spec in plan.items():
             url = spec["url"]
-            try:
-                open_store(url)
-                present = True
-            except (HepfmError, FileNotFoundError):
-                present = False
-            views_done = present and set(cfg.data.views) <= set(list_views(url))
+            present = store_present(url)
+            views_done = present and set(d.views) <= set(list_views(url))
             if views_done and results.get(spec["key"]) is not None:
                 continue
-            if address is None and cfg.data.workers != 1 and not views_done:
-                client = stack.enter_context(dask_client(workers=cfg.data.workers or None, what="the RS3L stores"))
-                address = client.scheduler.address
-            scheduler = address or "sync"
             gen_s = view_s = None
             if not present:
-                print(f"  building {name}: {cfg.data.events:,} events, seed {spec['seed']}", flush=True)
-                t0 = time.perf_counter()
-                src = PythiaGeneration(cat.process(name), cfg.data.events, seed=spec["seed"],
-                                       block_size=cfg.data.block_size, events_per_unit=cfg.data.events_per_unit,
-                                       keep_hard_process=True)
-                build_store(src, spec["root"], catalog=cat, seed=spec["seed"], scheduler=scheduler,
-                            progress=cfg.progress)
-                gen_s = time.perf_counter() - t0
+                gen_s = build_generated(cat.process(name), d.events, spec["seed"], spec["root"], cat, dask.scheduler(),
+                                        block_size=d.block_size, events_per_unit=d.events_per_unit,
+                                        keep_hard_process=True, progress=cfg.progress)
             if not views_done:
-                print(f"  re-simulating {name} in {list(cfg.data.views)}", flush=True)
+                print(f"  re-simulating {name} in {list(d.views)}", flush=True)
                 t0 = time.perf_counter()
-                resimulate(url, list(cfg.data.views), catalog=cat, scheduler=scheduler, progress=cfg.progress)
+                resimulate(url, list(d.views), catalog=cat, scheduler=dask.scheduler(), progress=cfg.progress)
                 view_s = time.perf_counter() - t0
             if results.get(spec["key"]) is None:
-                n, nv = cfg.data.events, len(cfg.data.views)
+                n, nv = d.events, len(d.views)
                 results.put(spec["key"], {
-                    "kind": "store", "process": name, "events": n, "seed": spec["seed"], "views": list(cfg.data.views),
+                    "kind": "store", "process": name, "events": n, "seed": spec["seed"], "views": list(d.views),
                     "splits": split_counts(url), "generation_s": gen_s, "views_s": view_s,
                     "generation_events_per_s": n / gen_s if gen_s else None,
                     "view_events_per_s": n * nv / view_s if view_s else None,
@@ -463,19 +444,14 @@ def write_report(cfg: RS3LStudyConfig, plan: dict, results: Results, config_name
 # ----------------------------------------------------------------------------- the command
 def run(cfg: RS3LStudyConfig, config_name: str = "", report_only: bool = False) -> dict[str, Any]:
     """Every absent stage and run of the study, then the report; returns {"executed": keys, "report": path}."""
-    t_all = time.perf_counter()
+    from recipes.stores import run_stages
+
     plan = make_plan(cfg)
     results = Results(cfg.results)
     executed: list[str] = []
-    if not report_only:
-        t0 = time.perf_counter()
-        stage_data(cfg, plan, results, executed)
-        print(f"[1 data] {time.perf_counter() - t0:.1f} s", flush=True)
-        t0 = time.perf_counter()
-        stage_train(cfg, plan, results, executed)
-        print(f"[2-3 pretrain + downstream] {time.perf_counter() - t0:.1f} s", flush=True)
-    report = write_report(cfg, plan, results, config_name)
-    print(f"rs3l: {len(executed)} run(s) executed in {time.perf_counter() - t_all:.1f} s; report {report}", flush=True)
+    stages = [] if report_only else [("1 data", stage_data), ("2-3 pretrain + downstream", stage_train)]
+    report = run_stages("rs3l", stages, (cfg, plan, results, executed), executed,
+                        lambda: write_report(cfg, plan, results, config_name))
     return {"executed": executed, "report": str(report)}
 
 

@@ -279,39 +279,21 @@ def check_store(url: str, catalog) -> None:
 
 def stage_data(cfg: VIGLConfig, plan: dict[str, StoreSpec], results: Results, executed: list[str]) -> None:
     """Build every missing store (one set of Dask workers for all), record each one's events and cross section."""
-    import contextlib
-
-    from hepfm_data.core.errors import HepfmError
-    from hepfm_data.inputs.generated import PythiaGeneration
-    from hepfm_data.pipelines.build import build_store
-    from hepfm_data.pipelines.workers import dask_client
     from hepfm_data.store import open_store
+    from recipes.stores import LazyDask, build_generated, store_present
 
     cat = _catalog(cfg)
-    address = None
-    with contextlib.ExitStack() as stack:
+    with LazyDask(cfg.data.workers, "the Vigl study's stores") as dask:
         for name, spec in plan.items():
             url = spec.url(cfg)
-            try:
-                open_store(url)
-                present = True
-            except (HepfmError, FileNotFoundError):
-                present = False
+            present = store_present(url)
             if present and results.get(spec.key) is not None:
                 continue
             wall = None
             if not present:
-                if address is None and cfg.data.workers != 1:
-                    client = stack.enter_context(dask_client(workers=cfg.data.workers or None,
-                                                             what="the Vigl study's stores"))
-                    address = client.scheduler.address
-                print(f"  building {name} ({spec.role}): {spec.events:,} events, seed {spec.seed}", flush=True)
-                t0 = time.perf_counter()
-                src = PythiaGeneration(cat.process(name), spec.events, seed=spec.seed, block_size=cfg.data.block_size,
-                                       events_per_unit=cfg.data.events_per_unit)
-                build_store(src, spec.root(cfg), catalog=cat, seed=spec.seed, fractions=spec.fractions,
-                            scheduler=address or "sync", progress=cfg.progress)
-                wall = time.perf_counter() - t0
+                wall = build_generated(cat.process(name), spec.events, spec.seed, spec.root(cfg), cat, dask.scheduler(),
+                                       block_size=cfg.data.block_size, events_per_unit=cfg.data.events_per_unit,
+                                       fractions=spec.fractions, progress=cfg.progress)
             check_store(url, cat)
             if results.get(spec.key) is None:
                 prov = open_store(url).manifest.provenance or []
@@ -982,26 +964,26 @@ def write_report(cfg: VIGLConfig, plan: dict[str, StoreSpec], results: Results, 
 # ----------------------------------------------------------------------------- the command
 def run(cfg: VIGLConfig, config_name: str = "", report_only: bool = False) -> dict[str, Any]:
     """Every absent stage and run of the study, then the report; returns {"executed": keys, "report": path}."""
-    t_all = time.perf_counter()
+    from recipes.stores import run_stages
+
     plan = make_plan(cfg)
     results = Results(cfg.results)
     executed: list[str] = []
     if not report_only:
         setup(cfg.device, cfg.threads, 0)
-        t0 = time.perf_counter()
-        stage_data(cfg, plan, results, executed)
-        print(f"[1 data] {time.perf_counter() - t0:.1f} s", flush=True)
-        t0 = time.perf_counter()
-        event_sets(cfg, plan)  # cached for the training processes; errors (empty mass) raised here
-        if any(STRATEGY[s][0] for s in cfg.finetune.strategies) and results.get(pretrain_key(cfg, plan)) is None:
-            executed.append(pretrain_job(cfg))
-        print(f"[2 pretrain] {time.perf_counter() - t0:.1f} s", flush=True)
-        t0 = time.perf_counter()
-        stage_finetune(cfg, plan, results, executed)
-        print(f"[3 finetune] {time.perf_counter() - t0:.1f} s", flush=True)
-    report = write_report(cfg, plan, results, config_name)
-    print(f"vigl: {len(executed)} run(s) executed in {time.perf_counter() - t_all:.1f} s; report {report}", flush=True)
+    stages = [] if report_only else [("1 data", stage_data), ("2 pretrain", stage_pretrain),
+                                     ("3 finetune", stage_finetune)]
+    report = run_stages("vigl", stages, (cfg, plan, results, executed), executed,
+                        lambda: write_report(cfg, plan, results, config_name))
     return {"executed": executed, "report": str(report)}
+
+
+def stage_pretrain(cfg: VIGLConfig, plan: dict[str, StoreSpec], results: Results, executed: list[str]) -> None:
+    """Cache the event tensors for the training processes (errors such as an empty mass are raised here), then
+    pretrain the backbone when a strategy needs it and it is absent."""
+    event_sets(cfg, plan)
+    if any(STRATEGY[s][0] for s in cfg.finetune.strategies) and results.get(pretrain_key(cfg, plan)) is None:
+        executed.append(pretrain_job(cfg))
 
 
 def parse(argv: list[str] | None = None) -> tuple[VIGLConfig, dict[str, Any]]:

@@ -111,3 +111,28 @@ def rs3l_jet_stores(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("rs3ljets")
     return root, build_resimulated(str(root), ("rs3l_hz", "rs3l_zjet"), ("seed", "fsr_up"), 24)
+
+
+@pytest.fixture(scope="session")
+def tiny_study():
+    """``tiny_study(module, "<name>_tiny.yaml", root, *overrides)``: the tiny configuration of the study recipe
+    ``recipes.<module>`` (``recipes/configs/<name>``) with every output under ``root``: ``stores/``, ``results/``,
+    the report ``REPORT.md``, ``plots/`` and (where the study has one) ``work/``."""
+    import dataclasses
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    if str(repo) not in sys.path:
+        sys.path.insert(0, str(repo))  # recipes/ are scripts beside the package, not installed
+
+    def make(module, config: str, root: Path, *extra: str):
+        tiny = repo / "recipes" / "configs" / config
+        cls = module.parse([str(tiny)])[0].__class__
+        opts = [f"--data.stores={root / 'stores'}", f"--results={root / 'results'}", f"--report={root / 'REPORT.md'}",
+                f"--plots={root / 'plots'}"]
+        if "workdir" in {f.name for f in dataclasses.fields(cls)}:
+            opts.append(f"--workdir={root / 'work'}")
+        return module.parse([str(tiny), *opts, *extra])[0]
+
+    return make

@@ -20,16 +20,10 @@ from recipes import rs3l_study  # noqa: E402
 TINY = REPO / "recipes" / "configs" / "rs3l_study_tiny.yaml"
 
 
-def _cfg(root: Path, *extra: str):
-    cfg, _ = rs3l_study.parse([str(TINY), f"--data.stores={root / 'stores'}", f"--results={root / 'results'}",
-                               f"--report={root / 'RS3L.md'}", f"--plots={root / 'results' / 'plots'}", *extra])
-    return cfg
-
-
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
+def study(tmp_path_factory, tiny_study):
     root = tmp_path_factory.mktemp("rs3l_study")
-    cfg = _cfg(root)
+    cfg = tiny_study(rs3l_study, TINY.name, root)
     return root, cfg, rs3l_study.run(cfg, "rs3l_study_tiny.yaml")
 
 
@@ -56,8 +50,8 @@ def test_tiny_study_end_to_end(study):
         assert set(doc["wasserstein"]) == {"seed", "fsr_up"} and all(0 <= w < 1 for w in doc["wasserstein"].values())
     text = Path(out["report"]).read_text()
     assert "Verdict: the study's direction" in text and "| supervised |" in text and "±" in text
-    assert (root / "results" / "plots" / "rejection.png").stat().st_size > 0
-    assert (root / "results" / "plots" / "wasserstein.png").stat().st_size > 0
+    assert (root / "plots" / "rejection.png").stat().st_size > 0
+    assert (root / "plots" / "wasserstein.png").stat().st_size > 0
 
 
 def test_resume_reruns_only_the_deleted_run(study):
@@ -73,16 +67,17 @@ def test_resume_reruns_only_the_deleted_run(study):
     assert after["rejection"] == before["rejection"] and after["wasserstein"] == before["wasserstein"]
 
 
-def test_report_renders_from_results_alone(study, tmp_path):
+def test_report_renders_from_results_alone(study, tmp_path, tiny_study):
     """--report-only with the stores gone: the report comes from the result files; a missing run is named."""
     root, cfg, _ = study
-    cfg2 = _cfg(root, f"--data.stores={tmp_path / 'absent'}", f"--report={tmp_path / 'R.md'}",
+    cfg2 = tiny_study(rs3l_study, TINY.name, root, f"--data.stores={tmp_path / 'absent'}", f"--report={tmp_path / 'R.md'}",
                 f"--plots={tmp_path / 'plots'}")
     out = rs3l_study.run(cfg2, "rs3l_study_tiny.yaml", report_only=True)
     assert out["executed"] == []
     text = (tmp_path / "R.md").read_text()
     assert "| fixed |" in text and "missing" not in text and (tmp_path / "plots" / "rejection.png").exists()
-    cfg3 = _cfg(root, "--train.seeds=3", f"--report={tmp_path / 'R3.md'}", f"--plots={tmp_path / 'plots3'}")
+    cfg3 = tiny_study(rs3l_study, TINY.name, root, "--train.seeds=3", f"--report={tmp_path / 'R3.md'}",
+                      f"--plots={tmp_path / 'plots3'}")
     assert "3 run(s) missing" in Path(rs3l_study.run(cfg3, "x", report_only=True)["report"]).read_text()
 
 

@@ -19,22 +19,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # recipes/ are scripts beside the package, not installed
 
 from recipes import vigl  # noqa: E402
-from recipes.common import ConfigError, load_config  # noqa: E402
+from recipes.common import ConfigError  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 TINY = REPO / "recipes" / "configs" / "vigl_tiny.yaml"
 
 
-def tiny(root: Path, *extra: str) -> vigl.VIGLConfig:
-    return load_config(vigl.VIGLConfig, TINY, [f"--data.stores={root / 'stores'}", f"--results={root / 'results'}",
-                                               f"--report={root / 'VIGL.md'}", f"--plots={root / 'plots'}",
-                                               f"--workdir={root / 'work'}", *extra])
-
-
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
+def study(tmp_path_factory, tiny_study):
     root = tmp_path_factory.mktemp("vigl")
-    cfg = tiny(root)
+    cfg = tiny_study(vigl, TINY.name, root)
     return root, cfg, vigl.run(cfg, "vigl_tiny.yaml")
 
 
@@ -55,7 +49,7 @@ def test_tiny_study_end_to_end(study):
     qcd = [d for d in docs.values() if d["kind"] == "store" and d["role"] == "qcd"]
     assert all(d["sigma_pb"] > 1 for d in qcd)  # the slices' cross sections (pb)
     assert any((root / "results" / "backbones").glob("pretrain-*.safetensors"))
-    text = (root / "VIGL.md").read_text()
+    text = (root / "REPORT.md").read_text()
     for s in vigl.STRATEGIES:
         for n in (10, 20):
             assert f"| {s} | {n} |" in text
@@ -67,20 +61,20 @@ def test_tiny_study_end_to_end(study):
 
 def test_rerun_executes_nothing_and_rewrites_the_same_report(study):
     root, cfg, _ = study
-    before = (root / "VIGL.md").read_bytes()
+    before = (root / "REPORT.md").read_bytes()
     again = vigl.run(cfg, "vigl_tiny.yaml")
     assert again["executed"] == []
-    assert (root / "VIGL.md").read_bytes() == before
+    assert (root / "REPORT.md").read_bytes() == before
 
 
-def test_a_mass_without_generated_events_is_named(tmp_path):
+def test_a_mass_without_generated_events_is_named(tmp_path, tiny_study):
     with pytest.raises(ConfigError, match=r"G\* mass 3000 GeV has no catalog process 'vigl_gstar_3000'.*1000"):
-        vigl.make_plan(tiny(tmp_path, "--data.masses=[1000,3000]"))
+        vigl.make_plan(tiny_study(vigl, TINY.name, tmp_path, "--data.masses=[1000,3000]"))
 
 
-def test_a_process_without_large_r_jets_is_named(tmp_path):
+def test_a_process_without_large_r_jets_is_named(tmp_path, tiny_study):
     with pytest.raises(ConfigError, match=r"'ttbar' \(qcd\).*fatjets.*particle_flow"):
-        vigl.make_plan(tiny(tmp_path, "--data.qcd=[vigl_qcd_500_800,ttbar]"))
+        vigl.make_plan(tiny_study(vigl, TINY.name, tmp_path, "--data.qcd=[vigl_qcd_500_800,ttbar]"))
 
 
 def test_a_store_without_large_r_jets_is_named(tmp_path):
