@@ -298,13 +298,26 @@ def summary(cfg: RS3LStudyConfig, plan: dict, results: Results) -> dict[str, Any
             per.setdefault(variant, []).append(doc)
     table: dict[str, dict[str, tuple]] = {}
     for variant, docs in per.items():
-        metrics = {f"R@{e}": [d["rejection"][str(e)] for d in docs] for e in rs3l.EFFICIENCIES}
-        metrics.update({f"W({v})": [d["wasserstein"][v] for d in docs] for v in cfg.data.views})
+        metrics = {f"W({v})": [d["wasserstein"][v] for d in docs] for v in cfg.data.views}
         metrics["W(mean)"] = [statistics.fmean(d["wasserstein"][v] for v in cfg.data.views) for d in docs]
         metrics["jets/s"] = [d["jets_per_s"] for d in docs]
         metrics["n_test"] = [d["n_test"] for d in docs]
-        table[variant] = {m: (*_finite_mean_std(vals), len(vals)) for m, vals in metrics.items()}
+        table[variant] = {f"R@{e}": rejection_cell([d["rejection"][str(e)] for d in docs]) for e in rs3l.EFFICIENCIES}
+        table[variant].update({m: (*_finite_mean_std(vals), len(vals)) for m, vals in metrics.items()})
     return {"table": table, "missing": missing}
+
+
+def rejection_cell(rejections: list[float]) -> tuple[float, float | None, int]:
+    """(R, σ_R, n) of one variant over its seeds: R = 1 / mean(ε_B) with ε_B = 1 / R per seed (a seed whose test
+    sample lets no background pass counts ε_B = 0), σ_R = R² std(ε_B) (the seed spread, propagated); R is ∞ (σ
+    None) only when no seed lets any background pass. The mean of the R values themselves would be ∞ as soon as
+    one seed's small test sample passes nothing."""
+    eps = [0.0 if math.isinf(r) else 1.0 / r for r in rejections]
+    mean = statistics.fmean(eps)
+    if mean == 0.0:
+        return math.inf, None, len(eps)
+    std = statistics.pstdev(eps) if len(eps) > 1 else 0.0
+    return 1.0 / mean, std / mean**2, len(eps)
 
 
 def _sem(cell: tuple) -> float:
@@ -401,8 +414,12 @@ def render(cfg: RS3LStudyConfig, plan: dict, results: Results, summ: dict[str, A
         f"|η| < {cfg.train.abs_eta_max:g}; EdgeConv width {cfg.train.width}, k {cfg.train.k}; "
         f"{cfg.train.pretrain_epochs} pretraining and {cfg.train.finetune_epochs} downstream epochs; "
         f"{cfg.train.seeds} seeds." + (f" **{summ['missing']} run(s) missing.**" if summ["missing"] else ""), "",
-        *verdict(summ), "",
+        *_scale_lines(cfg, plan, results), *verdict(summ), "",
         "## Rejection and robustness (test split; mean ± std over seeds)", "",
+        "R@ε_S: QCD rejection 1/ε_B at signal efficiency ε_S, as 1 / ⟨ε_B⟩ over the seeds ± the seed spread of "
+        "ε_B propagated (a seed whose test sample lets no QCD jet pass counts ε_B = 0; ∞ only when none passes for "
+        "any seed); W(view): 1-D Wasserstein distance between the classifier outputs on the nominal test jets and "
+        "on the same events re-simulated in that view.", "",
         "| variant | " + " | ".join(f"R@{e}" for e in rs3l.EFFICIENCIES) + " | "
         + " | ".join(f"W({v})" for v in views) + " | W(mean) | test jets | training jets/s |",
         "|" + "---|" * (len(rs3l.EFFICIENCIES) + len(views) + 4),
@@ -431,6 +448,21 @@ def render(cfg: RS3LStudyConfig, plan: dict, results: Results, summ: dict[str, A
     here = Path(cfg.report).resolve().parent
     lines += [f"![{k}]({Path(os.path.relpath(Path(v).resolve(), here)).as_posix()})" for k, v in plots.items() if v]
     return "\n".join(lines) + "\n"
+
+
+def _scale_lines(cfg: RS3LStudyConfig, plan: dict, results: Results) -> list[str]:
+    """The jet counts the study ran at, and the rejection the QCD test sample can still measure."""
+    docs = [d for *_, k in grid(cfg, plan) if (d := results.get(k)) is not None]
+    bkg = (results.get(plan[cfg.data.background]["key"]) or {}).get("splits", {}).get("test")
+    if not docs:
+        return []
+    per_epoch = statistics.median(d["train_jets"] for d in docs) / cfg.train.finetune_epochs
+    line = (f"Scale: {per_epoch:,.0f} selected nominal training jets per epoch (both classes), "
+            f"{docs[0]['n_test']:,} test jets")
+    if bkg:
+        line += (f" ({bkg:,} QCD test events, about one selected jet each: a rejection above ~{bkg / 3:,.0f} rests "
+                 f"on fewer than 3 QCD jets passing)")
+    return [line + ".", ""]
 
 
 def write_report(cfg: RS3LStudyConfig, plan: dict, results: Results, config_name: str) -> Path:

@@ -86,3 +86,14 @@ def test_config_checks():
         rs3l_study.parse([str(TINY), "--train.variants=[fixed]"])
     with pytest.raises(rs3l_study.ConfigError, match="data.views: unknown"):
         rs3l_study.make_plan(rs3l_study.parse([str(TINY), "--data.views=[nope]"])[0])
+
+
+def test_rejection_over_seeds_survives_a_seed_with_no_background_passing():
+    """R = 1/<ε_B>: a seed whose test sample passes no background (R = ∞) counts ε_B = 0 instead of making the
+    mean infinite; the spread is the seed spread of ε_B propagated; ∞ only when every seed passes nothing."""
+    import math
+
+    r, s, n = rs3l_study.rejection_cell([math.inf, 100.0, 50.0])
+    assert n == 3 and math.isclose(r, 1 / ((0 + 0.01 + 0.02) / 3)) and s > 0
+    assert rs3l_study.rejection_cell([math.inf, math.inf]) == (math.inf, None, 2)
+    assert rs3l_study.rejection_cell([20.0, 20.0]) == (20.0, 0.0, 2)
