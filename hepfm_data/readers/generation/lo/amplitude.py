@@ -478,24 +478,22 @@ class Amplitude:
             else:
                 tgt[ck] = old + value
         else:
-            tgt[ck] = value.copy() if isinstance(value, np.ndarray) else value
+            tgt[ck] = value  # every kernel returns a fresh array
 
     def me2(self, momenta: np.ndarray, polarisation: dict[int, np.ndarray] | None = None) -> np.ndarray:
-        """Σ over helicities and colours of |M|² [N] at ``momenta`` [N, n, 4] (GeV)."""
+        """Σ over helicities and colours of |M|² [N] at ``momenta`` [N, n, 4] (GeV): Σ_h Σ_kl G_kl A_k A_l*."""
         amps = self.amplitudes(momenta, polarisation)
-        keys = self.final_keys
         nev = np.asarray(momenta).shape[0]
-        flat = [np.broadcast_to(amps[k], amps[k].shape).reshape(nev, -1) if k in amps else None for k in keys]
-        out = np.zeros(nev)
-        for i, a in enumerate(flat):
-            if a is None:
-                continue
-            for j, b in enumerate(flat):
-                if b is None or abs(self.gram[i, j]) < 1e-14:
-                    continue
-                out += np.real(self.gram[i, j] * np.sum(a * np.conj(b), axis=1)) if a.shape == b.shape else \
-                    np.real(self.gram[i, j] * np.sum(*np.broadcast_arrays(a, np.conj(b)), axis=1))
-        return out
+        if not amps:
+            return np.zeros(nev)
+        keys = [k for k in self.final_keys if k in amps]
+        idx = [self.final_keys.index(k) for k in keys]
+        shape = np.broadcast_shapes(*(amps[k].shape for k in keys))
+        a = np.stack([np.broadcast_to(amps[k], shape).reshape(nev, -1) for k in keys], axis=1)  # [N, K, H]
+        gram = self.gram[np.ix_(idx, idx)]
+        k = a.shape[1]
+        b = (gram @ np.conj(a).transpose(1, 0, 2).reshape(k, -1)).reshape(k, nev, -1).transpose(1, 0, 2)
+        return np.real(np.sum(a * b, axis=(1, 2)))  # Σ_kl G_kl A_k A_l*, one matrix product
 
     def flow_amplitudes(self, momenta: np.ndarray, flows) -> np.ndarray:
         """Σ_hel |A_F|² [N, n_flows] of the colour-flow decomposition (``flows`` from :meth:`flow_basis`)."""

@@ -102,8 +102,8 @@ _TTT = (
     _same((-U, -B), (-D, -T, -T, T), [(-U, -B, (-D, -T, -T, T)), (-C, -B, (-S, -T, -T, T))]),
     _same((D, -B), (U, -T, -T, T), [(D, -B, (U, -T, -T, T)), (S, -B, (C, -T, -T, T))]),
     # t t t̄ + W
-    _same((G, B), (T, T, -T, -W), [(G, B, (T, T, -T, -W))], (2, 1)),
-    _same((G, -B), (-T, -T, T, W), [(G, -B, (-T, -T, T, W))], (2, 1)),
+    _same((G, B), (T, T, -T, -W), [(G, B, (T, T, -T, -W))], (3, 1)),
+    _same((G, -B), (-T, -T, T, W), [(G, -B, (-T, -T, T, W))], (3, 1)),
 )
 
 PROCESSES: dict[str, LOProcess] = {p.name: p for p in (
@@ -133,7 +133,7 @@ PROCESSES: dict[str, LOProcess] = {p.name: p for p in (
         "ttt", "p p -> t t t̄ + j and t t t̄ + W (and charge conjugates) at LO, 5-flavour scheme",
         ("qcd", "w"), (2, 2), _TTT,
         notes="t t t̄ j at O(g_s² g²) (W exchange between the light-quark and b lines) plus t t t̄ W at "
-              "O(g_s² g) (g b initiated); final states with 4 particles each"),
+              "O(g_s³ g) (g b initiated); final states with 4 particles each"),
 )}
 
 
