@@ -59,7 +59,19 @@ import numpy as np
 
 from hepfm_data.core.errors import GenerationError
 from hepfm_data.readers.generation.helicity import (  # noqa: F401 (re-exported: the shared helpers)
-    GAMMA, GAMMA5, ID4, METRIC, bar, boost, mdot, polarisations, propagator, slash, u_spinor, v_spinor)
+    GAMMA,
+    GAMMA5,
+    ID4,
+    METRIC,
+    bar,
+    boost,
+    mdot,
+    polarisations,
+    propagator,
+    slash,
+    u_spinor,
+    v_spinor,
+)
 
 #: colour sums for the gg amplitudes (N_c = 3): Σ Tr(TaTbTbTa), Σ Tr(TaTbTaTb)
 C_DIAG, C_OFF = 16.0 / 3.0, -2.0 / 3.0

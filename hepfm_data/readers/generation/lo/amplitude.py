@@ -35,7 +35,6 @@ from hepfm_data.readers.generation import helicity as hel
 from hepfm_data.readers.generation.lo import colour as col
 from hepfm_data.readers.generation.lo import model as sm
 
-
 # ------------------------------------------------------------------ Lorentz kernels (broadcast over [..., 4])
 
 def _mdot(a, b):
@@ -184,7 +183,7 @@ class Amplitude:
         return uniq
 
     def _compile(self) -> None:
-        n, last = self.n, self.n - 1
+        last = self.n - 1
         full = (1 << last) - 1
         max_qcd, max_ew = self.orders
         self.currents: dict[tuple, list] = {}  # (mask, field, orders) -> colour keys (list)
@@ -233,6 +232,18 @@ class Amplitude:
         keys = self.currents[target]
         self.final_keys = keys
         self.gram = self.basis.gram(keys) if keys != [None] else np.ones((1, 1))
+        self.colour_map = self._colour_map(keys)
+
+    def _colour_map(self, keys) -> np.ndarray:
+        """R [r, K]: the final colour tensors C_k = Σ_j e_j R_jk in an orthonormal basis e_j of their span (SVD), so
+        that |M|² = Σ_j |Σ_k R_jk A_k|² is a sum of squares of independent colour components (no cancellation
+        between linearly dependent structures such as f^abc T^c and [T^a, T^b])."""
+        if keys == [None]:
+            return np.ones((1, 1), dtype=complex)
+        mats = np.stack([self.basis.tensors[k].reshape(-1) for k in keys], axis=1)  # [D, K]
+        u, sv, vh = np.linalg.svd(mats, full_matrices=False)
+        keep = sv > 1e-10 * sv[0]
+        return sv[keep, None] * vh[keep]
 
     def _can_reach(self, key) -> bool:
         _, _, (q, e) = key
@@ -255,7 +266,7 @@ class Amplitude:
         return _parity(seq)
 
     def _merge2(self, mask, ka, kb, produced, max_qcd, max_ew) -> None:
-        (ma, fa, oa), (mb, fb, ob) = ka, kb
+        (_, fa, oa), (_, fb, ob) = ka, kb
         for v, kind, swap, x in self._match3(fa, fb):
             orders = (oa[0] + ob[0] + v.orders[0], oa[1] + ob[1] + v.orders[1])
             if orders[0] > max_qcd or orders[1] > max_ew:
@@ -481,19 +492,19 @@ class Amplitude:
             tgt[ck] = value  # every kernel returns a fresh array
 
     def me2(self, momenta: np.ndarray, polarisation: dict[int, np.ndarray] | None = None) -> np.ndarray:
-        """Σ over helicities and colours of |M|² [N] at ``momenta`` [N, n, 4] (GeV): Σ_h Σ_kl G_kl A_k A_l*."""
+        """Σ over helicities and colours of |M|² [N] at ``momenta`` [N, n, 4] (GeV): Σ_h Σ_j |Σ_k R_jk A_k|²
+        (:meth:`_colour_map`; equal to Σ_kl G_kl A_k A_l* with the colour Gram matrix G = R†R)."""
         amps = self.amplitudes(momenta, polarisation)
         nev = np.asarray(momenta).shape[0]
         if not amps:
             return np.zeros(nev)
-        keys = [k for k in self.final_keys if k in amps]
-        idx = [self.final_keys.index(k) for k in keys]
-        shape = np.broadcast_shapes(*(amps[k].shape for k in keys))
-        a = np.stack([np.broadcast_to(amps[k], shape).reshape(nev, -1) for k in keys], axis=1)  # [N, K, H]
-        gram = self.gram[np.ix_(idx, idx)]
+        idx = [i for i, k in enumerate(self.final_keys) if k in amps]
+        shape = np.broadcast_shapes(*(amps[self.final_keys[i]].shape for i in idx))
+        a = np.stack([np.broadcast_to(amps[self.final_keys[i]], shape).reshape(nev, -1) for i in idx], axis=1)
+        r = self.colour_map[:, idx]
         k = a.shape[1]
-        b = (gram @ np.conj(a).transpose(1, 0, 2).reshape(k, -1)).reshape(k, nev, -1).transpose(1, 0, 2)
-        return np.real(np.sum(a * b, axis=(1, 2)))  # Σ_kl G_kl A_k A_l*, one matrix product
+        b = r @ a.transpose(1, 0, 2).reshape(k, -1)  # [r, N*H] independent colour components
+        return np.sum(np.abs(b.reshape(len(r), nev, -1)) ** 2, axis=(0, 2))
 
     def flow_amplitudes(self, momenta: np.ndarray, flows) -> np.ndarray:
         """Σ_hel |A_F|² [N, n_flows] of the colour-flow decomposition (``flows`` from :meth:`flow_basis`)."""
