@@ -139,6 +139,21 @@ def process_settings(proc: Process, seed: int, *, lhe: str | os.PathLike | None 
     return settings
 
 
+def check_settings(proc: Process, seed: int, *, lhe: str | os.PathLike | None = None,
+                   workdir: str | os.PathLike | None = None) -> list[str]:
+    """The Pythia settings to initialise once before a production starts (every input problem raised then):
+    :func:`process_settings`, except for a process made by the LO generator without ``lhe``: its LO process name
+    is checked (UnknownNameError naming it) and its particle-data settings with the hard process off."""
+    if proc.generator is not None and lhe is None:
+        from hepfm_data.readers.generation.lo.processes import lo_process
+
+        lo_process(proc.generator.process)
+        seed = check_seed(seed)
+        return [*BASE_SETTINGS, f"Random:seed = {seed}", "ProcessLevel:all = off",
+                *(s for s in proc.pythia or () if s.split(":", 1)[0].strip().isdigit())]
+    return process_settings(proc, seed, lhe=lhe, workdir=workdir)
+
+
 def make_pythia(settings: list[str], what: str = "generation"):
     """An initialised ``pythia8mc.Pythia``; GenerationError naming a rejected setting."""
     pythia8 = _pythia8()

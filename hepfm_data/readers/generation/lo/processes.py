@@ -111,7 +111,8 @@ PROCESSES: dict[str, LOProcess] = {p.name: p for p in (
         "ttW", "p p -> t t̄ W± at O(α_s² α) (q q̄' initiated at LO), both charges",
         ("qcd", "w"), (2, 1), (_TTW_P, _TTW_M),
         reference=Reference(0.3777, 0.0003, "Alwall et al., JHEP 07 (2014) 079, arXiv:1405.0301, Table 7 (c.1)",
-                            "MSTW2008 (N)LO PDFs, μ = H_T/2, m_t = 173.2 GeV", "5")),
+                            "μ = H_T/2, m_t = 173.2 GeV, MSTW2008 PDFs; compared with MSTW2008 NLO and two-loop α_s "
+                            "(the set that reproduces the LO column; MSTW2008 LO gives ~18% more)", "6")),
     LOProcess("ttWp", "p p -> t t̄ W+ at O(α_s² α)", ("qcd", "w"), (2, 1), (_TTW_P,)),
     LOProcess("ttWm", "p p -> t t̄ W- at O(α_s² α)", ("qcd", "w"), (2, 1), (_TTW_M,)),
     LOProcess(
@@ -122,7 +123,8 @@ PROCESSES: dict[str, LOProcess] = {p.name: p for p in (
         "tttt", "p p -> t t̄ t t̄ at O(α_s⁴)", ("qcd",), (4, 0),
         (_same((G, G), (T, -T, T, -T), [(G, G, (T, -T, T, -T))]), *_qqbar((T, -T, T, -T))),
         reference=Reference(0.004505, 0.000005, "Alwall et al., JHEP 07 (2014) 079, arXiv:1405.0301, Table 7 (c.10)",
-                            "MSTW2008 (N)LO PDFs, μ = H_T/2, m_t = 173.2 GeV", "5")),
+                            "μ = H_T/2, m_t = 173.2 GeV, MSTW2008 PDFs; compared with MSTW2008 NLO and two-loop α_s "
+                            "(as for ttW)", "6")),
     LOProcess(
         "ttyy", "p p -> t t̄ γ γ at O(α_s² α²)", ("qcd", "a"), (2, 2),
         (_same((G, G), (T, -T, A, A), [(G, G, (T, -T, A, A))]), *_qqbar((T, -T, A, A))),
