@@ -197,8 +197,7 @@ def _write_lhe(path, n_events: int, seed: int = 0) -> None:
 
 def test_lhe_input_is_showered_and_detected(tmp_path):
     """Pythia reads an LHE file (Beams:frameType = 4) given for a process (tHq: the file replaces its LO generator):
-    events carry the LHE
-    tops (√ŝ = 800 GeV, back-to-back), the sample is labelled lhe+pythia8; a short file ends the run early,
+    events carry the LHE tops (√ŝ = 800 GeV, back-to-back), the sample is labelled lhe+pythia8; a short file ends the run early,
     and skipped events are not regenerated."""
     lhe = tmp_path / "tt.lhe"
     _write_lhe(lhe, 12)

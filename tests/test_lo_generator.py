@@ -24,6 +24,13 @@ def _eta(p):
 
 
 @pytest.fixture(scope="module")
+def ttt_gen():
+    gen = LOGenerator("ttt")
+    gen.integrate(0.5, 300, adapt=1)
+    return gen
+
+
+@pytest.fixture(scope="module")
 def thq():
     gen = LOGenerator("tHq")
     gen.integrate(0.05, 2000)
@@ -80,7 +87,7 @@ def test_ttyy_photon_pair():
     assert np.median(pts[:, 0]) < np.median(pts[:, 1])
 
 
-def test_top_multiplicity():
+def test_top_multiplicity(ttt_gen):
     """Every tt̄tt̄ event has two tops and two antitops; every tt̄t event three top quarks with net top number ±1
     (t t t̄ + q or + W), both charge-conjugate channels present."""
     four = LOGenerator("tttt")
@@ -88,10 +95,8 @@ def test_top_multiplicity():
     for ev in four.events(10, 5, max_overweight=0.05)["events"]:
         pid = np.array(ev["pid"][2:])
         assert (pid == 6).sum() == 2 and (pid == -6).sum() == 2
-    three = LOGenerator("ttt")
-    three.integrate(0.5, 300, adapt=1)
     net = []
-    for ev in three.events(40, 6, max_overweight=0.05)["events"]:
+    for ev in ttt_gen.events(40, 6, max_overweight=0.05)["events"]:
         pid = np.array(ev["pid"][2:])
         assert (np.abs(pid) == 6).sum() == 3
         net.append((pid == 6).sum() - (pid == -6).sum())
@@ -216,3 +221,17 @@ def test_production_blocks_are_resumable(tmp_path):
     assert [__import__("pathlib").Path(p).stat().st_mtime_ns for p in again] == stamps
     events, info = load_block(paths[1])
     assert len(events) == 4 and info.generator["lo_generator"]["process"] == "ttW"
+
+
+def test_three_top_record_after_pythia(tmp_path, ttt_gen):
+    """tt̄t hard processes (colour flows over three top lines, a light quark or a W) are accepted by Pythia from LHE:
+    every showered event keeps three tops in its truth record, with its residual unweighting weight (>= 1)."""
+    from hepfm_data.readers.generation import pythia as py
+
+    lhe = tmp_path / "ttt.lhe"
+    ttt_gen.write_lhe(lhe, 10, 4, max_overweight=0.05)
+    proc = dataclasses.replace(load_catalog().process("ttt"), generator=None)
+    events, info = py.generate(proc, 10, 4, lhe=lhe)
+    assert len(events) == 10 and info.generator["n_accepted"] == 10
+    assert ak.all(ak.sum(abs(events.truth.pid) == 6, axis=1) == 3)
+    assert np.all(np.asarray(events.weight) >= 1.0)

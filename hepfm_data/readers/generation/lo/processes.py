@@ -127,7 +127,7 @@ PROCESSES: dict[str, LOProcess] = {p.name: p for p in (
                             "(as for ttW)", "6")),
     LOProcess(
         "ttyy", "p p -> t t̄ γ γ at O(α_s² α²)", ("qcd", "a"), (2, 2),
-        (_same((G, G), (T, -T, A, A), [(G, G, (T, -T, A, A))]), *_qqbar((T, -T, A, A))),
+        (_same((G, G), (A, A, T, -T), [(G, G, (A, A, T, -T))]), *_qqbar((A, A, T, -T))),
         cuts=Cuts(photon_pt=20.0, photon_eta=2.5, photon_dr=0.4),
         notes="photons pT > 20 GeV, |η| < 2.5, ΔR(γγ) > 0.4 at generation (no photon isolation against partons: "
               "at LO the only partons are the tops)"),
