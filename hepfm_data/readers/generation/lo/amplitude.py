@@ -116,6 +116,20 @@ def _legs_of(mask: int) -> list[int]:
     return [i for i in range(mask.bit_length()) if mask >> i & 1]
 
 
+def _splits(mask: int):
+    """The unordered splits of ``mask`` into two non-empty subsets (a, b), a holding the lowest leg, each once."""
+    low = mask & -mask
+    rest = mask ^ low
+    sub = rest
+    while True:
+        a = low | sub
+        if a != mask:
+            yield a, mask ^ a
+        if sub == 0:
+            return
+        sub = (sub - 1) & rest
+
+
 def _parity(seq: list[int]) -> int:
     inv = sum(1 for i in range(len(seq)) for j in range(i + 1, len(seq)) if seq[i] > seq[j])
     return -1 if inv % 2 else 1
@@ -199,21 +213,11 @@ class Amplitude:
         for mask in masks:
             if _popcount(mask) < 2:
                 continue
-            low = mask & -mask
             produced: dict[tuple, dict] = {}
-            rest = mask ^ low
-            # two-way splits: a contains the lowest leg
-            sub = rest
-            while True:
-                a = low | sub
-                b = mask ^ a
-                if b:
-                    for ka in by_mask.get(a, ()):
-                        for kb in by_mask.get(b, ()):
-                            self._merge2(mask, ka, kb, produced, max_qcd, max_ew)
-                if sub == 0:
-                    break
-                sub = (sub - 1) & rest
+            for a, b in _splits(mask):  # two-way splits
+                for ka in by_mask.get(a, ()):
+                    for kb in by_mask.get(b, ()):
+                        self._merge2(mask, ka, kb, produced, max_qcd, max_ew)
             # three-way splits (four-gluon vertex)
             if any(v.kind == "vvvv" for v in self.vertices) and _popcount(mask) >= 3:
                 self._merge3(mask, by_mask, produced, max_qcd)
@@ -281,48 +285,31 @@ class Amplitude:
 
     def _merge3(self, mask, by_mask, produced, max_qcd) -> None:
         v = next(v for v in self.vertices if v.kind == "vvvv")
-        low = mask & -mask
-        rest = mask ^ low
-        sub = rest
-        while True:
-            a = low | sub
-            rem = mask ^ a
-            if rem:
-                low2 = rem & -rem
-                rest2 = rem ^ low2
-                sub2 = rest2
-                while True:
-                    b = low2 | sub2
-                    c = rem ^ b
-                    if c:
-                        for ka in by_mask.get(a, ()):
-                            for kb in by_mask.get(b, ()):
-                                for kc in by_mask.get(c, ()):
-                                    if not (ka[1] == kb[1] == kc[1] == sm.GLUON):
-                                        continue
-                                    orders = (ka[2][0] + kb[2][0] + kc[2][0] + 2, ka[2][1] + kb[2][1] + kc[2][1])
-                                    if orders[0] > max_qcd or orders[1] > self.orders[1]:
-                                        continue
-                                    new = (mask, sm.GLUON, orders)
-                                    cmap = []
-                                    for s, tensor in enumerate(col.F4):
-                                        for ca in self.currents[ka]:
-                                            for cb in self.currents[kb]:
-                                                for cc in self.currents[kc]:
-                                                    r = self.basis.merge([(ca, True), (cb, True), (cc, True)],
-                                                                         tensor, True)
-                                                    if r is not None:
-                                                        cmap.append(((ca, cb, cc), r[0], r[1], s))
-                                    if cmap:
-                                        self.steps.append(_Step(new, "vvvv", (ka, kb, kc), v,
-                                                                self._sign([a, b, c]), cmap))
-                                        produced.setdefault(new, set()).update(m[1] for m in cmap)
-                    if sub2 == 0:
-                        break
-                    sub2 = (sub2 - 1) & rest2
-            if sub == 0:
-                break
-            sub = (sub - 1) & rest
+        for a, rem in _splits(mask):
+            for b, c in _splits(rem):  # unordered three-way splits, each once
+                for ka in by_mask.get(a, ()):
+                    for kb in by_mask.get(b, ()):
+                        for kc in by_mask.get(c, ()):
+                            if ka[1] == kb[1] == kc[1] == sm.GLUON:
+                                self._merge4(mask, v, (ka, kb, kc), (a, b, c), produced, max_qcd)
+
+    def _merge4(self, mask, v, keys, masks, produced, max_qcd) -> None:
+        ka, kb, kc = keys
+        orders = (ka[2][0] + kb[2][0] + kc[2][0] + 2, ka[2][1] + kb[2][1] + kc[2][1])
+        if orders[0] > max_qcd or orders[1] > self.orders[1]:
+            return
+        new = (mask, sm.GLUON, orders)
+        cmap = []
+        for s, tensor in enumerate(col.F4):
+            for ca in self.currents[ka]:
+                for cb in self.currents[kb]:
+                    for cc in self.currents[kc]:
+                        r = self.basis.merge([(ca, True), (cb, True), (cc, True)], tensor, True)
+                        if r is not None:
+                            cmap.append(((ca, cb, cc), r[0], r[1], s))
+        if cmap:
+            self.steps.append(_Step(new, "vvvv", keys, v, self._sign(list(masks)), cmap))
+            produced.setdefault(new, set()).update(m[1] for m in cmap)
 
     def _colour2(self, v, kind, first, second, new) -> list:
         """[(source keys, target key, coefficient)] of a two-current merge."""
