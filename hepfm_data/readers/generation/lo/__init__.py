@@ -98,8 +98,9 @@ def provenance(gen, spec, res: dict | None = None, t_int: float = 0.0, t_lhe: fl
         "sigma_pb": gen.sigma_pb, "sigma_err_pb": gen.error_pb,
         "precision_requested": spec.precision,
         "integration": {"seed": g.INTEGRATION_SEED, "points": sum(c.n_points for c in gen.components),
-                        "components": [{"masses": list(c.masses), "sigma_pb": c.sigma_pb, "error_pb": c.error_pb,
-                                        "w_max": c.w_max} for c in gen.components],
+                        "components": [{"masses": list(c.masses), "chain_order": list(c.order),
+                                        "sigma_pb": c.sigma_pb, "error_pb": c.error_pb, "w_max": c.w_max}
+                                       for c in gen.components],
                         "seconds": gen.seconds},
         "unweighting": ("exact (cap = largest integration weight; later weights above it keep w/cap)"
                         if spec.max_overweight <= 0 else

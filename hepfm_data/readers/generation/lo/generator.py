@@ -8,8 +8,8 @@ channel and both beam orientations:
     w = Σ f_a(x1, μ_F) f_b(x2, μ_F) · |M|²(avg) · (4π α_s(μ_R))^n_qcd · S / (2 ŝ) · dΦ · J · 0.3894e9 pb GeV²,
 
 S the symmetry factor of identical final-state particles. :meth:`LOGenerator.integrate` adapts the
-grids (5 iterations), then adds iterations at a frozen grid until the requested relative precision is
-reached (GenerationError naming the process and the precision otherwise). Its random stream is fixed
+grids (5 iterations), then adds iterations at a frozen grid (σ = the plain mean of all their points) until the
+requested relative precision is reached (GenerationError naming the process and the precision otherwise). Its random stream is fixed
 (``INTEGRATION_SEED``), so every generation block of a sample uses the same σ and grids.
 
 Unweighting (:meth:`LOGenerator.events`): a point is kept with probability min(1, w/c); the cap c is
@@ -69,12 +69,15 @@ class _Sub:
 
 @dataclass
 class Component:
-    """Subprocesses with one final-state mass list; its VEGAS grid and integral (pb)."""
+    """Subprocesses with one final-state mass list, sampled through one phase-space channel (chain ``order``) of
+    the multichannel set ``orders``; its VEGAS grid and its share of the integral (pb)."""
 
     masses: tuple[float, ...]
     subs: list[_Sub]
     vegas: ps.Vegas
     tchannel_mass: float | None = None
+    order: tuple[int, ...] = ()
+    orders: tuple[tuple[int, ...], ...] = ()
     sigma_pb: float = 0.0
     error_pb: float = 0.0
     n_points: int = 0
@@ -100,8 +103,11 @@ class LOGenerator:
             factor = _symmetry(sub.final) / (_avg(sub.initial[0]) * _avg(sub.initial[1]))
             masses = tuple(self.params.mass(f) for f in sub.final)
             comps.setdefault(masses, []).append(_Sub(sub, amp, factor, orders[0]))
-        self.components = [Component(m, subs, ps.Vegas(ps.dimension(len(m))),
-                                     self.proc.tchannel_mass if m[0] == 0.0 else None) for m, subs in comps.items()]
+        self.components = []
+        for m, subs in comps.items():
+            orders = tuple(o for o in self.proc.channels if len(o) == len(m)) or (tuple(range(len(m))),)
+            self.components += [Component(m, subs, ps.Vegas(ps.dimension(len(m))), self.proc.tchannel_mass, o, orders)
+                                for o in orders]
         self.integrated = False
         self.seconds = 0.0
 
@@ -135,9 +141,14 @@ class LOGenerator:
 
     def point_weights(self, comp: Component, u: np.ndarray):
         """(w [N] pb, contributions [N, n_channels] pb, momenta [N, 2 + n, 4], μ² [N]) at hypercube points u."""
-        x1, x2, p, jac = ps.generate(u, self.sqrt_s, comp.masses, tchannel_mass=comp.tchannel_mass)
+        x1, x2, p, jac = ps.generate(u, self.sqrt_s, comp.masses, tchannel_mass=self._tmass(comp, comp.order),
+                                     order=comp.order)
         mu2 = self._scale2(p)
         s_hat = x1 * x2 * self.sqrt_s**2
+        if len(comp.orders) > 1:  # multichannel: f / Σ_j (1/W_j), W_j the chain weight of channel j at this point
+            inv = sum(1.0 / ps.chain_weight(p, self.sqrt_s, comp.masses, o, tchannel_mass=self._tmass(comp, o))
+                      for o in comp.orders)
+            jac = np.where(jac > 0, 1.0 / inv, 0.0)
         base = jac * GEV2_PB / (2.0 * s_hat)
         alpha = self.pdf.alpha_s(mu2)
         ok = jac > 0
@@ -173,6 +184,11 @@ class LOGenerator:
         c = np.stack(contribs, axis=1)
         return c.sum(axis=1), c, p, mu2
 
+    @staticmethod
+    def _tmass(comp: Component, order: tuple[int, ...]) -> float | None:
+        """The t-channel mapping's mass for a chain starting with a massless particle (tHq's light quark)."""
+        return comp.tchannel_mass if comp.masses[order[0]] == 0.0 else None
+
     def _channels(self, comp: Component):
         """(sub, orientation, channel) in the column order of :meth:`point_weights`."""
         return [(s, o, ch) for s in comp.subs for o in (0, 1) for ch in s.sub.channels]
@@ -191,23 +207,22 @@ class LOGenerator:
                 w, *_ = self.point_weights(comp, u)
                 comp.vegas.adapt(idx, w * jac)
             comp._rng = rng
-            comp._est, comp._ws = [], []
+            comp._ws, comp._sum, comp._sum2, comp._n = [], 0.0, 0.0, 0
         for it in range(max_iterations):
             for comp in self.components:
                 u, jac, _ = comp.vegas.sample(n_per_iteration, comp._rng)
                 w, *_ = self.point_weights(comp, u)
                 w = w * jac
-                comp._est.append((w.mean(), w.var() / len(w)))
                 comp._ws.append(w)
-                est = np.array(comp._est)
-                good = est[:, 1] > 0
-                if good.any():
-                    inv = 1.0 / est[good, 1]
-                    comp.sigma_pb = float(np.sum(est[good, 0] * inv) / inv.sum())
-                    comp.error_pb = float(inv.sum() ** -0.5)
-                else:
-                    comp.sigma_pb, comp.error_pb = float(est[:, 0].mean()), 0.0
-                comp.n_points = (adapt + len(comp._est)) * n_per_iteration
+                # the grid is frozen after the adaptation: the plain mean of all points is unbiased (a variance-
+                # weighted mean of iterations favours those that missed rare large weights, i.e. biases low)
+                comp._sum += float(w.sum())
+                comp._sum2 += float(np.sum(w * w))
+                comp._n += len(w)
+                mean = comp._sum / comp._n
+                comp.sigma_pb = mean
+                comp.error_pb = math.sqrt(max(comp._sum2 / comp._n - mean * mean, 0.0) / comp._n)
+                comp.n_points = adapt * n_per_iteration + comp._n
             sigma = sum(c.sigma_pb for c in self.components)
             err = math.sqrt(sum(c.error_pb**2 for c in self.components))
             if it >= 1 and sigma > 0 and err / sigma <= precision:

@@ -12,7 +12,12 @@ Map (D = 2 + 3n - 4 random numbers per point for n final-state particles):
   one variable, cos θ_1).
 * :class:`Vegas` (Lepage's adaptive grid, 1978) reshapes each of the D variables independently toward
   |f|: the importance sampling of the s- and t-channel structures (the ŝ threshold, the forward
-  quark's cos θ, the photons' collinear regions) happens here.
+  quark's cos θ, the photons' soft and collinear regions) happens here.
+* Multichannel: a process may list several chain orders (its ``channels``). Each is a channel with its own
+  VEGAS grid; a point of channel i carries f / Σ_j (1/W_j), W_j the weight chain j would give the same
+  momenta (:func:`chain_weight`, analytic from the invariants), so the channels add up to the integral of f
+  and each is importance-sampled where its chain's density is high (tHq: the light quark first, with the
+  t-channel mapping, the top first, the Higgs first).
 
 Momenta are returned in the laboratory frame (the partonic frame boosted along z by y).
 """
@@ -69,22 +74,41 @@ def _tchannel_cos(v: np.ndarray, a: np.ndarray):
     return c, 0.5 / g
 
 
+def _tchannel_weight(c: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """(1/2)/g(c) of :func:`_tchannel_cos` at cos θ = c."""
+    lg = np.log((a + 1.0) / (a - 1.0))
+    return 0.5 / ((1.0 / (a - c) + 1.0 / (a + c)) / (2.0 * lg))
+
+
+def _tau_min(sqrt_s: float, masses, tau_min: float | None) -> float:
+    out = max(tau_min or 0.0, (float(sum(masses)) * 1.000001) ** 2 / sqrt_s**2)
+    if out <= 0.0:
+        raise GenerationError("phase space: a massless final state needs tau_min > 0 (a lower bound on ŝ/s)")
+    return out
+
+
 def generate(u: np.ndarray, sqrt_s: float, masses: tuple[float, ...], tau_min: float | None = None,
-             tchannel_mass: float | None = None):
+             tchannel_mass: float | None = None, order: tuple[int, ...] | None = None):
     """Points u [N, D] of the unit hypercube -> (x1 [N], x2 [N], momenta [N, 2 + n, 4] lab frame GeV (the two
     incoming partons along +z, -z first), weight [N] = Jacobian × dΦ_n in GeV^(2n-4); 0 outside phase space).
 
     ``tchannel_mass``: sample the first particle's polar angle with the t-channel mapping of a propagator
-    1/(t - M²), M = ``tchannel_mass`` (peaks along both beams; a = 1 + 2M²/ŝ)."""
+    1/(t - M²), M = ``tchannel_mass`` (peaks along both beams; a = 1 + 2M²/ŝ). ``order``: the chain splits off
+    the final-state particles in this order (a multichannel channel); momenta come back in the order of
+    ``masses`` whatever the chain's."""
     u = np.asarray(u, dtype=float)
     nev, n = len(u), len(masses)
+    order = tuple(range(n)) if order is None else tuple(order)
+    if sorted(order) != list(range(n)):
+        raise GenerationError(f"phase-space channel {order} is not a permutation of the {n} final-state particles")
+    slot = order
+    masses = tuple(masses[i] for i in order)
     if n < 2:
         raise GenerationError("phase space needs at least two final-state particles")
     if u.shape[1] != dimension(n):
         raise GenerationError(f"phase space of {n} particles needs {dimension(n)} random numbers, got {u.shape[1]}")
     s = sqrt_s**2
-    mtot = float(sum(masses))
-    tmin = max(tau_min or 0.0, (mtot * 1.000001) ** 2 / s)
+    tmin = _tau_min(sqrt_s, masses, tau_min)
     tau = tmin * (1.0 / tmin) ** u[:, 0]
     ymax = -0.5 * np.log(tau)
     y = ymax * (2.0 * u[:, 1] - 1.0)
@@ -123,11 +147,49 @@ def generate(u: np.ndarray, sqrt_s: float, masses: tuple[float, ...], tau_min: f
         pb = np.concatenate([np.sqrt(q * q + m_rest**2)[:, None], -q[:, None] * d], axis=1)
         pa, pb = _boost(pa, parent), _boost(pb, parent)
         weight = weight * q / (4.0 * math.pi * m_parent)
-        p[:, 2 + k] = pa
+        p[:, 2 + slot[k]] = pa
         parent, m_parent = pb, m_rest
-    p[:, 1 + n] = parent
+    p[:, 2 + slot[n - 1]] = parent
     weight = np.where(np.isfinite(weight) & (weight > 0), weight, 0.0)
     return x1, x2, _boost_z(p, y), weight
+
+
+def chain_weight(p: np.ndarray, sqrt_s: float, masses: tuple[float, ...], order: tuple[int, ...],
+                 tau_min: float | None = None, tchannel_mass: float | None = None) -> np.ndarray:
+    """The weight [N] :func:`generate` gives with chain ``order`` to the point whose lab momenta are p [N, 2 + n, 4]
+    (any channel's point): 1/weight is the a-priori density of channel ``order`` there, computed from the
+    invariants (ŝ, rapidity, the chain's sub-system masses) and, with ``tchannel_mass``, the first particle's
+    angle in the partonic frame. Multichannel: channel i's points carry f · W_i / Σ_j (W_i / W_j)."""
+    n = len(masses)
+    x1 = (p[:, 0, 0] + p[:, 0, 3]) / sqrt_s
+    x2 = (p[:, 1, 0] - p[:, 1, 3]) / sqrt_s
+    tau = x1 * x2
+    tmin = _tau_min(sqrt_s, masses, tau_min)
+    weight = tau * math.log(1.0 / tmin) * (-np.log(tau))
+    rs = np.sqrt(tau) * sqrt_s
+    fin = p[:, 2:]
+    m_parent = rs
+    for k in range(n - 1):
+        a = order[k]
+        rest = list(order[k + 1:])
+        ma = masses[a]
+        if k < n - 2:
+            q_rest = fin[:, rest].sum(axis=1)
+            m_rest = np.sqrt(np.clip(q_rest[:, 0] ** 2 - np.sum(q_rest[:, 1:] ** 2, axis=1), 0.0, None))
+            lo = float(sum(masses[i] for i in rest)) ** 2
+            hi = np.clip(m_parent - ma, math.sqrt(lo), None) ** 2
+            weight = weight * (hi - lo) / (2.0 * math.pi)
+        else:
+            m_rest = np.full(len(p), masses[rest[0]])
+        q = _kallen_q(m_parent, ma, m_rest)
+        weight = weight * q / (4.0 * math.pi * m_parent)
+        if k == 0 and tchannel_mass:
+            y = 0.5 * np.log(x1 / x2)
+            pa = _boost_z(fin[:, a:a + 1], -y)[:, 0]
+            cos = pa[:, 3] / np.sqrt(np.sum(pa[:, 1:] ** 2, axis=1))
+            weight = weight * _tchannel_weight(np.clip(cos, -1.0, 1.0), 1.0 + 2.0 * tchannel_mass**2 / (rs * rs))
+        m_parent = m_rest
+    return weight
 
 
 class Vegas:
