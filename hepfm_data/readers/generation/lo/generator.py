@@ -8,9 +8,10 @@ channel and both beam orientations:
     w = Σ f_a(x1, μ_F) f_b(x2, μ_F) · |M|²(avg) · (4π α_s(μ_R))^n_qcd · S / (2 ŝ) · dΦ · J · 0.3894e9 pb GeV²,
 
 S the symmetry factor of identical final-state particles. :meth:`LOGenerator.integrate` adapts the
-grids (5 iterations), then adds iterations at a frozen grid (σ = the plain mean of all their points) until the
-requested relative precision is reached (GenerationError naming the process and the precision otherwise). Its random stream is fixed
-(``INTEGRATION_SEED``), so every generation block of a sample uses the same σ and grids.
+grids (5 iterations), then adds iterations at a frozen grid (σ = the plain mean of all their points) until
+the requested relative precision is reached (GenerationError naming the process and the precision otherwise).
+Its random stream is fixed (``INTEGRATION_SEED``), so every generation block of a sample uses the same σ and
+grids. Each phase-space channel of a multichannel process is a component of its own (own grid, own share).
 
 Unweighting (:meth:`LOGenerator.events`): a point is kept with probability min(1, w/c); the cap c is
 the largest weight seen in the integration's final iterations (``max_overweight`` = 0, exact
