@@ -236,3 +236,21 @@ def test_phase_space_volume_and_channel_weights():
         tm = 80.4 if masses[order[0]] == 0 else None
         _, _, p, w = ps.generate(u, 13000.0, masses, tchannel_mass=tm, order=order)
         np.testing.assert_allclose(ps.chain_weight(p, 13000.0, masses, order, tchannel_mass=tm), w, rtol=1e-10)
+
+
+@pytest.mark.parametrize("initial,final", [((2, 5), (1, 6, 25)), ((-1, 5), (-2, 6, 25)),
+                                           ((-2, -5), (-1, -6, 25)), ((1, -5), (2, -6, 25))])
+def test_tHq_gauge_invariance_unitary_equals_feynman(initial, final):
+    """tHq's gauge check (it has no external gluon or photon): the unitary-gauge |M|² equals the Feynman-gauge one,
+    where the W propagator loses its k^μ k^ν/m_W² term and the charged Goldstone graphs (G± t b, H W± G∓) appear,
+    to 1e-10 for t and t̄, u- and d̄-initiated; flipping the H W G sign breaks the equality (the check can fail)."""
+    import dataclasses
+
+    p = _momenta((0.0, 172.5, 125.0), n=6, seed=8)
+    unitary = _amp(initial, final, ("w", "htt", "hvv"), (0, 3)).me2(p)
+    feyn = _amp(initial, final, ("w", "htt", "hvv", "goldstone"), (0, 3), gauge="feynman")
+    np.testing.assert_allclose(feyn.me2(p), unitary, rtol=1e-10)
+    for s in feyn.steps:
+        if s.vertex.kind == "vss":
+            s.vertex = dataclasses.replace(s.vertex, coupling=-s.vertex.coupling)
+    assert np.min(np.abs(feyn.me2(p) / unitary - 1)) > 1e-3

@@ -101,7 +101,7 @@ class Leg:
 @dataclass
 class _Step:
     target: tuple          # (mask, field, orders)
-    kind: str              # ffv_v, ffv_f, ffv_fbar, ffs_s, ffs_f, ffs_fbar, vvv, vvs_s, vvs_v, vvvv
+    kind: str              # ffv_v, ffv_f, ffv_fbar, ffs_s, ffs_f, ffs_fbar, vvv, vvs_s, vvs_v, vss_*, vvvv
     parts: tuple           # source currents (mask, field, orders), in the kernel's argument order
     vertex: sm.Vertex
     sign: int
@@ -142,7 +142,7 @@ class Amplitude:
     :meth:`me2` gives Σ_{hel, colour} |M|² (not averaged) in units of g_s^orders[0] squared."""
 
     def __init__(self, legs: list[Leg], classes: tuple[str, ...], orders: tuple[int, int],
-                 params: sm.Parameters | None = None, xi: float = 1.0):
+                 params: sm.Parameters | None = None, xi: float = 1.0, gauge: str = "unitary"):
         if len(legs) < 4:
             raise GenerationError("the LO engine needs at least 2 -> 2 processes")
         for leg in legs:
@@ -152,6 +152,9 @@ class Amplitude:
         self.params = params or sm.Parameters()
         self.orders = tuple(orders)
         self.xi = xi
+        if gauge not in ("unitary", "feynman"):
+            raise GenerationError(f"W/Z gauge must be 'unitary' or 'feynman' (with the goldstone class), got {gauge!r}")
+        self.gauge = gauge
         self.vertices = sm.vertices(tuple(classes), self.params)
         dims = {i: sm.colour_dim(leg.field) for i, leg in enumerate(legs) if sm.colour_dim(leg.field) > 1}
         self.basis = col.ColourBasis(dims)
@@ -187,6 +190,15 @@ class Amplitude:
                         out.append((v, "vvs_v", swap, v1))
                     if fa == fb:
                         break
+            elif v.kind == "vss":
+                vec, s1, s2 = v.fields
+                for a, b, swap in ((fa, fb, False), (fb, fa, True)):
+                    if (a, b) == (s1, s2):
+                        out.append((v, "vss_v", swap, vec))
+                    elif (a, b) == (vec, s1):
+                        out.append((v, "vss_s2", swap, s2))
+                    elif (a, b) == (vec, s2):
+                        out.append((v, "vss_s1", swap, s1))
         # a unique (kind, X) per vertex and role assignment
         seen, uniq = set(), []
         for m in out:
@@ -369,6 +381,8 @@ class Amplitude:
                 num = -_slash_row(j, mom) + m * j
             return 1j * num / (p2 - m * m)
         if sm.is_vector(field):
+            if m > 0 and self.gauge == "feynman":
+                return -1j * j / (p2 - m * m)
             if m > 0:
                 return -1j * (j - mom * _mdot(mom, j) / (m * m)) / (p2 - m * m)
             if self.xi != 1.0:
@@ -461,6 +475,12 @@ class Amplitude:
                 k1, k2 = pm(ma), pm(mb)
                 k3 = -(k1 + k2)
                 r = _mdot(a, b) * (k1 - k2) + b * _mdot(k2 - k3, a) + a * _mdot(k3 - k1, b)
+            elif s.kind == "vss_v":   # (S1, S2) -> V: (k_S2 - k_S1)^μ φ1 φ2
+                r = (pm(mb) - pm(ma)) * (a * b)
+            elif s.kind == "vss_s2":  # (V, S1) -> S2, k_S2 = -(k_V + k_S1)
+                r = _mdot(-pm(ma) - 2.0 * pm(mb), a) * b
+            elif s.kind == "vss_s1":  # (V, S2) -> S1, k_S1 = -(k_V + k_S2)
+                r = _mdot(2.0 * pm(mb) + pm(ma), a) * b
             elif s.kind == "vvs_s":
                 r = _mdot(a, b)
             else:  # vvs_v

@@ -19,7 +19,8 @@ fermion, ψ̄; W+ = 24, W- = -24), factors as in Peskin-Schroeder with ttH_me.py
 
 Propagators: fermion i(q̸ + m)/(q² - m²); gluon and photon -i(g^μν - (1 - ξ) q^μ q^ν/q²)/q² (ξ = 1,
 Feynman gauge; other ξ only to test gauge independence); W, Z unitary gauge
--i(g^μν - q^μ q^ν/M²)/(q² - M²); Higgs i/(q² - m_H²).
+-i(g^μν - q^μ q^ν/M²)/(q² - M²) (or, for checks, Feynman gauge -i g^μν/(q² - M²) with the charged
+Goldstone G± of mass m_W, class ``goldstone``); Higgs and G± i/(q² - M²).
 
 Every vertex carries its coupling orders (powers of g_s, of the electroweak couplings): processes
 select the exact order of their LO amplitude (e.g. t t̄ W: g_s² g, QCD-max as MadGraph's default).
@@ -35,11 +36,13 @@ from hepfm_data.core.errors import GenerationError
 #: PDG ids the model knows: quarks, gluon, photon, Z, W+, Higgs (antiparticles: negative quark/W ids)
 QUARKS = (1, 2, 3, 4, 5, 6)
 GLUON, PHOTON, Z, W, HIGGS = 21, 22, 23, 24, 25
-NAMES = {1: "d", 2: "u", 3: "s", 4: "c", 5: "b", 6: "t", 21: "g", 22: "a", 23: "z", 24: "w+", 25: "h"}
+#: the charged Goldstone boson G+ (internal only: Feynman-gauge checks of the unitary-gauge amplitudes)
+GOLDSTONE = 251
+NAMES = {1: "d", 2: "u", 3: "s", 4: "c", 5: "b", 6: "t", 21: "g", 22: "a", 23: "z", 24: "w+", 25: "h", 251: "g+"}
 CHARGE = {1: -1 / 3, 2: 2 / 3, 3: -1 / 3, 4: 2 / 3, 5: -1 / 3, 6: 2 / 3}
 T3 = {1: -0.5, 2: 0.5, 3: -0.5, 4: 0.5, 5: -0.5, 6: 0.5}
-#: vertex classes a process may enable
-CLASSES = ("qcd", "a", "z", "w", "htt", "hvv")
+#: vertex classes a process may enable (``goldstone``: the G± couplings a Feynman-gauge W needs, for checks)
+CLASSES = ("qcd", "a", "z", "w", "htt", "hvv", "goldstone")
 
 
 @dataclass(frozen=True)
@@ -75,12 +78,12 @@ class Parameters:
 
     def mass(self, pdg: int) -> float:
         """Pole mass of ``pdg`` (GeV; 0 for the light quarks, gluon and photon)."""
-        return {6: self.mt, 23: self.mz, 24: self.mw, 25: self.mh}.get(abs(pdg), 0.0)
+        return {6: self.mt, 23: self.mz, 24: self.mw, 25: self.mh, 251: self.mw}.get(abs(pdg), 0.0)
 
 
 def anti(f: int) -> int:
     """The antiparticle's id (gluon, photon, Z, H are their own)."""
-    return -f if abs(f) in QUARKS or abs(f) == W else f
+    return -f if abs(f) in QUARKS or abs(f) in (W, GOLDSTONE) else f
 
 
 def is_fermion(f: int) -> bool:
@@ -110,7 +113,8 @@ class Vertex:
 
     ffv/ffs: ``fields`` = (-i, +j, boson) for ψ̄_i Γ ψ_j; ``chiral`` = (cL, cR) (ffv) or (a, b) of a + b γ5
     (ffs); ``colour``: "T" (T^a_ij), "d" (δ_ij), "f" (f^abc), "ff" (4-gluon), "" (none).
-    ``orders`` = (g_s power, electroweak power)."""
+    ``orders`` = (g_s power, electroweak power). vss: ``fields`` = (V, S1, S2), factor coupling · (k_S2 - k_S1)^μ
+    with incoming momenta (vertex H W G: S2 = H)."""
 
     kind: str
     fields: tuple[int, ...]
@@ -150,4 +154,13 @@ def vertices(classes: tuple[str, ...], params: Parameters, gs: float = 1.0) -> l
     if "hvv" in classes:
         out.append(Vertex("vvs", (W, -W, HIGGS), 1j * p.g * p.mw, name="wwh"))
         out.append(Vertex("vvs", (Z, Z, HIGGS), 1j * p.g * p.mz / cw, name="zzh"))
+    if "goldstone" in classes:
+        # Feynman-gauge companions of the unitary-gauge W (checks only): G+ t̄ b i √2 m_t/v P_L (massless b) and its
+        # conjugate with P_R; H W+ G- -i g/2 (k_H - k_G)^μ and H W- G+ +i g/2 (k_H - k_G)^μ, the sign convention
+        # that matches this model's Yukawa and HWW signs (tests: Feynman gauge = unitary gauge for tHq)
+        c = 1j * math.sqrt(2.0) * p.mt / p.vev
+        out.append(Vertex("ffs", (-6, 5, GOLDSTONE), c, (0.5, -0.5), "d", name="tbg+"))
+        out.append(Vertex("ffs", (-5, 6, -GOLDSTONE), c, (0.5, 0.5), "d", name="btg-"))
+        out.append(Vertex("vss", (W, -GOLDSTONE, HIGGS), -0.5j * p.g, name="w+g-h"))
+        out.append(Vertex("vss", (-W, GOLDSTONE, HIGGS), 0.5j * p.g, name="w-g+h"))
     return out
