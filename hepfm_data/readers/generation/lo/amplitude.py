@@ -251,15 +251,15 @@ class Amplitude:
         self.colour_map = self._colour_map(keys)
 
     def _colour_map(self, keys) -> np.ndarray:
-        """R [r, K]: the final colour tensors C_k = Σ_j e_j R_jk in an orthonormal basis e_j of their span (SVD), so
+        """R [r, K]: the final colour tensors C_k = Σ_j e_j R_jk in an orthonormal basis e_j of their span, so
         that |M|² = Σ_j |Σ_k R_jk A_k|² is a sum of squares of independent colour components (no cancellation
         between linearly dependent structures such as f^abc T^c and [T^a, T^b])."""
         if keys == [None]:
             return np.ones((1, 1), dtype=complex)
-        mats = np.stack([self.basis.tensors[k].reshape(-1) for k in keys], axis=1)  # [D, K]
-        u, sv, vh = np.linalg.svd(mats, full_matrices=False)
-        keep = sv > 1e-10 * sv[0]
-        return sv[keep, None] * vh[keep]
+        # G = U Λ U† (eigh of the small K x K Gram matrix, built with einsum's own loops): R = √Λ Uᵀ on Λ > 0
+        lam, u = np.linalg.eigh(self.gram)
+        keep = lam > 1e-10 * lam.max()
+        return np.sqrt(lam[keep])[:, None] * u[:, keep].T
 
     def _can_reach(self, key) -> bool:
         _, _, (q, e) = key
@@ -510,7 +510,9 @@ class Amplitude:
         a = np.stack([np.broadcast_to(amps[self.final_keys[i]], shape).reshape(nev, -1) for i in idx], axis=1)
         r = self.colour_map[:, idx]
         k = a.shape[1]
-        b = r @ a.transpose(1, 0, 2).reshape(k, -1)  # [r, N*H] independent colour components
+        # [r, N*H] independent colour components; einsum's own loops, not BLAS: the result does not depend on the
+        # BLAS build or thread count, so integration grids and events are bit-identical on every worker
+        b = np.einsum("jk,kn->jn", r, a.transpose(1, 0, 2).reshape(k, -1))
         return np.sum(np.abs(b.reshape(len(r), nev, -1)) ** 2, axis=(0, 2))
 
     def flow_amplitudes(self, momenta: np.ndarray, flows) -> np.ndarray:

@@ -110,9 +110,10 @@ class ColourBasis:
         return self.add(tensor, legs_out)
 
     def gram(self, keys: list[int]) -> np.ndarray:
-        """G_kl = Σ_colours C_k C_l* of full-amplitude tensors ``keys`` (every leg's index summed)."""
+        """G_kl = Σ_colours C_k C_l* of full-amplitude tensors ``keys`` (every leg's index summed; einsum's own
+        loops, not BLAS, so the result does not depend on the BLAS build or its threads)."""
         mats = np.stack([self.tensors[k].reshape(-1) for k in keys])
-        return mats @ mats.conj().T
+        return np.einsum("kd,ld->kl", mats, mats.conj())
 
     def flows(self, triplets: list[int], antitriplets: list[int], gluons: list[int]) -> list[tuple]:
         """Colour-flow basis of the full amplitude: each flow is a tuple of strings (colour leg, gluons...,
