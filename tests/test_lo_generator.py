@@ -91,8 +91,8 @@ def test_top_multiplicity(ttt_gen):
     """Every tt̄tt̄ event has two tops and two antitops; every tt̄t event three top quarks with net top number ±1
     (t t t̄ + q or + W), both charge-conjugate channels present."""
     four = LOGenerator("tttt")
-    four.integrate(0.5, 200, adapt=1)
-    for ev in four.events(10, 5, max_overweight=0.05)["events"]:
+    four.integrate(0.5, 150, adapt=1)
+    for ev in four.events(6, 5, max_overweight=0.05)["events"]:
         pid = np.array(ev["pid"][2:])
         assert (pid == 6).sum() == 2 and (pid == -6).sum() == 2
     net = []
