@@ -12,8 +12,9 @@ Stages (each prints its time; progress bars move):
 1. **data**: a store per process the study needs (every generatable pretraining process + the classes
    of every buildable task), generated with Pythia 8 + the ATLAS-like emulation through
    ``hepfm_data.pipelines.build.build_store`` on one set of local Dask workers (``hepfm_data.pipelines.workers``) of
-   ``data.workers`` processes (0 = every core). ``external-only`` processes (tHq) are skipped, and
-   every class and task that needs them says so;
+   ``data.workers`` processes (0 = every core); tHq, ttyy, ttW, ttt, tttt come from the LO generator
+   (``hepfm_data.readers.generation.lo``). ``external-only`` processes (none in the shipped catalog) are
+   skipped, and every class and task that needs them says so;
    ``proxy`` processes are used and flagged in every table.
 2. **pretrain**: multiclass and multilabel (SPEC §4/§6) on the first ``n_train_per_process`` training
    events of every pretraining store, early stopping on the validation loss (the loss plateau).

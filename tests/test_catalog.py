@@ -35,11 +35,16 @@ def test_shipped_catalog_has_all_processes_and_tasks():
 
 
 def test_fidelity_and_provenance():
-    """Proxies and external-only processes are labelled; every entry has upstream and citation."""
+    """Proxies are labelled and kept under their own (non-pretraining) names; the paper's tHq, ttyy, ttW, ttt and
+    tttt are native from the LO generator (issue #28); every entry has upstream and citation."""
     cat = load_catalog()
-    assert {p.name for p in cat.processes if p.fidelity == "proxy"} == {"ttyy", "ttW", "ttt", "tttt"}
+    proxies = {"ttyy_proxy", "ttW_proxy", "ttt_proxy", "tttt_proxy"}
+    assert {p.name for p in cat.processes if p.fidelity == "proxy"} == proxies
+    assert all(cat.process(n).role == "study" for n in proxies)
+    for name in ("tHq", "ttyy", "ttW", "ttt", "tttt"):
+        p = cat.process(name)
+        assert p.fidelity == "native" and p.generatable and p.generator.kind == "lo" and p.generator.process == name
     thq = cat.process("tHq")
-    assert thq.fidelity == "external-only" and thq.pythia is None and not thq.generatable
     assert thq.upstream_name == "tHjb"
     assert cat.upstream.repository == "HWresearch/Delphes"
     for p in cat.processes:
@@ -142,7 +147,7 @@ def _del(path):
         # bad values
         (_set(["processes", 0, "role"], "train"), "processes[0] ggF_H", "role", "'pretrain' or 'eval'"),
         (_set(["processes", 0, "fidelity"], "approximate"), "processes[0] ggF_H", "fidelity", "native, proxy"),
-        (_set(["processes", 5, "pythia"], ["HiggsSM:all = on"]), "processes[5] tHq", "pythia", "external-only"),
+        (_set(["processes", 5, "pythia"], ["HiggsSM:all = on"]), "processes[5] tHq", "pythia", "particle-data"),
         (_set(["processes", 0, "citation"], "nobody"), "processes[0] ggF_H", "citation", "unknown citation"),
         (_set(["tasks", 0, "classes"], ["ttH_cp_even", "ttX"]), "tasks[0] ttH_cp_even_vs_odd", "classes",
          "unknown process 'ttX'"),

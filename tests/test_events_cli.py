@@ -65,7 +65,7 @@ def test_cli_catalog_table_and_entry(capsys):
     assert "12 pretraining, 4 evaluation," in out and "Tasks (5 of the paper," in out
     for name in ("ggF_H", "tttt", "ttH_cp_odd", "stop_vs_ttH"):
         assert name in out
-    assert main(["catalog", "ttW"]) == 0
+    assert main(["catalog", "ttW_proxy"]) == 0
     out = capsys.readouterr().out
     assert "fidelity: proxy" in out and "SecondHard:SingleW = on" in out and "HWresearch/Delphes" in out
     assert main(["catalog", "fcnc_vs_tHq"]) == 0

@@ -69,7 +69,7 @@ def test_same_seed_same_bytes_different_seed_differs(ttbar):
 
 def test_proxy_is_labelled():
     """A SecondHard proxy process carries fidelity 'proxy' and the catalog's proxy note in its metadata."""
-    events, info = generate("ttW", 5, 3)
+    events, info = generate("ttW_proxy", 5, 3)
     assert info.fidelity == "proxy"
     assert "PROXY" in info.generator["proxy_note"]
     assert len(events) == 5
@@ -89,11 +89,13 @@ def test_invalid_setting_names_the_setting():
 
 
 def test_external_only_process_explains_inputs():
-    """tHq (external-only) raises GenerationError saying how to supply LHE or Delphes input."""
+    """An external-only process (no local hard process) raises GenerationError saying how to supply LHE or Delphes
+    input."""
+    ext = dataclasses.replace(load_catalog().process("ttbar"), name="ext_only", fidelity="external-only", pythia=None)
     with pytest.raises(GenerationError) as err:
-        generate("tHq", 10, 1)
+        generate(ext, 10, 1)
     msg = str(err.value)
-    assert "Beams:frameType = 4" in msg and "--lhe" in msg and "hepfm-data build tHq --input" in msg
+    assert "Beams:frameType = 4" in msg and "--lhe" in msg and "hepfm-data build ext_only --input" in msg
 
 
 def test_missing_lhe_and_slha_files(tmp_path):
@@ -165,8 +167,9 @@ def test_produce_rejects_bad_input_before_workers(tmp_path):
     """produce() reports an external-only process or an unknown process without creating any output."""
     from hepfm_data.pipelines.production import produce
 
+    ext = dataclasses.replace(load_catalog().process("ttbar"), name="ext_only", fidelity="external-only", pythia=None)
     with pytest.raises(GenerationError, match="LHE"):
-        produce("tHq", 10, 1, tmp_path / "x", progress=False)
+        produce(ext, 10, 1, tmp_path / "x", progress=False)
     with pytest.raises(UnknownNameError):
         produce("nope", 10, 1, tmp_path / "x", progress=False)
     assert not (tmp_path / "x").exists()
@@ -193,8 +196,8 @@ def _write_lhe(path, n_events: int, seed: int = 0) -> None:
 
 
 def test_lhe_input_is_showered_and_detected(tmp_path):
-    """Pythia reads an LHE file (Beams:frameType = 4) for an external-only process: events carry the LHE
-    tops (√ŝ = 800 GeV, back-to-back), the sample is labelled lhe+pythia8; a short file ends the run early,
+    """Pythia reads an LHE file (Beams:frameType = 4) given for a process (tHq: the file replaces its LO generator):
+    events carry the LHE tops (√ŝ = 800 GeV, back-to-back), the sample is labelled lhe+pythia8; a short file ends the run early,
     and skipped events are not regenerated."""
     lhe = tmp_path / "tt.lhe"
     _write_lhe(lhe, 12)

@@ -61,7 +61,7 @@ def test_names_resolve_through_the_catalog():
         assert resolve_name(f"hepfm/{proc.name}", cat).label_names[proc.index] == proc.name
     task = resolve_name("hepfm/stop_vs_ttH", cat)
     assert task.processes == ("ttH", "stop") and task.labels == (0, 1) and task.label_names == ("ttH", "stop")
-    assert "LOCAL PROXY" in resolve_name("hepfm/ttW", cat).description
+    assert "LOCAL PROXY" in resolve_name("hepfm/ttW_proxy", cat).description
     with pytest.raises(UnknownNameError, match="known|processes: ggF_H"):
         resolve_name("hepfm/ttH_cp_weird", cat)
     with pytest.raises(UnknownNameError, match="hepfm/<process>"):
@@ -172,14 +172,15 @@ def test_warm_load_reads_no_shard_and_new_content_invalidates(tmp_path):
 
 def test_missing_store_prints_the_build_command(tmp_path):
     """A missing generatable store raises StoreError with the exact hepfm-data build command; an
-    external-only process (tHq) says so; a bad split names the store and its splits."""
+    task's missing class store (tHq, from the LO generator) gives its build command; a bad split names the store and
+    its splits."""
     root = str(tmp_path / "empty")
     cmd = " ".join(build_command("ggF_H", root))
     assert cmd == f"hepfm-data build ggF_H --generate 13000 --seed 1 --out {root}"
     with pytest.raises(StoreError) as err:
         load_dataset("hepfm/ggF_H", storage=root)
     assert cmd in str(err.value) and "build=True" in str(err.value)
-    with pytest.raises(StoreError, match="tHq is external-only"):
+    with pytest.raises(StoreError, match=f"hepfm-data build tHq --generate 13000 --seed 1 --out {root}"):
         load_dataset("hepfm/fcnc_vs_tHq", storage=root)
 
 

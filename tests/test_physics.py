@@ -108,7 +108,8 @@ def test_object_multiplicities_are_sane(samples):
 TRUTH_CONTENT = {
     "ggF_H": {(25,): 1}, "VBF_H": {(25,): 1}, "WH": {(25,): 1, (24,): 1}, "ZH": {(25,): 1, (23,): 1},
     "ttH": {(25,): 1, (6,): "==2"}, "single_top": {(6,): "==1"}, "ttbar": {(6,): "==2"},
-    "ttyy": {(6,): "==2"}, "ttW": {(6,): "==2", (24,): 3}, "ttt": {(6,): "==3"}, "tttt": {(6,): "==4"},
+    "ttyy_proxy": {(6,): "==2"}, "ttW_proxy": {(6,): "==2", (24,): 3}, "ttt_proxy": {(6,): "==3"},
+    "tttt_proxy": {(6,): "==4"},
     "ttH_cp_even": {(25,): "==1", (6,): "==2"}, "ttH_cp_odd": {(25,): "==1", (6,): "==2"},
     "stop": {(25,): 2, (6,): "==2"}, "fcnc": {(25,): 1, (6,): "==2"},
 }
@@ -117,7 +118,7 @@ TRUTH_CONTENT = {
 @pytest.mark.parametrize("name", sorted(TRUTH_CONTENT))
 def test_every_generatable_process_has_its_truth_content(name):
     """Each catalog process Pythia can generate yields valid events whose truth record holds the process's
-    resonances (e.g. 4 tops for the tttt proxy, the CP-odd A0 for ttH_cp_odd, two h for stop)."""
+    resonances (e.g. 4 tops for tttt_proxy, the CP-odd A0 for ttH_cp_odd, two h for stop)."""
     proc = CAT.process(name)
     assert proc.generatable
     events, info = generate(name, 20, 200 + proc.index)

@@ -140,9 +140,36 @@ def test_run_keys_depend_on_what_affects_the_run_only():
 
 
 # ----------------------------------------------------------------------------- the tiny study
+def _legacy_catalog() -> Path:
+    """The shipped catalog as it was before the LO generator (issue #28): tHq external-only, ttyy/ttW/ttt/tttt the
+    SecondHard proxies. The tiny study uses it so that its skip and proxy paths stay exercised (and cheap).
+    One file per test session (fixed path: the resumed copy of the study must see the same catalog)."""
+    import os
+    import tempfile
+
+    import yaml
+
+    path = Path(tempfile.gettempdir()) / f"hepfm-test-legacy-catalog-{os.getpid()}.yaml"
+    if not path.exists():
+        doc = yaml.safe_load((REPO / "hepfm_data" / "core" / "catalog.yaml").read_text())
+        procs = {p["name"]: p for p in doc["processes"]}
+        for name in ("ttyy", "ttW", "ttt", "tttt"):
+            proxy = procs.pop(f"{name}_proxy")
+            procs[name].update(fidelity="proxy", pythia=proxy["pythia"], description=proxy["description"])
+            procs[name].pop("generator")
+        procs["tHq"].update(fidelity="external-only", pythia=None)
+        procs["tHq"].pop("generator")
+        doc["processes"] = list(procs.values())
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False))
+        tmp.replace(path)
+    return path
+
+
 def _args(root: Path) -> list[str]:
     return [str(TINY), f"--results={root / 'results'}", f"--report={root / 'REPRODUCTION.md'}",
-            f"--plots={root / 'results' / 'plots'}", f"--workdir={root / 'work'}", f"--data.stores={root / 'stores'}"]
+            f"--plots={root / 'results' / 'plots'}", f"--workdir={root / 'work'}", f"--data.stores={root / 'stores'}",
+            f"--data.catalog={_legacy_catalog()}"]
 
 
 @pytest.fixture(scope="module")

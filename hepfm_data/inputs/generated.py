@@ -60,7 +60,7 @@ class PythiaGeneration:
         """The blocks; every input problem (setting, LHE, SLHA, seed) is raised here, before any task."""
         import tempfile
 
-        from hepfm_data.readers.generation.pythia import check_count, check_seed, make_pythia, process_settings
+        from hepfm_data.readers.generation.pythia import check_count, check_seed, check_settings, make_pythia
 
         check_seed(self.seed)
         check_count("n_events", self.n_events)
@@ -69,7 +69,7 @@ class PythiaGeneration:
         if self.lhe is not None:
             self.lhe = str(os.path.abspath(os.path.expanduser(self.lhe)))
         with tempfile.TemporaryDirectory() as tmp:
-            make_pythia(process_settings(self.proc, self.seed, lhe=self.lhe, workdir=tmp),
+            make_pythia(check_settings(self.proc, self.seed, lhe=self.lhe, workdir=tmp),
                         f"process {self.proc.name!r}")
         n_blocks = -(-self.n_events // self.block_size)
         per = max(1, self.events_per_unit // self.block_size)

@@ -38,7 +38,7 @@ def produce(process: str | Process, n_events: int, seed: int, workdir: str | os.
     Input errors (unknown process, rejected setting, missing LHE/SLHA, external-only
     process) are raised here, before any worker starts.
     """
-    from hepfm_data.readers.generation.pythia import check_count, check_seed, make_pythia, process_settings, resolve_process
+    from hepfm_data.readers.generation.pythia import check_count, check_seed, check_settings, make_pythia, resolve_process
 
     proc = resolve_process(process, catalog)
     check_seed(seed)
@@ -47,7 +47,7 @@ def produce(process: str | Process, n_events: int, seed: int, workdir: str | os.
     workdir = Path(workdir)
     lhe_path = str(Path(lhe).expanduser().resolve()) if lhe is not None else None
     with tempfile.TemporaryDirectory() as tmp:  # inputs and settings are checked before any worker starts
-        settings = process_settings(proc, seed, lhe=lhe_path, workdir=tmp)
+        settings = check_settings(proc, seed, lhe=lhe_path, workdir=tmp)
         n_blocks = -(-n_events // block_size)
         sizes = [min(block_size, n_events - i * block_size) for i in range(n_blocks)]
         paths = [block_paths(workdir, proc.name, i)[0] for i in range(n_blocks)]

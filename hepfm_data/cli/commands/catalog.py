@@ -46,9 +46,15 @@ def format_entry(cat: Catalog, name: str) -> str:
         f"upstream: {cat.upstream.repository} ({cat.upstream.kind}) name {p.upstream_name!r}",
         f"paper chain: {cat.paper_chain.matrix_element}; {cat.paper_chain.decays}; "
         f"{cat.paper_chain.shower}; {cat.paper_chain.detector}; sqrt(s) = {cat.paper_chain.sqrt_s_gev:g} GeV",
-        "local Pythia 8 settings:" if p.pythia else "local Pythia 8 settings: none (external input only)",
+        "local Pythia 8 settings:" if p.pythia else
+        "local Pythia 8 settings: none" + ("" if p.generator else " (external input only)"),
         *[f"  {s}" for s in p.pythia or ()],
     ]
+    if p.generator:
+        g = p.generator
+        lines.append(f"hard process: hepfm LO generator ({g.kind}) process {g.process!r}, PDF:pSet {g.pdf}, "
+                     f"integration precision {g.precision:g}, max_overweight {g.max_overweight:g} "
+                     "(LHE -> Pythia shower)")
     if p.slha:
         lines.append(f"SLHA spectrum: {p.slha}")
     if p.cp_mixing:

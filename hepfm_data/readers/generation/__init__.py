@@ -1,9 +1,11 @@
 """Local generation: Pythia 8 (hard process, shower, hadronisation), the ATLAS-like detector emulation,
 particle flow and large-R jets (FastJet), and the CP-mixed tt̄H chain (LO helicity amplitudes ->
-partial unweighting -> LHE -> Pythia). Each returns event records (``hepfm_data.core.events``).
+partial unweighting -> LHE -> Pythia), and the LO matrix-element generator (:mod:`.lo`: tree-level
+amplitudes -> VEGAS -> unweighted LHE -> Pythia). Each returns event records (``hepfm_data.core.events``).
 
 :func:`generate` is the one entry point: a catalog process with ``cp_mixing`` goes through the
-reweighting chain (:mod:`.ttH_reweight`), every other one through Pythia (:mod:`.pythia`).
+reweighting chain (:mod:`.ttH_reweight`), one with ``generator`` through the LO generator
+(:func:`.lo.generate_lo`), every other one through Pythia (:mod:`.pythia`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ def generate(process: str | Process, n_events: int, seed: int, *, lhe: str | os.
     from hepfm_data.readers.generation import pythia
 
     proc = pythia.resolve_process(process, catalog)
+    if proc.generator is not None and lhe is None and not keep_hard_process:
+        from hepfm_data.readers.generation.lo import generate_lo
+
+        pythia.check_count("n_events", n_events)
+        return generate_lo(proc, n_events, seed, progress=progress, first_event_id=first_event_id,
+                           workdir=workdir, catalog=catalog)
     if proc.cp_mixing is not None and lhe is None and not keep_hard_process:
         from hepfm_data.readers.generation.ttH_reweight import generate_cp_mixed
 

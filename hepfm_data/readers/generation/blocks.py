@@ -90,6 +90,8 @@ def _atomic_write(path: Path, write) -> None:
 def _request(proc: Process, seed: int, index: int, block_size: int, n: int, lhe, keep_hard: bool = False,
              sample_events: int | None = None) -> dict:
     extra = {"keep_hard_process": True} if keep_hard else {}  # absent when off: older sidecars stay valid
+    if proc.generator is not None:  # absent for Pythia processes: older sidecars stay valid
+        extra["generator"] = dataclasses.asdict(proc.generator)
     if proc.weight == "cross_section":  # the weights depend on the sample's size (σ / N)
         extra["sample_events"] = int(sample_events if sample_events is not None else n)
     return {**extra, "format": SIDE_FORMAT, "format_version": SIDE_VERSION, "process": proc.name, "base_seed": int(seed),

@@ -120,6 +120,11 @@ def process_settings(proc: Process, seed: int, *, lhe: str | os.PathLike | None 
         path = check_lhe(lhe)
         settings += ["Beams:frameType = 4", f"Beams:LHEF = {path}"]
         settings += [s for s in proc.pythia or () if s.split(":", 1)[0].strip().isdigit()]
+    elif proc.generator is not None:
+        raise GenerationError(
+            f"process {proc.name!r} is made by hepfm's LO generator ({proc.generator.kind}: "
+            f"{proc.generator.process}): generate it with hepfm_data.readers.generation.generate, which writes "
+            "its hard processes as LHE and showers them here, or pass lhe=")
     elif proc.pythia is None:
         raise GenerationError(
             f"process {proc.name!r} is {proc.fidelity}: Pythia 8 has no hard process for it. Supply "
@@ -132,6 +137,21 @@ def process_settings(proc: Process, seed: int, *, lhe: str | os.PathLike | None 
         path = resolve_slha(proc.slha, workdir)
         settings += [f"SLHA:file = {path}", "SLHA:verbose = 0"]
     return settings
+
+
+def check_settings(proc: Process, seed: int, *, lhe: str | os.PathLike | None = None,
+                   workdir: str | os.PathLike | None = None) -> list[str]:
+    """The Pythia settings to initialise once before a production starts (every input problem raised then):
+    :func:`process_settings`, except for a process made by the LO generator without ``lhe``: its LO process name
+    is checked (UnknownNameError naming it) and its particle-data settings with the hard process off."""
+    if proc.generator is not None and lhe is None:
+        from hepfm_data.readers.generation.lo.processes import lo_process
+
+        lo_process(proc.generator.process)
+        seed = check_seed(seed)
+        return [*BASE_SETTINGS, f"Random:seed = {seed}", "ProcessLevel:all = off",
+                *(s for s in proc.pythia or () if s.split(":", 1)[0].strip().isdigit())]
+    return process_settings(proc, seed, lhe=lhe, workdir=workdir)
 
 
 def make_pythia(settings: list[str], what: str = "generation"):
@@ -290,9 +310,9 @@ def generate(process: str | Process, n_events: int, seed: int, *, lhe: str | os.
     proc = resolve_process(process, catalog)
     check_count("n_events", n_events)
     if keep_hard_process:
-        if lhe is not None or proc.cp_mixing is not None:
+        if lhe is not None or proc.cp_mixing is not None or proc.generator is not None:
             raise GenerationError(f"process {proc.name!r}: keep_hard_process works with Pythia's own hard "
-                                  "processes only (not with --lhe input or CP-mixed reweighting)")
+                                  "processes only (not with --lhe input, CP-mixed reweighting or the LO generator)")
         return generate_with_hard(proc, n_events, seed, first_event_id=first_event_id, workdir=workdir,
                                   progress=progress, sample_events=sample_events)
     if proc.cp_mixing is not None and lhe is None:
