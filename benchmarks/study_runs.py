@@ -15,6 +15,7 @@ each result (every run of a study shares the machine with the other training pro
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import sys
 from collections.abc import Callable
@@ -42,7 +43,7 @@ def _rs3l(doc: dict) -> Row | None:
 
 def _kishimoto(doc: dict) -> Row | None:
     if doc.get("kind") == "pretrain":
-        return "pretrain (all events, streamed)", doc["events_per_s"], doc["wall_s"], len(doc["history"])
+        return "pretrain (selected events, in memory)", doc["events_per_s"], doc["wall_s"], len(doc["history"])
     if doc.get("kind") == "finetune":
         return f"{doc['variant']} n={doc['size']:,}", doc["events_per_s"], doc["wall_s"], len(doc["history"])
     return None
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{study}: {sum(len(v) for v in rows.values())} runs; machine/date: {'; '.join(sorted(machines))}")
     print("| group | runs | examples x epochs / s (median, range) | wall per run (s) | epochs |")
     print("|---|---:|---:|---:|---:|")
-    for group, v in rows.items():
+    for group, v in sorted(rows.items(), key=lambda kv: (re.sub(r"[\d,]+", "", kv[0]), int(re.sub(r"\D", "", kv[0]) or 0))):
         rate = [r for r, _, _ in v]
         epochs = [e for _, _, e in v]
         print(f"| {group} | {len(v)} | {statistics.median(rate):,.0f} ({min(rate):,.0f}-{max(rate):,.0f}) | "
