@@ -243,8 +243,7 @@ def stage_data(cfg: KishimotoStudyConfig, plan: dict, results: Results, executed
 def slot_sets(cfg: KishimotoStudyConfig, plan: dict) -> dict[str, dict[str, dict[str, torch.Tensor]]]:
     """{process: {split: SlotBatch fields}} of every selected event, cached in ``workdir`` (our own file, read with
     ``weights_only=True``). ConfigError naming the process and split when no event passes the selection."""
-    key = "slots-" + digest({"stores": sorted(s["key"] for s in plan.values())})
-    path = Path(cfg.workdir) / "tensors" / f"{key}.pt"
+    path = _slot_cache(cfg, plan)
     if path.exists():
         return torch.load(path, weights_only=True)
     from hepfm_data.batches.slots import SlotBatch
@@ -262,6 +261,13 @@ def slot_sets(cfg: KishimotoStudyConfig, plan: dict) -> dict[str, dict[str, dict
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: torch.save(out, tmp))
     return out
+
+
+def _slot_cache(cfg: KishimotoStudyConfig, plan: dict) -> Path:
+    """The cache file of the selected slots: keyed by the stores and the slot representation's definition."""
+    cat = catalog_of(DataConfig(catalog=cfg.data.catalog))
+    key = digest({"stores": sorted(s["key"] for s in plan.values()), "slots": _representation(cfg).fingerprint(cat)})
+    return Path(cfg.workdir) / "tensors" / f"slots-{key}.pt"
 
 
 def _slots(fields: dict[str, torch.Tensor]):
@@ -607,8 +613,7 @@ def _differences(cfg: KishimotoStudyConfig, plan: dict, results: Results) -> lis
 
 def _selected_counts(cfg: KishimotoStudyConfig, plan: dict) -> dict[str, str]:
     """"train/val/test" selected events per process, from the slot cache when it exists."""
-    key = "slots-" + digest({"stores": sorted(s["key"] for s in plan.values())})
-    path = Path(cfg.workdir) / "tensors" / f"{key}.pt"
+    path = _slot_cache(cfg, plan)
     if not path.exists():
         return {}
     sets = torch.load(path, weights_only=True)
