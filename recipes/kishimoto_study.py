@@ -29,6 +29,7 @@ Stages (each resumable; a re-run executes only what is missing, keyed by a hash 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import shutil
@@ -245,7 +246,7 @@ def slot_sets(cfg: KishimotoStudyConfig, plan: dict) -> dict[str, dict[str, dict
     ``weights_only=True``). ConfigError naming the process and split when no event passes the selection."""
     path = _slot_cache(cfg, plan)
     if path.exists():
-        return torch.load(path, weights_only=True)
+        return _load_slots(str(path))
     from hepfm_data.batches.slots import SlotBatch
 
     out: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
@@ -268,6 +269,13 @@ def _slot_cache(cfg: KishimotoStudyConfig, plan: dict) -> Path:
     cat = catalog_of(DataConfig(catalog=cfg.data.catalog))
     key = digest({"stores": sorted(s["key"] for s in plan.values()), "slots": _representation(cfg).fingerprint(cat)})
     return Path(cfg.workdir) / "tensors" / f"slots-{key}.pt"
+
+
+@functools.lru_cache(maxsize=1)
+def _load_slots(path: str) -> dict[str, dict[str, dict[str, torch.Tensor]]]:
+    """The slot cache, read once per process (a fine-tuning worker runs many jobs on it; they only select from
+    it)."""
+    return torch.load(path, weights_only=True)
 
 
 def _slots(fields: dict[str, torch.Tensor]):
@@ -616,31 +624,26 @@ def _selected_counts(cfg: KishimotoStudyConfig, plan: dict) -> dict[str, str]:
     path = _slot_cache(cfg, plan)
     if not path.exists():
         return {}
-    sets = torch.load(path, weights_only=True)
+    sets = _load_slots(str(path))
     return {n: "/".join(str(int(s[sp]["labels"].numel())) for sp in ("train", "validation", "test"))
             for n, s in sets.items()}
 
 
-def write_report(cfg: KishimotoStudyConfig, plan: dict, results: Results, config_name: str) -> Path:
+def report_text(cfg: KishimotoStudyConfig, plan: dict, results: Results, config_name: str) -> str:
     summ = summary(cfg, plan, results)
-    text = render(cfg, plan, results, summ, config_name, plot_all(cfg, plan, results, summ))
-    path = Path(cfg.report)
-    atomic_write(path, lambda tmp: tmp.write_text(text))
-    return path
+    return render(cfg, plan, results, summ, config_name, plot_all(cfg, plan, results, summ))
 
 
 # ----------------------------------------------------------------------------- the command
 def run(cfg: KishimotoStudyConfig, config_name: str = "", report_only: bool = False) -> dict[str, Any]:
     """Every absent stage and run of the study, then the report; returns {"executed": keys, "report": path}."""
-    from recipes.stores import run_stages
+    from recipes.stores import run_study
 
     plan = make_plan(cfg)
     results = Results(cfg.results)
-    executed: list[str] = []
-    stages = [] if report_only else [("1 data", stage_data), ("2-4 slots + pretrain + finetune", stage_train)]
-    report = run_stages("kishimoto", stages, (cfg, plan, results, executed), executed,
-                        lambda: write_report(cfg, plan, results, config_name))
-    return {"executed": executed, "report": str(report)}
+    stages = [("1 data", stage_data), ("2-4 slots + pretrain + finetune", stage_train)]
+    return run_study("kishimoto", cfg, plan, results, stages, lambda: report_text(cfg, plan, results, config_name),
+                     report_only)
 
 
 def parse(argv: list[str] | None = None) -> tuple[KishimotoStudyConfig, dict[str, Any]]:

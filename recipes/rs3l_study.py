@@ -47,7 +47,6 @@ from recipes.common import (
     DEFAULT_THREADS,
     ConfigError,
     DataConfig,
-    atomic_write,
     catalog_of,
     check_config,
     parse_study,
@@ -465,26 +464,21 @@ def _scale_lines(cfg: RS3LStudyConfig, plan: dict, results: Results) -> list[str
     return [line + ".", ""]
 
 
-def write_report(cfg: RS3LStudyConfig, plan: dict, results: Results, config_name: str) -> Path:
+def report_text(cfg: RS3LStudyConfig, plan: dict, results: Results, config_name: str) -> str:
     summ = summary(cfg, plan, results)
-    text = render(cfg, plan, results, summ, config_name, plot_all(cfg, summ))
-    path = Path(cfg.report)
-    atomic_write(path, lambda tmp: tmp.write_text(text))
-    return path
+    return render(cfg, plan, results, summ, config_name, plot_all(cfg, summ))
 
 
 # ----------------------------------------------------------------------------- the command
 def run(cfg: RS3LStudyConfig, config_name: str = "", report_only: bool = False) -> dict[str, Any]:
     """Every absent stage and run of the study, then the report; returns {"executed": keys, "report": path}."""
-    from recipes.stores import run_stages
+    from recipes.stores import run_study
 
     plan = make_plan(cfg)
     results = Results(cfg.results)
-    executed: list[str] = []
-    stages = [] if report_only else [("1 data", stage_data), ("2-3 pretrain + downstream", stage_train)]
-    report = run_stages("rs3l", stages, (cfg, plan, results, executed), executed,
-                        lambda: write_report(cfg, plan, results, config_name))
-    return {"executed": executed, "report": str(report)}
+    stages = [("1 data", stage_data), ("2-3 pretrain + downstream", stage_train)]
+    return run_study("rs3l", cfg, plan, results, stages, lambda: report_text(cfg, plan, results, config_name),
+                     report_only)
 
 
 def parse(argv: list[str] | None = None) -> tuple[RS3LStudyConfig, dict[str, Any]]:

@@ -4,7 +4,7 @@
   needed (a re-run with every store present starts none);
 * :func:`store_present` / :func:`build_generated`: is a store there; build one from Pythia 8 through
   ``build_store`` (the one build path), returning its wall time;
-* :func:`run_stages`: the stages of a study in order, each timed, then its report.
+* :func:`run_study`: a study's command: its stages in order, each timed, then its report.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LazyDask", "store_present", "build_generated", "run_stages"]
+__all__ = ["LazyDask", "store_present", "build_generated", "run_study"]
 
 
 class LazyDask:
@@ -74,15 +74,21 @@ def build_generated(proc, events: int, seed: int, root: str, catalog, scheduler:
     return time.perf_counter() - t0
 
 
-def run_stages(name: str, stages: Sequence[tuple[str, Callable[..., Any]]], args: tuple, executed: list[str],
-               report: Callable[[], Path]) -> Path:
-    """``stage(*args)`` for every (label, stage) in order, each timed on one line, then ``report()``; prints how
-    many runs were executed (``executed``, filled by the stages) and where the report went."""
+def run_study(name: str, cfg: Any, plan: Any, results: Any, stages: Sequence[tuple[str, Callable[..., Any]]],
+              report_text: Callable[[], str], report_only: bool = False) -> dict[str, Any]:
+    """A study's command: ``stage(cfg, plan, results, executed)`` for every (label, stage) in order (none with
+    ``report_only``), each timed on one line, then ``report_text()`` written atomically to ``cfg.report``; returns
+    {"executed": the keys the stages ran, "report": its path}."""
+    from recipes.common import atomic_write
+
+    executed: list[str] = []
     t_all = time.perf_counter()
-    for label, stage in stages:
+    for label, stage in [] if report_only else stages:
         t0 = time.perf_counter()
-        stage(*args)
+        stage(cfg, plan, results, executed)
         print(f"[{label}] {time.perf_counter() - t0:.1f} s", flush=True)
-    path = report()
+    path = Path(cfg.report)
+    text = report_text()
+    atomic_write(path, lambda tmp: tmp.write_text(text))
     print(f"{name}: {len(executed)} run(s) executed in {time.perf_counter() - t_all:.1f} s; report {path}", flush=True)
-    return path
+    return {"executed": executed, "report": str(path)}

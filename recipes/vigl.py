@@ -952,30 +952,23 @@ def plot_all(cfg: VIGLConfig, plan: dict[str, StoreSpec], summ: dict[str, Any]) 
     return written
 
 
-def write_report(cfg: VIGLConfig, plan: dict[str, StoreSpec], results: Results, config_name: str) -> Path:
+def report_text(cfg: VIGLConfig, plan: dict[str, StoreSpec], results: Results, config_name: str) -> str:
     summ = summary(cfg, plan, results)
-    plots = plot_all(cfg, plan, summ)
-    text = render(cfg, plan, results, summ, config_name, plots)
-    path = Path(cfg.report)
-    atomic_write(path, lambda tmp: tmp.write_text(text))
-    return path
+    return render(cfg, plan, results, summ, config_name, plot_all(cfg, plan, summ))
 
 
 # ----------------------------------------------------------------------------- the command
 def run(cfg: VIGLConfig, config_name: str = "", report_only: bool = False) -> dict[str, Any]:
     """Every absent stage and run of the study, then the report; returns {"executed": keys, "report": path}."""
-    from recipes.stores import run_stages
+    from recipes.stores import run_study
 
     plan = make_plan(cfg)
     results = Results(cfg.results)
-    executed: list[str] = []
     if not report_only:
         setup(cfg.device, cfg.threads, 0)
-    stages = [] if report_only else [("1 data", stage_data), ("2 pretrain", stage_pretrain),
-                                     ("3 finetune", stage_finetune)]
-    report = run_stages("vigl", stages, (cfg, plan, results, executed), executed,
-                        lambda: write_report(cfg, plan, results, config_name))
-    return {"executed": executed, "report": str(report)}
+    stages = [("1 data", stage_data), ("2 pretrain", stage_pretrain), ("3 finetune", stage_finetune)]
+    return run_study("vigl", cfg, plan, results, stages, lambda: report_text(cfg, plan, results, config_name),
+                     report_only)
 
 
 def stage_pretrain(cfg: VIGLConfig, plan: dict[str, StoreSpec], results: Results, executed: list[str]) -> None:

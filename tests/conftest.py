@@ -118,7 +118,6 @@ def tiny_study():
     """``tiny_study(module, "<name>_tiny.yaml", root, *overrides)``: the tiny configuration of the study recipe
     ``recipes.<module>`` (``recipes/configs/<name>``) with every output under ``root``: ``stores/``, ``results/``,
     the report ``REPORT.md``, ``plots/`` and (where the study has one) ``work/``."""
-    import dataclasses
     import sys
     from pathlib import Path
 
@@ -128,10 +127,9 @@ def tiny_study():
 
     def make(module, config: str, root: Path, *extra: str):
         tiny = repo / "recipes" / "configs" / config
-        cls = module.parse([str(tiny)])[0].__class__
         opts = [f"--data.stores={root / 'stores'}", f"--results={root / 'results'}", f"--report={root / 'REPORT.md'}",
                 f"--plots={root / 'plots'}"]
-        if "workdir" in {f.name for f in dataclasses.fields(cls)}:
+        if hasattr(module.parse([str(tiny)])[0], "workdir"):
             opts.append(f"--workdir={root / 'work'}")
         return module.parse([str(tiny), *opts, *extra])[0]
 
