@@ -119,7 +119,7 @@ def process_settings(proc: Process, seed: int, *, lhe: str | os.PathLike | None 
     if lhe is not None:
         path = check_lhe(lhe)
         settings += ["Beams:frameType = 4", f"Beams:LHEF = {path}"]
-        settings += [s for s in proc.pythia or () if s.split(":", 1)[0].strip().isdigit()]
+        settings += particle_data_settings(proc)
     elif proc.generator is not None:
         raise GenerationError(
             f"process {proc.name!r} is made by hepfm's LO generator ({proc.generator.kind}: "
@@ -139,6 +139,12 @@ def process_settings(proc: Process, seed: int, *, lhe: str | os.PathLike | None 
     return settings
 
 
+def particle_data_settings(proc: Process) -> list[str]:
+    """The catalog settings of ``proc`` that address a particle (``"25:onMode = off"``: decays, masses), kept when
+    the hard process comes from elsewhere (LHE input, the LO generator)."""
+    return [s for s in proc.pythia or () if s.split(":", 1)[0].strip().isdigit()]
+
+
 def check_settings(proc: Process, seed: int, *, lhe: str | os.PathLike | None = None,
                    workdir: str | os.PathLike | None = None) -> list[str]:
     """The Pythia settings to initialise once before a production starts (every input problem raised then):
@@ -150,7 +156,7 @@ def check_settings(proc: Process, seed: int, *, lhe: str | os.PathLike | None = 
         lo_process(proc.generator.process)
         seed = check_seed(seed)
         return [*BASE_SETTINGS, f"Random:seed = {seed}", "ProcessLevel:all = off",
-                *(s for s in proc.pythia or () if s.split(":", 1)[0].strip().isdigit())]
+                *particle_data_settings(proc)]
     return process_settings(proc, seed, lhe=lhe, workdir=workdir)
 
 
