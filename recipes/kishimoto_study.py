@@ -55,6 +55,7 @@ from recipes.common import (
     parse_study,
     study_main,
 )
+from recipes.replace_pretrain import batches as replace_batches
 from recipes.reproduce import Results, _stamp, _worker_setup, digest, run_jobs, split_counts
 from recipes.vigl import _finite_mean_std, _fmt
 
@@ -306,6 +307,12 @@ def task_set(sets: dict, task_classes: list[str], split: str, n: int, seed: int 
 
 
 # ----------------------------------------------------------------------------- stage 3: pretraining
+def _batches(events, batch_size: int, epoch: int, seed: int, shuffle: bool = True):
+    """Batches of ``events`` shuffled by (seed, epoch), in one process (:func:`recipes.replace_pretrain.batches`)."""
+    return replace_batches(events, batch_size, epoch, seed, 0, 1, shuffle)
+
+
+
 def _train_config(epochs: int, lr: float, lr_decay: float, patience: int, progress: bool, lr_backbone=None):
     from hepfm_models import TrainConfig
 
@@ -332,7 +339,7 @@ def pretext_batches(events, pretext, batch_size: int, epoch: int, seed: int, shu
     """Shuffled batches of ``events`` with a fresh object replacement drawn per (seed, epoch, batch)."""
     import numpy as np
 
-    for k, b in enumerate(_batches(events, batch_size, epoch, seed, shuffle)):
+    for k, b in enumerate(_batches(events, batch_size, epoch, seed, shuffle=shuffle)):
         yield pretext(b, np.random.default_rng([seed, epoch, k]))
 
 
@@ -373,13 +380,6 @@ def pretrain_job(cfg: KishimotoStudyConfig) -> str:
 
 
 # ----------------------------------------------------------------------------- stage 4: fine-tuning
-def _batches(events, batch_size: int, epoch: int, seed: int, shuffle: bool = True):
-    order = (torch.randperm(events.n_graph, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
-             if shuffle else torch.arange(events.n_graph))
-    for k in range(0, len(order), batch_size):
-        yield events.select(order[k:k + batch_size])
-
-
 def finetune_job(cfg: KishimotoStudyConfig, task: str, size: int, seed: int, variants: tuple[str, ...]) -> list[str]:
     """Both variants of one (task, size, seed) on the same training subset -> their keys."""
     from hepfm_models.protocol import finetune
@@ -399,7 +399,7 @@ def finetune_job(cfg: KishimotoStudyConfig, task: str, size: int, seed: int, var
         key = run_key(cfg, plan, task, size, variant, seed)
         t0 = time.perf_counter()
         res = finetune(variant, lambda e: _batches(train, batch_size, e, seed),
-                       lambda: _batches(val, 4096, 0, 0, False), _batches(test, 4096, 0, 0, False),
+                       lambda: _batches(val, 4096, 0, 0, shuffle=False), _batches(test, 4096, 0, 0, shuffle=False),
                        pretrained=backbone if variant == "finetuned" else None,
                        model_config=_slot_config(cfg, 2),
                        train_config=_train_config(f.epochs, f.lr, f.lr_decay, f.patience, False, f.lr_backbone),
