@@ -249,6 +249,12 @@ class Results:
         """Checkpoint path (without suffix) of a pretraining run's backbone."""
         return self.root / "backbones" / key
 
+    def partial(self, key: str) -> Path:
+        """Working directory of an unfinished pretraining run (its per-epoch resume state): kept beside the
+        results so that a sitting cut mid-pretraining commits it and the next sitting, on any machine, goes on
+        from the last finished epoch; removed when the run completes."""
+        return self.root / "partial" / key
+
 
 def machine(device) -> dict[str, Any]:
     """Where a run ran: CPU model, cores, accelerator, torch and threads."""
@@ -355,8 +361,10 @@ def make_plan(cfg: ReproduceConfig) -> Plan:
     for name in sorted(events, key=lambda n: cat.process(n).index):
         proc = cat.process(name)
         seed = cfg.data.seed * SEED_STRIDE + proc.index + 1
-        stream = {"process": {k: _plain(getattr(proc, k)) for k in ("name", "fidelity", "pythia", "slha", "cp_mixing",
-                                                                    "particle_flow")},
+        what = {k: _plain(getattr(proc, k)) for k in ("name", "fidelity", "pythia", "slha", "cp_mixing", "particle_flow")}
+        if proc.generator is not None:  # the LO generator's settings make its events (absent: Pythia's keys unchanged)
+            what["generator"] = _plain(proc.generator)
+        stream = {"process": what,
                   "selection": _plain(cat.selection), "graph": _plain(cat.graph), "labels": _plain(cat.labels),
                   "seed": seed, "block_size": cfg.data.block_size, "events_per_unit": cfg.data.events_per_unit,
                   "fractions": list(cfg.data.fractions)}
@@ -408,19 +416,36 @@ def split_counts(url: str) -> dict[str, int]:
 
 
 # ----------------------------------------------------------------------------- stage 1: data
+def stores_needed(cfg: ReproduceConfig, plan: Plan, results: Results) -> set[str]:
+    """The processes whose stores this sitting needs: every pretraining process while a pretraining run is
+    absent, the classes of every task with an absent fine-tuning or CKA run, and every store not yet recorded
+    (the report's data table). A later sitting that only fine-tunes builds the task stores alone."""
+    need = {n for n, spec in plan.stores.items() if results.get(spec.key) is None}
+    if any(results.get(pretrain_key(cfg, plan, m)) is None for m in cfg.pretrain.modes):
+        need.update(plan.pretrain_processes)
+    for task, classes in plan.tasks.items():
+        td = task_data(cfg, plan, results, task)
+        keys = [] if td is None else [r[4] for r in grid(cfg, plan, {task: td})] + cka_keys(cfg, plan, task, td)
+        if td is None or any(results.get(k) is None for k in keys):
+            need.update(classes)
+    return need
+
+
 def stage_data(cfg: ReproduceConfig, plan: Plan, results: Results, executed: list[str], device) -> None:
-    """Build every missing store (Dask, every core); record each store's events and build time."""
+    """Build every missing store the sitting needs (:func:`stores_needed`; Dask, every core); record each
+    store's events and build time."""
     from hepfm_data.store import open_store
     from recipes.stores import LazyDask, build_generated, store_present
 
     cat = catalog_of(_data_config(cfg))
+    need = stores_needed(cfg, plan, results)
     with LazyDask(cfg.data.workers, "the study's stores") as dask:
         for name, spec in plan.stores.items():
             url = spec.url(cfg)
-            present = store_present(url)
             done = results.get(spec.key)
-            if present and done is not None:
+            if name not in need or (done is not None and store_present(url)):
                 continue
+            present = store_present(url)
             wall = None
             if not present:
                 wall = build_generated(cat.process(name), spec.events, spec.seed, spec.root(cfg), cat, dask.scheduler(),
@@ -486,7 +511,7 @@ def pretrain_job(cfg: ReproduceConfig, mode: str) -> str:
     val = class_split(urls, data, "validation", n_val, 0, False, multilabels=True, what="pretraining")
     val_batches = list(val.batches(p.batch_size, shuffle=False, device=dev))
     fidelity = {n: plan.stores[n].fidelity for n in plan.pretrain_processes}
-    out = Path(cfg.workdir) / "pretrain" / key
+    out = results.partial(key)
     print(f"  pretraining {mode} ({key}): {len(plan.pretrain_processes)} processes x {n_train:,} train / {n_val:,} "
           f"validation events", flush=True)
     tcfg = _train_config(mode, p.epochs, p.patience, p.lr, p.lr_decay, cfg.progress)
@@ -509,6 +534,7 @@ def pretrain_job(cfg: ReproduceConfig, mode: str) -> str:
                       "plateau_wall_s": fit.plateau_wall_s, "validation": validation,
                       "best": {k: v for k, v in best.items() if k.startswith("val_") or k == "train_loss"},
                       "history": fit.history, "backbone": f"backbones/{key}", **_stamp(dev)})
+    shutil.rmtree(out)  # the resume state of a finished run: the backbone and the result above are the run
     print(f"  pretrained {mode}: {len(fit.history)} epochs (best {fit.best_epoch}), {validation['metric']} "
           f"{validation['value']:.4f} ± {validation['stat_error']:.4f}, {fit.wall_s:.0f} s", flush=True)
     return key
@@ -603,11 +629,15 @@ def task_data(cfg: ReproduceConfig, plan: Plan, results: Results, task: str) -> 
     return TaskData([plan.stores[c].url(cfg) for c in plan.tasks[task]], counts, n_val, n_test, sizes, skipped)
 
 
-def grid(cfg: ReproduceConfig, plan: Plan, tds: dict[str, TaskData]) -> list[tuple[str, int, int, str, str]]:
-    """Every fine-tuning run: (task, size, seed, variant, key), in execution order."""
+def grid(cfg: ReproduceConfig, plan: Plan, tds: dict[str, TaskData],
+         size: int | None = None) -> list[tuple[str, int, int, str, str]]:
+    """Every fine-tuning run (of one ``size`` per class, or all): (task, size, seed, variant, key), smallest
+    size first across the tasks (the order they run in: a cut sitting leaves whole sizes done)."""
     out = []
-    for task, td in tds.items():
-        for n in td.sizes:
+    for n in sorted({n for td in tds.values() for n in td.sizes}):
+        for task, td in tds.items():
+            if n not in td.sizes or size not in (None, n):
+                continue
             for k in range(cfg.finetune.seeds):
                 for v in cfg.finetune.variants:
                     out.append((task, n, k, v, finetune_key(cfg, plan, task, n, v, k, td.n_val, td.n_test)))
@@ -669,12 +699,12 @@ def finetune_job(cfg: ReproduceConfig, task: str, size: int, seed: int, todo: li
 
 
 def stage_finetune(cfg: ReproduceConfig, plan: Plan, results: Results, executed: list[str],
-                   tds: dict[str, TaskData]) -> None:
-    """Every absent fine-tuning run of the grid, one job per (task, size, seed)."""
+                   tds: dict[str, TaskData], size: int) -> None:
+    """Every absent fine-tuning run of the grid at ``size`` events per class, one job per (task, size, seed)."""
     jobs: dict[tuple[str, int, int], list[tuple[str, str]]] = {}
-    for task, size, seed, variant, key in grid(cfg, plan, tds):
+    for task, n, seed, variant, key in grid(cfg, plan, tds, size):
         if results.get(key) is None:
-            jobs.setdefault((task, size, seed), []).append((variant, key))
+            jobs.setdefault((task, n, seed), []).append((variant, key))
     run_jobs(cfg, finetune_job, [(*k, v) for k, v in jobs.items()], executed, "fine-tuning runs",
              [len(v) for v in jobs.values()])
 
@@ -703,58 +733,60 @@ def cka_members(cfg: ReproduceConfig, plan: Plan, task: str, size: int, td: Task
 
 
 def stage_cka(cfg: ReproduceConfig, plan: Plan, results: Results, executed: list[str], dist,
-              tds: dict[str, TaskData]) -> None:
-    """Layer-wise ensemble CKA per (task, size), once every member run is done."""
+              tds: dict[str, TaskData], size: int) -> None:
+    """Layer-wise ensemble CKA per task at ``size`` events per class, once every member run is done."""
     from hepfm_models import layerwise_cka, load_checkpoint
     from hepfm_models.training import collect_stages
 
     dev = dist.device
     for task, td in tds.items():
-        probe = None
-        for size in td.sizes:
-            members = cka_members(cfg, plan, task, size, td)
-            key = cka_key(cfg, task, size, members)
-            comparisons = cka_comparisons(cfg)
-            if results.get(key) is not None or not comparisons:
-                continue
-            if any(results.get(k) is None for keys in members.values() for k in keys):
-                print(f"  CKA {task} n={size}: waiting for its fine-tuning runs", flush=True)
-                continue
-            t0 = time.perf_counter()
-            if probe is None:
-                n = min(cfg.cka.n_events_per_class, td.n_test)
-                events = class_split(td.urls, _data_config(cfg), "test", n, 0, False, what=task)
-                probe = list(events.batches(cfg.finetune.batch_size, shuffle=False, device=dev))
-            reps: dict[str, list[dict]] = {}
-            for variant, keys in members.items():
-                for k, run_key in enumerate(keys):
-                    path = Path(cfg.workdir) / "finetune" / run_key / "model"
-                    if not path.with_suffix(".json").exists():  # weights not on this machine: retrain the run
-                        print(f"  CKA {task} n={size}: re-training {run_key} (its weights are not on this machine; "
-                              f"same seed and subset)", flush=True)
-                        finetune_job(cfg, task, size, k, [(variant, run_key)], record=False)
-                    model, _ = load_checkpoint(path, map_location=dev)
-                    reps.setdefault(variant, []).append(collect_stages(model, probe, dev, cfg.cka.max_rows, seed=0))
-            table = {name: {layer: list(v) for layer, v in layerwise_cka(reps[a], reps[b] if b else None).items()}
-                     for name, (a, b) in comparisons.items()}
-            rows = {layer: int(reps[BASELINE][0][layer].shape[0]) for layer in reps[BASELINE][0]}
-            results.put(key, {"kind": "cka", "task": task, "n_per_class": size, "members": members,
-                              "n_events": sum(int(b.graph_mask.sum()) for b in probe), "rows": rows,
-                              "layers": list(rows), "cka": table, "wall_s": time.perf_counter() - t0, **_stamp(dev)})
-            executed.append(key)
+        if size not in td.sizes:
+            continue
+        members = cka_members(cfg, plan, task, size, td)
+        key = cka_key(cfg, task, size, members)
+        comparisons = cka_comparisons(cfg)
+        if results.get(key) is not None or not comparisons:
+            continue
+        if any(results.get(k) is None for keys in members.values() for k in keys):
+            print(f"  CKA {task} n={size}: waiting for its fine-tuning runs", flush=True)
+            continue
+        t0 = time.perf_counter()
+        n = min(cfg.cka.n_events_per_class, td.n_test)
+        events = class_split(td.urls, _data_config(cfg), "test", n, 0, False, what=task)
+        probe = list(events.batches(cfg.finetune.batch_size, shuffle=False, device=dev))
+        reps: dict[str, list[dict]] = {}
+        for variant, keys in members.items():
+            for k, run_key in enumerate(keys):
+                path = Path(cfg.workdir) / "finetune" / run_key / "model"
+                if not path.with_suffix(".json").exists():  # weights not on this machine: retrain the run
+                    print(f"  CKA {task} n={size}: re-training {run_key} (its weights are not on this machine; "
+                          f"same seed and subset)", flush=True)
+                    finetune_job(cfg, task, size, k, [(variant, run_key)], record=False)
+                model, _ = load_checkpoint(path, map_location=dev)
+                reps.setdefault(variant, []).append(collect_stages(model, probe, dev, cfg.cka.max_rows, seed=0))
+        table = {name: {layer: list(v) for layer, v in layerwise_cka(reps[a], reps[b] if b else None).items()}
+                 for name, (a, b) in comparisons.items()}
+        rows = {layer: int(reps[BASELINE][0][layer].shape[0]) for layer in reps[BASELINE][0]}
+        results.put(key, {"kind": "cka", "task": task, "n_per_class": size, "members": members,
+                          "n_events": sum(int(b.graph_mask.sum()) for b in probe), "rows": rows,
+                          "layers": list(rows), "cka": table, "wall_s": time.perf_counter() - t0, **_stamp(dev)})
+        executed.append(key)
 
 
 # ----------------------------------------------------------------------------- the command
+def cka_keys(cfg: ReproduceConfig, plan: Plan, task: str, td: TaskData, size: int | None = None) -> list[str]:
+    """The CKA result keys of ``task`` (at one ``size`` per class, or every size); none without comparisons."""
+    if not cka_comparisons(cfg):
+        return []
+    return [cka_key(cfg, task, n, cka_members(cfg, plan, task, n, td)) for n in td.sizes if size in (None, n)]
+
+
 def expected_keys(cfg: ReproduceConfig, plan: Plan, tds: dict[str, TaskData]) -> dict[str, list[str]]:
     """Every result key the configured study needs, per stage (what the report reads)."""
-    keys = {"store": [s.key for s in plan.stores.values()],
+    return {"store": [s.key for s in plan.stores.values()],
             "pretrain": [pretrain_key(cfg, plan, m) for m in cfg.pretrain.modes],
-            "finetune": [r[4] for r in grid(cfg, plan, tds)], "cka": []}
-    for task, td in tds.items():
-        for size in td.sizes:
-            if cka_comparisons(cfg):
-                keys["cka"].append(cka_key(cfg, task, size, cka_members(cfg, plan, task, size, td)))
-    return keys
+            "finetune": [r[4] for r in grid(cfg, plan, tds)],
+            "cka": [k for task, td in tds.items() for k in cka_keys(cfg, plan, task, td)]}
 
 
 def _stage(name: str, t0: float, results: Results, keys: list[str], executed: list[str]) -> None:
@@ -790,13 +822,15 @@ def run(cfg: ReproduceConfig, config_name: str = "", report_only: bool = False) 
             _stage("2 pretrain", t0, results, [pretrain_key(cfg, plan, m) for m in cfg.pretrain.modes], executed)
         tds = {task: td for task in plan.tasks if (td := task_data(cfg, plan, results, task)) is not None}
         keys = expected_keys(cfg, plan, tds)
-        if not report_only:
+        for size in [] if report_only else sorted({n for td in tds.values() for n in td.sizes}):
+            # size by size, smallest first, its CKA right after its runs: a sitting cut short leaves whole sizes
             t0 = time.perf_counter()
-            stage_finetune(cfg, plan, results, executed, tds)
-            _stage("3 finetune", t0, results, keys["finetune"], executed)
+            stage_finetune(cfg, plan, results, executed, tds, size)
+            _stage(f"3 finetune n={size:,}", t0, results, [r[4] for r in grid(cfg, plan, tds, size)], executed)
             t0 = time.perf_counter()
-            stage_cka(cfg, plan, results, executed, dist, tds)
-            _stage("4 cka", t0, results, keys["cka"], executed)
+            stage_cka(cfg, plan, results, executed, dist, tds, size)
+            _stage(f"4 cka n={size:,}", t0, results,
+                   [k for task, td in tds.items() for k in cka_keys(cfg, plan, task, td, size)], executed)
         t0 = time.perf_counter()
         report = reproduce_report.write(cfg, plan, tds, keys, results, config_name, study_hash(cfg))
         _stage("5 report", t0, results, [], executed)

@@ -140,43 +140,36 @@ def test_run_keys_depend_on_what_affects_the_run_only():
 
 
 # ----------------------------------------------------------------------------- the tiny study
-def _legacy_catalog() -> Path:
-    """The shipped catalog as it was before the LO generator (issue #28): tHq external-only, ttyy/ttW/ttt/tttt the
-    SecondHard proxies. The tiny study uses it so that its skip and proxy paths stay exercised (and cheap).
-    One file per test session (fixed path: the resumed copy of the study must see the same catalog)."""
-    import os
-    import tempfile
-
+def _legacy_catalog(path: Path) -> Path:
+    """The shipped catalog as it was before the LO generator (issue #28), written to ``path``: tHq external-only,
+    ttyy/ttW/ttt/tttt the SecondHard proxies. The tiny study uses it so that its skip and proxy paths stay
+    exercised (and cheap); its resumed copies read the same file."""
     import yaml
 
-    path = Path(tempfile.gettempdir()) / f"hepfm-test-legacy-catalog-{os.getpid()}.yaml"
-    if not path.exists():
-        doc = yaml.safe_load((REPO / "hepfm_data" / "core" / "catalog.yaml").read_text())
-        procs = {p["name"]: p for p in doc["processes"]}
-        for name in ("ttyy", "ttW", "ttt", "tttt"):
-            proxy = procs.pop(f"{name}_proxy")
-            procs[name].update(fidelity="proxy", pythia=proxy["pythia"], description=proxy["description"])
-            procs[name].pop("generator")
-        procs["tHq"].update(fidelity="external-only", pythia=None)
-        procs["tHq"].pop("generator")
-        doc["processes"] = list(procs.values())
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False))
-        tmp.replace(path)
+    doc = yaml.safe_load((REPO / "hepfm_data" / "core" / "catalog.yaml").read_text())
+    procs = {p["name"]: p for p in doc["processes"]}
+    for name in ("ttyy", "ttW", "ttt", "tttt"):
+        proxy = procs.pop(f"{name}_proxy")
+        procs[name].update(fidelity="proxy", pythia=proxy["pythia"], description=proxy["description"])
+        procs[name].pop("generator")
+    procs["tHq"].update(fidelity="external-only", pythia=None)
+    procs["tHq"].pop("generator")
+    doc["processes"] = list(procs.values())
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False))
     return path
 
 
-def _args(root: Path) -> list[str]:
+def _args(root: Path, catalog: str) -> list[str]:
     return [str(TINY), f"--results={root / 'results'}", f"--report={root / 'REPRODUCTION.md'}",
             f"--plots={root / 'results' / 'plots'}", f"--workdir={root / 'work'}", f"--data.stores={root / 'stores'}",
-            f"--data.catalog={_legacy_catalog()}"]
+            f"--data.catalog={catalog}"]
 
 
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory):
     """The tiny study run once: (root, config, the run's return value)."""
     root = tmp_path_factory.mktemp("study")
-    cfg, _ = reproduce.parse(_args(root))
+    cfg, _ = reproduce.parse(_args(root, str(_legacy_catalog(root / "legacy-catalog.yaml"))))
     out = reproduce.run(cfg, "reproduce_tiny.yaml")
     return root, cfg, out
 
@@ -197,6 +190,7 @@ def test_tiny_study_end_to_end(tiny_study):
     for mode in ("multiclass", "multilabel"):
         key = next(k for k in keys["pretrain"] if mode in k)
         assert (root / "results" / "backbones" / f"{key}.safetensors").exists()
+        assert not (root / "results" / "partial" / key).exists()  # the resume state goes once the run is done
     runs = [json.loads((root / "results" / f"{k}.json").read_text()) for k in keys["finetune"]]
     assert all(0 <= r["test_accuracy"] <= 1 and r["test_n_events"] > 0 for r in runs)
     subsets = {(r["task"], r["n_per_class"], r["variant"]): r for r in runs}
@@ -230,10 +224,11 @@ def test_resume_reruns_only_the_missing_run_and_rebuilds_stores_bit_identically(
     byte for byte. Then one fine-tuning result, its weights and one store are deleted: the store is rebuilt
     bit-identically (same shard checksums), only that run executes, with the same test accuracy (deterministic),
     the report differs at most in its timing sections, and putting the old result back restores it byte for byte.
+    A store needed by no absent run (ggF_H: pretraining is done) is not rebuilt.
     A CKA result missing where one member's weights are gone re-trains that member and gives the same CKA."""
     root, cfg, out = tiny_study
     shutil.copytree(root, tmp_path / "s")
-    cfg2, _ = reproduce.parse(_args(tmp_path / "s"))
+    cfg2, _ = reproduce.parse(_args(tmp_path / "s", cfg.data.catalog))
     first = (tmp_path / "s" / "REPRODUCTION.md").read_text()
     again = reproduce.run(cfg2, "reproduce_tiny.yaml")
     assert again["executed"] == [] and (tmp_path / "s" / "REPRODUCTION.md").read_text() == first
@@ -244,10 +239,13 @@ def test_resume_reruns_only_the_missing_run_and_rebuilds_stores_bit_identically(
     result.unlink()
     shutil.rmtree(tmp_path / "s" / "work" / "finetune" / key)
     plan = reproduce.make_plan(cfg2)
-    spec = plan.stores["ggF_H"]
+    spec = plan.stores[json.loads(old)["classes"][0]]  # a class of the missing run's task: rebuilt
+    unused = plan.stores["ggF_H"]  # pretraining only, and pretraining is done: not rebuilt
     shutil.rmtree(spec.root(cfg2))
+    shutil.rmtree(unused.root(cfg2))
     resumed = reproduce.run(cfg2, "reproduce_tiny.yaml")
     assert resumed["executed"] == [key]
+    assert not Path(unused.root(cfg2)).exists()
     store_doc = json.loads((tmp_path / "s" / "results" / f"{spec.key}.json").read_text())
     from hepfm_data.store import open_store
 
@@ -284,7 +282,7 @@ def test_export_backbones_writes_cards_and_pretrained_loads_them_by_name(tiny_st
     epochs, validation metric, code version, sha256); pretrained(name) loads them and refuses tampered weights."""
     root, cfg, _ = tiny_study
     dest = tmp_path / "shipped"
-    assert reproduce.main([*_args(root), f"--export-backbones={dest}"]) == 0
+    assert reproduce.main([*_args(root, cfg.data.catalog), f"--export-backbones={dest}"]) == 0
     assert available_pretrained(dest) == ["gn-multiclass", "gn-multilabel"]
     model, card = pretrained("gn-multiclass", dest)
     assert model.head.out_features == 4 and card["classes"] == ["ggF_H", "VBF_H", "WH", "ZH"]
