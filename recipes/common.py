@@ -15,7 +15,7 @@ import json
 import os
 import sys
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -270,16 +270,20 @@ def stream(stores: list[str], split: str, data: DataConfig, dist: DistInfo, labe
 
 
 def class_split(stores: list[str], data: DataConfig, split: str, n_per_class: int, seed: int = 0,
-                shuffle: bool = True, multilabels: bool = False, what: str = "") -> EventSet:
+                shuffle: bool = True, multilabels: bool = False, what: str = "",
+                labels: Sequence[int] | None = None) -> EventSet:
     """``n_per_class`` events of ``split`` from each store URL of ``stores`` (0 = all), labelled by
-    position (store k -> label k); with ``shuffle`` a random subset drawn with ``seed`` (block-shuffled
-    stream), else the first events in stored order. ``multilabels`` keeps the SPEC §4 label vectors.
-    ``what`` names the caller in the error raised when a store holds too few events."""
+    position (store k -> label k, or ``labels[k]``); with ``shuffle`` a random subset drawn with ``seed``
+    (block-shuffled stream), else the first events in stored order. ``multilabels`` keeps the SPEC §4 label
+    vectors. ``what`` names the caller in the error raised when a store holds too few events."""
     single = DistInfo()  # every rank holds the whole subset; EventSet.batches partitions it
+    if labels is not None and len(labels) != len(stores):
+        raise ConfigError(f"{what + ': ' if what else ''}{len(labels)} labels for {len(stores)} stores")
     parts = []
     for k, url in enumerate(stores):
         name = url.rstrip("/").rsplit("/", 1)[-1]
-        loader = stream([url], split, data, single, labels={name: k}, seed=seed, shuffle=shuffle, mixing="none",
+        label = k if labels is None else int(labels[k])
+        loader = stream([url], split, data, single, labels={name: label}, seed=seed, shuffle=shuffle, mixing="none",
                         multilabels=multilabels)
         got = EventSet.take(loader, n_per_class or None)
         if n_per_class and len(got) < n_per_class:

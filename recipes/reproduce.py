@@ -45,6 +45,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -475,14 +476,12 @@ def _train_config(mode: str, epochs: int, patience: int, lr: float, lr_decay: fl
                        lr_decay=lr_decay, progress=progress)
 
 
-def metric_with_error(model, batches, mode: str, device, n_chunks: int = 10) -> dict[str, float]:
-    """The validation metric of a pretrained model with its statistical error: multiclass accuracy ±
-    sqrt(a(1-a)/n); multilabel loss ± the standard error of ``n_chunks`` equal chunks' losses."""
+def _metric(res: dict, mode: str, n_chunks: int) -> dict[str, float]:
+    """``metric_with_error`` of ``collect`` results."""
     import statistics
 
-    from hepfm_models.training import collect, metrics_from
+    from hepfm_models.training import metrics_from
 
-    res = collect(model, batches, device)
     n = int(res["outputs"].shape[0])
     if mode == "multiclass":
         a = metrics_from(res, mode)["accuracy"]
@@ -493,6 +492,21 @@ def metric_with_error(model, batches, mode: str, device, n_chunks: int = 10) -> 
     return {"metric": "loss", "value": metrics_from(res, mode)["loss"],
             "stat_error": statistics.stdev(chunks) / math.sqrt(len(chunks)) if len(chunks) > 1 else 0.0,
             "n_events": n}
+
+
+def metric_with_error(model, batches, mode: str, device, n_chunks: int = 10,
+                      classes: Sequence[str] | None = None) -> dict[str, Any]:
+    """The validation metric of a pretrained model with its statistical error: multiclass accuracy ±
+    sqrt(a(1-a)/n); multilabel loss ± the standard error of ``n_chunks`` equal chunks' losses. With
+    ``classes`` (the name of each label index) also ``per_class``: the same metric on each class's events."""
+    from hepfm_models.training import collect
+
+    res = collect(model, batches, device)
+    out = _metric(res, mode, n_chunks)
+    if classes is not None:
+        out["per_class"] = {name: _metric({k: v[res["labels"] == i] for k, v in res.items()}, mode, n_chunks)
+                            for i, name in enumerate(classes) if bool((res["labels"] == i).any())}
+    return out
 
 
 def pretrain_job(cfg: ReproduceConfig, mode: str) -> str:
@@ -521,7 +535,7 @@ def pretrain_job(cfg: ReproduceConfig, mode: str) -> str:
                       seed=p.seed, dist=dist, meta={"stores": [plan.stores[n].key for n in plan.pretrain_processes],
                                                     "fidelity": fidelity})
     model, _ = load_checkpoint(out / "model", map_location=dev)  # the best epoch, as saved
-    validation = metric_with_error(model, val_batches, mode, dev)
+    validation = metric_with_error(model, val_batches, mode, dev, classes=plan.pretrain_processes)
     dest = results.backbone(key)
     dest.parent.mkdir(parents=True, exist_ok=True)
     for suffix in (".safetensors", ".json"):  # weights first; the result JSON below marks completion
@@ -856,13 +870,15 @@ def export_backbones(cfg: ReproduceConfig, directory: str | os.PathLike | None =
         if res is None or not results.backbone(key).with_suffix(".json").exists():
             raise ConfigError(f"--export-backbones: pretraining run {key} is not done; run the study first")
         procs = [{"name": n, "fidelity": res["fidelity"][n], "catalog_index": cat.process(n).index,
+                  "generator": "hepfm LO generator + Pythia 8" if cat.process(n).generator else "Pythia 8",
                   "generation_seed": plan.stores[n].seed, "events_generated": plan.stores[n].events}
                  for n in res["classes"]]
         card = {"name": NAMES[mode], "mode": mode, "classes": res["classes"],
                 "training_data": {
                     "processes": procs, "events_train_per_process": res["n_train_per_process"],
                     "events_validation_per_process": res["n_val_per_process"],
-                    "generator": "Pythia 8 + hepfm ATLAS-like emulation (hepfm_data.pipelines.build.build_store)",
+                    "generator": "Pythia 8 (hard process from hepfm's LO generator where a process says so) + "
+                                 "hepfm ATLAS-like emulation (hepfm_data.pipelines.build.build_store)",
                     "block_size": cfg.data.block_size, "events_per_unit": cfg.data.events_per_unit,
                     "fractions": list(cfg.data.fractions), "catalog": cfg.data.catalog or "packaged",
                     "proxies": [p["name"] for p in procs if p["fidelity"] == "proxy"],
@@ -879,20 +895,31 @@ def export_backbones(cfg: ReproduceConfig, directory: str | os.PathLike | None =
 
 
 def check_backbone(name: str, n_events: int, workdir: str | os.PathLike, directory: str | os.PathLike | None = None,
-                   workers: int = 1) -> dict[str, float]:
+                   workers: int = 1, processes: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Re-measure shipped backbone ``name`` on a small regenerated sample: the first ``n_events`` of each
-    process of its card, generated with the card's seeds and block size (the same events, ids and split as
-    the study's stores), scored on their validation split. Returns the card's metric, the sample's value
-    and its statistical error (``metric_with_error``) and the sample size."""
+    process of its card (or of ``processes`` only), generated with the card's seeds and block size (the same
+    events, ids and split as the study's stores: a subset of the card's validation events), scored on their
+    validation split. Returns one comparison per check: the card's metric over every class when every process
+    is regenerated, else the card's per-class metric of each process in ``processes``; each has the card's
+    value and error, the sample's value and statistical error (``metric_with_error``) and the sample size."""
     from hepfm_data.core.catalog import load_catalog
     from hepfm_data.pipelines.build import build_store
     from hepfm_models.backbones import pretrained
 
     model, card = pretrained(name, directory)
     data = card["training_data"]
+    classes = card["classes"]
+    if processes is not None:
+        unknown = sorted(set(processes) - set(classes))
+        if unknown:
+            raise ConfigError(f"check of {name}: {', '.join(unknown)} not among its classes {classes}")
+        if "per_class" not in card["validation"]:
+            raise ConfigError(f"check of {name}: its card has no per-class validation metric; check every "
+                              f"process (processes=None)")
     cat = load_catalog(None if data.get("catalog", "packaged") == "packaged" else data["catalog"])
+    procs = [p for p in data["processes"] if processes is None or p["name"] in processes]
     urls = []
-    for p in data["processes"]:
+    for p in procs:
         root = Path(workdir) / f"{p['name']}-{p['generation_seed']}-{data['block_size']}-{n_events}"
         if not (root / p["name"] / "manifest.json").exists():
             from hepfm_data.inputs.generated import PythiaGeneration
@@ -904,10 +931,14 @@ def check_backbone(name: str, n_events: int, workdir: str | os.PathLike, directo
                         scheduler="sync" if workers == 1 else None, workers=workers, progress=False)
         urls.append(str(root / p["name"]))
     val = class_split(urls, DataConfig(stores=str(workdir), batch_size=256, num_workers=0), "validation", 0, 0, False,
-                      multilabels=True, what=f"check of {name}")
-    got = metric_with_error(model, list(val.batches(256, shuffle=False)), card["mode"], model.head.weight.device)
-    return {"metric": got["metric"], "card": card["validation"]["value"], "card_error": card["validation"]["stat_error"],
-            "value": got["value"], "stat_error": got["stat_error"], "n_events": got["n_events"]}
+                      multilabels=True, what=f"check of {name}", labels=[classes.index(p["name"]) for p in procs])
+    got = metric_with_error(model, list(val.batches(256, shuffle=False)), card["mode"], model.head.weight.device,
+                            classes=classes)
+    pairs = ([("all", card["validation"], got)] if processes is None else
+             [(p["name"], card["validation"]["per_class"][p["name"]], got["per_class"][p["name"]]) for p in procs])
+    return [{"what": what, "metric": mine["metric"], "card": ref["value"], "card_error": ref["stat_error"],
+             "value": mine["value"], "stat_error": mine["stat_error"], "n_events": mine["n_events"]}
+            for what, ref, mine in pairs]
 
 
 def parse(argv: list[str] | None = None) -> tuple[ReproduceConfig, dict[str, Any]]:
