@@ -325,7 +325,7 @@ def test_shipped_backbones_match_their_cards(name, backbone_sample):
     (tHq 34 s, ttt 74 s in the 20k study's stores); the card's metric over all classes covers them."""
     if name not in available_pretrained():
         pytest.skip(f"no {name} shipped in hepfm_models/pretrained/ yet (exported after the full study: "
-                    f"python -m recipes.reproduce recipes/configs/reproduce.yaml --export-backbones)")
+                    f"python -m recipes.reproduce recipes/configs/reproduce_20k.yaml --export-backbones)")
     from hepfm_data.core.catalog import load_catalog
 
     model, card = pretrained(name)  # checks the fingerprint
