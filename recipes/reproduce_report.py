@@ -122,13 +122,23 @@ class Study:
 
 # ----------------------------------------------------------------------------- sections
 def section_data(st: Study) -> list[str]:
+    from recipes.common import DataConfig, catalog_of
+
     plan = st.plan
-    out = ["## Data", "",
-           "Generated here with Pythia 8 + hepfm's ATLAS-like detector emulation (SPEC §1-§3) through "
-           "`hepfm_data.pipelines.build.build_store` on local Dask worker processes; the paper used "
-           "MadGraph5_aMC@NLO + MadSpin + "
-           "Pythia 8 + Delphes. **PROXY** = Pythia's SecondHard stand-in with the right final-state content and "
-           "wrong correlations (SPEC §1): never the real process.", ""]
+    cat = catalog_of(DataConfig(catalog=st.cfg.data.catalog))
+    lo = [n for n in plan.stores if cat.process(n).generator is not None]
+    proxies = [n for n, spec in plan.stores.items() if spec.fidelity == "proxy"]
+    intro = ("Generated here with Pythia 8 + hepfm's ATLAS-like detector emulation (SPEC §1-§3) through "
+             "`hepfm_data.pipelines.build.build_store` on local Dask worker processes; the paper used "
+             "MadGraph5_aMC@NLO + MadSpin + Pythia 8 + Delphes.")
+    if lo:
+        intro += (f" The hard process of {', '.join(lo)} comes from hepfm's LO matrix-element generator "
+                  "(`hepfm_data.readers.generation.lo`; LHE -> Pythia 8 shower): LO, no production-decay spin "
+                  "correlations (the catalog says what each does not model).")
+    if proxies:
+        intro += (" **PROXY** = Pythia's SecondHard stand-in with the right final-state content and wrong "
+                  "correlations (SPEC §1): never the real process.")
+    out = ["## Data", "", intro, ""]
     rows = []
     for name, spec in plan.stores.items():
         d = st.stores.get(name)
@@ -137,15 +147,16 @@ def section_data(st: Study) -> list[str]:
         roles = roles or ["no runnable task" + "".join(f" ({t}: {why})" for t, why in plan.skipped_tasks.items()
                                                         if name in _classes(st, t))]
         fid = "**PROXY**" if spec.fidelity == "proxy" else spec.fidelity
+        gen = "LO ME + Pythia 8" if name in lo else "Pythia 8"
         if d is None:
-            rows.append([name, fid, f"{spec.events:,}", "not built yet", "—", "; ".join(roles)])
+            rows.append([name, fid, gen, f"{spec.events:,}", "not built yet", "—", "; ".join(roles)])
             continue
         sp = d["splits"]
         wall = "—" if d.get("wall_s") is None else f"{d['wall_s']:.0f}"
-        rows.append([name, fid, f"{d['events']:,}", f"{sp['train']:,} / {sp['validation']:,} / {sp['test']:,}", wall,
-                     "; ".join(roles)])
-    out += _table(["process", "fidelity", "events", "train / validation / test", "build s", "used as"], rows,
-                  "---|---|---:|---:|---:|---")
+        rows.append([name, fid, gen, f"{d['events']:,}", f"{sp['train']:,} / {sp['validation']:,} / {sp['test']:,}",
+                     wall, "; ".join(roles)])
+    out += _table(["process", "fidelity", "hard process", "events", "train / validation / test", "build s", "used as"],
+                  rows, "---|---|---|---:|---:|---:|---")
     for name, why in plan.skipped_processes.items():
         out += ["", f"**Skipped: {name}** — {why}. Missing from: {', '.join(plan.needed_by.get(name, [])) or '—'}."]
     return out
