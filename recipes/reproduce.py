@@ -442,11 +442,13 @@ def stage_data(cfg: ReproduceConfig, plan: Plan, results: Results, executed: lis
     need = stores_needed(cfg, plan, results)
     with LazyDask(cfg.data.workers, "the study's stores") as dask:
         for name, spec in plan.stores.items():
+            if name not in need:
+                continue
             url = spec.url(cfg)
             done = results.get(spec.key)
-            if name not in need or (done is not None and store_present(url)):
-                continue
             present = store_present(url)
+            if present and done is not None:
+                continue
             wall = None
             if not present:
                 wall = build_generated(cat.process(name), spec.events, spec.seed, spec.root(cfg), cat, dask.scheduler(),
