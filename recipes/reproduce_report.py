@@ -122,10 +122,8 @@ class Study:
 
 # ----------------------------------------------------------------------------- sections
 def section_data(st: Study) -> list[str]:
-    from recipes.common import DataConfig, catalog_of
-
     plan = st.plan
-    cat = catalog_of(DataConfig(catalog=st.cfg.data.catalog))
+    cat = _catalog(st)
     lo = [n for n in plan.stores if cat.process(n).generator is not None]
     proxies = [n for n, spec in plan.stores.items() if spec.fidelity == "proxy"]
     intro = ("Generated here with Pythia 8 + hepfm's ATLAS-like detector emulation (SPEC §1-§3) through "
@@ -162,10 +160,15 @@ def section_data(st: Study) -> list[str]:
     return out
 
 
-def _classes(st: Study, task: str) -> tuple[str, ...]:
+def _catalog(st: Study):
+    """The study's catalog (``data.catalog``; loaded once per path by ``catalog_of``)."""
     from recipes.common import DataConfig, catalog_of
 
-    return tuple(catalog_of(DataConfig(catalog=st.cfg.data.catalog)).task(task).classes)
+    return catalog_of(DataConfig(catalog=st.cfg.data.catalog))
+
+
+def _classes(st: Study, task: str) -> tuple[str, ...]:
+    return tuple(_catalog(st).task(task).classes)
 
 
 def section_pretrain(st: Study) -> list[str]:
