@@ -645,12 +645,17 @@ def task_data(cfg: ReproduceConfig, plan: Plan, results: Results, task: str) -> 
     return TaskData([plan.stores[c].url(cfg) for c in plan.tasks[task]], counts, n_val, n_test, sizes, skipped)
 
 
+def runnable_sizes(tds: dict[str, TaskData]) -> list[int]:
+    """Every size (events per class) some task can run, smallest first: the order the sizes run in."""
+    return sorted({n for td in tds.values() for n in td.sizes})
+
+
 def grid(cfg: ReproduceConfig, plan: Plan, tds: dict[str, TaskData],
          size: int | None = None) -> list[tuple[str, int, int, str, str]]:
     """Every fine-tuning run (of one ``size`` per class, or all): (task, size, seed, variant, key), smallest
     size first across the tasks (the order they run in: a cut sitting leaves whole sizes done)."""
     out = []
-    for n in sorted({n for td in tds.values() for n in td.sizes}):
+    for n in runnable_sizes(tds):
         for task, td in tds.items():
             if n not in td.sizes or size not in (None, n):
                 continue
@@ -838,7 +843,7 @@ def run(cfg: ReproduceConfig, config_name: str = "", report_only: bool = False) 
             _stage("2 pretrain", t0, results, [pretrain_key(cfg, plan, m) for m in cfg.pretrain.modes], executed)
         tds = {task: td for task in plan.tasks if (td := task_data(cfg, plan, results, task)) is not None}
         keys = expected_keys(cfg, plan, tds)
-        for size in [] if report_only else sorted({n for td in tds.values() for n in td.sizes}):
+        for size in [] if report_only else runnable_sizes(tds):
             # size by size, smallest first, its CKA right after its runs: a sitting cut short leaves whole sizes
             t0 = time.perf_counter()
             stage_finetune(cfg, plan, results, executed, tds, size)
