@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,12 +111,14 @@ class EventSet:
 # ----------------------------------------------------------------------------- pretraining
 def pretrain(train, val, *, classes: list[str], mode: str, model_config: ModelConfig, train_config: TrainConfig,
              out_dir: str | os.PathLike, seed: int = 0, dist: DistInfo | None = None,
-             meta: dict[str, Any] | None = None) -> tuple[GraphNet, FitResult]:
+             meta: dict[str, Any] | None = None,
+             on_epoch: Callable[[dict[str, Any]], None] | None = None) -> tuple[GraphNet, FitResult]:
     """Pretrain a fresh network; writes ``<out_dir>/model.{safetensors,json}`` and ``history.json``.
 
     ``train(epoch)`` / ``val()`` give GraphBatch iterables; ``classes`` names the
     multiclass outputs in label order (multilabel: ``model_config.n_out`` labels).
-    Resumable: per-epoch checkpoints go to ``<out_dir>/checkpoints``.
+    Resumable: per-epoch checkpoints go to ``<out_dir>/checkpoints``. ``on_epoch``: see
+    :func:`hepfm_models.training.fit`.
     """
     dist = dist or DistInfo()
     out = Path(out_dir)
@@ -125,7 +127,8 @@ def pretrain(train, val, *, classes: list[str], mode: str, model_config: ModelCo
     model = dataclasses.replace(model_config, n_out=n_out).build()
     info = {"stage": "pretrain", "mode": mode, "classes": list(classes), "seed": seed,
             "n_parameters": count_parameters(model), **(meta or {})}
-    result = fit(model, train, val, train_config, dist, checkpoint_dir=out / "checkpoints", meta=info)
+    result = fit(model, train, val, train_config, dist, checkpoint_dir=out / "checkpoints", meta=info,
+                 on_epoch=on_epoch)
     if dist.is_main:
         save_checkpoint(out / "model", model, meta={**info, "history": result.history,
                                                     "best_epoch": result.best_epoch})
@@ -158,13 +161,14 @@ def build_variant(variant: str, pretrained: str | os.PathLike | None, model_conf
 def finetune(variant: str, train, val, test: Iterable[GraphBatch] | None, *, pretrained: str | os.PathLike | None,
              model_config: ModelConfig, train_config: TrainConfig, out_dir: str | os.PathLike | None = None,
              seed: int = 0, n_out: int = 2, freeze_train: str = "head", dist: DistInfo | None = None,
-             meta: dict[str, Any] | None = None) -> dict[str, Any]:
+             meta: dict[str, Any] | None = None,
+             on_epoch: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train one fine-tuning variant and score it on ``test``; returns a JSON-able result.
 
     Result keys: variant, seed, history, best_epoch, wall_s, plateau_wall_s,
     n_trainable, test_{loss, accuracy, auc}. With ``out_dir`` the model is saved
     as ``<out_dir>/model`` (+ ``result.json``); an existing ``result.json`` is
-    returned as is (resume).
+    returned as is (resume). ``on_epoch``: see :func:`hepfm_models.training.fit`.
     """
     dist = dist or DistInfo()
     out = Path(out_dir) if out_dir is not None else None
@@ -174,7 +178,7 @@ def finetune(variant: str, train, val, test: Iterable[GraphBatch] | None, *, pre
     info = {"stage": "finetune", "variant": variant, "seed": seed, "pretrained": str(pretrained) if pretrained
             else None, "n_trainable": count_parameters(model, trainable_only=True), **(meta or {})}
     result = fit(model, train, val, train_config, dist, groups=groups,
-                 checkpoint_dir=None if out is None else out / "checkpoints", meta=info)
+                 checkpoint_dir=None if out is None else out / "checkpoints", meta=info, on_epoch=on_epoch)
     res: dict[str, Any] = {**info, "history": result.history, "best_epoch": result.best_epoch,
                            "wall_s": result.wall_s, "plateau_wall_s": result.plateau_wall_s}
     if test is not None:

@@ -278,7 +278,7 @@ def train_step(forward: Callable[[GraphBatch], torch.Tensor], batch: GraphBatch,
 def fit(model: nn.Module, train: Callable[[int], Iterable[GraphBatch]],
         val: Callable[[], Iterable[GraphBatch]] | None, cfg: TrainConfig, dist: DistInfo | None = None,
         groups: list[dict] | None = None, checkpoint_dir: str | os.PathLike | None = None,
-        meta: dict[str, Any] | None = None) -> FitResult:
+        meta: dict[str, Any] | None = None, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> FitResult:
     """Train ``model`` in place (SPEC §6) and leave it holding the best weights.
 
     ``train(epoch)`` yields the epoch's batches (this rank's share); ``val()`` the
@@ -287,7 +287,8 @@ def fit(model: nn.Module, train: Callable[[int], Iterable[GraphBatch]],
     Adam parameter groups (see :func:`hepfm_models.model.parameter_groups`).
     With ``checkpoint_dir``, rank 0 writes ``last`` (model + optimizer + history)
     after every epoch and ``best``; a later call with the same directory resumes
-    after the last completed epoch.
+    after the last completed epoch. ``on_epoch(row)`` is called on rank 0 with each
+    epoch's history row (e.g. to move the progress bar of a driver running many fits).
     """
     dist = dist or DistInfo()
     device = dist.device
@@ -365,6 +366,8 @@ def fit(model: nn.Module, train: Callable[[int], Iterable[GraphBatch]],
             save_checkpoint(ckpt / "last", net, optimizer, meta={**(meta or {}), "fit_state": state})
         if cfg.progress and dist.is_main:
             print(f"  {format_row(row)}", flush=True)
+        if on_epoch is not None and dist.is_main:
+            on_epoch(row)
         if stopped:
             break
     if best_state is not None:

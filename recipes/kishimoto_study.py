@@ -56,7 +56,7 @@ from recipes.common import (
     study_main,
 )
 from recipes.replace_pretrain import batches as replace_batches
-from recipes.reproduce import Results, _stamp, _worker_setup, digest, run_jobs, split_counts
+from recipes.reproduce import Results, _stamp, _worker_setup, digest, epoch_ticks, run_jobs, split_counts
 from recipes.vigl import _finite_mean_std, _fmt
 
 SEED_STRIDE = 1000
@@ -364,7 +364,8 @@ def pretrain_job(cfg: KishimotoStudyConfig) -> str:
                           classes=list(PRETEXT_CLASSES), mode="multiclass",
                           model_config=_slot_config(cfg, len(PRETEXT_CLASSES)),
                           train_config=_train_config(p.epochs, p.lr, p.lr_decay, p.patience, cfg.progress),
-                          out_dir=out, seed=p.seed, dist=dist, meta={"stores": [s["url"] for s in plan.values()]})
+                          out_dir=out, seed=p.seed, dist=dist, meta={"stores": [s["url"] for s in plan.values()]},
+                          on_epoch=epoch_ticks(key, p.epochs))
     wall = time.perf_counter() - t0
     pretext = pretext_accuracy(model, val_fixed)
     target = Results(cfg.results).backbone(key)
@@ -403,7 +404,8 @@ def finetune_job(cfg: KishimotoStudyConfig, task: str, size: int, seed: int, var
                        pretrained=backbone if variant == "finetuned" else None,
                        model_config=_slot_config(cfg, 2),
                        train_config=_train_config(f.epochs, f.lr, f.lr_decay, f.patience, False, f.lr_backbone),
-                       seed=seed, dist=dist, meta={"task": task, "n_per_class": size})
+                       seed=seed, dist=dist, meta={"task": task, "n_per_class": size},
+                       on_epoch=epoch_ticks(key, f.epochs))
         epochs = len(res["history"])
         Results(cfg.results).put(key, {"kind": "finetune", **res, "task": task, "size": size, "seed": seed,
                                        "n_train": train.n_graph, "n_val": val.n_graph, "n_test": test.n_graph,

@@ -535,7 +535,7 @@ def pretrain_job(cfg: ReproduceConfig, mode: str) -> str:
                       classes=list(plan.pretrain_processes), mode=mode,
                       model_config=cfg.model.model_config(cat.labels.n_labels), train_config=tcfg, out_dir=out,
                       seed=p.seed, dist=dist, meta={"stores": [plan.stores[n].key for n in plan.pretrain_processes],
-                                                    "fidelity": fidelity})
+                                                    "fidelity": fidelity}, on_epoch=epoch_ticks(key, p.epochs))
     model, _ = load_checkpoint(out / "model", map_location=dev)  # the best epoch, as saved
     validation = metric_with_error(model, val_batches, mode, dev, classes=plan.pretrain_processes)
     dest = results.backbone(key)
@@ -580,39 +580,109 @@ def _worker_setup(cfg: ReproduceConfig):
     return setup(cfg.device, cfg.threads, 0)
 
 
+#: where a training process sends its epoch ticks: the pool's queue in a worker, the driver's RunBar in-process
+_TICKS: Any = None
+
+
+class RunBar:
+    """The driver's tqdm bar over the runs of a job list, moved by each run's epochs: a tick ``(key, f)`` adds
+    the fraction ``f`` of one run (``1 / epochs cap`` per epoch, :func:`epoch_ticks`) and a finished run adds
+    what its ticks left, so the bar moves every epoch and lands on whole runs. Thread-safe (the driver's
+    drain thread and its result loop both move it)."""
+
+    def __init__(self, total: int, what: str, enabled: bool):
+        import threading
+
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, desc=what, unit="run", disable=not enabled, dynamic_ncols=True,
+                        bar_format="{l_bar}{bar}| {n:.1f}/{total:.0f} [{elapsed}<{remaining}]")
+        self.credit: dict[str, float] = {}
+        self.finished: set[str] = set()
+        self.lock = threading.Lock()
+
+    def put(self, tick: tuple[str, float]) -> None:
+        key, fraction = tick
+        with self.lock:
+            if key in self.finished:  # a late tick of a run already counted whole
+                return
+            fraction = min(fraction, 1.0 - self.credit.get(key, 0.0))
+            self.credit[key] = self.credit.get(key, 0.0) + fraction
+            self.bar.update(fraction)
+
+    def done(self, keys: list[str]) -> None:
+        with self.lock:
+            for key in keys:
+                self.finished.add(key)
+                self.bar.update(1.0 - self.credit.pop(key, 0.0))
+
+    def drain(self, queue) -> None:
+        """Move the bar by the ticks of ``queue`` until its ``None``."""
+        for tick in iter(queue.get, None):
+            self.put(tick)
+
+
+def epoch_ticks(key: str, epochs: int):
+    """The ``on_epoch`` callback of run ``key`` (``epochs``: its cap): one tick of 1/epochs of a run to the
+    driver's bar per epoch (None without a bar)."""
+    channel = _TICKS
+    if channel is None:
+        return None
+    return lambda row: channel.put((key, 1.0 / max(1, epochs)))
+
+
+def _init_worker(ticks) -> None:
+    """Pool worker initializer: die with the driver; send epoch ticks to ``ticks``."""
+    global _TICKS
+    from hepfm_data.pipelines.workers import die_with_parent
+
+    die_with_parent()
+    _TICKS = ticks
+
+
 def run_jobs(cfg: ReproduceConfig, fn, jobs: list[tuple], executed: list[str], what: str,
              sizes: list[int] | None = None) -> None:
     """``fn(cfg, *job)`` for every job (each returns the key or keys it ran), in ``training_workers`` spawned
-    processes (one thread each by default) or here when that is 1; a tqdm bar counts the runs (``sizes``: runs
-    per job, default 1) and every run prints a line when it ends."""
-    from tqdm.auto import tqdm
-
+    processes (one thread each by default) or here when that is 1. A :class:`RunBar` counts the runs
+    (``sizes``: runs per job, default 1), moved every epoch by the runs that pass ``epoch_ticks`` to their fit;
+    every run prints a line when it ends."""
+    global _TICKS
     if not jobs:
         return
     n = min(training_workers(cfg), len(jobs))
-    bar = tqdm(total=sum(sizes or [1] * len(jobs)), desc=what, unit="run", disable=not cfg.progress,
-               dynamic_ncols=True)
+    bar = RunBar(sum(sizes or [1] * len(jobs)), what, cfg.progress)
 
     def done(keys) -> None:
         keys = [keys] if isinstance(keys, str) else keys
         executed.extend(keys)
-        bar.update(len(keys))
+        bar.done(keys)
 
     if n == 1:
-        for job in jobs:
-            done(fn(cfg, *job))
+        _TICKS = bar
+        try:
+            for job in jobs:
+                done(fn(cfg, *job))
+        finally:
+            _TICKS = None
     else:
         import multiprocessing
+        import threading
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         print(f"  {len(jobs)} job(s) on {n} worker process(es)", flush=True)
-        from hepfm_data.pipelines.workers import die_with_parent
-
-        with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=die_with_parent) as pool:
-            for fut in as_completed([pool.submit(fn, cfg, *job) for job in jobs]):
-                done(fut.result())
-    bar.close()
+        ctx = multiprocessing.get_context("spawn")
+        ticks = ctx.Queue()
+        drain = threading.Thread(target=bar.drain, args=(ticks,), daemon=True)
+        drain.start()
+        try:
+            with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker,
+                                     initargs=(ticks,)) as pool:
+                for fut in as_completed([pool.submit(fn, cfg, *job) for job in jobs]):
+                    done(fut.result())
+        finally:
+            ticks.put(None)
+            drain.join()
+    bar.bar.close()
 
 
 # ----------------------------------------------------------------------------- stage 3: fine-tuning
@@ -645,12 +715,17 @@ def task_data(cfg: ReproduceConfig, plan: Plan, results: Results, task: str) -> 
     return TaskData([plan.stores[c].url(cfg) for c in plan.tasks[task]], counts, n_val, n_test, sizes, skipped)
 
 
+def runnable_sizes(tds: dict[str, TaskData]) -> list[int]:
+    """Every size (events per class) some task can run, smallest first: the order the sizes run in."""
+    return sorted({n for td in tds.values() for n in td.sizes})
+
+
 def grid(cfg: ReproduceConfig, plan: Plan, tds: dict[str, TaskData],
          size: int | None = None) -> list[tuple[str, int, int, str, str]]:
     """Every fine-tuning run (of one ``size`` per class, or all): (task, size, seed, variant, key), smallest
     size first across the tasks (the order they run in: a cut sitting leaves whole sizes done)."""
     out = []
-    for n in sorted({n for td in tds.values() for n in td.sizes}):
+    for n in runnable_sizes(tds):
         for task, td in tds.items():
             if n not in td.sizes or size not in (None, n):
                 continue
@@ -675,7 +750,7 @@ def run_finetune(cfg: ReproduceConfig, plan: Plan, results: Results, task: str, 
     res = finetune(proto, lambda epoch: train.batches(f.batch_size, epoch, seed, True, device=dev),
                    lambda: val_batches, test_batches, pretrained=backbone, model_config=cfg.model.model_config(),
                    train_config=tcfg, out_dir=out, seed=seed, freeze_train=f.freeze_train, dist=dist,
-                   meta={"task": task, "n_per_class": size})
+                   meta={"task": task, "n_per_class": size}, on_epoch=epoch_ticks(key, f.epochs))
     shutil.rmtree(out / "checkpoints", ignore_errors=True)  # per-epoch resume state: the run is complete
     return res
 
@@ -838,7 +913,7 @@ def run(cfg: ReproduceConfig, config_name: str = "", report_only: bool = False) 
             _stage("2 pretrain", t0, results, [pretrain_key(cfg, plan, m) for m in cfg.pretrain.modes], executed)
         tds = {task: td for task in plan.tasks if (td := task_data(cfg, plan, results, task)) is not None}
         keys = expected_keys(cfg, plan, tds)
-        for size in [] if report_only else sorted({n for td in tds.values() for n in td.sizes}):
+        for size in [] if report_only else runnable_sizes(tds):
             # size by size, smallest first, its CKA right after its runs: a sitting cut short leaves whole sizes
             t0 = time.perf_counter()
             stage_finetune(cfg, plan, results, executed, tds, size)
